@@ -1,0 +1,1 @@
+"""pgiam_tui.collect"""

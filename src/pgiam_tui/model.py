@@ -1,0 +1,228 @@
+"""Immutable snapshot types shared by the collectors, the CLI (`snapshot --json`) and the UI.
+
+Collectors build these; the UI only renders them. Nothing here does I/O and nothing here imports the UI.
+All datetimes are timezone-aware (UTC). `to_json()` produces the JSON contract of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+InstanceRole = Literal["writer", "reader", "instance"]
+ConnState = Literal["connecting", "connected", "reconnecting", "failed", "stopped"]
+Severity = Literal["critical", "warning", "info"]
+EventKind = Literal[
+    "received",
+    "authorized",
+    "auth_failed",
+    "disconnected",
+    "iam_invalid_token",
+    "iam_expired_token",
+    "iam_not_authorized",
+    "iam_throttled",
+    "iam_internal_error",
+    "client_connect",
+    "client_failed",
+    "action",
+    "other",
+]
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 with offset, or None."""
+    return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStatus:
+    """Observable state of one long-lived monitoring connection (one per instance)."""
+
+    state: ConnState
+    attempt: int = 0
+    next_try_at: datetime | None = None
+    reason: str | None = None  # never contains a token or password
+    since: datetime | None = None
+    token_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceInfo:
+    """One instance of a cluster (Aurora writer/reader, or an RDS for PostgreSQL instance)."""
+
+    id: str
+    role: InstanceRole
+    endpoint: str
+    port: int
+    status: ConnState = "connecting"
+    server_version: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """One row of pg_stat_activity on one instance."""
+
+    instance: str
+    pid: int
+    datname: str | None
+    usename: str | None
+    application_name: str | None
+    client_addr: str | None
+    client_hostname: str | None
+    client_port: int | None
+    backend_start: datetime | None
+    xact_start: datetime | None
+    query_start: datetime | None
+    state_change: datetime | None
+    state: str | None
+    wait_event_type: str | None
+    wait_event: str | None
+    backend_type: str | None
+    query_id: int | None
+    query: str | None
+    blocked_by: tuple[int, ...] = ()
+    query_truncated: bool = False
+    # seconds since query_start (active) or state_change (idle in transaction), computed server-side
+    duration_s: float | None = None
+    xact_duration_s: float | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable row key across rounds: instance + pid + backend start."""
+        start = self.backend_start.timestamp() if self.backend_start else 0.0
+        return f"{self.instance}:{self.pid}:{start:.6f}"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnEvent:
+    """A connection-log event: from RDS logs, the iam-db-auth-error log, or the console itself."""
+
+    time: datetime | None
+    kind: EventKind
+    user: str | None = None
+    database: str | None = None
+    host: str | None = None
+    port: int | None = None
+    pid: int | None = None
+    ssl: dict[str, Any] | None = None  # {"protocol","cipher","bits"} or {"enabled": False}
+    source: str = "cloudwatch"  # cloudwatch | rds_logfile | file | client | iam_log
+    message: str = ""
+    instance: str | None = None
+    iam_reason: str | None = None  # AWS's own reason joined onto an auth_failed line
+    caller_arn: str | None = None
+    session_time: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FailureCount:
+    """Auth failures per user and source host over a window."""
+
+    user: str | None
+    host: str | None
+    count: int
+    last: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AssumeRoleEvent:
+    """A CloudTrail AssumeRole on the monitoring role."""
+
+    time: datetime
+    source_account: str | None
+    source_ip: str | None
+    principal_arn: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A problem with a stable code and a fix text."""
+
+    severity: Severity
+    code: str
+    message: str
+    fix: str = ""
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """An IAM principal allowed to rds-db:connect as a database user."""
+
+    principal_arn: str
+    policy_name: str
+    resource: str
+    conditional: bool = False
+    last_used: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DbUser:
+    """A database role as seen on the IAM pane."""
+
+    name: str
+    rds_iam: bool
+    member_of: tuple[str, ...]
+    can_login: bool
+    superuser_like: bool = False
+    iam_principals: tuple[Grant, ...] = ()
+    findings: tuple[Finding, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IamMetrics:
+    """IamDbAuthConnection* counters of the last hour, per instance (sum over the hour + per-5-min series)."""
+
+    instance: str
+    totals: dict[str, float] = field(default_factory=dict)
+    series: dict[str, tuple[float, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class IamSnapshot:
+    """IAM mapping of one cluster: database side joined with AWS side."""
+
+    iam_auth_enabled: bool | None
+    resource_id: str | None
+    users: tuple[DbUser, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    metrics: tuple[IamMetrics, ...] = ()
+    assume_role_events: tuple[AssumeRoleEvent, ...] = ()
+    iam_readable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """Why a cluster could not be collected: the step, a message and a hint (never a traceback)."""
+
+    step: str
+    message: str
+    hint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSnapshot:
+    """Everything known about one cluster after one collection round."""
+
+    name: str
+    status: Literal["ok", "error"]
+    collected_at: datetime
+    error: ErrorInfo | None = None
+    group: str | None = None
+    account_id: str | None = None
+    region: str | None = None
+    identity_arn: str | None = None
+    endpoint: str | None = None
+    server_version: str | None = None
+    token_expires_at: datetime | None = None
+    instances: tuple[InstanceInfo, ...] = ()
+    activity: tuple[SessionRow, ...] = ()
+    events: tuple[ConnEvent, ...] = ()
+    failures: tuple[FailureCount, ...] = ()
+    iam: IamSnapshot | None = None
+    findings: tuple[Finding, ...] = ()  # collection findings (e.g. insufficient privilege)
+    stale: bool = False
+    data_age_s: float | None = None  # age of the data shown when stale
+    round_ms: float | None = None
+    actions_allowed: bool = False
