@@ -40,6 +40,9 @@ class ClusterConfig:
     sslrootcert: str | None = None
     hostaddr: str | None = None  # tunnel: TCP goes here, TLS name and token stay the endpoint
     local_port: int | None = None  # tunnel: local port (token still signed for endpoint:port)
+    # per-endpoint tunnels for member instances: (endpoint host, "hostaddr:port") pairs;
+    # TOML: [clusters.tunnels] "writer.xxx.rds.amazonaws.com" = "127.0.0.1:15433"
+    tunnels: tuple[tuple[str, str], ...] = ()
     connect_timeout_s: float = 5.0
     statement_timeout_ms: int = 3000
     refresh_s: float = 2.0
