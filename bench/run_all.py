@@ -1,0 +1,76 @@
+"""Run every bench/bench_*.py and rewrite docs/BENCHMARKS.md with their figures, the date and the machine.
+
+Each benchmark prints a markdown fragment (a heading and a table) to stdout; this runner only collects them.
+A benchmark that fails is reported as failed in the document (with its last lines of stderr), never silently dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "bench"
+OUT = ROOT / "docs" / "BENCHMARKS.md"
+
+
+def machine_description() -> str:
+    """CPU model, core count, memory and Python version of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def main() -> int:
+    """Run the benchmarks one after another (they share 2 cores; running them together would skew figures)."""
+    only = set(sys.argv[1:])
+    parts: list[str] = []
+    failed = 0
+    for script in sorted(BENCH_DIR.glob("bench_*.py")):
+        if only and script.stem not in only:
+            continue
+        print(f"== {script.name}", flush=True)
+        start = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False
+        )
+        took = time.monotonic() - start
+        print(proc.stdout, flush=True)
+        if proc.returncode != 0:
+            failed += 1
+            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+            print(tail, file=sys.stderr)
+            parts.append(f"## {script.stem}\n\n**failed** (exit {proc.returncode}):\n\n```\n{tail}\n```\n")
+        else:
+            parts.append(proc.stdout.strip() + f"\n\n_({script.name}: {took:.1f} s wall)_\n")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    header = (
+        "# Benchmarks\n\n"
+        f"Written by `make bench` on {now}.\n\nMachine: {machine_description()}.\n\n"
+        "Figures are from one run; ratios compare peers measured in the same run.\n"
+    )
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(header + "\n" + "\n".join(parts))
+    print(f"wrote {OUT.relative_to(ROOT)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
