@@ -1,0 +1,410 @@
+"""The sandbox's AWS: moto's server on loopback, seeded with the scenario's two accounts.
+
+moto chooses the account of a request from its access key (``moto.iam.models.get_account_id_from``: the
+account whose IAM backend holds the key, STS session keys included; unknown keys fall to moto's default
+account). So we create one admin IAM user with static keys directly in each account's in-process IAM backend,
+then seed everything else over HTTP with plain boto3 signed by those keys, as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import string
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from pgiam_tui.sandbox.errors import SandboxError
+
+DB_ACCOUNT = "111111111111"
+MGMT_ACCOUNT = "222222222222"
+CANONICAL_PORT = 5432
+DATABASE = "demo"
+
+log = logging.getLogger(__name__)
+
+
+class MotoServer:
+    """moto's WSGI app served by werkzeug on 127.0.0.1 in a thread of this process.
+
+    Not moto's ThreadedMotoServer: that binds inside its thread, so a busy port makes start() wait forever.
+    Here the socket is bound in the caller's thread and errors surface as SandboxError.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.requested_port = port
+        self.port = 0
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """http://127.0.0.1:PORT"""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        """Bind and serve; SandboxError if the port is taken."""
+        from moto.server import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        class QuietHandler(WSGIRequestHandler):
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                """Requests are not logged (the sandbox is chatty enough)."""
+
+        app = DomainDispatcherApplication(create_backend_app)
+        try:
+            self._server = make_server(
+                self.host, self.requested_port, app, threaded=True, request_handler=QuietHandler
+            )
+        except OSError as exc:
+            raise SandboxError(
+                f"fake AWS: cannot listen on {self.host}:{self.requested_port}: {exc.strerror or exc}"
+            ) from None
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-moto", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving, close the socket, join the thread (idempotent)."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """What to create: an Aurora cluster (writer + reader) or an RDS for PostgreSQL instance."""
+
+    name: str
+    kind: str  # "aurora" | "instance"
+    region: str
+
+
+@dataclass(frozen=True)
+class SeededInstance:
+    """A DB instance as moto reports it (resource id made unique by the sandbox)."""
+
+    id: str
+    role: str  # "writer" | "reader" | "instance"
+    endpoint: str
+    port: int
+    resource_id: str
+
+
+@dataclass(frozen=True)
+class SeededCluster:
+    """A cluster (or standalone instance) created in moto's RDS, with its log groups."""
+
+    spec: ClusterSpec
+    cluster_id: str | None
+    instance_id: str | None
+    endpoint: str
+    port: int
+    reader_endpoint: str | None
+    resource_id: str
+    log_group: str
+    iam_log_group: str
+    instances: tuple[SeededInstance, ...]
+
+
+@dataclass(frozen=True)
+class StaticKey:
+    """Static access keys of a seeded IAM user (the secret is not shown by repr)."""
+
+    profile: str
+    account_id: str
+    user_name: str
+    access_key_id: str
+    secret_access_key: str
+
+    def __repr__(self) -> str:
+        return f"StaticKey(profile={self.profile!r}, user={self.user_name!r}, key={self.access_key_id!r})"
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """Everything later steps need: keys per profile and the clusters."""
+
+    keys: dict[str, StaticKey]
+    clusters: tuple[SeededCluster, ...]
+
+
+def default_specs(clusters: int) -> tuple[ClusterSpec, ...]:
+    """N Aurora clusters alternating us-east-1 / us-east-2, plus one RDS for PostgreSQL instance."""
+    regions = ("us-east-1", "us-east-2")
+    specs = [ClusterSpec(f"pgdemo-{i}", "aurora", regions[(i - 1) % 2]) for i in range(1, clusters + 1)]
+    specs.append(ClusterSpec("pgdemo-rds", "instance", "us-east-2"))
+    return tuple(specs)
+
+
+def _doc(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def _bootstrap_admin(account: str, user_name: str, profile: str) -> StaticKey:
+    """Create an IAM user + keys straight in moto's backend: nothing is signed for this account yet."""
+    from moto.iam.models import iam_backends
+
+    iam = iam_backends[account]["aws"]
+    iam.create_user(region_name="us-east-1", user_name=user_name)
+    key = iam.create_access_key(user_name)
+    return StaticKey(profile, account, user_name, key.access_key_id, key.secret_access_key)
+
+
+def _session(key: StaticKey, region: str = "us-east-1") -> boto3.Session:
+    return boto3.Session(
+        aws_access_key_id=key.access_key_id, aws_secret_access_key=key.secret_access_key, region_name=region
+    )
+
+
+ADMIN_POLICY = _doc({"Effect": "Allow", "Action": "*", "Resource": "*"})
+
+# What a monitor needs besides rds-db:connect (scenario's pg-db-monitor-policy, extended with reads).
+MONITOR_READS = [
+    "rds:Describe*",
+    "rds:ListTagsForResource",
+    "rds:DownloadDBLogFilePortion",
+    "logs:FilterLogEvents",
+    "logs:GetLogEvents",
+    "logs:DescribeLogStreams",
+    "logs:DescribeLogGroups",
+    "cloudwatch:GetMetricData",
+    "cloudwatch:GetMetricStatistics",
+    "cloudwatch:ListMetrics",
+]
+
+IAM_READER_POLICY = _doc(
+    {
+        "Effect": "Allow",
+        "Action": [
+            "iam:Get*",
+            "iam:List*",
+            "iam:GenerateServiceLastAccessedDetails",
+            "iam:SimulatePrincipalPolicy",
+            "cloudtrail:LookupEvents",
+            *MONITOR_READS,
+        ],
+        "Resource": "*",
+    }
+)
+
+
+def _unique_resource_id(prefix: str) -> str:
+    alphabet = string.ascii_uppercase + string.digits
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(26))
+
+
+def _patch_instance(region: str, instance_id: str, *, iam_auth: bool) -> str:
+    """Work around two moto 5.2 quirks on the in-process model object; returns the new DbiResourceId.
+
+    moto gives every DB instance the same DbiResourceId ("db-M5ENSHXFPU6XHZ4G4ZEI5QIO2U"), and Aurora member
+    instances report IAMDatabaseAuthenticationEnabled false while their cluster has it on. Real RDS has a
+    unique id per instance and members mirror the cluster's flag.
+    """
+    from moto.rds.models import rds_backends
+
+    db = rds_backends[DB_ACCOUNT][region].databases[instance_id]
+    db.dbi_resource_id = _unique_resource_id("db-")
+    if iam_auth:
+        db.enable_iam_database_authentication = True
+    return str(db.dbi_resource_id)
+
+
+def seed(endpoint_url: str, specs: tuple[ClusterSpec, ...]) -> SeedResult:
+    """Create users, roles, policies, RDS clusters/instances and log groups in both accounts."""
+    try:
+        return _seed(endpoint_url, specs)
+    except SandboxError:
+        raise
+    except Exception as exc:  # botocore / moto failure: one line for the user, details in the log
+        log.debug("seeding failed", exc_info=True)
+        raise SandboxError(f"fake AWS: seeding failed: {type(exc).__name__}: {exc}") from None
+
+
+def _seed(endpoint_url: str, specs: tuple[ClusterSpec, ...]) -> SeedResult:
+    db_admin = _bootstrap_admin(DB_ACCOUNT, "sandbox-db-admin", "sandbox-db-admin")
+    mgmt_admin = _bootstrap_admin(MGMT_ACCOUNT, "sandbox-mgmt-admin", "sandbox-mgmt-admin")
+    db_iam = _session(db_admin).client("iam", endpoint_url=endpoint_url)
+    mgmt_iam = _session(mgmt_admin).client("iam", endpoint_url=endpoint_url)
+    db_iam.put_user_policy(UserName="sandbox-db-admin", PolicyName="AdministratorAccess", PolicyDocument=ADMIN_POLICY)
+    mgmt_iam.put_user_policy(
+        UserName="sandbox-mgmt-admin", PolicyName="AdministratorAccess", PolicyDocument=ADMIN_POLICY
+    )
+
+    # IAM reader in the DB account (for the console's IAM pane and the check).
+    db_iam.create_user(UserName="iam-reader")
+    db_iam.put_user_policy(UserName="iam-reader", PolicyName="iam-read", PolicyDocument=IAM_READER_POLICY)
+    key = db_iam.create_access_key(UserName="iam-reader")["AccessKey"]
+    reader = StaticKey("iam-reader", DB_ACCOUNT, "iam-reader", key["AccessKeyId"], key["SecretAccessKey"])
+
+    # Management account: the EC2 instance role allowed to assume the DB account's monitor role.
+    mgmt_iam.create_role(
+        RoleName="pg-mgmt-role",
+        AssumeRolePolicyDocument=_doc(
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ),
+    )
+    mgmt_iam.put_role_policy(
+        RoleName="pg-mgmt-role",
+        PolicyName="pg-mgmt-assume-monitor",
+        PolicyDocument=_doc(
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Resource": f"arn:aws:iam::{DB_ACCOUNT}:role/pg-monitor-role",
+            }
+        ),
+    )
+    mgmt_iam.create_instance_profile(InstanceProfileName="pg-mgmt-role")
+    mgmt_iam.add_role_to_instance_profile(InstanceProfileName="pg-mgmt-role", RoleName="pg-mgmt-role")
+
+    # DB account: the monitor role, trusted by the management role only.
+    db_iam.create_role(
+        RoleName="pg-monitor-role",
+        AssumeRolePolicyDocument=_doc(
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{MGMT_ACCOUNT}:role/pg-mgmt-role"},
+                "Action": "sts:AssumeRole",
+            }
+        ),
+    )
+    monitor_policy = db_iam.create_policy(
+        PolicyName="pg-db-monitor-policy",
+        PolicyDocument=_doc(
+            {
+                "Sid": "ConnectAsPgmonitor",
+                "Effect": "Allow",
+                "Action": "rds-db:connect",
+                "Resource": f"arn:aws:rds-db:*:{DB_ACCOUNT}:dbuser:*/pgmonitor",
+            },
+            {"Sid": "MonitorReads", "Effect": "Allow", "Action": MONITOR_READS, "Resource": "*"},
+        ),
+    )["Policy"]
+    db_iam.attach_role_policy(RoleName="pg-monitor-role", PolicyArn=monitor_policy["Arn"])
+
+    clusters = tuple(_create_rds(db_admin, endpoint_url, spec) for spec in specs)
+
+    # Application roles: one rds-db:connect statement per cluster, naming its real resource id.
+    for suffix, user in (("rw", "oltp_rw_user"), ("ro", "oltp_ro_user")):
+        role_name = f"pgdemo-oltp-{suffix}-role"
+        db_iam.create_role(
+            RoleName=role_name,
+            AssumeRolePolicyDocument=_doc(
+                {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"},
+                {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{DB_ACCOUNT}:root"}, "Action": "sts:AssumeRole"},
+            ),
+        )
+        resources = [
+            f"arn:aws:rds-db:{c.spec.region}:{DB_ACCOUNT}:dbuser:{c.resource_id}/{user}" for c in clusters
+        ]
+        policy = db_iam.create_policy(
+            PolicyName=f"pgdemo-oltp-{suffix}-user-policy",
+            PolicyDocument=_doc({"Effect": "Allow", "Action": "rds-db:connect", "Resource": resources}),
+        )["Policy"]
+        db_iam.attach_role_policy(RoleName=role_name, PolicyArn=policy["Arn"])
+
+    keys = {k.profile: k for k in (db_admin, mgmt_admin, reader)}
+    return SeedResult(keys=keys, clusters=clusters)
+
+
+def _create_rds(admin: StaticKey, endpoint_url: str, spec: ClusterSpec) -> SeededCluster:
+    session = _session(admin, spec.region)
+    rds = session.client("rds", endpoint_url=endpoint_url)
+    logs = session.client("logs", endpoint_url=endpoint_url)
+    exports = ["postgresql", "iam-db-auth-error"]
+    instances: list[SeededInstance] = []
+    if spec.kind == "aurora":
+        cluster = rds.create_db_cluster(
+            DBClusterIdentifier=spec.name,
+            Engine="aurora-postgresql",
+            EngineVersion="15.4",
+            MasterUsername="postgres",
+            MasterUserPassword=secrets.token_urlsafe(18),
+            DatabaseName=DATABASE,
+            EnableIAMDatabaseAuthentication=True,
+            EnableCloudwatchLogsExports=exports,
+        )["DBCluster"]
+        for role in ("writer", "reader"):
+            instance_id = f"{spec.name}-{role}"
+            # Order matters: moto makes the first member the writer.
+            db = rds.create_db_instance(
+                DBInstanceIdentifier=instance_id,
+                DBClusterIdentifier=spec.name,
+                Engine="aurora-postgresql",
+                DBInstanceClass="db.r6g.large",
+            )["DBInstance"]
+            resource_id = _patch_instance(spec.region, instance_id, iam_auth=True)
+            instances.append(
+                SeededInstance(instance_id, role, db["Endpoint"]["Address"], CANONICAL_PORT, resource_id)
+            )
+        kind_path = f"cluster/{spec.name}"
+        result = SeededCluster(
+            spec=spec,
+            cluster_id=spec.name,
+            instance_id=None,
+            endpoint=cluster["Endpoint"],
+            port=CANONICAL_PORT,
+            reader_endpoint=cluster["ReaderEndpoint"],
+            resource_id=cluster["DbClusterResourceId"],
+            log_group=f"/aws/rds/{kind_path}/postgresql",
+            iam_log_group=f"/aws/rds/{kind_path}/iam-db-auth-error",
+            instances=tuple(instances),
+        )
+    else:
+        db = rds.create_db_instance(
+            DBInstanceIdentifier=spec.name,
+            Engine="postgres",
+            EngineVersion="15.4",
+            DBInstanceClass="db.t3.micro",
+            MasterUsername="postgres",
+            MasterUserPassword=secrets.token_urlsafe(18),
+            AllocatedStorage=20,
+            DBName=DATABASE,
+            EnableIAMDatabaseAuthentication=True,
+            EnableCloudwatchLogsExports=exports,
+        )["DBInstance"]
+        resource_id = _patch_instance(spec.region, spec.name, iam_auth=False)
+        endpoint = db["Endpoint"]["Address"]
+        instances.append(SeededInstance(spec.name, "instance", endpoint, CANONICAL_PORT, resource_id))
+        kind_path = f"instance/{spec.name}"
+        result = SeededCluster(
+            spec=spec,
+            cluster_id=None,
+            instance_id=spec.name,
+            endpoint=endpoint,
+            port=CANONICAL_PORT,
+            reader_endpoint=None,
+            resource_id=resource_id,
+            log_group=f"/aws/rds/{kind_path}/postgresql",
+            iam_log_group=f"/aws/rds/{kind_path}/iam-db-auth-error",
+            instances=tuple(instances),
+        )
+    # RDS names one stream per instance in each exported group.
+    for group in (result.log_group, result.iam_log_group):
+        logs.create_log_group(logGroupName=group)
+        for inst in result.instances:
+            logs.create_log_stream(logGroupName=group, logStreamName=inst.id)
+    return result
+
+
+def reset_backends() -> None:
+    """Forget every account's state in the moto backends the sandbox uses (a new Sandbox starts clean)."""
+    from moto.cloudtrail.models import cloudtrail_backends
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.iam.models import iam_backends
+    from moto.logs.models import logs_backends
+    from moto.rds.models import rds_backends
+    from moto.sts.models import sts_backends
+
+    for backends in (iam_backends, sts_backends, rds_backends, logs_backends, cloudwatch_backends, cloudtrail_backends):
+        backends.reset()
