@@ -1,0 +1,385 @@
+"""One long-lived monitoring session per instance, with a fresh IAM token on every (re)connect.
+
+AWS throttles new IAM-auth connections, and a token is only checked at login (a session outlives its token),
+so we keep one `psycopg.AsyncConnection` per watched instance and only reconnect when it is lost — each time
+with a *fresh* token, because the old one may have expired. Reconnects are lazy and paced: the caller's next
+`fetch()` tries again once the backoff delay (exponential, with jitter) has passed, so a dead instance costs a
+failed attempt now and then, never a busy loop. Every attempt is reported as a client ConnEvent, and `.status`
+tells the UI whether the session is connected, reconnecting (attempt n, next try at) or failed (reason).
+
+Nothing here may ever carry the token: psycopg's messages can echo conninfo, so every message is scrubbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, LiteralString
+
+import psycopg
+
+from pgiam_tui.db.conninfo import ConnTarget, connect_kwargs, one_line, scrub
+from pgiam_tui.model import ConnectionStatus, ConnEvent, ConnState
+
+Clock = Callable[[], datetime]
+EventSink = Callable[[ConnEvent], None]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware (UTC)."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A password for one login: the IAM token (with its expiry) or a keyring password. Never printed."""
+
+    password: str = field(repr=False)
+    expires_at: datetime | None = None
+
+
+CredentialProvider = Callable[[], Awaitable[Credential]]
+
+
+class ConnectError(Exception):
+    """A failed (re)connect or lost session: one token-free line, the failing step and a hint."""
+
+    def __init__(self, message: str, *, step: str = "connect", hint: str = "", sqlstate: str | None = None):
+        super().__init__(message)
+        self.step = step
+        self.hint = hint
+        self.sqlstate = sqlstate
+
+
+class QueryError(Exception):
+    """A monitoring query failed while the session itself stayed usable (e.g. statement_timeout)."""
+
+    def __init__(self, message: str, *, sqlstate: str | None = None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Delay before attempt n (1-based): base * factor**(n-1), capped, times a jitter in [0.5, 1]."""
+
+    base_s: float = 1.0
+    factor: float = 2.0
+    cap_s: float = 60.0
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after failed attempt ATTEMPT; the jitter spreads many clients' retries apart."""
+        raw = min(self.cap_s, self.base_s * self.factor ** max(0, attempt - 1))
+        return raw * (rng or random).uniform(0.5, 1.0)
+
+
+def _hint_for(sqlstate: str | None, message: str, cluster: str) -> str:
+    """A fix hint for a failed login, from the SQLSTATE and libpq's message."""
+    low = message.lower()
+    if sqlstate == "28000" or "pam authentication failed" in low:
+        return f"the IAM login was refused: run `pgiam-tui check {cluster}` to find out why"
+    if sqlstate == "28P01" or "password authentication failed" in low:
+        return "password authentication: is the user in rds_iam (IAM), or is the keyring password right?"
+    if sqlstate == "3D000":
+        return "the database does not exist: set `database` for this cluster in profiles.toml"
+    if "certificate" in low or "ssl" in low:
+        return "TLS failed: check sslrootcert (the RDS CA bundle) and that host is the endpoint name"
+    if "timeout" in low or "timed out" in low:
+        return "no answer in time: check the endpoint, security groups, or the tunnel (hostaddr / local_port)"
+    if "refused" in low:
+        return "connection refused: is the tunnel (hostaddr / local_port) up and the port right?"
+    return f"run `pgiam-tui check {cluster}` for a step-by-step diagnosis"
+
+
+class InstanceConnection:
+    """The monitoring session to one instance: lazy (re)connect with backoff, read-only queries, status.
+
+    `credentials` is awaited before every connect attempt and must return a fresh Credential (see
+    `iam_token_provider` / `keyring_password_provider`). `on_event` receives a client ConnEvent per attempt.
+    Statements are serialised on the one connection (a psycopg connection runs one query at a time).
+    """
+
+    def __init__(
+        self,
+        target: ConnTarget,
+        credentials: CredentialProvider,
+        *,
+        on_event: EventSink | None = None,
+        backoff: Backoff | None = None,
+        clock: Clock = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.target = target
+        self._credentials = credentials
+        self._on_event = on_event
+        self._backoff = backoff or Backoff()
+        self._clock = clock
+        self._rng = rng
+        self._conn: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
+        self._lock = asyncio.Lock()
+        self._failures = 0  # consecutive failed attempts
+        self._ever_connected = False
+        self._next_try_at: datetime | None = None
+        self._status = ConnectionStatus(state="connecting", since=clock())
+        self._closed = False
+        self.server_version_num: int | None = None
+        self.backend_pid: int | None = None
+        self.connects = 0  # successful logins so far (each with its own fresh credential)
+
+    # -- observable state -------------------------------------------------------------------------
+
+    @property
+    def status(self) -> ConnectionStatus:
+        """The current state (connecting / connected / reconnecting / failed / stopped), never a secret."""
+        return self._status
+
+    @property
+    def connected(self) -> bool:
+        """Whether a session is open right now (as far as we know without a round trip)."""
+        return self._conn is not None and not self._conn.closed and not self._conn.broken
+
+    @property
+    def server_version(self) -> str | None:
+        """The server version as "15.4" (from server_version_num), once connected."""
+        num = self.server_version_num
+        if num is None:
+            return None
+        return f"{num // 10000}.{num % 10000}" if num >= 100000 else f"{num // 10000}.{num // 100 % 100}"
+
+    # -- public operations ------------------------------------------------------------------------
+
+    async def fetch(
+        self, sql: LiteralString | bytes, params: Sequence[Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run one read-only statement and return its rows; connects or reconnects first when needed.
+
+        Raises ConnectError when no session can be had (now, or still within the backoff delay) and
+        QueryError when the statement failed on a healthy session.
+        """
+        async with self._lock:
+            conn = await self._ensure()
+            try:
+                return await self._run(conn, sql, params)
+            except psycopg.Error as exc:
+                if not self._is_lost(conn):
+                    raise QueryError(self._scrubbed(exc), sqlstate=exc.sqlstate) from None
+                # the server dropped us (terminated backend, restart, failover): retry once at once with a
+                # fresh token — a monitoring query is read-only, so running it again is harmless
+                await self._lost(self._scrubbed(exc))
+            conn = await self._ensure()
+            try:
+                return await self._run(conn, sql, params)
+            except psycopg.Error as exc:
+                if self._is_lost(conn):
+                    await self._lost(self._scrubbed(exc))
+                    raise ConnectError(self._status.reason or "connection lost", step="session") from None
+                raise QueryError(self._scrubbed(exc), sqlstate=exc.sqlstate) from None
+
+    async def ready(self) -> None:
+        """Make sure a session is open, reconnecting if due; raises ConnectError (respects the backoff)."""
+        async with self._lock:
+            await self._ensure()
+
+    async def connect(self) -> None:
+        """Open the session now if it is not open (ignores the backoff delay); raises ConnectError."""
+        async with self._lock:
+            if not self.connected:
+                await self._attempt()
+
+    async def discard(self, reason: str) -> None:
+        """Drop the session (e.g. after a round timed out mid-query); the next fetch reconnects."""
+        await self._lost(reason)
+
+    async def close(self) -> None:
+        """Close the session for good; status becomes stopped."""
+        self._closed = True
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+        self._status = ConnectionStatus(state="stopped", since=self._clock())
+
+    # -- internals --------------------------------------------------------------------------------
+
+    @staticmethod
+    async def _run(
+        conn: psycopg.AsyncConnection[tuple[Any, ...]],
+        sql: LiteralString | bytes,
+        params: Sequence[Any] | None,
+    ) -> list[tuple[Any, ...]]:
+        cur = await conn.execute(sql, params)
+        return await cur.fetchall() if cur.description is not None else []
+
+    @staticmethod
+    def _is_lost(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> bool:
+        return conn.closed or conn.broken
+
+    def _scrubbed(self, exc: BaseException) -> str:
+        return one_line(scrub(str(exc) or type(exc).__name__))
+
+    async def _ensure(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+        if self._closed:
+            raise ConnectError("connection closed", step="connect")
+        if self._conn is not None and not self._is_lost(self._conn):
+            return self._conn
+        if self._next_try_at is not None and self._clock() < self._next_try_at:
+            st = self._status
+            raise ConnectError(
+                f"{st.reason or 'not connected'} (next try at {self._next_try_at:%H:%M:%S})",
+                step="connect",
+                hint=_hint_for(None, st.reason or "", self.target.cluster),
+            )
+        await self._attempt()
+        assert self._conn is not None
+        return self._conn
+
+    async def _lost(self, reason: str) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            await conn.close()
+        self.backend_pid = None
+        # the first reconnect after a loss is immediate; later ones back off
+        self._next_try_at = None
+        self._status = ConnectionStatus(
+            state="reconnecting", attempt=1, reason=reason, since=self._clock(), next_try_at=self._clock()
+        )
+
+    async def _attempt(self) -> None:
+        """One connect attempt with a fresh credential; on failure schedule the next one and raise."""
+        now = self._clock()
+        attempt = self._failures + 1
+        if self._ever_connected or self._failures:
+            self._status = ConnectionStatus(
+                state="reconnecting", attempt=attempt, reason=self._status.reason, since=now, next_try_at=now
+            )
+        else:
+            self._status = ConnectionStatus(state="connecting", attempt=attempt, since=now)
+        secret: str | None = None
+        step = "token" if self.target.auth == "iam" else "password"
+        try:
+            timeout = self.target.connect_timeout_s + 10.0  # bounds boto3 credential work and DNS too
+            async with asyncio.timeout(timeout):
+                cred = await self._credentials()
+                secret = cred.password
+                step = "connect"
+                kwargs = await connect_kwargs(self.target, cred.password)
+                conn: psycopg.AsyncConnection[tuple[Any, ...]] = await psycopg.AsyncConnection.connect(
+                    **kwargs
+                )
+        except Exception as exc:  # every failure becomes a scrubbed, classified ConnectError
+            self._fail(exc, step, secret)
+            raise self._last_error from None
+        self._conn = conn
+        self._failures = 0
+        self._ever_connected = True
+        self._next_try_at = None
+        self.connects += 1
+        self.server_version_num = conn.info.server_version
+        self.backend_pid = conn.info.backend_pid
+        self._status = ConnectionStatus(
+            state="connected", since=self._clock(), token_expires_at=cred.expires_at if self._is_iam else None
+        )
+        self._emit(
+            "client_connect",
+            f"connected to {self.target.instance_id} as {self.target.user}"
+            + (
+                f", token valid until {cred.expires_at:%H:%M:%S} UTC"
+                if cred.expires_at and self._is_iam
+                else ""
+            ),
+            pid=conn.info.backend_pid,
+            ssl={"enabled": bool(conn.pgconn.ssl_in_use)},
+        )
+
+    @property
+    def _is_iam(self) -> bool:
+        return self.target.auth == "iam"
+
+    def _fail(self, exc: BaseException, step: str, secret: str | None) -> None:
+        self._failures += 1
+        sqlstate = exc.sqlstate if isinstance(exc, psycopg.Error) else None
+        hint = getattr(exc, "hint", None)
+        if isinstance(exc, TimeoutError):
+            message = f"no answer within {self.target.connect_timeout_s + 10.0:.0f} s"
+        else:
+            message = one_line(scrub(str(exc) or type(exc).__name__, secret))
+        if step == "token":
+            step = getattr(exc, "step", None) or "credentials"
+        if not isinstance(hint, str) or not hint:
+            hint = _hint_for(sqlstate, message, self.target.cluster)
+        delay = self._backoff.delay(self._failures, self._rng)
+        now = self._clock()
+        self._next_try_at = now + timedelta(seconds=delay)
+        # "reconnecting" while we had a session before and the cause looks transient; "failed" otherwise
+        auth_like = sqlstate is not None and (sqlstate.startswith("28") or sqlstate == "3D000")
+        state: ConnState = "reconnecting" if self._ever_connected and not auth_like else "failed"
+        self._status = ConnectionStatus(
+            state=state, attempt=self._failures, next_try_at=self._next_try_at, reason=message, since=now
+        )
+        self._last_error = ConnectError(message, step=step, hint=hint, sqlstate=sqlstate)
+        self._emit("client_failed", message)
+
+    def _emit(
+        self, kind: str, message: str, *, pid: int | None = None, ssl: dict[str, Any] | None = None
+    ) -> None:
+        if self._on_event is None:
+            return
+        event = ConnEvent(
+            time=self._clock(),
+            kind="client_connect" if kind == "client_connect" else "client_failed",
+            user=self.target.user,
+            database=self.target.database,
+            host=self.target.endpoint,
+            port=self.target.port,
+            pid=pid,
+            ssl=ssl,
+            source="client",
+            message=message,
+            instance=self.target.instance_id,
+        )
+        with contextlib.suppress(Exception):  # a broken listener must not break the connection
+            self._on_event(event)
+
+    _last_error: ConnectError = ConnectError("not connected")
+
+
+def iam_token_provider(session: Any, target: ConnTarget) -> CredentialProvider:
+    """A CredentialProvider making a fresh IAM token per call (boto3 in a worker thread, never on the loop).
+
+    The token is signed for the endpoint and canonical port (not the tunnel), the user and the region.
+    """
+    from pgiam_tui.aws.tokens import make_token
+
+    if not target.region:
+        raise ConnectError(f"{target.cluster}: no region known for {target.endpoint}", step="config")
+    region = target.region
+
+    async def provide() -> Credential:
+        token = await asyncio.to_thread(
+            make_token, session, target.endpoint, target.port, target.user, region
+        )
+        return Credential(token.value, token.expires_at)
+
+    return provide
+
+
+def keyring_password_provider(cluster: str) -> CredentialProvider:
+    """A CredentialProvider reading the cluster's password from the OS keyring (`pgiam-tui password set`)."""
+
+    async def provide() -> Credential:
+        # pgiam_tui.secrets belongs to "config+aws"; imported by name so this module loads without it
+        secrets = importlib.import_module("pgiam_tui.secrets")
+        password = await asyncio.to_thread(secrets.get_password, cluster)
+        if not password:
+            raise ConnectError(
+                f"no password stored for {cluster}",
+                step="password",
+                hint=f"store it with `pgiam-tui password set {cluster}`",
+            )
+        return Credential(password)
+
+    return provide
