@@ -1,0 +1,185 @@
+"""AWS errors turned into one-line, classified messages with a fix hint.
+
+botocore raises a zoo of exceptions (ProfileNotFound, NoCredentialsError, CredentialRetrievalError,
+ClientError with AccessDenied on AssumeRole, SSO token errors, ...). Callers want to know *which* of a few
+situations they are in and what to tell the user; `classify_aws_error` does that mapping in one place.
+None of the botocore messages used here carry secrets, and we never add request parameters to them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import botocore.exceptions as bx
+
+CredentialErrorKind = Literal[
+    "unknown_profile",
+    "sso_expired",
+    "imds_unreachable",
+    "assume_role_denied",
+    "expired",
+    "no_credentials",
+    "other",
+]
+
+DiscoveryErrorKind = Literal["not_found", "not_postgres", "access_denied", "no_region", "other"]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class AwsCredentialError(Exception):
+    """Credentials for a profile could not be obtained or were refused; str() is one line."""
+
+    def __init__(
+        self, message: str, kind: CredentialErrorKind, hint: str | None, profile: str | None
+    ) -> None:
+        super().__init__(_one_line(message))
+        self.kind: CredentialErrorKind = kind
+        self.hint: str | None = hint
+        self.profile: str | None = profile
+
+    @property
+    def message(self) -> str:
+        """The one-line message (same as str())."""
+        return str(self.args[0])
+
+    def __repr__(self) -> str:
+        return f"AwsCredentialError(kind={self.kind!r}, profile={self.profile!r}, message={self.message!r})"
+
+
+class DiscoveryError(Exception):
+    """A cluster or instance could not be resolved (not found, not PostgreSQL, access denied, ...)."""
+
+    def __init__(self, message: str, kind: DiscoveryErrorKind, hint: str | None = None) -> None:
+        super().__init__(_one_line(message))
+        self.kind: DiscoveryErrorKind = kind
+        self.hint: str | None = hint
+
+    @property
+    def message(self) -> str:
+        """The one-line message (same as str())."""
+        return str(self.args[0])
+
+
+def _label(profile: str | None) -> str:
+    return f"profile {profile!r}" if profile else "the default credential chain"
+
+
+def _login_hint(profile: str | None) -> str:
+    return f"aws sso login --profile {profile}" if profile else "aws sso login"
+
+
+def classify_aws_error(exc: BaseException, profile: str | None) -> AwsCredentialError:
+    """Map a botocore/boto3 exception to an AwsCredentialError with kind and hint."""
+    if isinstance(exc, AwsCredentialError):
+        return exc
+    who = _label(profile)
+    if isinstance(exc, bx.ProfileNotFound):
+        return AwsCredentialError(
+            f"AWS profile {profile!r} not found",
+            "unknown_profile",
+            "list the profiles with `pgiam-tui profiles` (AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE "
+            "choose the files)",
+            profile,
+        )
+    if isinstance(exc, bx.InvalidConfigError) and "does not exist" in str(exc):
+        # e.g. 'The source_profile "x" referenced in the profile "y" does not exist.'
+        return AwsCredentialError(
+            f"{who}: {exc}", "unknown_profile", "fix source_profile in the AWS config file", profile
+        )
+    if isinstance(exc, bx.SSOError | bx.TokenRetrievalError):
+        return AwsCredentialError(
+            f"{who}: the SSO session has expired or was never started",
+            "sso_expired",
+            _login_hint(profile),
+            profile,
+        )
+    if isinstance(exc, bx.CredentialRetrievalError):
+        provider = str(getattr(exc, "kwargs", {}).get("provider", ""))
+        text = str(exc)
+        if provider in ("Ec2InstanceMetadata", "EcsContainer") or "credential_source" in text:
+            return AwsCredentialError(
+                f"{who}: no credentials from credential_source {provider or '?'} "
+                "(instance metadata service unreachable or no role attached)",
+                "imds_unreachable",
+                "run this on the EC2 instance that has the role, check AWS_EC2_METADATA_SERVICE_ENDPOINT, "
+                "or use a profile with its own credentials",
+                profile,
+            )
+        if "sso" in provider.lower() or "sso" in text.lower():
+            return AwsCredentialError(f"{who}: {text}", "sso_expired", _login_hint(profile), profile)
+        return AwsCredentialError(
+            f"{who}: {text}", "other", "check the credential_process / provider named in the profile", profile
+        )
+    if isinstance(exc, bx.MetadataRetrievalError | bx.InvalidIMDSEndpointError):
+        return AwsCredentialError(
+            f"{who}: instance metadata service unreachable: {exc}",
+            "imds_unreachable",
+            "check AWS_EC2_METADATA_SERVICE_ENDPOINT or run on an EC2 instance with a role",
+            profile,
+        )
+    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
+        return AwsCredentialError(
+            f"{who}: no AWS credentials found ({exc})",
+            "no_credentials",
+            f"configure credentials (aws configure --profile {profile})"
+            if profile
+            else "choose a profile in the config (profile = ...) or set AWS credentials",
+            profile,
+        )
+    if isinstance(exc, bx.NoRegionError):
+        return AwsCredentialError(
+            f"{who}: no AWS region configured",
+            "other",
+            "set region in the AWS profile or in profiles.toml",
+            profile,
+        )
+    if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ConnectionError):
+        return AwsCredentialError(
+            f"{who}: cannot reach the AWS endpoint: {exc}",
+            "other",
+            "check the network, proxy settings or AWS_ENDPOINT_URL",
+            profile,
+        )
+    if isinstance(exc, bx.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        text = str(error.get("Message", "")) or str(exc)
+        operation = exc.operation_name
+        if operation.startswith("AssumeRole") and code in ("AccessDenied", "AccessDeniedException"):
+            return AwsCredentialError(
+                f"{who}: AssumeRole refused: {text}",
+                "assume_role_denied",
+                "the source identity needs sts:AssumeRole on the role, "
+                "and the role's trust policy must name it",
+                profile,
+            )
+        if code in ("ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired"):
+            return AwsCredentialError(
+                f"{who}: the credentials have expired ({code})",
+                "expired",
+                _login_hint(profile) + " (SSO) or renew the session token"
+                if profile
+                else "renew the credentials",
+                profile,
+            )
+        if code in ("RequestExpired", "SignatureDoesNotMatch") and "expired" in text.lower():
+            return AwsCredentialError(
+                f"{who}: {operation} refused: {code}: {text}",
+                "other",
+                "check the local clock (requests signed at a skewed time are refused)",
+                profile,
+            )
+        if code in ("InvalidClientTokenId", "UnrecognizedClientException", "AuthFailure"):
+            return AwsCredentialError(
+                f"{who}: {operation} refused: {code}: {text}",
+                "other",
+                "the access key is not known to AWS (deleted, wrong account, or a stale session token)",
+                profile,
+            )
+        return AwsCredentialError(f"{who}: {operation} failed: {code}: {text}", "other", None, profile)
+    if isinstance(exc, bx.BotoCoreError):
+        return AwsCredentialError(f"{who}: {exc}", "other", None, profile)
+    return AwsCredentialError(f"{who}: {type(exc).__name__}: {exc}", "other", None, profile)

@@ -1,0 +1,169 @@
+"""One boto3 Session per AWS profile, shared by every part of the console.
+
+boto3 does the credential chains (static, SSO, assume-role via source_profile or credential_source,
+credential_process, web identity), SigV4 and retries. We only add:
+
+* reuse: one Session per profile, created once under a lock (boto3 sessions are not thread-safe to
+  create clients from concurrently, so clients are also made under a lock and cached);
+* the AWS CLI's credential cache (~/.aws/cli/cache) for assumed roles, so `aws ...` and the console
+  share one AssumeRole result instead of each calling STS (botocore's documented pattern, the one the
+  AWS CLI itself uses: set `.cache` on the assume-role providers);
+* the MFA prompt: botocore's assume-role provider asks for an `mfa_serial` code through its
+  `prompter`; we route that to the caller's callback (terminal for the CLI, a modal in the console)
+  instead of a bare getpass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore.exceptions
+import botocore.session
+from botocore.utils import JSONFileCache
+
+from pgiam_tui.aws.errors import AwsCredentialError, classify_aws_error
+
+if TYPE_CHECKING:
+    from mypy_boto3_rds import RDSClient
+    from mypy_boto3_sts import STSClient
+
+__all__ = [
+    "AWS_CLI_CACHE_DIR",
+    "AwsCredentialError",
+    "SessionFactory",
+    "cached_client",
+    "classify_aws_error",
+    "rds_client",
+    "sts_client",
+]
+
+MfaPrompt = Callable[[str], str]
+
+#: The AWS CLI's cache of assumed-role credentials (same path and key scheme as `aws`).
+AWS_CLI_CACHE_DIR = Path("~/.aws/cli/cache")
+
+# Providers whose results the AWS CLI caches in ~/.aws/cli/cache.
+_CACHED_PROVIDERS = ("assume-role", "assume-role-with-web-identity")
+
+_client_lock = threading.RLock()
+_clients: weakref.WeakKeyDictionary[boto3.Session, dict[tuple[str, str | None], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def cached_client(session: boto3.Session, service: str, region: str | None = None) -> Any:
+    """A client of SERVICE in REGION for SESSION, created once (under a lock) and reused.
+
+    boto3 clients are thread-safe once made; making them from one session in several threads at the
+    same time is not, hence the lock.
+    """
+    key = (service, region)
+    with _client_lock:
+        per_session = _clients.setdefault(session, {})
+        client = per_session.get(key)
+        if client is None:
+            client = session.client(service, region_name=region)  # type: ignore[call-overload]
+            per_session[key] = client
+        return client
+
+
+def rds_client(session: boto3.Session, region: str | None = None) -> RDSClient:
+    """The cached RDS client of SESSION in REGION."""
+    client: RDSClient = cached_client(session, "rds", region)
+    return client
+
+
+def sts_client(session: boto3.Session, region: str | None = None) -> STSClient:
+    """The cached STS client of SESSION in REGION."""
+    client: STSClient = cached_client(session, "sts", region)
+    return client
+
+
+class SessionFactory:
+    """Hands out one boto3.Session per profile (None = default chain), reused and thread-safe.
+
+    `mfa_prompt(prompt) -> code` is called when an assumed role has `mfa_serial`; prompts are
+    serialized so that concurrent resolutions never ask two questions at once.
+    `cache_dir` defaults to the AWS CLI's ~/.aws/cli/cache (tests pass a temporary directory).
+    """
+
+    def __init__(self, mfa_prompt: MfaPrompt | None = None, *, cache_dir: Path | str | None = None) -> None:
+        self._mfa_prompt = mfa_prompt
+        self._prompt_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._sessions: dict[str | None, boto3.Session] = {}
+        self._identities: dict[str | None, str] = {}
+        self._cache_dir = Path(cache_dir if cache_dir is not None else AWS_CLI_CACHE_DIR).expanduser()
+
+    def session(self, profile: str | None) -> boto3.Session:
+        """The Session of PROFILE; AwsCredentialError(kind="unknown_profile") when it does not exist."""
+        with self._lock:
+            found = self._sessions.get(profile)
+            if found is not None:
+                return found
+            try:
+                core = botocore.session.Session(profile=profile)
+                # Fail now, with a clear kind, rather than at the first API call.
+                if profile is not None and profile not in core.available_profiles:
+                    raise botocore.exceptions.ProfileNotFound(profile=profile)
+                self._install_cache_and_prompter(core)
+                session = boto3.Session(botocore_session=core)
+            except botocore.exceptions.BotoCoreError as exc:
+                raise classify_aws_error(exc, profile) from None
+            self._sessions[profile] = session
+            return session
+
+    def identity(self, profile: str | None, *, refresh: bool = False) -> str:
+        """Caller ARN of PROFILE via sts get-caller-identity (cached; refresh=True asks again)."""
+        if not refresh:
+            with self._lock:
+                known = self._identities.get(profile)
+            if known is not None:
+                return known
+        session = self.session(profile)
+        try:
+            arn = str(sts_client(session, session.region_name).get_caller_identity()["Arn"])
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise classify_aws_error(exc, profile) from None
+        with self._lock:
+            self._identities[profile] = arn
+        return arn
+
+    def clear(self) -> None:
+        """Forget every session (e.g. after `aws sso login` or an edited AWS config)."""
+        with self._lock:
+            self._sessions.clear()
+            self._identities.clear()
+
+    def _prompt(self, prompt: str) -> str:
+        if self._mfa_prompt is None:
+            # botocore would fall back to getpass on whatever terminal there is (or hang in the TUI).
+            raise AwsCredentialError(
+                f"an MFA code is needed ({prompt.strip().rstrip(':')}) but nothing can ask for it here",
+                "other",
+                "run `pgiam-tui profiles --resolve` in a terminal (or any `aws` command with the profile) "
+                "once to fill the AWS CLI cache",
+                None,
+            )
+        with self._prompt_lock:
+            return self._mfa_prompt(prompt)
+
+    def _install_cache_and_prompter(self, core: botocore.session.Session) -> None:
+        resolver = core.get_component("credential_provider")
+        cache = JSONFileCache(str(self._cache_dir))
+        for method in _CACHED_PROVIDERS:
+            try:
+                provider = resolver.get_provider(method)
+            except botocore.exceptions.UnknownCredentialError:
+                continue  # a botocore without this provider: nothing to share
+            provider.cache = cache
+        # botocore keeps the prompter in a private attribute and passes it to the AssumeRole fetcher
+        # at load time; there is no public setter.
+        with contextlib.suppress(botocore.exceptions.UnknownCredentialError):
+            resolver.get_provider("assume-role")._prompter = self._prompt
