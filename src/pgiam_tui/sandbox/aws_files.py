@@ -24,16 +24,28 @@ def _write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
-def write_aws_files(directory: Path, keys: Mapping[str, StaticKey], region: str = "us-east-1") -> tuple[Path, Path]:
-    """Write DIR/config and DIR/credentials; returns their paths."""
+def write_aws_files(
+    directory: Path,
+    keys: Mapping[str, StaticKey],
+    *,
+    endpoint_url: str,
+    imds_url: str,
+    region: str = "us-east-1",
+) -> tuple[Path, Path]:
+    """Write DIR/config and DIR/credentials; returns their paths.
+
+    Every profile also names the sandbox's endpoints (endpoint_url, ec2_metadata_service_endpoint), so the
+    files work without env.sh's AWS_ENDPOINT_URL / AWS_EC2_METADATA_SERVICE_ENDPOINT too.
+    """
     config = directory / "config"
     credentials = directory / "credentials"
+    endpoints = [f"endpoint_url = {endpoint_url}", f"ec2_metadata_service_endpoint = {imds_url}"]
     lines = [
-        "# Written by the pgiam-tui sandbox. Endpoints come from AWS_ENDPOINT_URL and",
-        "# AWS_EC2_METADATA_SERVICE_ENDPOINT (see env.sh).",
+        "# Written by the pgiam-tui sandbox: every endpoint is local (moto on loopback, a loopback IMDS).",
         "",
         "[default]",
         f"region = {region}",
+        *endpoints,
         "",
         "# The scenario's cross-account chain: EC2 instance role pg-mgmt-role (management account, via IMDS)",
         "# assumes pg-monitor-role in the DB account.",
@@ -41,6 +53,7 @@ def write_aws_files(directory: Path, keys: Mapping[str, StaticKey], region: str 
         f"role_arn = arn:aws:iam::{DB_ACCOUNT}:role/pg-monitor-role",
         "credential_source = Ec2InstanceMetadata",
         f"region = {region}",
+        *endpoints,
         "",
     ]
     for suffix in ("rw", "ro"):
@@ -49,10 +62,11 @@ def write_aws_files(directory: Path, keys: Mapping[str, StaticKey], region: str 
             f"role_arn = arn:aws:iam::{DB_ACCOUNT}:role/pgdemo-oltp-{suffix}-role",
             "source_profile = sandbox-db-admin",
             f"region = {region}",
+            *endpoints,
             "",
         ]
     for name in sorted(keys):
-        lines += [f"[profile {name}]", f"region = {region}", ""]
+        lines += [f"[profile {name}]", f"region = {region}", *endpoints, ""]
     _write_private(config, "\n".join(lines))
     cred_lines = ["# Static keys of IAM users in the sandbox's fake AWS (moto); worthless elsewhere.", ""]
     for name, key in sorted(keys.items()):

@@ -49,7 +49,7 @@ class MotoServer:
 
     def start(self) -> None:
         """Bind and serve; SandboxError if the port is taken."""
-        from moto.server import DomainDispatcherApplication, create_backend_app
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import WSGIRequestHandler, make_server
 
         class QuietHandler(WSGIRequestHandler):
@@ -235,7 +235,9 @@ def _seed(endpoint_url: str, specs: tuple[ClusterSpec, ...]) -> SeedResult:
     mgmt_admin = _bootstrap_admin(MGMT_ACCOUNT, "sandbox-mgmt-admin", "sandbox-mgmt-admin")
     db_iam = _session(db_admin).client("iam", endpoint_url=endpoint_url)
     mgmt_iam = _session(mgmt_admin).client("iam", endpoint_url=endpoint_url)
-    db_iam.put_user_policy(UserName="sandbox-db-admin", PolicyName="AdministratorAccess", PolicyDocument=ADMIN_POLICY)
+    db_iam.put_user_policy(
+        UserName="sandbox-db-admin", PolicyName="AdministratorAccess", PolicyDocument=ADMIN_POLICY
+    )
     mgmt_iam.put_user_policy(
         UserName="sandbox-mgmt-admin", PolicyName="AdministratorAccess", PolicyDocument=ADMIN_POLICY
     )
@@ -300,8 +302,16 @@ def _seed(endpoint_url: str, specs: tuple[ClusterSpec, ...]) -> SeedResult:
         db_iam.create_role(
             RoleName=role_name,
             AssumeRolePolicyDocument=_doc(
-                {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"},
-                {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{DB_ACCOUNT}:root"}, "Action": "sts:AssumeRole"},
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ec2.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                },
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{DB_ACCOUNT}:root"},
+                    "Action": "sts:AssumeRole",
+                },
             ),
         )
         resources = [
@@ -406,5 +416,12 @@ def reset_backends() -> None:
     from moto.rds.models import rds_backends
     from moto.sts.models import sts_backends
 
-    for backends in (iam_backends, sts_backends, rds_backends, logs_backends, cloudwatch_backends, cloudtrail_backends):
+    for backends in (
+        iam_backends,
+        sts_backends,
+        rds_backends,
+        logs_backends,
+        cloudwatch_backends,
+        cloudtrail_backends,
+    ):
         backends.reset()

@@ -72,7 +72,9 @@ class ImdsServer:
         try:
             self._server = ThreadingHTTPServer((self.host, self.requested_port), handler)
         except OSError as exc:
-            raise SandboxError(f"IMDS: cannot listen on {self.host}:{self.requested_port}: {exc.strerror or exc}") from None
+            raise SandboxError(
+                f"IMDS: cannot listen on {self.host}:{self.requested_port}: {exc.strerror or exc}"
+            ) from None
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-imds", daemon=True)

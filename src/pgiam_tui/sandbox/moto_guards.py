@@ -47,8 +47,8 @@ def install() -> None:
             original_auth(self, resource)
             _check_not_expired(self.get_access_key(), str(self.headers.get("Content-Type", "")))
 
-        TokenResponse.assume_role = assume_role
-        BaseResponse._authenticate_and_authorize_normal_action = authenticate
+        setattr(TokenResponse, "assume_role", assume_role)  # noqa: B010 (mypy forbids assigning methods)
+        setattr(BaseResponse, "_authenticate_and_authorize_normal_action", authenticate)  # noqa: B010
         _installed = True
 
 
@@ -114,7 +114,9 @@ def _caller(access_key_id: str) -> tuple[str, str, str, list[str]]:
             iam_role = iam.get_role_by_arn(role.role_arn)
         except Exception:  # the role was deleted after it was assumed
             return role.arn, role.role_arn, account, []
-        docs = list(iam_role.policies.values()) + [_default_doc(p) for p in iam_role.managed_policies.values()]
+        docs = list(iam_role.policies.values()) + [
+            _default_doc(p) for p in iam_role.managed_policies.values()
+        ]
         return role.arn, role.role_arn, account, docs
     account = get_account_id_from(access_key_id)
     iam = iam_backends[account]["aws"]
@@ -138,7 +140,9 @@ def _check_assume_role(access_key_id: str, role_arn: str) -> None:
     from moto.iam.models import iam_backends
 
     caller_arn, principal_arn, caller_account, caller_docs = _caller(access_key_id)
-    denied = _access_denied(f"User: {caller_arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}")
+    denied = _access_denied(
+        f"User: {caller_arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+    )
     match = re.match(r"^arn:aws:iam::(\d{12}):role/(?:.*/)?([^/]+)$", role_arn)
     if not match:
         raise denied
@@ -166,7 +170,7 @@ def _check_assume_role(access_key_id: str, role_arn: str) -> None:
                 trusted_by_account = True
     if not (trusted_by_name or trusted_by_account):
         raise denied
-    needs_identity_policy = trusted_by_account and not trusted_by_name or caller_account != target_account
+    needs_identity_policy = (trusted_by_account and not trusted_by_name) or caller_account != target_account
     if needs_identity_policy and not _allows(caller_docs, "sts:AssumeRole", role_arn):
         raise denied
 

@@ -1,0 +1,117 @@
+"""`pgiam-tui sandbox up --dir DIR ...`: run the local AWS + RDS stand-in until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the `sandbox` command (with its `up` action)."""
+    parser = subparsers.add_parser(
+        "sandbox",
+        help="run the local AWS + RDS sandbox",
+        description="Local stand-in for AWS (moto, IMDS) and RDS PostgreSQL with IAM authentication.",
+    )
+    actions = parser.add_subparsers(dest="sandbox_action", metavar="ACTION")
+    up = actions.add_parser("up", help="start the sandbox, print 'ready', run until SIGINT/SIGTERM")
+    up.add_argument("--dir", required=True, metavar="DIR", help="directory for env.sh, profiles.toml, data")
+    up.add_argument(
+        "--clusters", type=_non_negative, default=3, metavar="N", help="Aurora clusters (default 3)"
+    )
+    up.add_argument("--no-workload", action="store_true", help="no background sessions")
+    up.add_argument(
+        "--latency-ms", type=_non_negative_float, default=0.0, metavar="N", help="added per message"
+    )
+    up.add_argument(
+        "--clock-skew-seconds",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="front door clock offset (token expiry)",
+    )
+    up.add_argument(
+        "--aws-port", type=_port, default=0, metavar="PORT", help="fake AWS port (default: any free)"
+    )
+    up.add_argument(
+        "--imds-port", type=_port, default=0, metavar="PORT", help="IMDS port (default: any free)"
+    )
+    up.add_argument("--pg-bindir", default=None, metavar="DIR", help="PostgreSQL binaries (else found)")
+    parser.set_defaults(func=run)
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _non_negative(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {value}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the sandbox, print `ready`, wait for SIGINT/SIGTERM, stop everything. Exit 2 on bad input."""
+    if getattr(args, "sandbox_action", None) != "up":
+        print("pgiam-tui sandbox: choose an action: up", file=sys.stderr)
+        return 2
+    import signal
+    import threading
+    from pathlib import Path
+
+    from pgiam_tui.sandbox import Sandbox, SandboxError
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    # Handlers first: a signal during start-up must still lead to a clean stop, not a half-started sandbox.
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    sandbox = Sandbox(
+        Path(args.dir),
+        clusters=args.clusters,
+        workload=not args.no_workload,
+        latency_ms=args.latency_ms,
+        clock_skew_seconds=args.clock_skew_seconds,
+        pg_bindir=args.pg_bindir,
+        aws_port=args.aws_port,
+        imds_port=args.imds_port,
+    )
+    try:
+        try:
+            sandbox.start()
+        except SandboxError as exc:
+            print(f"pgiam-tui sandbox: {exc}", file=sys.stderr)
+            return 2
+        if not stop.is_set():
+            print(
+                f"sandbox up: {len(sandbox.clusters)} clusters; source {Path(args.dir) / 'env.sh'}",
+                flush=True,
+            )
+            print("ready", flush=True)
+            while not stop.wait(3600):
+                pass
+        return 0
+    finally:
+        sandbox.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,302 @@
+"""The Sandbox: fake AWS (moto + IMDS), one PostgreSQL per DB instance, a TLS front door per endpoint.
+
+start() brings everything up (moto and the PostgreSQL servers concurrently: they do not depend on each other),
+writes the files users source (env.sh, profiles.toml, AWS config), and returns only when every part answers.
+Any failure stops what was already started and raises SandboxError with a one-line message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import boto3
+
+from pgiam_tui.sandbox import aws_files, fake_aws, moto_guards
+from pgiam_tui.sandbox.errors import SandboxError
+from pgiam_tui.sandbox.imds import ImdsServer
+from pgiam_tui.sandbox.runtime import Runtime
+from pgiam_tui.sandbox.topology import SandboxCluster, SandboxInstance, Switches
+
+log = logging.getLogger(__name__)
+
+LISTEN_HOST = "127.0.0.1"
+
+# moto's backends are process-global: two live sandboxes in one process would share (and reset) one AWS.
+_active_lock = threading.Lock()
+_active: Sandbox | None = None
+
+
+class Sandbox:
+    """Local stand-in for AWS + RDS with IAM database authentication (see DESIGN.md, "The sandbox")."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        clusters: int = 3,
+        workload: bool = True,
+        latency_ms: float = 0,
+        clock_skew_seconds: float = 0,
+        pg_bindir: str | None = None,
+        aws_port: int = 0,
+        imds_port: int = 0,
+    ) -> None:
+        if clusters < 0:
+            raise SandboxError(f"--clusters must be >= 0, not {clusters}")
+        self.root = Path(root).absolute()
+        self.cluster_count = clusters
+        self.workload_enabled = workload
+        self.pg_bindir = pg_bindir
+        self.switches = Switches(latency_ms=latency_ms, clock_skew_seconds=clock_skew_seconds)
+        self.db_account_id = fake_aws.DB_ACCOUNT
+        self.mgmt_account_id = fake_aws.MGMT_ACCOUNT
+        self.clusters: tuple[SandboxCluster, ...] = ()
+        self.endpoint_url = ""
+        self.imds_url = ""
+        self.ca_path = self.root / "ca.pem"
+        self.aws_config_file = self.root / "aws" / "config"
+        self.aws_credentials_file = self.root / "aws" / "credentials"
+        self.profiles_toml = self.root / "profiles.toml"
+        self.diagnostic_log = self.root / "frontdoor-diagnostics.log"
+        self.env: dict[str, str] = {}
+        self._aws_port = aws_port
+        self._imds_port = imds_port
+        self._moto: fake_aws.MotoServer | None = None
+        self.imds: ImdsServer | None = None
+        self._runtime: Runtime | None = None
+        self._workload: Any = None
+        self._started = False
+        self._stopping = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start everything and wait until it answers; SandboxError (after cleanup) otherwise."""
+        global _active
+        self._check_root()
+        with _active_lock:
+            if _active is not None:
+                raise SandboxError(
+                    "another sandbox is already running in this process (moto's state is global)"
+                )
+            _active = self
+        self._started = True
+        try:
+            self._start()
+        except BaseException as exc:
+            self.stop()
+            if isinstance(exc, SandboxError):
+                raise
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            log.debug("sandbox start failed", exc_info=True)
+            raise SandboxError(f"sandbox: {type(exc).__name__}: {exc}") from None
+
+    def _check_root(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-test-"):
+                pass
+        except OSError as exc:
+            raise SandboxError(f"cannot write to {self.root}: {exc.strerror or exc}") from None
+
+    def _start(self) -> None:
+        from pgiam_tui.sandbox import postgres
+
+        bindir = postgres.find_pg_bindir(self.pg_bindir)  # SandboxError when there is none
+        moto_guards.install()
+        fake_aws.reset_backends()
+        specs = fake_aws.default_specs(self.cluster_count)
+        self._runtime = Runtime(self.root, bindir, self.switches, self.diagnostic_log)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-start") as pool:
+            # PostgreSQL (initdb + seed + clones + starts) is the slow part and needs nothing from AWS.
+            pg_future: Future[None] = pool.submit(self._runtime.start_postgres, specs)
+            try:
+                self._moto = fake_aws.MotoServer(LISTEN_HOST, self._aws_port)
+                self._moto.start()
+                self.endpoint_url = self._moto.url
+                self.imds = ImdsServer(self.mgmt_account_id, port=self._imds_port)
+                self.imds.start()
+                self.imds_url = self.imds.url
+                seeded = fake_aws.seed(self.endpoint_url, specs)
+            finally:
+                pg_future.result()  # re-raises PostgreSQL start errors (and waits before any cleanup)
+        self.clusters = self._runtime.start_front_doors(seeded, self.endpoint_url, self.ca_path)
+        self._write_files(seeded)
+        if self.workload_enabled:
+            from pgiam_tui.sandbox.workload import Workload
+
+            self._workload = Workload(self)
+            self._workload.start()
+
+    def stop(self) -> None:
+        """Stop everything this sandbox started (by pid / thread / socket held); idempotent."""
+        global _active
+        with self._stopping:
+            if not self._started:
+                return
+            errors: list[str] = []
+            if self._workload is not None:
+                _collect(errors, self._workload.stop)
+                self._workload = None
+            if self._runtime is not None:
+                _collect(errors, self._runtime.stop)
+                self._runtime = None
+            if self.imds is not None:
+                _collect(errors, self.imds.stop)
+                self.imds = None
+            if self._moto is not None:
+                _collect(errors, self._moto.stop)
+                self._moto = None
+            _collect(errors, fake_aws.reset_backends)
+            self._started = False
+            with _active_lock:
+                if _active is self:
+                    _active = None
+            if errors:
+                log.warning("sandbox stop: %s", "; ".join(errors))
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- files -----------------------------------------------------------------------------------------------
+
+    def _write_files(self, seeded: fake_aws.SeedResult) -> None:
+        self.aws_config_file, self.aws_credentials_file = aws_files.write_aws_files(
+            self.root / "aws", seeded.keys, endpoint_url=self.endpoint_url, imds_url=self.imds_url
+        )
+        aws_files.write_text(self.profiles_toml, aws_files.profiles_toml(self.clusters, self.ca_path))
+        first = self.clusters[0].name if self.clusters else None
+        self.env = {
+            "AWS_CONFIG_FILE": str(self.aws_config_file),
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.aws_credentials_file),
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT": self.imds_url,
+            "PGIAM_TUI_CONFIG": str(self.profiles_toml),
+            "PGIAM_SANDBOX_ADMIN_DSN": self.admin_dsn(first) if first else "",
+            "PGIAM_SANDBOX_CA": str(self.ca_path),
+        }
+        aws_files.write_text(self.root / "env.sh", aws_files.env_sh(self.env))
+        extra = {
+            "db_account_id": self.db_account_id,
+            "mgmt_account_id": self.mgmt_account_id,
+            "endpoint_url": self.endpoint_url,
+            "imds_url": self.imds_url,
+            "ca_path": str(self.ca_path),
+            "profiles_toml": str(self.profiles_toml),
+            "diagnostic_log": str(self.diagnostic_log),
+            "pid": os.getpid(),
+        }
+        aws_files.write_text(self.root / "sandbox.json", aws_files.sandbox_json(self.clusters, extra))
+
+    # -- queries ---------------------------------------------------------------------------------------------
+
+    def cluster(self, name: str) -> SandboxCluster:
+        """The cluster called NAME (SandboxError listing the names otherwise)."""
+        for c in self.clusters:
+            if c.name == name:
+                return c
+        raise SandboxError(f"no sandbox cluster {name!r} (known: {', '.join(c.name for c in self.clusters)})")
+
+    def _instance(self, name: str, instance: str | None) -> SandboxInstance:
+        c = self.cluster(name)
+        if instance is None:
+            return c.writer
+        for i in c.instances:
+            if instance in (i.id, i.role):
+                return i
+        raise SandboxError(f"cluster {name!r} has no instance {instance!r}")
+
+    def admin_dsn(self, name: str, instance: str | None = None) -> str:
+        """Superuser DSN (unix socket) of an instance of NAME (default: the writer)."""
+        i = self._instance(name, instance)
+        # LocalPostgres's DSN also turns default_transaction_read_only off for the admin on readers.
+        return str(self._require_runtime().servers[i.id].admin_dsn)
+
+    def admin_sql(self, name: str, sql: str) -> None:
+        """Run SQL as superuser on EVERY instance of the cluster (Aurora members share one catalog on RDS)."""
+        import psycopg
+
+        for i in self.cluster(name).instances:
+            with psycopg.connect(self.admin_dsn(name, i.id), autocommit=True) as conn:
+                conn.execute(sql.encode())
+
+    def boto_session(self, profile: str | None = None) -> boto3.Session:
+        """A boto3 session on the sandbox's config files (which name its endpoints), ignoring os.environ."""
+        import botocore.session
+
+        core = botocore.session.Session(profile=profile)
+        core.set_config_variable("config_file", str(self.aws_config_file))
+        core.set_config_variable("credentials_file", str(self.aws_credentials_file))
+        return boto3.Session(botocore_session=core)
+
+    # -- faults ----------------------------------------------------------------------------------------------
+
+    def stop_cluster(self, name: str) -> None:
+        """Stop NAME's PostgreSQL servers; the front doors stay, so logins fail as with a stopped cluster."""
+        self._require_runtime().stop_cluster(self.cluster(name))
+
+    def start_cluster(self, name: str) -> None:
+        """Start NAME's PostgreSQL servers again (same ports, same data)."""
+        self._require_runtime().start_cluster(self.cluster(name))
+
+    def restart_cluster(self, name: str) -> None:
+        """Stop then start NAME's PostgreSQL servers."""
+        self.stop_cluster(name)
+        self.start_cluster(name)
+
+    def expire_sessions(self, role_name: str | None = None) -> int:
+        """Mark moto's STS sessions (of ROLE_NAME, else all) as expired; returns how many.
+
+        The IMDS keeps serving its cached (now expired) pg-mgmt-role credentials until `renew_credentials()`.
+        """
+        import datetime as dt
+
+        from moto.sts.models import sts_backends
+
+        count = 0
+        past = dt.datetime(2000, 1, 1)
+        for _account, partitions in list(sts_backends.items()):
+            for role in partitions["aws"].assumed_roles:
+                if role_name is None or role.role_arn.rsplit("/", 1)[-1] == role_name:
+                    role.expiration = past
+                    count += 1
+        return count
+
+    def renew_credentials(self) -> None:
+        """Make the IMDS hand out fresh pg-mgmt-role credentials on its next request."""
+        if self.imds is not None:
+            self.imds.renew()
+
+    def _require_runtime(self) -> Runtime:
+        if self._runtime is None:
+            raise SandboxError("the sandbox is not running")
+        return self._runtime
+
+
+def _collect(errors: list[str], func: Any) -> None:
+    try:
+        func()
+    except Exception as exc:  # keep stopping the rest; report at the end
+        errors.append(f"{type(exc).__name__}: {exc}")
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a sandbox root (data dirs may belong to the unprivileged PostgreSQL user)."""
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(path)

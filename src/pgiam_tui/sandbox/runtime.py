@@ -1,0 +1,200 @@
+"""The sandbox's running parts: PostgreSQL servers per DB instance, the local CA, one front door per endpoint.
+
+Core (core.py) drives this: start_postgres() can run while moto is being seeded; start_front_doors() needs
+the endpoint names and resource ids moto reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from pgiam_tui.sandbox.errors import SandboxError
+from pgiam_tui.sandbox.fake_aws import DB_ACCOUNT, ClusterSpec, SeededCluster, SeedResult
+from pgiam_tui.sandbox.topology import SandboxCluster, SandboxInstance, Switches
+
+log = logging.getLogger(__name__)
+
+LISTEN_HOST = "127.0.0.1"
+
+
+def instance_ids(spec: ClusterSpec) -> list[tuple[str, bool]]:
+    """(DB instance id, read_only) per server of a cluster spec, as fake_aws names them."""
+    if spec.kind == "aurora":
+        return [(f"{spec.name}-writer", False), (f"{spec.name}-reader", True)]
+    return [(spec.name, False)]
+
+
+class Runtime:
+    """Owns every PostgreSQL server and front door of one sandbox; stop() releases all of them."""
+
+    def __init__(self, root: Path, bindir: Path, switches: Switches, diagnostic_log: Path) -> None:
+        self.root = root
+        self.bindir = bindir
+        self.switches = switches
+        self.diagnostic_log = diagnostic_log
+        self.servers: dict[str, Any] = {}  # instance id -> LocalPostgres
+        self._template: Any = None
+        self._front_doors: list[Any] = []
+        self._log_sinks: list[Any] = []
+        self._lock = threading.Lock()
+
+    # -- PostgreSQL ------------------------------------------------------------------------------------------
+
+    def start_postgres(self, specs: tuple[ClusterSpec, ...]) -> None:
+        """initdb + seed a template once, clone it per instance, start all clones (concurrently)."""
+        from pgiam_tui.sandbox.postgres import LocalPostgres
+
+        pg_root = self.root / "pg"
+        pg_root.mkdir(parents=True, exist_ok=True)
+        self._template = LocalPostgres.init_template(pg_root / "_template", bindir=self.bindir)
+        wanted = [pair for spec in specs for pair in instance_ids(spec)]
+        for instance_id, read_only in wanted:
+            server = LocalPostgres.clone(self._template, pg_root / instance_id, read_only=read_only)
+            with self._lock:
+                self.servers[instance_id] = server
+        # Starting waits for "ready to accept connections": overlap those waits.
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-pg") as pool:
+            for future in [pool.submit(s.start) for s in self.servers.values()]:
+                future.result()
+
+    def stop_cluster(self, cluster: SandboxCluster) -> None:
+        """Stop the servers of one cluster (front doors keep listening)."""
+        for inst in cluster.instances:
+            self.servers[inst.id].stop()
+
+    def start_cluster(self, cluster: SandboxCluster) -> None:
+        """Start the servers of one cluster again (same port, same data)."""
+        for inst in cluster.instances:
+            self.servers[inst.id].start()
+
+    # -- TLS + front doors -----------------------------------------------------------------------------------
+
+    def start_front_doors(
+        self, seeded: SeedResult, endpoint_url: str, ca_path: Path
+    ) -> tuple[SandboxCluster, ...]:
+        """Make the CA and certificate, start a front door per endpoint, return the public topology."""
+        import trustme
+
+        names = sorted(
+            {c.endpoint for c in seeded.clusters}
+            | {c.reader_endpoint for c in seeded.clusters if c.reader_endpoint}
+            | {i.endpoint for c in seeded.clusters for i in c.instances}
+        )
+        ca = trustme.CA(organization_name="pgiam-tui sandbox RDS CA")
+        ca.cert_pem.write_to_path(str(ca_path))
+        cert = ca.issue_cert(*names) if names else None
+        tls_dir = self.root / "tls"
+        tls_dir.mkdir(parents=True, exist_ok=True)
+        if cert is not None:
+            cert.private_key_pem.write_to_path(str(tls_dir / "server.key"))
+            cert.cert_chain_pems[0].write_to_path(str(tls_dir / "server.crt"))
+        from pgiam_tui.sandbox import doors
+
+        clusters = []
+        for seeded_cluster in seeded.clusters:
+            clusters.append(self._start_cluster_doors(doors, seeded_cluster, cert, endpoint_url))
+        return tuple(clusters)
+
+    def _start_cluster_doors(
+        self, doors: Any, c: SeededCluster, cert: Any, endpoint_url: str
+    ) -> SandboxCluster:
+        log_file = self.root / "logs" / f"{c.spec.name}.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        sink = doors.make_log_sink(c, log_file, endpoint_url)
+        self._log_sinks.append(sink)
+        by_id = {i.id: i for i in c.instances}
+        ports: dict[str, int] = {}  # endpoint -> listen port
+
+        def door(endpoint: str, instance_id: str) -> int:
+            server = self.servers[instance_id]
+            fd = doors.start_front_door(
+                cluster=c,
+                endpoint=endpoint,
+                instance_id=instance_id,
+                server=server,
+                cert=cert,
+                switches=self.switches,
+                sink=sink,
+                diagnostic_log=self.diagnostic_log,
+            )
+            self._front_doors.append(fd)
+            return int(fd.port)
+
+        writer = next(i for i in c.instances if i.role in ("writer", "instance"))
+        for inst in c.instances:
+            ports[inst.endpoint] = door(inst.endpoint, inst.id)
+        if c.endpoint not in ports:
+            ports[c.endpoint] = door(c.endpoint, writer.id)
+        reader = next((i for i in c.instances if i.role == "reader"), None)
+        reader_port = None
+        if c.reader_endpoint and reader is not None:
+            reader_port = door(c.reader_endpoint, reader.id)
+        instances = tuple(
+            SandboxInstance(
+                id=i.id,
+                role=i.role,
+                endpoint=i.endpoint,
+                port=i.port,
+                listen_host=LISTEN_HOST,
+                listen_port=ports[i.endpoint],
+                resource_id=by_id[i.id].resource_id,
+                pg_port=int(self.servers[i.id].port),
+                pg_socket_dir=str(self.servers[i.id].socket_dir),
+            )
+            for i in c.instances
+        )
+        return SandboxCluster(
+            name=c.spec.name,
+            kind=c.spec.kind,
+            cluster_id=c.cluster_id,
+            instance_id=c.instance_id,
+            account_id=DB_ACCOUNT,
+            region=c.spec.region,
+            endpoint=c.endpoint,
+            port=c.port,
+            listen_host=LISTEN_HOST,
+            listen_port=ports[c.endpoint],
+            reader_endpoint=c.reader_endpoint,
+            reader_listen_port=reader_port,
+            resource_id=c.resource_id,
+            database="demo",
+            log_group=c.log_group,
+            iam_log_group=c.iam_log_group,
+            log_file=str(log_file),
+            instances=instances,
+        )
+
+    # -- stop ------------------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop front doors (threads, sockets), log sinks, then every PostgreSQL by the pid it holds."""
+        errors: list[str] = []
+        for fd in self._front_doors:
+            try:
+                fd.stop()
+            except Exception as exc:
+                errors.append(f"front door: {exc}")
+        self._front_doors.clear()
+        for sink in self._log_sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                errors.append(f"log sink: {exc}")
+        self._log_sinks.clear()
+        servers = list(self.servers.values())
+        if self._template is not None:
+            servers.append(self._template)
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-pg-stop") as pool:
+            for future in [pool.submit(s.cleanup) for s in servers]:
+                try:
+                    future.result()
+                except Exception as exc:
+                    errors.append(f"postgres: {exc}")
+        self.servers.clear()
+        self._template = None
+        if errors:
+            raise SandboxError("; ".join(errors))

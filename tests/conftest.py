@@ -1,0 +1,70 @@
+"""Session-scoped sandbox fixtures shared by the whole suite.
+
+`sandbox` starts ONE Sandbox (workload on) the first time a test asks for it and stops it at the end of the
+session; tests that do not ask pay nothing (nothing heavy is imported here). While it runs, its environment
+(AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, AWS_ENDPOINT_URL, AWS_EC2_METADATA_SERVICE_ENDPOINT,
+PGIAM_TUI_CONFIG, PGIAM_SANDBOX_ADMIN_DSN, PGIAM_SANDBOX_CA) is exported into os.environ, with
+AWS_MAX_ATTEMPTS small, so product code finds it exactly as a user's shell would after `. env.sh`.
+
+Tests that inject faults into the shared sandbox must restore what they change (try/finally).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from pgiam_tui.sandbox import Sandbox
+
+# Variables that would make boto3 ignore the sandbox's files (a developer's own AWS setup).
+_AWS_OVERRIDES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_EC2_METADATA_DISABLED",
+)
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """The session's sandbox (3 Aurora clusters + 1 RDS instance, workload on), env exported."""
+    from pgiam_tui.sandbox import Sandbox
+
+    root: Path = tmp_path_factory.mktemp("sandbox")
+    sb = Sandbox(root, workload=True)
+    saved = dict(os.environ)
+    sb.start()
+    try:
+        for name in _AWS_OVERRIDES:
+            os.environ.pop(name, None)
+        os.environ.update(sb.env)
+        os.environ["AWS_MAX_ATTEMPTS"] = "2"
+        os.environ["AWS_RETRY_MODE"] = "standard"
+        # botocore reads this at first IMDS use; keep failures quick when a test breaks the IMDS on purpose.
+        os.environ["AWS_METADATA_SERVICE_NUM_ATTEMPTS"] = "2"
+        yield sb
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        sb.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox_env(sandbox: Sandbox) -> dict[str, str]:
+    """The variables env.sh exports (for tests that run `pgiam-tui` in a subprocess)."""
+    env = {k: v for k, v in os.environ.items() if k not in _AWS_OVERRIDES}
+    env.update(sandbox.env)
+    env["AWS_MAX_ATTEMPTS"] = "2"
+    return env
