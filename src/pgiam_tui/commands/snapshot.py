@@ -1,0 +1,122 @@
+"""`pgiam-tui [--config F] snapshot [--cluster NAME] [--json]`: one collection round of every cluster.
+
+All clusters are collected concurrently (one Monitor round each). Output: the JSON contract of DESIGN.md, or a
+short readable summary. Exit 0 when every cluster answered, 1 otherwise, 2 for usage or config errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+# C0/C1 control characters (ESC included): text from the database is untrusted, a terminal must not run it
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def register(subparsers: Any) -> None:
+    """Add the `snapshot` subcommand."""
+    p = subparsers.add_parser(
+        "snapshot",
+        help="collect every pane once and print it (JSON or text)",
+        description="One collection round of every configured cluster (activity, events, IAM), then exit. "
+        "Exit status: 0 when every cluster answered, 1 otherwise, 2 for config errors.",
+    )
+    p.add_argument("--cluster", metavar="NAME", action="append", help="only this cluster (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the JSON document of the contract")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Collect once and print; returns the exit status."""
+    import asyncio
+    import json
+
+    from pgiam_tui.config import ConfigError, load_config, resolve_config_path
+    from pgiam_tui.jsonout import snapshot_to_json
+
+    try:
+        config = load_config(resolve_config_path(getattr(args, "config", None)))
+        names = args.cluster or None
+        for name in names or ():
+            config.cluster(name)  # unknown name -> ConfigError listing the known ones
+    except ConfigError as exc:
+        print(f"pgiam-tui: {exc}", file=sys.stderr)
+        return 2
+    if not config.clusters:
+        print(f"pgiam-tui: {config.path}: no clusters configured", file=sys.stderr)
+        return 2
+
+    snapshots = asyncio.run(_collect(config, names))
+    if args.json:
+        json.dump(snapshot_to_json(snapshots), sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_text(snapshots))
+    return 0 if all(s.status == "ok" for s in snapshots) else 1
+
+
+def _ask(prompt: str) -> str:
+    """MFA codes are asked on the terminal (the console asks in a modal instead)."""
+    sys.stderr.write(prompt if prompt.endswith(" ") else prompt + " ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip()
+
+
+async def _collect(config: Any, names: list[str] | None) -> list[Any]:
+    from pgiam_tui.aws.session import SessionFactory
+    from pgiam_tui.monitor import Monitor
+
+    monitor = Monitor(config, SessionFactory(mfa_prompt=_ask))
+    try:
+        return await monitor.collect_once(names)
+    finally:
+        await monitor.stop()
+
+
+def visible(text: str | None, limit: int = 80) -> str:
+    """TEXT on one line with control characters shown as escapes (\\x1b), cut to LIMIT characters."""
+    if text is None:
+        return ""
+    # layout whitespace becomes a space; every other control character is shown, never sent to the terminal
+    flat = _CONTROL.sub(lambda m: " " if m.group() in "\t\n\r" else f"\\x{ord(m.group()):02x}", text)
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def render_text(snapshots: Sequence[Any]) -> str:
+    """A readable summary per cluster: status, instances, sessions by state, blocked sessions, findings."""
+    out: list[str] = []
+    for s in snapshots:
+        head = f"{s.name}: {s.status.upper()}"
+        if s.server_version:
+            head += f"  PostgreSQL {s.server_version}"
+        if s.stale and s.data_age_s is not None:
+            head += f"  (stale: data {s.data_age_s:.0f} s old)"
+        out.append(head)
+        if s.error:
+            out.append(f"  error [{s.error.step}]: {visible(s.error.message, 200)}")
+            if s.error.hint:
+                out.append(f"  hint: {visible(s.error.hint, 200)}")
+        for i in s.instances:
+            extra = f" - {visible(i.error, 120)}" if i.error else ""
+            out.append(f"  {i.role:<8} {i.id} {i.status}{extra}")
+        clients = [r for r in s.activity if r.backend_type in (None, "client backend")]
+        states = Counter(r.state or "-" for r in clients)
+        summary = ", ".join(f"{n} {st}" for st, n in states.most_common()) or "none"
+        out.append(f"  sessions: {len(clients)} ({summary})")
+        for r in s.activity:
+            if r.blocked_by:
+                blockers = ",".join(str(p) for p in r.blocked_by)
+                out.append(
+                    f"  blocked: pid {r.pid} {visible(r.usename, 30)} on {r.instance} by {blockers}: "
+                    f"{visible(r.query, 60)}"
+                )
+        failed = sum(1 for e in s.events if e.kind in ("auth_failed", "client_failed"))
+        out.append(f"  events: {len(s.events)} ({failed} failed logins)")
+        findings = list(s.findings) + (list(s.iam.findings) if s.iam else [])
+        for f in findings:
+            out.append(f"  {f.severity}: [{f.code}] {visible(f.message, 160)}")
+    return "\n".join(out) + "\n"
