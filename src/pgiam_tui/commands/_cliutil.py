@@ -1,0 +1,43 @@
+"""Small helpers shared by the config+aws commands (token, profiles, discover, password)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pgiam_tui.config import Config
+
+
+def fail(message: str, hint: str | None = None) -> None:
+    """Print one line on stderr: `pgiam-tui: MESSAGE (hint: HINT)`; control characters made visible."""
+    text = message if not hint else f"{message} (hint: {hint})"
+    print(f"pgiam-tui: {visible(text)}", file=sys.stderr)
+
+
+def visible(text: str) -> str:
+    """One line with control characters shown as escapes (untrusted text from files or AWS)."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def load_cli_config(explicit: str | None) -> Config:
+    """The config for a command (raises ConfigError, which commands turn into exit 2)."""
+    from pgiam_tui.config import load_config, resolve_config_path
+
+    return load_config(resolve_config_path(explicit))
+
+
+def terminal_mfa_prompt(prompt: str) -> str:
+    """Ask for an MFA code on the terminal (no echo); refuses when there is no terminal."""
+    import getpass
+
+    from pgiam_tui.aws.errors import AwsCredentialError
+
+    if not sys.stdin.isatty():
+        raise AwsCredentialError(
+            f"an MFA code is needed ({prompt.strip().rstrip(':')}) and there is no terminal to ask on",
+            "other",
+            "run the command in a terminal",
+            None,
+        )
+    return getpass.getpass(prompt).strip()
