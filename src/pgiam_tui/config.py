@@ -134,6 +134,24 @@ _PATH_KEYS = ("sslrootcert", "log_file")
 _TARGET_KEYS = ("cluster_id", "instance_id", "endpoint")
 _SECRET_KEYS = ("password", "passwd", "secret", "token")
 _TOP_LEVEL = ("defaults", "clusters")
+# Names people bring from libpq / psql / the AWS CLI.
+_ALIASES = {
+    "dbname": "database",
+    "username": "user",
+    "host": "endpoint",
+    "hostname": "endpoint",
+    "sslrootcert_path": "sslrootcert",
+    "aws_profile": "profile",
+    "cluster": "cluster_id",
+    "instance": "instance_id",
+    "db_instance_identifier": "instance_id",
+    "db_cluster_identifier": "cluster_id",
+    "timeout": "connect_timeout_s",
+    "connect_timeout": "connect_timeout_s",
+    "statement_timeout": "statement_timeout_ms",
+    "refresh": "refresh_s",
+    "interval": "refresh_s",
+}
 
 _HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 _KEY_RE = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=""")
@@ -173,7 +191,8 @@ class _Lines:
                 if found is not None:
                     return found
             return self.clusters[index]
-        return None
+        # `clusters = [{...}, ...]` written inline: the best we know is where the array starts.
+        return self.top_keys.get("clusters")
 
 
 def _scan_lines(text: str) -> _Lines:
@@ -204,6 +223,7 @@ def _scan_lines(text: str) -> _Lines:
                 lines.defaults_keys.setdefault(name.split(".", 1)[1], number)
             else:
                 section = "other"
+                lines.top_keys.setdefault(name.split(".", 1)[0], number)
             continue
         key_match = _KEY_RE.match(raw)
         if key_match is None:
@@ -248,7 +268,8 @@ class _Checker:
                     "(kept in the OS keyring) and remove this key",
                 )
             if key not in _KEY_KINDS or key == "source_line":
-                close = difflib.get_close_matches(key, list(_KEY_KINDS), n=1, cutoff=0.6)
+                close = [_ALIASES[key]] if key in _ALIASES else []
+                close = close or difflib.get_close_matches(key, list(_KEY_KINDS), n=1, cutoff=0.65)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 raise self.error(index, key, f"unknown key{hint}")
             if index is None and key == "name":
@@ -315,7 +336,7 @@ def _type_name(value: Any) -> str:
 def _resolve_path(config_path: Path, value: str) -> str:
     p = Path(value).expanduser()
     if not p.is_absolute():
-        p = config_path.parent / p
+        p = config_path.parent.absolute() / p
     return str(p)
 
 
