@@ -1,0 +1,283 @@
+"""What the activity table shows, independent of Textual: columns, filters, highlighting, blocking trees.
+
+Kept apart from the widget so it can be unit-tested and benchmarked without a screen.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from pgiam_tui.model import SessionRow
+from pgiam_tui.ui.render import SortCell, cell, fmt_duration, num_key
+
+LONG_RUNNING_S = 60.0  # an active query older than this stands out
+
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+FILTER_FIELDS = ("state", "user", "db", "app", "cluster", "instance", "min", "pid", "wait")
+
+
+class FilterError(ValueError):
+    """A filter expression that cannot be understood (message is one line for the user)."""
+
+
+def parse_duration(text: str) -> float:
+    """'10s', '2m', '500ms', '1.5h', '30' (seconds) -> seconds."""
+    m = _DURATION_RE.match(text.strip().lower())
+    if not m:
+        raise FilterError(f"bad duration {text!r} (use e.g. 10s, 2m, 500ms)")
+    return float(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFilter:
+    """A parsed filter: `field:value` tokens (all must match) plus free words (each must appear somewhere)."""
+
+    words: tuple[str, ...] = ()
+    fields: tuple[tuple[str, str], ...] = ()
+    min_duration_s: float | None = None
+    text: str = ""
+
+    @property
+    def active(self) -> bool:
+        """True when the filter hides anything."""
+        return bool(self.words or self.fields or self.min_duration_s is not None)
+
+    def matches(self, row: SessionRow, cluster: str | None = None) -> bool:
+        """Whether `row` passes every token."""
+        if self.min_duration_s is not None and (row.duration_s or 0.0) < self.min_duration_s:
+            return False
+        for name, value in self.fields:
+            if not _field_matches(name, value, row, cluster):
+                return False
+        if self.words:
+            hay = " ".join(
+                x
+                for x in (
+                    row.query,
+                    row.usename,
+                    row.datname,
+                    row.application_name,
+                    row.client_addr,
+                    row.client_hostname,
+                    row.state,
+                    row.wait_event,
+                    row.instance,
+                    str(row.pid),
+                    cluster,
+                )
+                if x
+            ).lower()
+            return all(w in hay for w in self.words)
+        return True
+
+
+def _field_matches(name: str, value: str, row: SessionRow, cluster: str | None) -> bool:
+    target: str | None
+    if name == "state":
+        target = row.state
+    elif name == "user":
+        target = row.usename
+    elif name == "db":
+        target = row.datname
+    elif name == "app":
+        target = row.application_name
+    elif name == "cluster":
+        target = cluster
+    elif name == "instance":
+        target = row.instance
+    elif name == "pid":
+        return str(row.pid) == value
+    else:  # wait
+        target = " ".join(x for x in (row.wait_event_type, row.wait_event) if x)
+    return target is not None and value in target.lower()
+
+
+def parse_filter(text: str) -> SessionFilter:
+    """Parse `/` input: `state:idle user:oltp db:demo min:10s words...` (case-insensitive)."""
+    words: list[str] = []
+    fields: list[tuple[str, str]] = []
+    min_s: float | None = None
+    for token in text.split():
+        name, sep, value = token.partition(":")
+        if sep and name.lower() in FILTER_FIELDS:
+            name = name.lower()
+            if not value:
+                raise FilterError(f"{name}: needs a value (e.g. {name}:x)")
+            if name == "min":
+                min_s = parse_duration(value)
+            else:
+                fields.append((name, value.lower()))
+        elif sep and name.isalpha() and name.lower() not in FILTER_FIELDS:
+            known = ", ".join(FILTER_FIELDS)
+            raise FilterError(f"unknown filter field {name!r} (known: {known})")
+        else:
+            words.append(token.lower())
+    return SessionFilter(tuple(words), tuple(fields), min_s, text.strip())
+
+
+def is_idle(row: SessionRow) -> bool:
+    """Plain idle sessions (not idle in transaction)."""
+    return row.state == "idle"
+
+
+def blockers_of(rows: Iterable[SessionRow]) -> set[tuple[str, int]]:
+    """(instance, pid) of every session that blocks at least one other."""
+    return {(r.instance, pid) for r in rows for pid in r.blocked_by}
+
+
+def row_class(row: SessionRow, blockers: set[tuple[str, int]]) -> str:
+    """Highlight class: 'blocker', 'waiting', 'idle_tx', 'long', or ''."""
+    if (row.instance, row.pid) in blockers:
+        return "blocker"
+    if row.blocked_by or row.wait_event_type == "Lock":
+        return "waiting"
+    if row.state and row.state.startswith("idle in transaction"):
+        return "idle_tx"
+    if row.state == "active" and (row.duration_s or 0.0) >= LONG_RUNNING_S:
+        return "long"
+    return ""
+
+
+ROW_STYLES = {
+    "blocker": "bold magenta",
+    "waiting": "bold red",
+    "idle_tx": "yellow",
+    "long": "bold yellow",
+    "": "",
+}
+STATE_STYLES = {"active": "green", "idle": "dim"}
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One activity column: header, width and how to make its cell from a row."""
+
+    key: str
+    label: str
+    width: int | None
+    make: Callable[[SessionRow, str], SortCell]
+
+
+def _state_cell(r: SessionRow, style: str) -> SortCell:
+    state = r.state or ""
+    short = state.replace("idle in transaction", "idle in tx")
+    return cell(short, (1, state), style=style or STATE_STYLES.get(state, ""))
+
+
+def _client(r: SessionRow) -> str | None:
+    host = r.client_hostname or r.client_addr
+    if host is None:
+        return "local" if r.client_port == -1 else None
+    return host
+
+
+def _wait(r: SessionRow) -> str | None:
+    if not r.wait_event_type:
+        return None
+    return f"{r.wait_event_type}:{r.wait_event or ''}"
+
+
+def _blocked(r: SessionRow) -> str:
+    return ",".join(str(p) for p in r.blocked_by)
+
+
+ACTIVITY_COLUMNS: tuple[Column, ...] = (
+    Column("instance", "instance", 16, lambda r, s: cell(r.instance, style=s, max_len=16)),
+    Column("pid", "pid", 7, lambda r, s: cell(str(r.pid), num_key(r.pid), style=s)),
+    Column("user", "user", 14, lambda r, s: cell(r.usename, style=s, max_len=14)),
+    Column("db", "db", 8, lambda r, s: cell(r.datname, style=s, max_len=8)),
+    Column("state", "state", 11, _state_cell),
+    Column("wait", "wait", 14, lambda r, s: cell(_wait(r), style=s, max_len=14)),
+    Column(
+        "duration",
+        "dur",
+        6,
+        lambda r, s: cell(fmt_duration(r.duration_s), num_key(r.duration_s), style=s),
+    ),
+    Column(
+        "xact",
+        "xact",
+        6,
+        lambda r, s: cell(fmt_duration(r.xact_duration_s), num_key(r.xact_duration_s), style=s),
+    ),
+    Column(
+        "blocked_by", "blk by", 7, lambda r, s: cell(_blocked(r), (len(r.blocked_by), _blocked(r)), style=s)
+    ),
+    Column("app", "app", 12, lambda r, s: cell(r.application_name, style=s, max_len=12)),
+    Column("client", "client", 15, lambda r, s: cell(_client(r), style=s, max_len=15)),
+    Column("query", "query", 60, lambda r, s: cell(r.query, style=s, max_len=200)),
+)
+SORTABLE = tuple(c.key for c in ACTIVITY_COLUMNS)
+COLUMN_LABELS = {c.key: c.label for c in ACTIVITY_COLUMNS} | {"cluster": "cluster"}
+
+
+def row_cells(
+    row: SessionRow, blockers: set[tuple[str, int]], cluster: str | None = None
+) -> tuple[SortCell, ...]:
+    """Cells of one row, in ACTIVITY_COLUMNS order (with a leading cluster cell when `cluster` is given)."""
+    style = ROW_STYLES[row_class(row, blockers)]
+    cells = tuple(c.make(row, style) for c in ACTIVITY_COLUMNS)
+    if cluster is not None:
+        return (cell(cluster, style=style, max_len=12), *cells)
+    return cells
+
+
+@dataclass(frozen=True, slots=True)
+class BlockNode:
+    """A session in the blocking tree with the sessions it blocks."""
+
+    row: SessionRow
+    children: tuple[BlockNode, ...]
+
+
+def blocking_forest(rows: Sequence[SessionRow]) -> list[BlockNode]:
+    """Trees of blocker -> blocked per instance; roots are blockers that nobody blocks (cycles cut)."""
+    by_id = {(r.instance, r.pid): r for r in rows}
+    children: dict[tuple[str, int], list[SessionRow]] = {}
+    for r in rows:
+        for pid in r.blocked_by:
+            children.setdefault((r.instance, pid), []).append(r)
+    blocked = {(r.instance, r.pid) for r in rows if r.blocked_by}
+    roots = [k for k in children if k not in blocked and k in by_id]
+    # A deadlock-style cycle has no root: start from its lowest pid so it is still shown.
+    seen_any: set[tuple[str, int]] = set()
+
+    def build(key: tuple[str, int], path: frozenset[tuple[str, int]]) -> BlockNode:
+        seen_any.add(key)
+        kids = tuple(
+            build((k.instance, k.pid), path | {key})
+            for k in sorted(children.get(key, []), key=lambda x: x.pid)
+            if (k.instance, k.pid) not in path and (k.instance, k.pid) != key
+        )
+        return BlockNode(by_id[key], kids)
+
+    forest = [build(k, frozenset()) for k in sorted(roots)]
+    for k in sorted(children):
+        if k not in seen_any and k in by_id:
+            forest.append(build(k, frozenset()))
+    return forest
+
+
+def blocking_chain(row: SessionRow, rows: Sequence[SessionRow]) -> list[SessionRow]:
+    """The sessions `row` waits behind, nearest first (following the first blocker; cycles cut)."""
+    by_id = {(r.instance, r.pid): r for r in rows}
+    chain: list[SessionRow] = []
+    seen = {(row.instance, row.pid)}
+    current = row
+    while current.blocked_by:
+        key = (current.instance, current.blocked_by[0])
+        nxt = by_id.get(key)
+        if nxt is None or key in seen:
+            break
+        chain.append(nxt)
+        seen.add(key)
+        current = nxt
+    return chain
+
+
+def blocked_by_row(row: SessionRow, rows: Sequence[SessionRow]) -> list[SessionRow]:
+    """Sessions waiting directly on `row`."""
+    return [r for r in rows if r.instance == row.instance and row.pid in r.blocked_by]

@@ -1,0 +1,499 @@
+"""The console: a Textual app that renders ClusterSnapshots from a SnapshotSource.
+
+The source (the live Monitor, or fixed data) runs on this app's own event loop and reports each round
+through `SnapshotArrived` messages; handlers only render what they receive -- no I/O in event handlers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual import events, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
+
+from pgiam_tui.config import ClusterConfig
+from pgiam_tui.model import ClusterSnapshot, ConnEvent
+from pgiam_tui.ui.activity_model import COLUMN_LABELS, SORTABLE
+from pgiam_tui.ui.messages import ClusterSelected, SessionChosen, SnapshotArrived
+from pgiam_tui.ui.render import safe_text
+from pgiam_tui.ui.screens.all_sessions import AllSessionsScreen
+from pgiam_tui.ui.screens.detail import SessionDetailScreen
+from pgiam_tui.ui.screens.modals import CheckScreen, ConfirmScreen, HelpScreen, MfaScreen
+from pgiam_tui.ui.source import BackendAction, SnapshotSource, action_event
+from pgiam_tui.ui.widgets.activity import ActivityPane
+from pgiam_tui.ui.widgets.cluster_list import ClusterEntry, ClusterList, group_of
+from pgiam_tui.ui.widgets.events import EventsPane
+from pgiam_tui.ui.widgets.iam import IamPane
+
+INTERVALS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0)
+NARROW_WIDTH = 100
+
+
+def utc_now() -> datetime:
+    """Wall clock (UTC); tests inject a fixed clock instead."""
+    return datetime.now(UTC)
+
+
+class PgiamApp(App[int]):
+    """Multi-cluster console: cluster list + Activity, Events and IAM panes of the selected cluster."""
+
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "pgiam-tui"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("slash", "filter", "Filter"),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "reverse_sort", "Reverse sort", show=False),
+        Binding("i", "hide_idle", "Idle", show=False),
+        Binding("b", "tree", "Blocking"),
+        Binding("a", "all_sessions", "All", show=False),
+        Binding("p", "pause", "Pause"),
+        Binding("plus", "interval(1)", "+int", show=False),
+        Binding("minus", "interval(-1)", "-int", show=False),
+        Binding("r", "refresh", "Refresh"),
+        Binding("c", "check", "Check"),
+        Binding("z", "zoom", "Zoom"),
+        Binding("k", "signal_current('cancel')", "Cancel", show=False),
+        Binding("t", "signal_current('terminate')", "Terminate", show=False),
+    ]
+
+    def __init__(
+        self,
+        source: SnapshotSource,
+        clusters: Sequence[ClusterConfig] = (),
+        *,
+        now: Callable[[], datetime] = utc_now,
+        tick: bool = True,
+        interval_s: float | None = None,
+        identity: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.cluster_configs = {c.name: c for c in clusters}
+        self.now = now
+        self.tick = tick
+        self.interval_s = interval_s or (clusters[0].refresh_s if clusters else 2.0)
+        self.identity = identity
+        self.paused = False
+        self.latest: dict[str, ClusterSnapshot] = {}
+        self.local_events: dict[str, list[ConnEvent]] = {}
+        self.selected: str | None = clusters[0].name if clusters else None
+        self.snapshots_seen = 0
+
+    # ----- layout -------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        """Top bar, cluster list beside the three panes, footer."""
+        yield Static("", id="topbar")
+        with Horizontal(id="main"):
+            yield ClusterList(id="clusters")
+            with Vertical(id="right"):
+                yield ActivityPane(id="activity")
+                with Horizontal(id="lower"):
+                    yield EventsPane(id="events")
+                    yield IamPane(id="iam")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Lay out known clusters, start the source, start the countdown tick."""
+        entries = [ClusterEntry(c.name, self._configured_group(c)) for c in self.cluster_configs.values()]
+        self.cluster_list.set_entries(entries)
+        self._render_selected()
+        self._update_topbar()
+        self.cluster_list.focus()
+        self.source.set_mfa_handler(self._ask_mfa)
+        self.start_source()
+        if self.tick:
+            self.set_interval(1.0, self._tick)
+        self._apply_width(self.size.width)
+
+    @staticmethod
+    def _configured_group(c: ClusterConfig) -> str:
+        if c.group:
+            return c.group
+        if c.account_id:
+            return f"account {c.account_id}"
+        return ""
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Narrow terminals (80 columns) get a narrower cluster list."""
+        self._apply_width(event.size.width)
+
+    def _apply_width(self, width: int) -> None:
+        self.set_class(width < NARROW_WIDTH, "-narrow")
+
+    @property
+    def cluster_list(self) -> ClusterList:
+        """The cluster list widget."""
+        return self.query_one(ClusterList)
+
+    @property
+    def activity(self) -> ActivityPane:
+        """The selected cluster's activity pane (main screen)."""
+        return self.query_one("#activity", ActivityPane)
+
+    # ----- source ---------------------------------------------------------------------------------
+
+    @work(exclusive=True, exit_on_error=False, group="source", description="start monitor")
+    async def start_source(self) -> None:
+        """Start the source on this loop; it emits through post_message (safe from any thread)."""
+
+        def emit(snap: ClusterSnapshot) -> None:
+            self.post_message(SnapshotArrived(snap))
+
+        await self.source.start(emit)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """One place for worker failures: a one-line notice, the app keeps running."""
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            err = event.worker.error
+            what = event.worker.description or event.worker.name or "task"
+            self.notify(
+                f"{what} failed: {type(err).__name__}: {err}", severity="error", markup=False, timeout=10
+            )
+
+    def on_snapshot_arrived(self, message: SnapshotArrived) -> None:
+        """Keep the latest snapshot per cluster; re-render only what shows it."""
+        snap = message.snapshot
+        self.snapshots_seen += 1
+        self.latest[snap.name] = snap
+        clusters = self.cluster_list
+        cfg = self.cluster_configs.get(snap.name)
+        fallback = self._configured_group(cfg) if cfg is not None else ""
+        if clusters.ensure(snap.name, group_of(snap, fallback)):
+            pass
+        elif not fallback:
+            entry = next(e for e in clusters.entries if e.name == snap.name)
+            wanted = group_of(snap, "")
+            if entry.group != wanted:
+                clusters.set_entries(
+                    [ClusterEntry(e.name, wanted) if e.name == snap.name else e for e in clusters.entries]
+                )
+                for name, other in self.latest.items():
+                    clusters.update_cluster(name, other, self.now())
+        if self.selected is None:
+            self.selected = snap.name
+            clusters.select(snap.name)
+        clusters.update_cluster(snap.name, snap, self.now())
+        if snap.name == self.selected:
+            self._render_selected()
+        screen = self.screen
+        if isinstance(screen, AllSessionsScreen):
+            screen.update(self.latest)
+        elif isinstance(screen, SessionDetailScreen) and screen.cluster == snap.name:
+            screen.update_rows(snap.activity)
+
+    def on_cluster_selected(self, message: ClusterSelected) -> None:
+        """Switch every pane to the chosen cluster, from the data already held (no waiting)."""
+        self.selected = message.name
+        self._render_selected()
+
+    def _events_of(self, name: str, snap: ClusterSnapshot | None) -> ClusterSnapshot | None:
+        local = self.local_events.get(name)
+        if not local or snap is None:
+            return snap
+        from dataclasses import replace
+
+        return replace(snap, events=(*snap.events, *local))
+
+    def _render_selected(self) -> None:
+        name = self.selected
+        snap = self.latest.get(name) if name else None
+        self.activity.show_snapshot(snap, name=name)
+        self.query_one(EventsPane).show_snapshot(self._events_of(name or "", snap), name=name)
+        self.query_one(IamPane).show_snapshot(snap, self.now(), name=name)
+        self._update_topbar()
+
+    def _tick(self) -> None:
+        """Once a second: token countdowns."""
+        now = self.now()
+        for name, snap in self.latest.items():
+            self.cluster_list.update_cluster(name, snap, now)
+
+    def _update_topbar(self) -> None:
+        snap = self.latest.get(self.selected) if self.selected else None
+        identity = (snap.identity_arn if snap else None) or self.identity
+        text = Text()
+        text.append(" pgiam-tui ", style="bold reverse")
+        text.append("  identity ", style="dim")
+        text.append_text(safe_text(identity, 80, none="(not yet known)"))
+        text.append("  every ", style="dim")
+        text.append(f"{self.interval_s:g}s")
+        text.append("  ")
+        if self.paused:
+            text.append(" PAUSED ", style="bold black on yellow")
+        else:
+            text.append("● live", style="green")
+        if snap is not None and snap.server_version:
+            text.append("  PostgreSQL ", style="dim")
+            text.append_text(safe_text(snap.server_version, 20))
+        self.query_one("#topbar", Static).update(text)
+
+    # ----- MFA ------------------------------------------------------------------------------------
+
+    def _ask_mfa(self, serial: str) -> str:
+        """SessionFactory's mfa_prompt: runs in a boto3 thread, waits for the modal's answer."""
+        done = threading.Event()
+        answer: list[str | None] = []
+
+        def got(value: str | None) -> None:
+            answer.append(value)
+            done.set()
+
+        self.call_from_thread(self.push_screen, MfaScreen(serial), got)
+        done.wait(timeout=600)
+        if not answer or not answer[0]:
+            raise RuntimeError(f"no MFA code entered for {serial}")
+        return answer[0]
+
+    # ----- actions --------------------------------------------------------------------------------
+
+    def _focused_pane(self) -> Widget | None:
+        focused = self.focused
+        while focused is not None:
+            if isinstance(focused, ActivityPane | EventsPane | IamPane):
+                return focused
+            parent = focused.parent
+            focused = parent if isinstance(parent, Widget) else None
+        return None
+
+    def action_help(self) -> None:
+        """Key reference."""
+        self.push_screen(HelpScreen())
+
+    def action_filter(self) -> None:
+        """Filter the focused pane (the activity pane unless the events pane has focus)."""
+        pane = self._focused_pane()
+        if isinstance(self.screen, AllSessionsScreen):
+            self.screen.pane.open_filter()
+        elif isinstance(pane, EventsPane):
+            pane.open_filter()
+        else:
+            self.activity.open_filter()
+
+    def _activity_pane(self) -> ActivityPane:
+        if isinstance(self.screen, AllSessionsScreen):
+            return self.screen.pane
+        return self.activity
+
+    def action_sort(self) -> None:
+        """Next sort column."""
+        pane = self._activity_pane()
+        label = pane.table.cycle_sort()
+        pane.refresh_title()
+        self.notify(f"activity sorted by {label}", timeout=2)
+
+    def action_reverse_sort(self) -> None:
+        """Flip the sort direction."""
+        pane = self._activity_pane()
+        pane.table.reverse_sort()
+        pane.refresh_title()
+
+    def action_sort_by(self, column: str) -> None:
+        """Sort by a named column (command palette)."""
+        pane = self._activity_pane()
+        pane.table.set_sort(column)
+        pane.refresh_title()
+
+    def action_hide_idle(self) -> None:
+        """Toggle hiding plain idle sessions."""
+        pane = self._activity_pane()
+        pane.table.hide_idle = not pane.table.hide_idle
+        pane.table.reapply()
+        pane.refresh_title()
+
+    def action_tree(self) -> None:
+        """Toggle the blocking tree."""
+        self._activity_pane().toggle_tree()
+
+    def action_all_sessions(self) -> None:
+        """All clusters' sessions in one table."""
+        if not isinstance(self.screen, AllSessionsScreen):
+            self.push_screen(AllSessionsScreen(self.latest))
+
+    def action_pause(self) -> None:
+        """Pause / resume polling."""
+        self.paused = not self.paused
+        if self.paused:
+            self.source.pause()
+        else:
+            self.source.resume()
+        self._update_topbar()
+
+    def action_interval(self, step: int) -> None:
+        """Next / previous refresh interval."""
+        current = min(range(len(INTERVALS)), key=lambda i: abs(INTERVALS[i] - self.interval_s))
+        self.interval_s = INTERVALS[max(0, min(len(INTERVALS) - 1, current + step))]
+        self.source.set_interval(None, self.interval_s)
+        self._update_topbar()
+
+    @work(exclusive=True, exit_on_error=False, group="refresh", description="refresh")
+    async def action_refresh(self) -> None:
+        """Collect the selected cluster now."""
+        await self.source.refresh_now(self.selected)
+
+    def action_check(self) -> None:
+        """Connection check of the selected cluster, in a modal."""
+        name = self.selected
+        if name is None:
+            self.notify("no cluster selected", severity="warning")
+            return
+        self.push_screen(CheckScreen(name, lambda: self.source.run_check(name)))
+
+    def action_zoom(self) -> None:
+        """Maximise the focused pane, or restore."""
+        screen = self.screen
+        if screen.maximized is not None:
+            screen.minimize()
+            return
+        pane = self._focused_pane()
+        if pane is None and self.focused is not None:
+            pane = self.focused
+        if pane is not None:
+            screen.maximize(pane, container=False)
+
+    def on_session_chosen(self, message: SessionChosen) -> None:
+        """Enter on a session: its detail screen."""
+        snap = self.latest.get(message.cluster)
+        if snap is None:
+            return
+        row_key = message.key.split("/", 1)[1] if "/" in message.key else message.key
+        row = next((r for r in snap.activity if r.key == row_key), None)
+        if row is None:
+            self.notify("that session is gone", severity="warning")
+            return
+        self.push_screen(
+            SessionDetailScreen(
+                message.cluster, message.key, row, snap.activity, self._actions_allowed(message.cluster)
+            )
+        )
+
+    def action_open_detail(self) -> None:
+        """Open the detail of the row under the activity cursor."""
+        loc = self._activity_pane().table.current()
+        if loc is not None:
+            self.post_message(SessionChosen(loc.cluster, loc.key))
+
+    def _actions_allowed(self, name: str) -> bool:
+        cfg = self.cluster_configs.get(name)
+        if cfg is not None:
+            return cfg.allow_actions
+        snap = self.latest.get(name)
+        return bool(snap and snap.actions_allowed)
+
+    def action_signal_current(self, action: str) -> None:
+        """k / t on the activity table: cancel / terminate the session under the cursor."""
+        loc = self._activity_pane().table.current()
+        if loc is None:
+            self.notify("no session selected", severity="warning")
+            return
+        self.action_signal_backend(loc.cluster, loc.row.instance, loc.row.pid, action)
+
+    def action_signal_backend(self, cluster: str, instance: str, pid: int, action: str) -> None:
+        """Confirm, then cancel/terminate a backend -- only where the cluster's config allows it."""
+        if action not in ("cancel", "terminate"):
+            return
+        if not self._actions_allowed(cluster):
+            self.notify(
+                f"{action} is disabled for {cluster}: set allow_actions = true in profiles.toml",
+                severity="warning",
+                markup=False,
+            )
+            return
+        question = Text()
+        question.append(f"{action.capitalize()} backend pid {pid}", style="bold")
+        question.append(" on ")
+        question.append_text(safe_text(f"{cluster} / {instance}"))
+        question.append("?\n")
+        question.append(
+            "pg_cancel_backend stops its current query."
+            if action == "cancel"
+            else "pg_terminate_backend closes the whole session (its transaction rolls back).",
+            style="dim",
+        )
+        kind: BackendAction = "cancel" if action == "cancel" else "terminate"
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.do_backend_action(cluster, instance, pid, kind)
+
+        self.push_screen(ConfirmScreen(question), answered)
+
+    @work(exit_on_error=False, group="actions", description="backend action")
+    async def do_backend_action(self, cluster: str, instance: str, pid: int, action: BackendAction) -> None:
+        """Ask the source, then record the outcome as an event of that cluster."""
+        try:
+            outcome = await self.source.backend_action(cluster, instance, pid, action)
+        except Exception as exc:
+            outcome = f"failed: {exc}"
+            self.notify(f"{action} pid {pid}: {exc}", severity="error", markup=False)
+        else:
+            self.notify(outcome, markup=False)
+        if not self.source.records_actions:
+            self.local_events.setdefault(cluster, []).append(
+                action_event(cluster, instance, pid, action, outcome, self.now())
+            )
+            if cluster == self.selected:
+                self._render_selected()
+        else:
+            await self.source.refresh_now(cluster)
+
+    async def action_quit(self) -> None:
+        """Stop the source (closes every connection), then exit 0."""
+        try:
+            await self.source.stop()
+        finally:
+            self.exit(0)
+
+    # ----- command palette ----------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Every key action, plus 'sort by <column>', in the command palette."""
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help", "Show the keys", self.action_help)
+        yield SystemCommand("Filter", "Filter the focused pane (/)", self.action_filter)
+        yield SystemCommand("Sort: next column", "Cycle the activity sort column (s)", self.action_sort)
+        yield SystemCommand("Sort: reverse", "Flip the activity sort direction (S)", self.action_reverse_sort)
+        for key in SORTABLE:
+            label = COLUMN_LABELS[key]
+            yield SystemCommand(
+                f"Sort by {label}", f"Sort activity by {label}", lambda k=key: self.action_sort_by(k)
+            )
+        yield SystemCommand("Hide idle sessions", "Toggle idle sessions (i)", self.action_hide_idle)
+        yield SystemCommand("Blocking tree", "Toggle the blockers -> blocked tree (b)", self.action_tree)
+        yield SystemCommand("All clusters' sessions", "Merged activity view (a)", self.action_all_sessions)
+        yield SystemCommand(
+            "Session detail", "Detail of the selected session (enter)", self.action_open_detail
+        )
+        yield SystemCommand("Pause / resume", "Pause or resume polling (p)", self.action_pause)
+        yield SystemCommand(
+            "Faster refresh", "Shorter refresh interval (-)", lambda: self.action_interval(-1)
+        )
+        yield SystemCommand("Slower refresh", "Longer refresh interval (+)", lambda: self.action_interval(1))
+        yield SystemCommand("Refresh now", "Collect the selected cluster now (r)", self.action_refresh)
+        yield SystemCommand(
+            "Connection check", "Check the selected cluster step by step (c)", self.action_check
+        )
+        yield SystemCommand("Zoom pane", "Maximise / restore the focused pane (z)", self.action_zoom)
+        yield SystemCommand(
+            "Cancel backend",
+            "pg_cancel_backend on the selected session (k)",
+            lambda: self.action_signal_current("cancel"),
+        )
+        yield SystemCommand(
+            "Terminate backend",
+            "pg_terminate_backend on the selected session (t)",
+            lambda: self.action_signal_current("terminate"),
+        )

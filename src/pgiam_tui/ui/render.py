@@ -1,0 +1,156 @@
+"""Safe rendering of untrusted text, plus small formatters shared by the widgets.
+
+Every string that comes from a database, a log line or AWS is attacker-controllable (query text,
+application_name, user names, log messages). It is always turned into a `rich.text.Text` through
+`safe_text` -- never passed to anything that parses markup -- and its control characters are made
+visible, so an ESC sequence cannot move the cursor, retitle the terminal (OSC) or hide text, and a
+bidi override cannot reorder what the DBA reads.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime, timedelta
+
+from rich.style import Style, StyleType
+from rich.text import Text
+
+ELLIPSIS = "…"
+
+# Characters that are not C0/C1 controls but still change how text is displayed:
+# bidi embeddings/overrides/isolates, zero-width joiners and friends, BOM.
+_INVISIBLE = frozenset(
+    {0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2028, 0x2029, 0x2060, 0xFEFF}
+    | set(range(0x202A, 0x202F))
+    | set(range(0x2066, 0x206A))
+)
+
+
+def _visible(ch: str, multiline: bool) -> str:
+    """The on-screen form of one character (itself when harmless)."""
+    code = ord(ch)
+    if code < 0x20:
+        if multiline and ch == "\n":
+            return ch
+        if ch == "\t":
+            return "    " if multiline else " "
+        if not multiline and ch in "\r\n":
+            return "⏎" if ch == "\n" else "␍"
+        # U+2400 block: control pictures, e.g. ESC -> ␛
+        return chr(0x2400 + code)
+    if code == 0x7F:
+        return "␡"
+    if 0x80 <= code <= 0x9F:
+        # C1 controls (e.g. 0x9b, the 8-bit CSI) have no pictures: show them as escapes.
+        return f"\\x{code:02x}"
+    if code in _INVISIBLE or unicodedata.category(ch) == "Cs":
+        return f"\\u{code:04x}"
+    return ch
+
+
+def visible(s: str, *, multiline: bool = False) -> str:
+    """`s` with every control / invisible formatting character replaced by a visible stand-in."""
+    if s.isprintable():
+        # Fast path: isprintable() is False for every C0/C1 control and for the format
+        # characters above (category Cf), so plain text skips the per-character walk.
+        return s
+    return "".join(_visible(ch, multiline) for ch in s)
+
+
+def safe_text(
+    s: str | None,
+    max_len: int | None = None,
+    *,
+    style: StyleType = "",
+    multiline: bool = False,
+    none: str = "",
+) -> Text:
+    """Untrusted `s` as a plain `Text` (never markup), controls made visible, cut at `max_len` with "…"."""
+    if s is None:
+        return Text(none, style="dim")
+    shown = visible(s, multiline=multiline)
+    if max_len is not None and len(shown) > max_len:
+        shown = shown[: max(0, max_len - 1)] + ELLIPSIS
+    # Text(...) stores the string as-is: no markup parsing, no emoji codes.
+    return Text(shown, style=style, no_wrap=not multiline, end="")
+
+
+class SortCell(Text):
+    """A table cell that carries its own sort key (DataTable.sort only sees cell values)."""
+
+    def __init__(self, text: str, sort_key: object, style: str | Style = "") -> None:
+        super().__init__(text, style=style, no_wrap=True, end="")
+        self.sort_key = sort_key
+
+
+def cell(
+    s: str | None, sort_key: object | None = None, *, style: str = "", max_len: int | None = None
+) -> SortCell:
+    """A safe DataTable cell (plain text, controls visible) with a sort key (defaults to the text)."""
+    shown = "" if s is None else visible(s)
+    if max_len is not None and len(shown) > max_len:
+        shown = shown[: max(0, max_len - 1)] + ELLIPSIS
+    if sort_key is None:
+        sort_key = (1, shown.lower()) if s is not None else (0, "")
+    return SortCell(shown, sort_key, style)
+
+
+def num_key(value: float | int | None) -> tuple[int, float]:
+    """Sort key for an optional number: missing values first (ascending)."""
+    return (0, 0.0) if value is None else (1, float(value))
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """Compact duration: 0.4s, 12s, 3m05s, 2h03m, 3d04h."""
+    if seconds is None:
+        return ""
+    if seconds < 0:
+        seconds = 0.0
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    total = int(seconds)
+    if total < 60:
+        return f"{total}s"
+    minutes, sec = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def fmt_countdown(until: datetime | None, now: datetime) -> str:
+    """Time left until `until` as m:ss ("expired" when past, "" when unknown)."""
+    if until is None:
+        return ""
+    left = until - now
+    if left <= timedelta(0):
+        return "expired"
+    total = int(left.total_seconds())
+    minutes, sec = divmod(total, 60)
+    if minutes >= 60:
+        return f"{minutes // 60}h{minutes % 60:02d}m"
+    return f"{minutes}:{sec:02d}"
+
+
+def fmt_time(value: datetime | None) -> str:
+    """HH:MM:SS in UTC (the RDS log prefix is in UTC too)."""
+    if value is None:
+        return ""
+    return value.strftime("%H:%M:%S")
+
+
+def fmt_datetime(value: datetime | None) -> str:
+    """Full timestamp for the detail screen."""
+    if value is None:
+        return "-"
+    return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def fmt_ago(value: datetime | None, now: datetime) -> str:
+    """'5m ago' style relative time."""
+    if value is None:
+        return "never"
+    return fmt_duration((now - value).total_seconds()) + " ago"

@@ -1,0 +1,184 @@
+"""Small modal screens: confirmation, connection check, MFA code, help."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from pgiam_tui.ui.render import safe_text, visible
+from pgiam_tui.ui.source import CheckView
+
+STEP_MARKS = {"ok": ("✔", "bold green"), "failed": ("✖", "bold red"), "skipped": ("–", "dim")}
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Yes/No question; dismisses with True only on an explicit yes."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+
+    def __init__(self, question: Text, *, danger: bool = True) -> None:
+        super().__init__(classes="modal")
+        self.question = question
+        self.danger = danger
+
+    def compose(self) -> ComposeResult:
+        """Question and two buttons (No focused: Enter must not confirm by accident)."""
+        with Vertical(classes="dialog"):
+            yield Static(self.question, id="confirm-question")
+            with Horizontal(classes="buttons"):
+                yield Button("Yes (y)", variant="error" if self.danger else "primary", id="confirm-yes")
+                yield Button("No (n)", id="confirm-no")
+
+    def on_mount(self) -> None:
+        """Focus No."""
+        self.query_one("#confirm-no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        """Button -> answer."""
+        self.dismiss(event.button.id == "confirm-yes")
+
+    def action_answer(self, yes: bool) -> None:
+        """Key -> answer."""
+        self.dismiss(yes)
+
+
+def check_text(view: CheckView) -> Text:
+    """The steps of a connection check, one per line, with detail and hint."""
+    text = Text()
+    head = "connected" if view.ok else "cannot connect"
+    text.append(f"{'✔' if view.ok else '✖'} ", style="bold green" if view.ok else "bold red")
+    text.append_text(safe_text(view.cluster, style="bold"))
+    text.append(f": {head}\n", style="bold")
+    for step in view.steps:
+        mark, style = STEP_MARKS.get(step.status, ("?", "yellow"))
+        text.append(f"\n {mark} ", style=style)
+        text.append(visible(step.name)[:28].ljust(28))
+        ms = f"{step.ms:.0f} ms" if step.ms is not None else ""
+        text.append(f"  {ms}", style="dim")
+        if step.detail:
+            text.append("\n     ")
+            text.append_text(safe_text(step.detail, multiline=True))
+        if step.hint and step.status != "ok":
+            text.append("\n     fix: ", style="yellow")
+            text.append_text(safe_text(step.hint, multiline=True))
+    if view.cause:
+        text.append("\n\ncause: ", style="bold red")
+        text.append_text(safe_text(view.cause, multiline=True))
+    if view.fix:
+        text.append("\nfix:   ", style="bold yellow")
+        text.append_text(safe_text(view.fix, multiline=True))
+    return text
+
+
+class CheckScreen(ModalScreen[None]):
+    """Runs the connection check of one cluster in a worker and shows its steps."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,c", "close", "Close")]
+
+    def __init__(self, cluster: str, run: Callable[[], Awaitable[CheckView]]) -> None:
+        super().__init__(classes="modal")
+        self.cluster = cluster
+        self._run = run
+        self.result: CheckView | None = None
+
+    def compose(self) -> ComposeResult:
+        """Title and a scrolling body."""
+        with Vertical(classes="dialog wide"):
+            yield Label(
+                Text.assemble(("Connection check — ", "bold"), safe_text(self.cluster)),
+                classes="dialog-title",
+            )
+            with VerticalScroll():
+                yield Static(Text("running…", style="dim"), id="check-body")
+            yield Static(Text("Esc closes", style="dim"))
+
+    def on_mount(self) -> None:
+        """Start the check."""
+        self.run_check()
+
+    @work(exclusive=True, exit_on_error=False, group="check", description="connection check")
+    async def run_check(self) -> None:
+        """Await the source's check (async; boto3 runs in threads inside it)."""
+        body = self.query_one("#check-body", Static)
+        try:
+            self.result = await self._run()
+        except Exception as exc:  # shown as one line, never a traceback
+            body.update(Text.assemble(("✖ check could not run: ", "bold red"), safe_text(str(exc), 300)))
+            return
+        body.update(check_text(self.result))
+
+    def action_close(self) -> None:
+        """Close (a running check is cancelled with the screen's workers)."""
+        self.dismiss(None)
+
+
+class MfaScreen(ModalScreen[str | None]):
+    """Asks for an MFA code (the SessionFactory's mfa_prompt waits for it from a boto3 thread)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, serial: str) -> None:
+        super().__init__(classes="modal")
+        self.serial = serial
+
+    def compose(self) -> ComposeResult:
+        """Prompt and a masked input."""
+        with Vertical(classes="dialog"):
+            yield Static(Text.assemble(("MFA code for ", "bold"), safe_text(self.serial, 120)))
+            yield Input(placeholder="123456", password=True, id="mfa-code", max_length=12)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Return the code."""
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        """No code."""
+        self.dismiss(None)
+
+
+HELP = """\
+Keys
+  ?        this help                     ctrl+p  command palette (every action)
+  tab      next pane                     z       maximise / restore the focused pane
+  ↑ ↓      move; in the cluster list, switch cluster
+  /        filter the focused pane       activity: words state:idle user:x db:x app:x min:10s
+                                         events:   kind:fail user:x host:x source:x words
+  s / S    sort activity: next column / reverse       i  hide idle sessions
+  b        blocking tree (blockers → blocked)         a  all clusters' sessions
+  enter    session detail (full query, timings, blocking chain, y copies the query)
+  k / t    cancel / terminate the backend (only where allow_actions = true; asks first)
+  p        pause / resume          + / -   refresh interval       r   refresh now
+  c        connection check of the selected cluster (steps, cause, fix)
+  q        quit
+
+Colours: red = waiting on a lock, magenta = blocking others, yellow = idle in transaction,
+bold yellow = active for more than a minute."""
+
+
+class HelpScreen(ModalScreen[None]):
+    """Key reference."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "close", "Close")]
+
+    def __init__(self) -> None:
+        super().__init__(classes="modal")
+
+    def compose(self) -> ComposeResult:
+        """The help text."""
+        with Vertical(classes="dialog wide"):
+            yield Static(Text(HELP))
+
+    def action_close(self) -> None:
+        """Close."""
+        self.dismiss(None)

@@ -1,0 +1,280 @@
+"""Where the console's snapshots come from: the live Monitor, or a fixed list (deterministic UI tests, bench).
+
+The app talks to a `SnapshotSource` only; it never imports collectors itself, so a fixed list of snapshots
+exercises the same rendering path as the live Monitor. Heavy imports (boto3, psycopg) stay inside methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pgiam_tui.model import ClusterSnapshot, ConnEvent
+
+if TYPE_CHECKING:
+    from pgiam_tui.config import Config
+
+Emit = Callable[[ClusterSnapshot], None]
+BackendAction = Literal["cancel", "terminate"]
+MfaHandler = Callable[[str], str]
+
+
+class SourceUnavailable(Exception):
+    """A feature the current source cannot provide (message is one line for the user)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckStepView:
+    """One step of a connection check as the modal shows it (mirrors diagnose.CheckStep)."""
+
+    name: str
+    status: str  # ok | failed | skipped
+    ms: float | None = None
+    detail: str = ""
+    hint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckView:
+    """A connection check result as the modal shows it (mirrors diagnose.CheckResult)."""
+
+    cluster: str
+    ok: bool
+    steps: tuple[CheckStepView, ...]
+    cause: str | None = None
+    fix: str | None = None
+
+
+def check_view(result: Any) -> CheckView:
+    """Adapt diagnose.CheckResult (duck-typed, so the UI does not import the diagnosis at start)."""
+    steps = tuple(
+        CheckStepView(
+            name=str(getattr(s, "name", "?")),
+            status=str(getattr(s, "status", "?")),
+            ms=getattr(s, "ms", None),
+            detail=str(getattr(s, "detail", "") or ""),
+            hint=str(getattr(s, "hint", "") or ""),
+        )
+        for s in getattr(result, "steps", ())
+    )
+    return CheckView(
+        cluster=str(getattr(result, "cluster", "")),
+        ok=bool(getattr(result, "ok", False)),
+        steps=steps,
+        cause=getattr(result, "cause", None),
+        fix=getattr(result, "fix", None),
+    )
+
+
+class SnapshotSource(Protocol):
+    """What the console needs from a producer of snapshots."""
+
+    async def start(self, emit: Emit) -> None:
+        """Begin producing; `emit` is called on the app's event loop for each snapshot."""
+
+    async def stop(self) -> None:
+        """Stop producing and release connections."""
+
+    async def refresh_now(self, name: str | None) -> None:
+        """Collect now (one cluster or all)."""
+
+    def set_interval(self, name: str | None, seconds: float) -> None:
+        """Change the polling interval (one cluster or all)."""
+
+    def pause(self) -> None:
+        """Stop polling until resume()."""
+
+    def resume(self) -> None:
+        """Poll again."""
+
+    async def run_check(self, name: str) -> CheckView:
+        """Run the connection check on one cluster."""
+
+    async def backend_action(self, name: str, instance: str, pid: int, action: BackendAction) -> str:
+        """Cancel or terminate a backend; returns a one-line outcome."""
+
+    def set_mfa_handler(self, handler: MfaHandler | None) -> None:
+        """Where MFA codes are asked (called from a boto3 thread)."""
+
+    @property
+    def records_actions(self) -> bool:
+        """True when backend_action itself records an 'action' event in later snapshots."""
+
+
+class StaticSource:
+    """Fixed snapshots (or rounds of them): deterministic UI tests, screenshots of canned data, bench.
+
+    `rounds[0]` is emitted at start; each refresh_now() emits the next round (the last one repeats).
+    """
+
+    def __init__(
+        self,
+        rounds: Sequence[Sequence[ClusterSnapshot]],
+        checks: dict[str, CheckView] | None = None,
+    ) -> None:
+        self.rounds = [tuple(r) for r in rounds]
+        self.checks = dict(checks or {})
+        self.index = 0
+        self.paused = False
+        self.intervals: dict[str | None, float] = {}
+        self.actions: list[tuple[str, str, int, str]] = []
+        self._emit: Emit | None = None
+
+    async def start(self, emit: Emit) -> None:
+        """Emit the first round."""
+        self._emit = emit
+        if self.rounds:
+            for snap in self.rounds[0]:
+                emit(snap)
+
+    async def stop(self) -> None:
+        """Nothing to release."""
+        self._emit = None
+
+    async def refresh_now(self, name: str | None) -> None:
+        """Emit the next round (filtered to `name` when given)."""
+        if self._emit is None or not self.rounds:
+            return
+        self.index = min(self.index + 1, len(self.rounds) - 1)
+        for snap in self.rounds[self.index]:
+            if name is None or snap.name == name:
+                self._emit(snap)
+
+    def push(self, snapshots: Sequence[ClusterSnapshot]) -> None:
+        """Emit these snapshots now (tests drive changes explicitly)."""
+        if self._emit is not None:
+            for snap in snapshots:
+                self._emit(snap)
+
+    def set_interval(self, name: str | None, seconds: float) -> None:
+        """Record the interval (nothing polls)."""
+        self.intervals[name] = seconds
+
+    def pause(self) -> None:
+        """Record the paused state."""
+        self.paused = True
+
+    def resume(self) -> None:
+        """Record the resumed state."""
+        self.paused = False
+
+    async def run_check(self, name: str) -> CheckView:
+        """The canned check result for `name`."""
+        try:
+            return self.checks[name]
+        except KeyError:
+            raise SourceUnavailable(f"no connection check recorded for {name!r}") from None
+
+    async def backend_action(self, name: str, instance: str, pid: int, action: BackendAction) -> str:
+        """Record the request (no database behind a static source)."""
+        self.actions.append((name, instance, pid, action))
+        return f"{action} pid {pid} on {instance}: recorded (static data, nothing sent)"
+
+    def set_mfa_handler(self, handler: MfaHandler | None) -> None:
+        """Static data needs no credentials."""
+
+    records_actions = False
+
+
+class MonitorSource:
+    """The live source: the Monitor on the app's own event loop (async psycopg; boto3 in threads)."""
+
+    def __init__(self, config: Config, sessions: Any | None = None) -> None:
+        self.config = config
+        self._sessions = sessions
+        self._monitor: Any = None
+        self._mfa_handler: MfaHandler | None = None
+
+    def _mfa_prompt(self, serial: str) -> str:
+        """Called by boto3 (in a worker thread) when an assumed role needs an MFA code."""
+        if self._mfa_handler is None:
+            raise SourceUnavailable(f"MFA code needed for {serial} but no prompt is available")
+        return self._mfa_handler(serial)
+
+    @property
+    def sessions(self) -> Any:
+        """The SessionFactory (created on first use so the MFA prompt is wired in)."""
+        if self._sessions is None:
+            from pgiam_tui.aws.session import SessionFactory
+
+            self._sessions = SessionFactory(mfa_prompt=self._mfa_prompt)
+        return self._sessions
+
+    def set_mfa_handler(self, handler: MfaHandler | None) -> None:
+        """Install the app's modal prompt."""
+        self._mfa_handler = handler
+
+    records_actions = True
+
+    async def start(self, emit: Emit) -> None:
+        """Create and start the Monitor; it calls `emit` for every round of every cluster."""
+        from pgiam_tui.monitor import Monitor
+
+        self._monitor = Monitor(self.config, self.sessions, emit)
+        await self._monitor.start()
+
+    async def stop(self) -> None:
+        """Stop the Monitor (closes every connection)."""
+        if self._monitor is not None:
+            monitor, self._monitor = self._monitor, None
+            await monitor.stop()
+
+    async def refresh_now(self, name: str | None) -> None:
+        """Ask the Monitor for a round now."""
+        if self._monitor is not None:
+            await self._monitor.refresh_now(name)
+
+    def set_interval(self, name: str | None, seconds: float) -> None:
+        """Change polling intervals (all clusters when `name` is None)."""
+        if self._monitor is None:
+            return
+        names = [c.name for c in self.config.clusters] if name is None else [name]
+        for n in names:
+            self._monitor.set_interval(n, seconds)
+
+    def pause(self) -> None:
+        """Pause polling."""
+        if self._monitor is not None:
+            self._monitor.pause()
+
+    def resume(self) -> None:
+        """Resume polling."""
+        if self._monitor is not None:
+            self._monitor.resume()
+
+    async def run_check(self, name: str) -> CheckView:
+        """diagnose.run_check for one cluster."""
+        # Imported by name at call time: the check module is heavy and optional for the console.
+        module = importlib.import_module("pgiam_tui.diagnose")
+        run_check = getattr(module, "run_check", None)
+        if run_check is None:
+            raise SourceUnavailable("the connection check is not available in this build")
+        result = await run_check(self.config.cluster(name), self.sessions)
+        return check_view(result)
+
+    async def backend_action(self, name: str, instance: str, pid: int, action: BackendAction) -> str:
+        """Monitor.signal_backend (which also records the action as an event of that cluster)."""
+        if self._monitor is None:
+            raise SourceUnavailable("the monitor is not running")
+        outcome = await self._monitor.signal_backend(name, instance, pid, terminate=action == "terminate")
+        return str(outcome)
+
+
+def action_event(name: str, instance: str, pid: int, action: str, outcome: str, now: Any) -> ConnEvent:
+    """A local 'action' event, shown at once while the Monitor's own record is on its way."""
+    return ConnEvent(
+        time=now,
+        kind="action",
+        pid=pid,
+        source="console",
+        message=f"{action} backend pid {pid} on {instance}: {outcome}",
+        instance=instance,
+    )
+
+
+async def gather_quietly(*aws: Any) -> None:
+    """Await several coroutines, ignoring their errors (used on shutdown)."""
+    await asyncio.gather(*aws, return_exceptions=True)

@@ -1,0 +1,165 @@
+"""The cluster list: one row per cluster, grouped under account / label headings, updated cell by cell."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from pgiam_tui.model import ClusterSnapshot
+from pgiam_tui.ui.messages import ClusterSelected
+from pgiam_tui.ui.render import cell, fmt_countdown, safe_text
+
+GROUP_PREFIX = "group:"
+CLUSTER_PREFIX = "cluster:"
+COLUMNS = (("cluster", 13), ("", 1), ("token", 5), ("a/w/all", 8), ("fail", 3))
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterEntry:
+    """A cluster known before any data arrives (from the config)."""
+
+    name: str
+    group: str
+
+
+def health(snap: ClusterSnapshot | None) -> tuple[str, str, str]:
+    """(symbol, style, word) for a cluster's state."""
+    if snap is None:
+        return ("…", "dim", "connecting")
+    if snap.status == "error":
+        return ("✖", "bold red", "failed")
+    states = {i.status for i in snap.instances}
+    if states & {"failed", "reconnecting", "connecting", "stopped"}:
+        return ("◐", "bold yellow", "degraded")
+    return ("●", "bold green", "connected")
+
+
+def session_counts(snap: ClusterSnapshot) -> tuple[int, int, int]:
+    """(active, waiting, total)."""
+    active = sum(1 for r in snap.activity if r.state == "active")
+    waiting = sum(1 for r in snap.activity if r.blocked_by or r.wait_event_type == "Lock")
+    return active, waiting, len(snap.activity)
+
+
+def recent_failures(snap: ClusterSnapshot) -> int:
+    """Auth failures in the snapshot's window (summary if present, else counted from events)."""
+    if snap.failures:
+        return sum(f.count for f in snap.failures)
+    return sum(1 for e in snap.events if e.kind == "auth_failed" or e.kind.startswith("iam_"))
+
+
+def group_of(snap: ClusterSnapshot | None, fallback: str) -> str:
+    """The heading a cluster sits under: its label, else its account."""
+    if snap is not None and snap.group:
+        return snap.group
+    if fallback:
+        return fallback
+    if snap is not None and snap.account_id:
+        return f"account {snap.account_id}"
+    return "clusters"
+
+
+class ClusterList(DataTable[Text]):
+    """Clusters grouped by label or account; selecting a row switches every pane to that cluster."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        self.entries: list[ClusterEntry] = []
+        self._cells: dict[str, tuple[Text, ...]] = {}
+        self.selected: str | None = None
+        self._last_row = 0
+
+    def on_mount(self) -> None:
+        """Fixed columns."""
+        for label, width in COLUMNS:
+            self.add_column(label, width=width, key=label or "health")
+
+    def set_entries(self, entries: Sequence[ClusterEntry]) -> None:
+        """(Re)build the row layout: group headings, then their clusters in config order."""
+        cursor = self.selected
+        self.entries = list(entries)
+        self.clear()
+        self._cells.clear()
+        groups: dict[str, list[ClusterEntry]] = {}
+        for e in self.entries:
+            groups.setdefault(e.group, []).append(e)
+        for group, members in groups.items():
+            heading = Text(group, style="bold underline", no_wrap=True, overflow="ellipsis")
+            self.add_row(heading, Text(""), Text(""), Text(""), Text(""), key=GROUP_PREFIX + group)
+            for e in members:
+                cells = self._row(e.name, None, None)
+                self.add_row(*cells, key=CLUSTER_PREFIX + e.name)
+                self._cells[e.name] = cells
+        if cursor is not None:
+            self.select(cursor)
+        elif self.entries:
+            self.select(self.entries[0].name)
+
+    def ensure(self, name: str, group: str) -> bool:
+        """Add a cluster seen for the first time (no config entry); True if the layout changed."""
+        if any(e.name == name for e in self.entries):
+            return False
+        self.set_entries([*self.entries, ClusterEntry(name, group)])
+        return True
+
+    def _row(self, name: str, snap: ClusterSnapshot | None, now: datetime | None) -> tuple[Text, ...]:
+        symbol, style, _ = health(snap)
+        if snap is None:
+            return (safe_text(name, 13), Text(symbol, style=style), Text(""), Text(""), Text(""))
+        active, waiting, total = session_counts(snap)
+        fails = recent_failures(snap)
+        countdown = fmt_countdown(snap.token_expires_at, now) if now is not None else ""
+        token_style = "red" if countdown == "expired" else ("yellow" if countdown.startswith("0:") else "")
+        return (
+            safe_text(name, 13),
+            Text(symbol, style=style),
+            Text(countdown, style=token_style),
+            cell(f"{active}/{waiting}/{total}", style="red" if waiting else ""),
+            Text(str(fails) if fails else "", style="bold red" if fails else ""),
+        )
+
+    def update_cluster(self, name: str, snap: ClusterSnapshot | None, now: datetime) -> None:
+        """Refresh one cluster's cells (only those that changed)."""
+        if name not in self._cells:
+            return
+        cells = self._row(name, snap, now)
+        old = self._cells[name]
+        keys = [label or "health" for label, _ in COLUMNS]
+        for col, before, after in zip(keys, old, cells, strict=True):
+            if before.plain != after.plain or before.style != after.style:
+                self.update_cell(CLUSTER_PREFIX + name, col, after)
+        self._cells[name] = cells
+
+    def select(self, name: str) -> None:
+        """Put the cursor on a cluster."""
+        try:
+            index = self.get_row_index(CLUSTER_PREFIX + name)
+        except Exception:
+            return
+        self.selected = name
+        self.move_cursor(row=index)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """Cursor on a cluster row selects it; on a heading, skip to the next cluster in that direction."""
+        if event.data_table is not self:
+            return
+        event.stop()
+        key = str(event.row_key.value)
+        previous, self._last_row = self._last_row, event.cursor_row
+        if key.startswith(GROUP_PREFIX):
+            # Headings are not selectable: step over them in the direction the cursor was moving.
+            up = event.cursor_row < previous and event.cursor_row > 0
+            target = event.cursor_row - 1 if up else event.cursor_row + 1
+            if target >= self.row_count:
+                target = event.cursor_row - 1
+            if 0 <= target < self.row_count and target != event.cursor_row:
+                self.move_cursor(row=target)
+            return
+        name = key[len(CLUSTER_PREFIX) :]
+        if name != self.selected:
+            self.selected = name
+            self.post_message(ClusterSelected(name))

@@ -1,0 +1,297 @@
+"""The events pane: connection-log events newest first, the failures summary and AssumeRole sources."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Input, Static
+
+from pgiam_tui.model import ClusterSnapshot, ConnEvent
+from pgiam_tui.ui.render import SortCell, cell, fmt_time, safe_text
+
+# Label and colour per kind: a failure must be told from a login at a glance.
+KIND_LABELS: dict[str, tuple[str, str]] = {
+    "received": ("received", "dim"),
+    "authorized": ("AUTH OK", "green"),
+    "auth_failed": ("AUTH FAIL", "bold white on red"),
+    "disconnected": ("disconn", "dim"),
+    "iam_invalid_token": ("IAM bad token", "bold red"),
+    "iam_expired_token": ("IAM expired", "bold red"),
+    "iam_not_authorized": ("IAM denied", "bold red"),
+    "iam_throttled": ("IAM throttled", "bold yellow"),
+    "iam_internal_error": ("IAM error", "bold red"),
+    "client_connect": ("console ok", "cyan"),
+    "client_failed": ("console FAIL", "bold red"),
+    "action": ("ACTION", "bold magenta"),
+    "other": ("other", ""),
+}
+EVENT_FIELDS = ("kind", "user", "db", "host", "source", "instance")
+
+
+class EventFilterError(ValueError):
+    """A filter the events pane cannot understand."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """`kind:auth_failed user:x` tokens plus free words."""
+
+    fields: tuple[tuple[str, str], ...] = ()
+    words: tuple[str, ...] = ()
+    text: str = ""
+
+    @property
+    def active(self) -> bool:
+        """True when anything is filtered."""
+        return bool(self.fields or self.words)
+
+    def matches(self, ev: ConnEvent) -> bool:
+        """Whether the event passes every token."""
+        for name, value in self.fields:
+            if name == "kind":
+                label = KIND_LABELS.get(ev.kind, ("", ""))[0].lower()
+                if value not in ev.kind and value not in label and not (value == "iam" and "iam" in ev.kind):
+                    return False
+                continue
+            target = {
+                "user": ev.user,
+                "db": ev.database,
+                "host": ev.host,
+                "source": ev.source,
+                "instance": ev.instance,
+            }[name]
+            if target is None or value not in target.lower():
+                return False
+        if self.words:
+            hay = " ".join(
+                x
+                for x in (ev.message, ev.user, ev.database, ev.host, ev.iam_reason, ev.kind, ev.caller_arn)
+                if x
+            ).lower()
+            return all(w in hay for w in self.words)
+        return True
+
+
+def parse_event_filter(text: str) -> EventFilter:
+    """Parse `kind:fail user:oltp words` (case-insensitive)."""
+    fields: list[tuple[str, str]] = []
+    words: list[str] = []
+    for token in text.split():
+        name, sep, value = token.partition(":")
+        if sep and name.lower() in EVENT_FIELDS:
+            if not value:
+                raise EventFilterError(f"{name}: needs a value")
+            fields.append((name.lower(), value.lower()))
+        elif sep and name.isalpha():
+            raise EventFilterError(f"unknown filter field {name!r} (known: {', '.join(EVENT_FIELDS)})")
+        else:
+            words.append(token.lower())
+    return EventFilter(tuple(fields), tuple(words), text.strip())
+
+
+def event_key(ev: ConnEvent) -> str:
+    """A stable key for an event across rounds (events have no id of their own)."""
+    raw = "\x1f".join(
+        str(x)
+        for x in (
+            ev.time.isoformat() if ev.time else "",
+            ev.kind,
+            ev.user,
+            ev.pid,
+            ev.source,
+            ev.instance,
+            ev.message,
+        )
+    )
+    return hashlib.blake2b(raw.encode("utf-8", "replace"), digest_size=10).hexdigest()
+
+
+def ssl_label(ssl: dict[str, object] | None) -> str:
+    """'TLSv1.3 AES256…' / 'no SSL' / ''."""
+    if not ssl:
+        return ""
+    if ssl.get("enabled") is False:
+        return "no SSL"
+    parts = [str(ssl[k]) for k in ("protocol", "cipher", "bits") if ssl.get(k) is not None]
+    return " ".join(parts) or "SSL"
+
+
+def event_cells(ev: ConnEvent) -> tuple[SortCell, ...]:
+    """Cells: time, kind, user, db, host, ssl, message (with AWS's reason beside IAM failures)."""
+    label, style = KIND_LABELS.get(ev.kind, (ev.kind, ""))
+    ts = ev.time.timestamp() if ev.time else 0.0
+    host = ev.host if ev.port is None else f"{ev.host}({ev.port})"
+    message = ev.message
+    if ev.iam_reason:
+        message = f"AWS: {ev.iam_reason} — {message}"
+    return (
+        cell(fmt_time(ev.time), (ts,)),
+        cell(label, style=style),
+        cell(ev.user, max_len=16),
+        cell(ev.database, max_len=10),
+        cell(host, max_len=24),
+        cell(ssl_label(ev.ssl), max_len=28),
+        cell(message, max_len=300, style="red" if ev.iam_reason else ""),
+    )
+
+
+EVENT_COLUMNS = (
+    ("time", 8),
+    ("kind", 13),
+    ("user", 12),
+    ("db", 8),
+    ("host", 18),
+    ("ssl", 16),
+    ("message", 80),
+)
+
+
+class EventsTable(DataTable[Text]):
+    """Events of the selected cluster, newest first, diff-updated by event key."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row")
+        self._shown: set[str] = set()
+        self.event_filter = EventFilter()
+        self._sources: list[ConnEvent] = []
+
+    def on_mount(self) -> None:
+        """Fixed-width columns."""
+        for name, width in EVENT_COLUMNS:
+            self.add_column(name, width=width, key=name)
+
+    def show(self, evs: Sequence[ConnEvent], *, reset: bool = False) -> None:
+        """Add new events, drop those gone from the snapshot's window, keep newest first."""
+        self._sources = list(evs)
+        if reset:
+            self.clear()
+            self._shown.clear()
+        wanted: dict[str, ConnEvent] = {}
+        seen: dict[str, int] = {}
+        for ev in evs:
+            if self.event_filter.active and not self.event_filter.matches(ev):
+                continue
+            key = event_key(ev)
+            n = seen.get(key, 0)
+            seen[key] = n + 1
+            wanted[f"{key}.{n}" if n else key] = ev
+        added = False
+        with self.app.batch_update():
+            for key in [k for k in self._shown if k not in wanted]:
+                self.remove_row(key)
+                self._shown.discard(key)
+            for key, ev in wanted.items():
+                if key not in self._shown:
+                    self.add_row(*event_cells(ev), key=key)
+                    self._shown.add(key)
+                    added = True
+            if added:
+                self.sort("time", key=lambda c: c.sort_key, reverse=True)
+
+    def reapply(self) -> None:
+        """Re-filter the last events."""
+        self.show(self._sources)
+
+
+def failures_text(snap: ClusterSnapshot) -> Text:
+    """Failures per user/host, then AssumeRole sources."""
+    text = Text()
+    text.append("Auth failures (user @ host): ", style="bold")
+    if not snap.failures:
+        text.append("none", style="dim")
+    for i, f in enumerate(sorted(snap.failures, key=lambda x: -x.count)[:6]):
+        if i:
+            text.append("  ")
+        text.append(f"{f.count}× ", style="bold red")
+        text.append_text(safe_text(f.user, 16, none="?"))
+        text.append(" @ ", style="dim")
+        text.append_text(safe_text(f.host, 28, none="?"))
+    iam = snap.iam
+    if iam is not None and iam.assume_role_events:
+        text.append("\nAssumeRole: ", style="bold")
+        for i, a in enumerate(iam.assume_role_events[:4]):
+            if i:
+                text.append("  ")
+            text.append(fmt_time(a.time) + " ", style="dim")
+            text.append_text(safe_text(a.source_account, 14, none="?"))
+            text.append(" from ", style="dim")
+            text.append_text(safe_text(a.source_ip, 40, none="?"))
+    return text
+
+
+class EventsPane(Vertical):
+    """Title, events table, failures summary and filter input."""
+
+    ALLOW_MAXIMIZE = True
+    can_focus = False
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, classes="pane")
+        self.cluster_name: str | None = None
+
+    def compose(self) -> ComposeResult:
+        """Title, table, summary, filter."""
+        yield Static("Events", classes="pane-title", id="events-title")
+        yield EventsTable(id="events-table")
+        yield Static("", id="events-summary")
+        yield Input(placeholder="filter: kind:fail user:x host:y words   (Esc closes)", id="events-filter")
+
+    @property
+    def table(self) -> EventsTable:
+        """The events table."""
+        return self.query_one(EventsTable)
+
+    def show_snapshot(self, snap: ClusterSnapshot | None, *, name: str | None = None) -> None:
+        """Render one cluster's events (switching cluster resets the table)."""
+        reset = name != self.cluster_name
+        self.cluster_name = name
+        evs = snap.events if snap is not None else ()
+        self.table.show(evs, reset=reset)
+        summary = self.query_one("#events-summary", Static)
+        summary.update(failures_text(snap) if snap is not None else Text(""))
+        self._update_title()
+
+    def _update_title(self) -> None:
+        table = self.table
+        title = Text()
+        title.append("Events", style="bold")
+        title.append(f"  {table.row_count} shown", style="dim")
+        if table.event_filter.active:
+            title.append(f" · filter '{table.event_filter.text}'", style="dim")
+        self.query_one("#events-title", Static).update(title)
+
+    def open_filter(self) -> None:
+        """Show and focus the filter input."""
+        inp = self.query_one("#events-filter", Input)
+        inp.value = self.table.event_filter.text
+        inp.display = True
+        inp.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Apply the filter; a bad one is a one-line notice."""
+        if event.input.id != "events-filter":
+            return
+        event.stop()
+        try:
+            self.table.event_filter = parse_event_filter(event.value)
+        except EventFilterError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        event.input.display = False
+        self.table.reapply()
+        self.table.focus()
+        self._update_title()
+
+    def on_key(self, event: events.Key) -> None:
+        """Escape in the filter input closes it."""
+        inp = self.query_one("#events-filter", Input)
+        if event.key == "escape" and inp.has_focus:
+            inp.display = False
+            self.table.focus()
+            event.stop()
