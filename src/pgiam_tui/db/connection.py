@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +75,29 @@ class Backoff:
         """Seconds to wait after failed attempt ATTEMPT; the jitter spreads many clients' retries apart."""
         raw = min(self.cap_s, self.base_s * self.factor ** max(0, attempt - 1))
         return raw * (rng or random).uniform(0.5, 1.0)
+
+
+# libpq reports login failures as text without the SQLSTATE: recognise the server's wording
+_LOGIN_SQLSTATES = (
+    ("pam authentication failed", "28000"),
+    ("password authentication failed", "28P01"),
+    ("no pg_hba.conf entry", "28000"),
+    ("does not exist", "3D000"),  # 'database "x" does not exist' (role errors say 'role "x" does not exist')
+    ("the database system is starting up", "57P03"),
+    ("the database system is shutting down", "57P03"),
+    ("too many connections", "53300"),
+)
+
+
+def login_sqlstate(message: str) -> str | None:
+    """The SQLSTATE a failed login most likely carried, from libpq's message (None when unknown)."""
+    low = message.lower()
+    if 'role "' in low and "does not exist" in low:
+        return "28000"
+    for needle, code in _LOGIN_SQLSTATES:
+        if needle in low:
+            return code
+    return None
 
 
 def _hint_for(sqlstate: str | None, message: str, cluster: str) -> str:
@@ -301,12 +323,14 @@ class InstanceConnection:
 
     def _fail(self, exc: BaseException, step: str, secret: str | None) -> None:
         self._failures += 1
-        sqlstate = exc.sqlstate if isinstance(exc, psycopg.Error) else None
         hint = getattr(exc, "hint", None)
         if isinstance(exc, TimeoutError):
             message = f"no answer within {self.target.connect_timeout_s + 10.0:.0f} s"
         else:
             message = one_line(scrub(str(exc) or type(exc).__name__, secret))
+        sqlstate = exc.sqlstate if isinstance(exc, psycopg.Error) else None
+        if sqlstate is None and isinstance(exc, psycopg.OperationalError):
+            sqlstate = login_sqlstate(message)
         if step == "token":
             step = getattr(exc, "step", None) or "credentials"
         if not isinstance(hint, str) or not hint:
@@ -371,8 +395,8 @@ def keyring_password_provider(cluster: str) -> CredentialProvider:
     """A CredentialProvider reading the cluster's password from the OS keyring (`pgiam-tui password set`)."""
 
     async def provide() -> Credential:
-        # pgiam_tui.secrets belongs to "config+aws"; imported by name so this module loads without it
-        secrets = importlib.import_module("pgiam_tui.secrets")
+        from pgiam_tui import secrets
+
         password = await asyncio.to_thread(secrets.get_password, cluster)
         if not password:
             raise ConnectError(

@@ -1,0 +1,263 @@
+"""InstanceConnection on real servers.
+
+Part 1 (LocalPostgres, password credentials over TCP/scram): session settings, reconnect after
+pg_terminate_backend and after a restart with a fresh credential each time, backoff pacing, failure statuses,
+client events, secrets scrubbed. Part 2 (the sandbox's front door, IAM tokens): see test_connection_iam_*.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import pytest
+
+from pgiam_tui.db.connection import (
+    Backoff,
+    ConnectError,
+    Credential,
+    InstanceConnection,
+    QueryError,
+    utcnow,
+)
+from pgiam_tui.db.conninfo import ConnTarget, connect_kwargs, scrub, session_options
+from pgiam_tui.model import ConnEvent
+from pgiam_tui.sandbox.postgres import LocalPostgres, free_port
+
+APP_USER = "app_password_user"
+APP_PASSWORD = "app-password"
+FAST = Backoff(base_s=0.05, factor=2.0, cap_s=0.2)
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    """One seeded PostgreSQL (system binaries) for this module."""
+    root = tmp_path_factory.mktemp("conn")
+    template = LocalPostgres.init_template(root / "template")
+    server = LocalPostgres.clone(template, root / "server")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+        template.cleanup()
+
+
+class CountingPassword:
+    """A credential provider handing out a (fixed) password and counting how often it was asked."""
+
+    def __init__(self, password: str) -> None:
+        self.password = password
+        self.calls = 0
+
+    async def __call__(self) -> Credential:
+        self.calls += 1
+        return Credential(self.password)
+
+
+def _target(port: int, **over: Any) -> ConnTarget:
+    base: dict[str, Any] = {
+        "cluster": "local",
+        "instance_id": "local-1",
+        "role": "writer",
+        "endpoint": "localhost",  # the "endpoint name"; TCP goes to hostaddr (like a tunnel)
+        "port": 5432,
+        "connect_host": "127.0.0.1",
+        "connect_port": port,
+        "region": None,
+        "database": "demo",
+        "user": APP_USER,
+        "auth": "password",
+        "sslmode": "disable",
+        "statement_timeout_ms": 3000,
+    }
+    base.update(over)
+    return ConnTarget(**base)
+
+
+async def _admin(pg: LocalPostgres) -> psycopg.AsyncConnection[Any]:
+    return await psycopg.AsyncConnection.connect(pg.admin_dsn, autocommit=True)
+
+
+async def _wait_past(when: datetime | None) -> None:
+    """Sleep until the backoff deadline has passed (waiting, not asserting on time)."""
+    if when is not None:
+        delay = (when - utcnow()).total_seconds()
+        if delay > 0:
+            await asyncio.sleep(delay + 0.01)
+
+
+async def test_session_settings_and_events(pg: LocalPostgres) -> None:
+    assert pg.port is not None
+    events: list[ConnEvent] = []
+    creds = CountingPassword(APP_PASSWORD)
+    conn = InstanceConnection(_target(pg.port, statement_timeout_ms=300), creds, on_event=events.append)
+    try:
+        rows = await conn.fetch(
+            "SELECT current_setting('application_name'), current_setting('default_transaction_read_only'),"
+            " current_setting('statement_timeout'), current_user"
+        )
+        assert rows == [("pgiam-tui", "on", "300ms", APP_USER)]
+        assert conn.status.state == "connected" and conn.connected
+        assert conn.server_version is not None and conn.server_version.startswith("15.")
+        assert [e.kind for e in events] == ["client_connect"]
+        assert (
+            events[0].source == "client"
+            and events[0].instance == "local-1"
+            and events[0].pid == conn.backend_pid
+        )
+        # read-only: a write fails as a query error, the session stays (no reconnect)
+        with pytest.raises(QueryError, match="read-only"):
+            await conn.fetch("CREATE TABLE pgdemo.should_not_exist (x int)")
+        # statement_timeout bounds a slow query; the session stays usable
+        with pytest.raises(QueryError) as info:
+            await conn.fetch("SELECT pg_sleep(5)")
+        assert info.value.sqlstate == "57014"
+        assert await conn.fetch("SELECT 1") == [(1,)]
+        assert creds.calls == 1 and conn.connects == 1
+    finally:
+        await conn.close()
+    assert conn.status.state == "stopped"
+
+
+async def test_reconnects_after_terminate_with_fresh_credential(pg: LocalPostgres) -> None:
+    assert pg.port is not None
+    events: list[ConnEvent] = []
+    creds = CountingPassword(APP_PASSWORD)
+    conn = InstanceConnection(_target(pg.port), creds, on_event=events.append, backoff=FAST)
+    admin = await _admin(pg)
+    try:
+        await conn.fetch("SELECT 1")
+        first_pid = conn.backend_pid
+        await admin.execute("SELECT pg_terminate_backend(%s)", (first_pid,))
+        # the loss is noticed by the next statement, which reconnects once at once and runs again
+        assert await conn.fetch("SELECT pg_backend_pid()") == [(conn.backend_pid,)]
+        assert conn.backend_pid != first_pid
+        assert creds.calls == 2 and conn.connects == 2
+        assert [e.kind for e in events] == ["client_connect", "client_connect"]
+        assert conn.status.state == "connected"
+    finally:
+        await conn.close()
+        await admin.close()
+
+
+async def test_comes_back_after_restart_with_backoff(pg: LocalPostgres) -> None:
+    assert pg.port is not None
+    events: list[ConnEvent] = []
+    creds = CountingPassword(APP_PASSWORD)
+    conn = InstanceConnection(
+        _target(pg.port), creds, on_event=events.append, backoff=FAST, rng=random.Random(1)
+    )
+    try:
+        await conn.fetch("SELECT 1")
+        await asyncio.to_thread(pg.stop)
+        with pytest.raises(ConnectError):
+            await conn.fetch("SELECT 1")
+        st = conn.status
+        assert st.state == "reconnecting" and st.attempt == 1 and st.next_try_at is not None
+        assert st.reason and "password" not in st.reason.lower()
+        calls = creds.calls
+        # within the backoff delay no new attempt is made (no credential asked, no event)
+        if utcnow() < st.next_try_at:
+            with pytest.raises(ConnectError, match="next try"):
+                await conn.fetch("SELECT 1")
+            assert creds.calls == calls
+        await _wait_past(st.next_try_at)
+        with pytest.raises(ConnectError):
+            await conn.fetch("SELECT 1")
+        assert conn.status.attempt == 2 and creds.calls == calls + 1
+        await asyncio.to_thread(pg.start)
+        for _ in range(50):  # each try waits for its backoff deadline first
+            await _wait_past(conn.status.next_try_at)
+            try:
+                assert await conn.fetch("SELECT 1") == [(1,)]
+                break
+            except ConnectError:
+                continue
+        assert conn.status.state == "connected" and conn.status.attempt == 0
+        assert [e.kind for e in events].count("client_failed") >= 2
+        assert events[-1].kind == "client_connect"
+        assert creds.calls == conn.connects + sum(e.kind == "client_failed" for e in events)
+    finally:
+        if not pg.is_running:
+            await asyncio.to_thread(pg.start)
+        await conn.close()
+
+
+async def test_wrong_password_is_failed_with_hint_and_no_secret(pg: LocalPostgres) -> None:
+    assert pg.port is not None
+    secret = "X-Amz-Signature=deadbeef-not-the-password-s3cr3t"
+    events: list[ConnEvent] = []
+    conn = InstanceConnection(
+        _target(pg.port), CountingPassword(secret), on_event=events.append, backoff=FAST
+    )
+    with pytest.raises(ConnectError) as info:
+        await conn.fetch("SELECT 1")
+    err = info.value
+    assert err.sqlstate == "28P01" and err.step == "connect"
+    assert "rds_iam" in err.hint
+    st = conn.status
+    assert st.state == "failed" and st.next_try_at is not None
+    for text in (str(err), repr(err), st.reason or "", repr(st), *(e.message for e in events), repr(events)):
+        assert "s3cr3t" not in text and "deadbeef" not in text
+    assert [e.kind for e in events] == ["client_failed"]
+    await conn.close()
+
+
+async def test_refused_port_is_failed() -> None:
+    port = free_port()
+    conn = InstanceConnection(_target(port), CountingPassword("x"), backoff=FAST)
+    with pytest.raises(ConnectError) as info:
+        await conn.fetch("SELECT 1")
+    assert conn.status.state == "failed"
+    assert "refused" in str(info.value).lower() or "refused" in info.value.hint
+    await conn.close()
+
+
+async def test_connect_kwargs_keep_endpoint_as_host() -> None:
+    endpoint = "db.example.rds.amazonaws.com"
+    target = _target(
+        6543, endpoint=endpoint, connect_host="localhost", sslmode="verify-full", sslrootcert="/ca.pem"
+    )
+    kwargs = await connect_kwargs(target, "tok")
+    assert kwargs["host"] == "db.example.rds.amazonaws.com"  # TLS name and the host the token is signed for
+    assert kwargs["hostaddr"] == "127.0.0.1" and kwargs["port"] == 6543  # the tunnel
+    assert kwargs["sslmode"] == "verify-full" and kwargs["sslrootcert"] == "/ca.pem"
+    assert kwargs["application_name"] == "pgiam-tui" and kwargs["autocommit"] is True
+    assert session_options(target) == "-c default_transaction_read_only=on -c statement_timeout=3000"
+    rw = _target(1, read_only=False)
+    assert "read_only" not in session_options(rw)
+
+
+def test_scrub_removes_tokens_and_passwords() -> None:
+    token = (
+        "db.example.us-east-1.rds.amazonaws.com:5432/?Action=connect&DBUser=pgmonitor&X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Credential=ASIAXXXX%2F20261128%2Fus-east-1%2Frds-db%2Faws4_request&X-Amz-Date=20261128T120000Z"
+        "&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Security-Token=IQoJb3JpZ2luX2VjE&X-Amz-Signature=abc123"
+    )
+    msg = f'connection failed: password={token} host=x FATAL: PAM authentication failed for user "pgmonitor"'
+    out = scrub(msg, token)
+    assert token not in out and "abc123" not in out and "IQoJb3JpZ2luX2VjE" not in out
+    assert 'PAM authentication failed for user "pgmonitor"' in out
+    # without knowing the secret, the token-shaped parts still go
+    partial = scrub(token)
+    assert "abc123" not in partial and "IQoJb3JpZ2luX2VjE" not in partial and "ASIAXXXX" not in partial
+    assert scrub("password='it\\'s secret' user=x") == "password=<redacted> user=x"  # libpq quoting
+
+
+def test_backoff_grows_with_jitter_and_cap() -> None:
+    b = Backoff(base_s=1.0, factor=2.0, cap_s=10.0)
+    rng = random.Random(7)
+    for attempt, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 10.0), (9, 10.0)):
+        d = b.delay(attempt, rng)
+        assert ceiling * 0.5 <= d <= ceiling
+    # jitter: the same attempt does not always give the same delay
+    assert len({round(b.delay(3, rng), 6) for _ in range(10)}) > 1
+
+
+def test_credential_repr_hides_password() -> None:
+    assert "hunter2" not in repr(Credential("hunter2"))
