@@ -117,16 +117,17 @@ class Sandbox:
         fake_aws.reset_backends()
         specs = fake_aws.default_specs(self.cluster_count)
         self._runtime = Runtime(self.root, bindir, self.switches, self.diagnostic_log)
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-start") as pool:
+        # Bind the fixed-port parts first: a busy port is reported before anything slow has started.
+        self._moto = fake_aws.MotoServer(LISTEN_HOST, self._aws_port)
+        self._moto.start()
+        self.endpoint_url = self._moto.url
+        self.imds = ImdsServer(self.mgmt_account_id, port=self._imds_port)
+        self.imds.start()
+        self.imds_url = self.imds.url
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-start") as pool:
             # PostgreSQL (initdb + seed + clones + starts) is the slow part and needs nothing from AWS.
             pg_future: Future[None] = pool.submit(self._runtime.start_postgres, specs)
             try:
-                self._moto = fake_aws.MotoServer(LISTEN_HOST, self._aws_port)
-                self._moto.start()
-                self.endpoint_url = self._moto.url
-                self.imds = ImdsServer(self.mgmt_account_id, port=self._imds_port)
-                self.imds.start()
-                self.imds_url = self.imds.url
                 seeded = fake_aws.seed(self.endpoint_url, specs)
             finally:
                 pg_future.result()  # re-raises PostgreSQL start errors (and waits before any cleanup)

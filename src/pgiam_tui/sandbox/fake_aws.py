@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import socket
 import string
 import threading
 from dataclasses import dataclass
@@ -56,15 +57,29 @@ class MotoServer:
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 """Requests are not logged (the sandbox is chatty enough)."""
 
-        app = DomainDispatcherApplication(create_backend_app)
+        # werkzeug's own bind prints to stderr and sys.exit(1)s on a busy port: bind here, hand it the fd.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            self._server = make_server(
-                self.host, self.requested_port, app, threaded=True, request_handler=QuietHandler
-            )
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.requested_port))
+            sock.listen(128)
         except OSError as exc:
+            sock.close()
             raise SandboxError(
                 f"fake AWS: cannot listen on {self.host}:{self.requested_port}: {exc.strerror or exc}"
             ) from None
+        app = DomainDispatcherApplication(create_backend_app)
+        try:
+            self._server = make_server(
+                self.host,
+                self.requested_port,
+                app,
+                threaded=True,
+                request_handler=QuietHandler,
+                fd=sock.fileno(),
+            )
+        finally:
+            sock.close()  # werkzeug holds its own duplicate of the descriptor
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-moto", daemon=True)
         self._thread.start()

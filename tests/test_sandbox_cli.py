@@ -1,0 +1,168 @@
+"""`pgiam-tui sandbox up` as a user runs it: `ready`, clean stop on SIGTERM, one-line errors, exit 2."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-m", "pgiam_tui.cli"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL", "PGIAM_PG_BINDIR"):
+        env.pop(name, None)
+    return env
+
+
+@contextlib.contextmanager
+def _sandbox_up(directory: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """Run `sandbox up` until it prints `ready` (or exits); always stopped by the pid we hold."""
+    proc = subprocess.Popen(
+        [*CLI, "sandbox", "up", "--dir", str(directory), "--clusters", "1", "--no-workload", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if line == "ready\n":
+                break
+        yield proc, lines
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def _answers(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purpose (its parent may not have reaped it yet)
+    with contextlib.suppress(FileNotFoundError):
+        return " Z " not in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:4]
+    return False
+
+
+def _running_parts(directory: Path) -> tuple[list[int], list[int], list[Path]]:
+    """(ports, postgres pids, real data dirs) of a running sandbox, read from what it wrote."""
+    info = json.loads((directory / "sandbox.json").read_text())
+    ports = [int(info["endpoint_url"].rsplit(":", 1)[1]), int(info["imds_url"].rsplit(":", 1)[1])]
+    pids: list[int] = []
+    data_dirs: list[Path] = []
+    for c in info["clusters"]:
+        ports.append(c["listen_port"])
+        for inst in c["instances"]:
+            ports += [inst["listen_port"], inst["pg_port"]]
+            data_dir = (directory / "pg" / inst["id"]).resolve()
+            data_dirs.append(data_dir)
+            pids.append(int((data_dir / "postmaster.pid").read_text().split()[0]))
+    return ports, pids, data_dirs
+
+
+def test_sigterm_stops_everything_and_a_new_one_starts_at_once(tmp_path: Path) -> None:
+    directory = tmp_path / "sb"
+    with _sandbox_up(directory) as (proc, lines):
+        assert lines[-1:] == ["ready"], lines
+        ports, pids, data_dirs = _running_parts(directory)
+        assert all(_answers(p) for p in ports)
+        assert all(_pid_alive(p) for p in pids)
+        env_sh = (directory / "env.sh").read_text()
+        assert "export AWS_ENDPOINT_URL=" in env_sh and (directory / "profiles.toml").is_file()
+        aws_port, imds_port = ports[0], ports[1]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    assert not any(_answers(p) for p in ports)
+    assert not any(_pid_alive(p) for p in pids)
+    # data moved out of a private tmp dir for the unprivileged PostgreSQL user is removed at stop
+    assert not any(d.exists() and not str(d).startswith(str(directory)) for d in data_dirs)
+
+    # Same directory, same fixed ports: everything was released.
+    with _sandbox_up(directory, "--aws-port", str(aws_port), "--imds-port", str(imds_port)) as (proc, lines):
+        assert lines[-1:] == ["ready"], lines
+        info = json.loads((directory / "sandbox.json").read_text())
+        assert info["endpoint_url"] == f"http://127.0.0.1:{aws_port}"
+        _, pids, _ = _running_parts(directory)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+    assert not any(_pid_alive(p) for p in pids)
+
+
+def _run_bad(args: list[str], env: dict[str, str] | None = None) -> tuple[int, list[str]]:
+    done = subprocess.run(
+        [*CLI, "sandbox", "up", *args], capture_output=True, text=True, env=env or _env(), timeout=120
+    )
+    assert done.stdout.strip() == ""
+    assert "Traceback" not in done.stderr
+    return done.returncode, done.stderr.strip().splitlines()
+
+
+def test_unwritable_dir_is_one_line_exit_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    code, err = _run_bad(["--dir", str(blocker / "sub")])
+    assert code == 2 and len(err) == 1
+    assert str(blocker / "sub") in err[0]
+
+
+def test_no_postgresql_binaries_is_one_line_exit_2(tmp_path: Path) -> None:
+    empty = tmp_path / "no-bin"
+    empty.mkdir()
+    code, err = _run_bad(["--dir", str(tmp_path / "sb"), "--pg-bindir", str(empty)])
+    assert code == 2 and len(err) == 1
+    assert "PostgreSQL" in err[0]
+    env = _env()
+    env["PGIAM_PG_BINDIR"] = str(empty)
+    code, err = _run_bad(["--dir", str(tmp_path / "sb")], env)
+    assert code == 2 and len(err) == 1 and "PGIAM_PG_BINDIR" in err[0]
+
+
+@pytest.mark.parametrize("flag", ["--aws-port", "--imds-port"])
+def test_busy_port_is_one_line_exit_2_and_nothing_left(tmp_path: Path, flag: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, err = _run_bad(["--dir", str(tmp_path / "sb"), flag, str(port)])
+    assert code == 2 and len(err) == 1
+    assert f"127.0.0.1:{port}" in err[0] and "in use" in err[0]
+    # it failed before starting PostgreSQL: no server data was made
+    assert not (tmp_path / "sb" / "pg").exists() or not any((tmp_path / "sb" / "pg").iterdir())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--clusters", "-1"], ["--clusters", "x"], ["--latency-ms", "-5"], ["--aws-port", "70000"]],
+)
+def test_bad_numbers_are_usage_errors(tmp_path: Path, args: list[str]) -> None:
+    code, err = _run_bad(["--dir", str(tmp_path / "sb"), *args])
+    assert code == 2
+    assert err[-1].startswith("pgiam-tui") and "error" in err[-1]
