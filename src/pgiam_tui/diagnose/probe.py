@@ -21,7 +21,8 @@ _SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 
 # OpenSSL verify codes (X509_V_ERR_*) that mean "the chain does not lead to a CA we trust".
 _UNTRUSTED_CODES = {2, 18, 19, 20, 21, 27}
-_HOSTNAME_MISMATCH = 62
+# 62: host name mismatch, 64: IP address mismatch (connecting "to 127.0.0.1" with verify-full)
+_NAME_MISMATCH = {62, 64}
 _CERT_EXPIRED = 10
 _CERT_NOT_YET_VALID = 9
 
@@ -179,7 +180,7 @@ def tls_probe(
     except ssl.SSLCertVerificationError as exc:
         code = exc.verify_code
         message = exc.verify_message or str(exc)
-        if code == _HOSTNAME_MISMATCH:
+        if code in _NAME_MISMATCH:
             names = _peer_names(addr, port, timeout_s, server_name, ca_file)
             return TlsOutcome("hostname_mismatch", message, peer_names=names, ca_subjects=ca_subjects)
         if code in (_CERT_EXPIRED, _CERT_NOT_YET_VALID):
@@ -187,6 +188,12 @@ def tls_probe(
         if code in _UNTRUSTED_CODES:
             return TlsOutcome("untrusted_ca", message, ca_subjects=ca_subjects)
         return TlsOutcome("tls_error", message, ca_subjects=ca_subjects)
+    except TimeoutError:
+        return TlsOutcome(
+            "tls_error",
+            f"no TLS answer within {timeout_s:g} s (is this PostgreSQL?)",
+            ca_subjects=ca_subjects,
+        )
     except ConnectionRefusedError as exc:
         return TlsOutcome("tls_refused", str(exc), ca_subjects=ca_subjects)
     except (ssl.SSLError, OSError) as exc:
