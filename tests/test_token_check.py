@@ -1,9 +1,10 @@
-"""Token verification against moto's in-process backends (moto's mock_aws; real boto3 token generation)."""
+"""Token verification against moto's in-process backends (moto server in-process, real boto3 tokens)."""
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -13,14 +14,11 @@ import pytest
 from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from moto.core import DEFAULT_ACCOUNT_ID as DB
 
-moto = pytest.importorskip("moto")
+from pgiam_tui.sandbox.token_check import TokenTarget, TokenVerifier, Verdict
 
-from pgiam_tui.sandbox.token_check import TokenTarget, TokenVerifier, Verdict  # noqa: E402
-
-DB = "111111111111"
 REGION = "us-east-1"
-CLUSTER = "pgdemo-1"
 
 
 @dataclass
@@ -33,26 +31,25 @@ class Switches:
 class World:
     iam: Any
     rds: Any
-    sts: Any
+    cluster_id: str
     cluster_rid: str
     cluster_endpoint: str
     writer_endpoint: str
     instance_rid: str
     instance_endpoint: str
     alice: Credentials  # IAM user with pg-db-monitor-policy (dbuser:*/pgmonitor)
+    alice_name: str
     rw: Credentials  # assumed pgdemo-oltp-rw-role (oltp_rw_user on the cluster's resource id)
     rw_arn: str
+    rw_role: str
     grouped: Credentials  # IAM user granted through a group's inline policy
     aurora: TokenTarget
     instance: TokenTarget
 
 
-def _policy(resource: str, effect: str = "Allow") -> str:
+def _policy(resource: str, effect: str = "Allow", action: str = "rds-db:connect") -> str:
     return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": effect, "Action": "rds-db:connect", "Resource": resource}],
-        }
+        {"Version": "2012-10-17", "Statement": [{"Effect": effect, "Action": action, "Resource": resource}]}
     )
 
 
@@ -60,83 +57,98 @@ def _creds(key: dict[str, Any]) -> Credentials:
     return Credentials(key["AccessKeyId"], key["SecretAccessKey"], key.get("SessionToken"))
 
 
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """moto's server in this process, on a free loopback port (its backends are what token_check reads).
+
+    Not mock_aws: that resets every moto backend of the process, which would wipe a session-wide sandbox.
+    Each test makes its own uniquely named resources in moto's default account instead.
+    """
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer("127.0.0.1", 0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def _client(service: str, url: str, creds: Credentials | None = None) -> Any:
+    key = creds or Credentials("testing", "testing")
+    return boto3.client(
+        service, region_name=REGION, endpoint_url=url, aws_access_key_id=key.access_key,
+        aws_secret_access_key=key.secret_key, aws_session_token=key.token,
+    )  # fmt: skip
+
+
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    monkeypatch.setenv("MOTO_ACCOUNT_ID", DB)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with moto.mock_aws():
-        iam = boto3.client("iam", region_name=REGION)
-        rds = boto3.client("rds", region_name=REGION)
-        sts = boto3.client("sts", region_name=REGION)
-        cl = rds.create_db_cluster(
-            DBClusterIdentifier=CLUSTER,
-            Engine="aurora-postgresql",
-            MasterUsername="postgres",
-            MasterUserPassword="postgres-pw",
-            EnableIAMDatabaseAuthentication=True,
-        )["DBCluster"]
-        writer = rds.create_db_instance(
-            DBInstanceIdentifier=f"{CLUSTER}-writer",
-            DBClusterIdentifier=CLUSTER,
-            Engine="aurora-postgresql",
-            DBInstanceClass="db.r6g.large",
-        )["DBInstance"]
-        inst = rds.create_db_instance(
-            DBInstanceIdentifier="pgdemo-rds",
-            Engine="postgres",
-            DBInstanceClass="db.t3.micro",
-            MasterUsername="postgres",
-            MasterUserPassword="postgres-pw",
-            AllocatedStorage=20,
-            EnableIAMDatabaseAuthentication=True,
-        )["DBInstance"]
-        rid = cl["DbClusterResourceId"]
-        mon = iam.create_policy(
-            PolicyName="pg-db-monitor-policy",
-            PolicyDocument=_policy(f"arn:aws:rds-db:{REGION}:{DB}:dbuser:*/pgmonitor"),
-        )["Policy"]
-        iam.create_user(UserName="alice")
-        iam.attach_user_policy(UserName="alice", PolicyArn=mon["Arn"])
-        alice = _creds(iam.create_access_key(UserName="alice")["AccessKey"])
-        rwpol = iam.create_policy(
-            PolicyName="pgdemo-oltp-rw-user-policy",
-            PolicyDocument=_policy(f"arn:aws:rds-db:{REGION}:{DB}:dbuser:{rid}/oltp_rw_user"),
-        )["Policy"]
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{DB}:root"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        role = iam.create_role(RoleName="pgdemo-oltp-rw-role", AssumeRolePolicyDocument=json.dumps(trust))[
-            "Role"
-        ]
-        iam.attach_role_policy(RoleName="pgdemo-oltp-rw-role", PolicyArn=rwpol["Arn"])
-        assumed = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="app-1")
-        iam.create_group(GroupName="dbas")
-        iam.put_group_policy(
-            GroupName="dbas",
-            PolicyName="connect-any",
-            PolicyDocument=_policy(f"arn:aws:rds-db:*:{DB}:dbuser:*/*"),
-        )
-        iam.create_user(UserName="grace")
-        iam.add_user_to_group(GroupName="dbas", UserName="grace")
-        grouped = _creds(iam.create_access_key(UserName="grace")["AccessKey"])
-        writer_ep = writer["Endpoint"]["Address"]
-        aurora = TokenTarget(DB, REGION, CLUSTER, f"{CLUSTER}-writer", (cl["Endpoint"], writer_ep))
-        instance = TokenTarget(DB, REGION, None, "pgdemo-rds", (inst["Endpoint"]["Address"],))
-        yield World(
-            iam, rds, sts, rid, cl["Endpoint"], writer_ep, inst["DbiResourceId"], inst["Endpoint"]["Address"],
-            alice, _creds(assumed["Credentials"]), assumed["AssumedRoleUser"]["Arn"], grouped, aurora,
-            instance,
-        )  # fmt: skip
+def world(moto_url: str) -> World:
+    sfx = uuid.uuid4().hex[:8]
+    iam = _client("iam", moto_url)
+    rds = _client("rds", moto_url)
+    cluster_id = f"pgdemo-{sfx}"
+    cl = rds.create_db_cluster(
+        DBClusterIdentifier=cluster_id,
+        Engine="aurora-postgresql",
+        MasterUsername="postgres",
+        MasterUserPassword="postgres-pw",
+        EnableIAMDatabaseAuthentication=True,
+    )["DBCluster"]
+    writer = rds.create_db_instance(
+        DBInstanceIdentifier=f"{cluster_id}-writer",
+        DBClusterIdentifier=cluster_id,
+        Engine="aurora-postgresql",
+        DBInstanceClass="db.r6g.large",
+    )["DBInstance"]
+    inst = rds.create_db_instance(
+        DBInstanceIdentifier=f"pgdemo-rds-{sfx}",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        MasterUsername="postgres",
+        MasterUserPassword="postgres-pw",
+        AllocatedStorage=20,
+        EnableIAMDatabaseAuthentication=True,
+    )["DBInstance"]
+    rid = cl["DbClusterResourceId"]
+    mon = iam.create_policy(
+        PolicyName=f"pg-db-monitor-policy-{sfx}",
+        PolicyDocument=_policy(f"arn:aws:rds-db:{REGION}:{DB}:dbuser:*/pgmonitor"),
+    )["Policy"]
+    alice_name = f"alice-{sfx}"
+    alice_arn = iam.create_user(UserName=alice_name)["User"]["Arn"]
+    iam.attach_user_policy(UserName=alice_name, PolicyArn=mon["Arn"])
+    alice = _creds(iam.create_access_key(UserName=alice_name)["AccessKey"])
+    rw_role = f"pgdemo-oltp-rw-role-{sfx}"
+    rwpol = iam.create_policy(
+        PolicyName=f"pgdemo-oltp-rw-user-policy-{sfx}",
+        PolicyDocument=_policy(f"arn:aws:rds-db:{REGION}:{DB}:dbuser:{rid}/oltp_rw_user"),
+    )["Policy"]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": alice_arn}, "Action": "sts:AssumeRole"}],
+    }
+    role = iam.create_role(RoleName=rw_role, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    iam.attach_role_policy(RoleName=rw_role, PolicyArn=rwpol["Arn"])
+    iam.put_user_policy(
+        UserName=alice_name, PolicyName="assume", PolicyDocument=_policy(role["Arn"], action="sts:AssumeRole")
+    )
+    assumed = _client("sts", moto_url, alice).assume_role(RoleArn=role["Arn"], RoleSessionName="app-1")
+    group = f"dbas-{sfx}"
+    iam.create_group(GroupName=group)
+    iam.put_group_policy(
+        GroupName=group, PolicyName="connect-any", PolicyDocument=_policy(f"arn:aws:rds-db:*:{DB}:dbuser:*/*")
+    )
+    iam.create_user(UserName=f"grace-{sfx}")
+    iam.add_user_to_group(GroupName=group, UserName=f"grace-{sfx}")
+    grouped = _creds(iam.create_access_key(UserName=f"grace-{sfx}")["AccessKey"])
+    writer_ep = writer["Endpoint"]["Address"]
+    aurora = TokenTarget(DB, REGION, cluster_id, f"{cluster_id}-writer", (cl["Endpoint"], writer_ep))
+    instance = TokenTarget(DB, REGION, None, f"pgdemo-rds-{sfx}", (inst["Endpoint"]["Address"],))
+    return World(
+        iam, rds, cluster_id, rid, cl["Endpoint"], writer_ep, inst["DbiResourceId"],
+        inst["Endpoint"]["Address"], alice, alice_name, _creds(assumed["Credentials"]),
+        assumed["AssumedRoleUser"]["Arn"], rw_role, grouped, aurora, instance,
+    )  # fmt: skip
 
 
 def token(creds: Credentials, host: str, user: str, port: int = 5432, region: str = REGION) -> str:
@@ -170,7 +182,7 @@ def test_user_key_token_is_accepted(world: World) -> None:
     tok = token(world.alice, world.cluster_endpoint, "pgmonitor")
     verdict = v.verify(tok, "pgmonitor", world.aurora)
     assert verdict.ok, verdict.reason
-    assert verdict.caller_arn == f"arn:aws:iam::{DB}:user/alice"
+    assert verdict.caller_arn == f"arn:aws:iam::{DB}:user/{world.alice_name}"
     assert verdict.resource_arn == f"arn:aws:rds-db:{REGION}:{DB}:dbuser:{world.cluster_rid}/pgmonitor"
     assert verdict.error_code is None and verdict.status_code is None
     # the instance endpoint of the writer is the same listener's other name
@@ -182,7 +194,7 @@ def test_assumed_role_token_is_accepted(world: World) -> None:
     verdict = TokenVerifier().verify(tok, "oltp_rw_user", world.aurora)
     assert verdict.ok, verdict.reason
     assert verdict.caller_arn == world.rw_arn
-    assert ":assumed-role/pgdemo-oltp-rw-role/app-1" in world.rw_arn
+    assert f":assumed-role/{world.rw_role}/app-1" in world.rw_arn
 
 
 def test_group_policy_grants(world: World) -> None:
@@ -327,7 +339,9 @@ def test_sts_credentials_need_their_session_token(world: World) -> None:
 
 
 def test_inactive_key(world: World) -> None:
-    world.iam.update_access_key(UserName="alice", AccessKeyId=world.alice.access_key, Status="Inactive")
+    world.iam.update_access_key(
+        UserName=world.alice_name, AccessKeyId=world.alice.access_key, Status="Inactive"
+    )
     tok = token(world.alice, world.cluster_endpoint, "pgmonitor")
     check(TokenVerifier().verify(tok, "pgmonitor", world.aurora), "InvalidToken", "inactive", tok=tok)
 
@@ -336,8 +350,11 @@ def test_detached_policy_is_not_authorized(world: World) -> None:
     v = TokenVerifier()
     tok = token(world.rw, world.cluster_endpoint, "oltp_rw_user")
     assert v.verify(tok, "oltp_rw_user", world.aurora).ok
-    arn = f"arn:aws:iam::{DB}:policy/pgdemo-oltp-rw-user-policy"
-    world.iam.detach_role_policy(RoleName="pgdemo-oltp-rw-role", PolicyArn=arn)
+    (arn,) = [
+        p["PolicyArn"]
+        for p in world.iam.list_attached_role_policies(RoleName=world.rw_role)["AttachedPolicies"]
+    ]
+    world.iam.detach_role_policy(RoleName=world.rw_role, PolicyArn=arn)
     verdict = v.verify(tok, "oltp_rw_user", world.aurora)  # same token: the policy is read at login time
     check(verdict, "NotAuthorized", "no policy of 0 allows it", tok=tok)
     assert verdict.caller_arn == world.rw_arn and verdict.status_code == 403
@@ -345,9 +362,9 @@ def test_detached_policy_is_not_authorized(world: World) -> None:
 
 def test_policy_naming_cluster_identifier(world: World) -> None:
     world.iam.put_role_policy(
-        RoleName="pgdemo-oltp-rw-role",
+        RoleName=world.rw_role,
         PolicyName="by-name",
-        PolicyDocument=_policy(f"arn:aws:rds-db:{REGION}:{DB}:dbuser:{CLUSTER}/oltp_ro_user"),
+        PolicyDocument=_policy(f"arn:aws:rds-db:{REGION}:{DB}:dbuser:{world.cluster_id}/oltp_ro_user"),
     )
     tok = token(world.rw, world.cluster_endpoint, "oltp_ro_user")
     verdict = TokenVerifier().verify(tok, "oltp_ro_user", world.aurora)
@@ -355,25 +372,25 @@ def test_policy_naming_cluster_identifier(world: World) -> None:
 
 
 def test_explicit_deny(world: World) -> None:
-    world.iam.put_user_policy(UserName="alice", PolicyName="no-db", PolicyDocument=_policy("*", "Deny"))
-    tok = token(world.alice, world.cluster_endpoint, "pgmonitor")
-    check(
-        TokenVerifier().verify(tok, "pgmonitor", world.aurora),
-        "NotAuthorized",
-        "explicit Deny in user/alice/no-db",
-    )
-
-
-def test_iam_auth_disabled_has_no_iam_code(world: World) -> None:
-    world.rds.modify_db_cluster(
-        DBClusterIdentifier=CLUSTER, EnableIAMDatabaseAuthentication=False, ApplyImmediately=True
+    world.iam.put_user_policy(
+        UserName=world.alice_name, PolicyName="no-db", PolicyDocument=_policy("*", "Deny")
     )
     tok = token(world.alice, world.cluster_endpoint, "pgmonitor")
     verdict = TokenVerifier().verify(tok, "pgmonitor", world.aurora)
-    check(verdict, None, "IAM database authentication is disabled on cluster pgdemo-1", tok=tok)
+    check(verdict, "NotAuthorized", f"explicit Deny in user/{world.alice_name}/no-db")
+
+
+def test_iam_auth_disabled_has_no_iam_code(world: World) -> None:
+    rds, cid = world.rds, world.cluster_id
+    rds.modify_db_cluster(
+        DBClusterIdentifier=cid, EnableIAMDatabaseAuthentication=False, ApplyImmediately=True
+    )
+    tok = token(world.alice, world.cluster_endpoint, "pgmonitor")
+    verdict = TokenVerifier().verify(tok, "pgmonitor", world.aurora)
+    check(verdict, None, f"IAM database authentication is disabled on cluster {cid}", tok=tok)
     assert verdict.iam_enabled is False
-    world.rds.modify_db_cluster(
-        DBClusterIdentifier=CLUSTER, EnableIAMDatabaseAuthentication=True, ApplyImmediately=True
+    rds.modify_db_cluster(
+        DBClusterIdentifier=cid, EnableIAMDatabaseAuthentication=True, ApplyImmediately=True
     )
     assert TokenVerifier().verify(tok, "pgmonitor", world.aurora).ok
 
@@ -390,7 +407,7 @@ def test_throttling_per_instance(world: World) -> None:
     check(verdict, "ThrottlingException", "more than 2 new IAM connections", tok=tok)
     assert verdict.status_code == 429
     # another instance has its own budget; a second later the budget is back
-    other = replace(world.aurora, instance_id="pgdemo-1-reader")
+    other = replace(world.aurora, instance_id=f"{world.cluster_id}-reader")
     assert v.verify(tok, "pgmonitor", other).ok
     clock[0] += 1.5
     assert v.verify(tok, "pgmonitor", world.aurora).ok
