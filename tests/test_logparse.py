@@ -256,7 +256,7 @@ _PIECES = st.sampled_from(
 @settings(max_examples=1500, deadline=None)
 @given(pieces=st.lists(_PIECES, max_size=25))
 def test_fuzz_never_raises_on_near_miss_lines(pieces: list[str]) -> None:
-    """Lines assembled from real fragments reach deep into the parser (random text rarely passes the prefix)."""
+    """Lines assembled from real fragments reach deep into the parser (random text seldom fits the prefix)."""
     ev = _RDS._parse("".join(pieces), "file", None, None)
     assert ev.kind in {"received", "authorized", "auth_failed", "disconnected", "other"}
     assert ev.port is None or ev.port >= 0

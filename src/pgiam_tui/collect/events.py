@@ -1,0 +1,265 @@
+"""Connection events of one cluster: log sources + parser + AWS's IAM reasons + the console's own attempts.
+
+`EventsCollector` is what the monitor calls once per round. It picks the log source from the config and
+what discovery found (CloudWatch export, else the RDS log-file API, else a local file), reads only what is new
+since the last round (the cursors live in the collector), parses it, reads the `iam-db-auth-error` group when
+it is exported, joins AWS's reasons onto the PAM failures, merges the console's own connection attempts, and
+returns the recent window of events plus failure counts per user and host.
+
+A source that cannot be read never fails the round: the problem is reported in `problems` (findings with
+code `events_unreadable` / `iam_log_unreadable`) and the last events are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from pgiam_tui.collect.iam_log import IAM_KINDS, failure_counts, join_iam_reasons, parse_iam_line
+from pgiam_tui.collect.log_sources import (
+    CloudWatchLogSource,
+    FileTailSource,
+    RawLine,
+    RdsLogFileSource,
+)
+from pgiam_tui.collect.logparse import LogLineParser, visible
+from pgiam_tui.config import ClusterConfig
+from pgiam_tui.model import ConnEvent, FailureCount, Finding
+
+__all__ = ["EventsCollector", "ResolvedClusterLike", "choose_source"]
+
+log = logging.getLogger(__name__)
+
+_MIN_TIME = datetime.min.replace(tzinfo=UTC)
+
+
+class ResolvedInstanceLike(Protocol):
+    """What the collector needs of aws.discovery.ResolvedInstance."""
+
+    @property
+    def id(self) -> str: ...
+
+
+class ResolvedClusterLike(Protocol):
+    """What the collector needs of aws.discovery.ResolvedCluster (structural: no import dependency)."""
+
+    @property
+    def region(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def log_exports(self) -> tuple[str, ...]: ...
+    @property
+    def log_group(self) -> str | None: ...
+    @property
+    def iam_log_group(self) -> str | None: ...
+    @property
+    def instances(self) -> Sequence[ResolvedInstanceLike]: ...
+
+
+def choose_source(cfg: ClusterConfig, resolved: ResolvedClusterLike | None) -> str:
+    """Which log source to read: "cloudwatch", "rds_logfile", "file" or "none".
+
+    `log_source = "auto"`: CloudWatch when the cluster exports its postgresql log (or a log_group is
+    configured), else the RDS log-file API for RDS/Aurora, else the local file when one is configured.
+    """
+    if cfg.log_source != "auto":
+        return cfg.log_source
+    if cfg.log_group or (
+        resolved is not None and resolved.log_group and "postgresql" in resolved.log_exports
+    ):
+        return "cloudwatch"
+    if resolved is not None and resolved.kind in ("aurora", "instance") and resolved.instances:
+        return "rds_logfile"
+    if cfg.log_file:
+        return "file"
+    return "none"
+
+
+def _keep(ev: ConnEvent) -> bool:
+    # A log group or file holds every kind of line; the events pane wants connection lines (and FATALs,
+    # which are often the reason a login failed, e.g. `role "x" does not exist`).
+    return ev.kind != "other" or ev.message.startswith("FATAL")
+
+
+def _key(ev: ConnEvent) -> tuple[object, ...]:
+    return (ev.source, ev.instance, ev.time, ev.kind, ev.pid, ev.user, ev.message)
+
+
+class EventsCollector:
+    """Connection events of one cluster, incrementally, round after round.
+
+    Usage (the monitor keeps one per cluster):
+
+        collector = EventsCollector(cluster_config)
+        events, failures = await collector.collect(resolved, session, client_events=conn.client_events)
+
+    - `resolved`: aws.discovery.ResolvedCluster (None when not discovered: only a file source works).
+    - `session`: boto3.Session of the cluster's profile (None: no AWS sources). boto3 runs in worker threads.
+    - `client_events`: the console's own connection attempts (ConnEvents with source "client"); pass all you
+      have each round, duplicates are dropped.
+    Returns (events of the last `window_s` seconds, at most `max_events`, oldest first; failure counts of the
+    last 15 minutes). Never raises for a log source problem: see `problems` (tuple of model.Finding).
+    """
+
+    def __init__(
+        self,
+        cfg: ClusterConfig,
+        *,
+        window_s: float = 900.0,
+        max_events: int = 2000,
+        lookback_s: float = 900.0,
+        clock: Any = time.time,
+    ) -> None:
+        self.cfg = cfg
+        self.window_s = window_s
+        self.max_events = max_events
+        self.lookback_s = lookback_s
+        self._clock = clock
+        self._parser = LogLineParser(cfg.log_line_prefix)
+        self._source_kind: str | None = None
+        self._main: CloudWatchLogSource | RdsLogFileSource | FileTailSource | None = None
+        self._iam: CloudWatchLogSource | None = None
+        self._events: list[ConnEvent] = []
+        self._keys: set[tuple[object, ...]] = set()
+        self._clients: dict[tuple[int, str, str], Any] = {}
+        self.problems: tuple[Finding, ...] = ()
+
+    @property
+    def source_kind(self) -> str | None:
+        """The log source in use ("cloudwatch", "rds_logfile", "file", "none") once the first round chose."""
+        return self._source_kind
+
+    def _setup(self, resolved: ResolvedClusterLike | None) -> None:
+        kind = choose_source(self.cfg, resolved)
+        self._source_kind = kind
+        if kind == "cloudwatch":
+            group = self.cfg.log_group or (resolved.log_group if resolved is not None else None)
+            if group:
+                self._main = CloudWatchLogSource(group, lookback_s=self.lookback_s, clock=self._clock)
+        elif kind == "rds_logfile" and resolved is not None:
+            ids = [i.id for i in resolved.instances]
+            self._main = RdsLogFileSource(ids, clock=self._clock)
+        elif kind == "file" and self.cfg.log_file:
+            self._main = FileTailSource(self.cfg.log_file)
+        if resolved is not None and resolved.iam_log_group and "iam-db-auth-error" in resolved.log_exports:
+            self._iam = CloudWatchLogSource(
+                resolved.iam_log_group,
+                filter_pattern=None,
+                lookback_s=self.lookback_s,
+                source="iam_log",
+                clock=self._clock,
+            )
+
+    def _client(self, session: Any, service: str, region: str | None) -> Any:
+        key = (id(session), service, region or "")
+        client = self._clients.get(key)
+        if client is None:
+            client = session.client(service, region_name=region) if region else session.client(service)
+            self._clients[key] = client
+        return client
+
+    def _read(
+        self, resolved: ResolvedClusterLike | None, session: Any
+    ) -> tuple[list[ConnEvent], list[Finding]]:
+        """Blocking part of a round (boto3, file I/O): runs in a worker thread."""
+        region = self.cfg.region or (resolved.region if resolved is not None else None)
+        out: list[ConnEvent] = []
+        problems: list[Finding] = []
+        main = self._main
+        if main is not None:
+            try:
+                if isinstance(main, FileTailSource):
+                    raw = main.poll()
+                elif session is None:
+                    raw = []
+                else:
+                    service = "logs" if isinstance(main, CloudWatchLogSource) else "rds"
+                    raw = main.poll(self._client(session, service, region))
+                out.extend(self._parse(raw))
+                errors = getattr(main, "last_errors", None)
+                if errors:
+                    problems.append(_unreadable("events_unreadable", self._source_kind, "; ".join(errors)))
+            except Exception as exc:
+                problems.append(_unreadable("events_unreadable", self._source_kind, _describe(exc)))
+        if self._iam is not None and session is not None:
+            try:
+                for line in self._iam.poll(self._client(session, "logs", region)):
+                    out.append(parse_iam_line(line.text, fallback_time=line.time, instance=line.instance))
+            except Exception as exc:
+                problems.append(_unreadable("iam_log_unreadable", "cloudwatch", _describe(exc)))
+        return out, problems
+
+    def _parse(self, raw: Iterable[RawLine]) -> list[ConnEvent]:
+        parse = self._parser.parse
+        result: list[ConnEvent] = []
+        for line in raw:
+            ev = parse(line.text, source=line.source, instance=line.instance, fallback_time=line.time)
+            if _keep(ev):
+                result.append(ev)
+        return result
+
+    async def collect(
+        self,
+        resolved: ResolvedClusterLike | None,
+        session: Any,
+        client_events: Iterable[ConnEvent] = (),
+    ) -> tuple[tuple[ConnEvent, ...], tuple[FailureCount, ...]]:
+        """One round: read what is new, merge, join, trim to the window. See the class docstring."""
+        if self._source_kind is None:
+            self._setup(resolved)
+        new, problems = await asyncio.to_thread(self._read, resolved, session)
+        self.problems = tuple(problems)
+        self._merge([*new, *client_events])
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        return tuple(self._events), failure_counts(self._events, now=now)
+
+    def _merge(self, new: Iterable[ConnEvent]) -> None:
+        added = False
+        for ev in new:
+            k = _key(ev)
+            if k in self._keys:
+                continue
+            self._keys.add(k)
+            self._events.append(ev)
+            added = True
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        horizon = now - timedelta(seconds=self.window_s)
+        events = [e for e in self._events if e.time is None or e.time >= horizon]
+        events.sort(key=lambda e: e.time or _MIN_TIME)
+        if len(events) > self.max_events:
+            events = events[-self.max_events :]
+        if added and any(e.kind in IAM_KINDS for e in events):
+            events = join_iam_reasons(events)
+        self._keys = {_key(e) for e in events}
+        self._events = events
+
+
+def _describe(exc: BaseException) -> str:
+    resp = getattr(exc, "response", None)
+    if isinstance(resp, dict):
+        err = resp.get("Error", {})
+        code = err.get("Code", "")
+        msg = err.get("Message", "")
+        return visible(f"{code}: {msg}".strip(": "))
+    return visible(f"{type(exc).__name__}: {exc}")
+
+
+def _unreadable(code: str, source: str | None, detail: str) -> Finding:
+    what = "connection log" if code == "events_unreadable" else "iam-db-auth-error log"
+    fixes = {
+        "cloudwatch": "allow logs:FilterLogEvents on the log group to the cluster's profile, and check that "
+        "the cluster exports the log (modify-db-cluster --cloudwatch-logs-export-configuration)",
+        "rds_logfile": "allow rds:DescribeDBLogFiles and rds:DownloadDBLogFilePortion to the profile",
+        "file": "check log_file in profiles.toml and that the console may read it",
+    }
+    return Finding(
+        severity="warning",
+        code=code,
+        message=f"cannot read the {what} ({source or 'none'}): {detail}",
+        fix=fixes.get(source or "", ""),
+    )
