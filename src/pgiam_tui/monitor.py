@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 
 SnapshotCallback = Callable[[ClusterSnapshot], None]
 # hooks to the events and IAM collectors (engineer "events+iam"): (resolved, session, writer_fetch) -> part
-EventsHook = Callable[[Any, Any, Any], Awaitable[tuple[tuple[ConnEvent, ...], tuple[FailureCount, ...]]]]
+EventsResult = tuple[tuple[ConnEvent, ...], tuple[FailureCount, ...], tuple[Finding, ...]]
+EventsHook = Callable[[Any, Any, tuple[ConnEvent, ...]], Awaitable[EventsResult]]
 IamHook = Callable[[Any, Any, Any], Awaitable[IamSnapshot]]
 
 DISCOVERY_REFRESH_S = 300.0  # members come and go (failover, scaling): rediscover now and then
@@ -81,7 +82,9 @@ class _Watch:
     client_events: deque[ConnEvent] = field(default_factory=lambda: deque(maxlen=CLIENT_EVENTS_KEPT))
     events_hook: EventsHook | None = None
     iam_hook: IamHook | None = None
-    events: tuple[ConnEvent, ...] = ()
+    events: tuple[ConnEvent, ...] = ()  # from the events collector (client events merged in by it)
+    events_problems: tuple[Finding, ...] = ()
+    events_merged_clients: bool = False
     failures: tuple[FailureCount, ...] = ()
     iam: IamSnapshot | None = None
     iam_at: float = 0.0
@@ -307,8 +310,9 @@ class Monitor:
 
         conns = list(w.conns.values())
         activity = asyncio.gather(*(self._activity(w, c) for c in conns))
-        side = asyncio.gather(self._events(w, resolved, session), self._iam(w, resolved, session))
-        results, _ = await asyncio.gather(activity, side)
+        results, _ = await asyncio.gather(activity, self._iam(w, resolved, session))
+        # events after activity, so this round's own connection attempts are merged into this round's events
+        await self._events(w, resolved, session)
         return self._build(w, resolved, conns, results)
 
     async def _resolve(self, w: _Watch, session: Any) -> Any:
@@ -382,11 +386,14 @@ class Monitor:
         if not self._collect_events:
             return
         if w.events_hook is None:
-            w.events_hook = make_events_hook(w.cfg, resolved, self._sessions)
+            w.events_hook = make_events_hook(w.cfg)
         if w.events_hook is None:
             return
         try:
-            w.events, w.failures = await w.events_hook(resolved, session, self._writer_fetch(w))
+            w.events, w.failures, w.events_problems = await w.events_hook(
+                resolved, session, tuple(w.client_events)
+            )
+            w.events_merged_clients = True
         except Exception as exc:  # events are a side pane: keep the last ones, say why on the log
             log.warning("events of %s failed: %s", w.cfg.name, one_line(scrub(str(exc))))
 
@@ -472,7 +479,7 @@ class Monitor:
             events=self._merged_events(w),
             failures=w.failures,
             iam=w.iam,
-            findings=tuple(findings),
+            findings=(*findings, *w.events_problems),
             stale=oldest is not None,
             data_age_s=(now - oldest).total_seconds() if oldest is not None else None,
             actions_allowed=w.cfg.allow_actions,
@@ -481,7 +488,9 @@ class Monitor:
 
     def _merged_events(self, w: _Watch) -> tuple[ConnEvent, ...]:
         """Log events plus the console's own attempts, newest first."""
-        merged = list(w.events) + list(w.client_events)
+        merged = list(w.events)
+        if not w.events_merged_clients:  # no events collector: the console's own attempts alone
+            merged.extend(w.client_events)
         merged.sort(key=lambda e: e.time.timestamp() if e.time else 0.0, reverse=True)
         return tuple(merged)
 
@@ -575,18 +584,19 @@ def _optional_class(module: str, name: str) -> Any:
         return None
 
 
-def make_events_hook(cfg: ClusterConfig, resolved: Any, sessions: Any) -> EventsHook | None:
-    """Bind collect/events.py's EventsCollector for one cluster (its cursors live in the object)."""
+def make_events_hook(cfg: ClusterConfig) -> EventsHook | None:
+    """Bind collect/events.py's EventsCollector for one cluster (its cursors live in the object).
+
+    It reads the log sources, joins AWS's IAM reasons and merges the console's own attempts (client events).
+    """
     cls = _optional_class("pgiam_tui.collect.events", "EventsCollector")
     if cls is None:
         return None
     collector = cls(cfg)
 
-    async def hook(
-        resolved: Any, session: Any, fetch: Any
-    ) -> tuple[tuple[ConnEvent, ...], tuple[FailureCount, ...]]:
-        events, failures = await collector.collect(cfg, resolved, session, fetch)
-        return tuple(events), tuple(failures)
+    async def hook(resolved: Any, session: Any, client_events: tuple[ConnEvent, ...]) -> EventsResult:
+        events, failures = await collector.collect(resolved, session, client_events=client_events)
+        return tuple(events), tuple(failures), tuple(getattr(collector, "problems", ()))
 
     return hook
 
