@@ -11,6 +11,21 @@ import sys
 from typing import Any
 
 
+_AWS_OVERRIDES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_EC2_METADATA_DISABLED",
+)
+
+
 def register(subparsers: Any) -> None:
     """Add the `demo` subcommand."""
     p = subparsers.add_parser(
@@ -46,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         except SandboxError as exc:
             print(f"pgiam-tui demo: sandbox did not start: {exc}", file=sys.stderr)
             return 1
+        # A developer's own AWS variables would override the sandbox's files (as in env.sh's users' shells).
+        for name in _AWS_OVERRIDES:
+            os.environ.pop(name, None)
         os.environ.update(sandbox.env)
         from pgiam_tui.commands.console import load, run_console
 

@@ -140,8 +140,11 @@ class ClusterList(DataTable[Text]):
             index = self.get_row_index(CLUSTER_PREFIX + name)
         except Exception:
             return
-        self.selected = name
         self.move_cursor(row=index)
+        if name != self.selected:
+            # The highlight event arrives later and then sees nothing new: announce the switch now.
+            self.selected = name
+            self.post_message(ClusterSelected(name))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         """Cursor on a cluster row selects it; on a heading, skip to the next cluster in that direction."""

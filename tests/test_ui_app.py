@@ -1,0 +1,302 @@
+"""The console app driven by Pilot on deterministic snapshots (StaticSource): behaviour, not pixels."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from rich.text import Text
+from textual.pilot import Pilot
+from textual.widget import Widget
+
+from pgiam_tui.model import ClusterSnapshot
+from pgiam_tui.ui.app import PgiamApp
+from pgiam_tui.ui.sample import (
+    HOSTILE_QUERY,
+    cluster_configs,
+    fixed_now,
+    sample_check,
+    sample_snapshots,
+    session,
+    with_activity,
+)
+from pgiam_tui.ui.screens.all_sessions import AllSessionsScreen
+from pgiam_tui.ui.screens.detail import SessionDetailScreen
+from pgiam_tui.ui.screens.modals import CheckScreen, ConfirmScreen
+from pgiam_tui.ui.source import StaticSource
+from pgiam_tui.ui.widgets.activity import ActivityTable
+from pgiam_tui.ui.widgets.events import EventsTable
+
+
+def make_app(rounds: list[tuple[ClusterSnapshot, ...]] | None = None) -> tuple[PgiamApp, StaticSource]:
+    source = StaticSource(rounds or [sample_snapshots()], {"pgdemo-rds": sample_check()})
+    return PgiamApp(source, cluster_configs(), now=fixed_now, tick=False), source
+
+
+async def settle(pilot: Pilot[int], app: PgiamApp, seen: int) -> None:
+    """Let the app process messages until it has seen `seen` snapshots."""
+    for _ in range(200):
+        await pilot.pause()
+        if app.snapshots_seen >= seen:
+            break
+    assert app.snapshots_seen >= seen
+    await pilot.pause()
+
+
+def lines(widget: Widget) -> list[str]:
+    """The widget's rendered lines, as the terminal gets them."""
+    return ["".join(seg.text for seg in widget.render_line(y)) for y in range(widget.size.height)]
+
+
+def table_pids(table: ActivityTable) -> list[int]:
+    return [loc.row.pid for key in table.rows if (loc := table.located(str(key.value))) is not None]
+
+
+def ordered_pids(table: ActivityTable) -> list[int]:
+    out = []
+    for i in range(table.row_count):
+        key = table.coordinate_to_cell_key((i, 0)).row_key  # type: ignore[arg-type]
+        loc = table.located(str(key.value))
+        assert loc is not None
+        out.append(loc.row.pid)
+    return out
+
+
+async def test_main_screen_shows_selected_cluster() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        table = app.activity.table
+        assert table.row_count == 9
+        # sorted by duration, longest first: the long query, then the lock holder
+        assert ordered_pids(table)[:2] == [4105, 4102]
+        events = app.query_one(EventsTable)
+        assert events.row_count == 6
+        assert app.cluster_list.selected == "pgdemo-1"
+        text = "\n".join(lines(app.cluster_list))
+        assert "pgdemo-1" in text and "11:23" in text and "6/2/9" in text
+
+
+async def test_hostile_text_is_literal_in_table_and_detail() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(300, 50)) as pilot:
+        await settle(pilot, app, 3)
+        table = app.activity.table
+        await pilot.click(ActivityTable)
+        key = next(k for k in table.rows if table.located(str(k.value)).row.pid == 4107)  # type: ignore[union-attr]
+        cell = table.get_cell(key, "query")
+        assert isinstance(cell, Text)
+        assert cell.plain.startswith("SELECT '[bold red]x[/]', '[link=http://x]y[/link]', '␛[31mred␛[0m'")
+        app_cell = table.get_cell(key, "app")
+        assert app_cell.plain == "evil␛[2Japp"
+        table.move_cursor(row=table.get_row_index(key))
+        rendered = "\n".join(lines(table))
+        assert "[bold red]x[/]" in rendered and "[link=http://x]y[/link]" in rendered
+        assert "\x1b" not in rendered
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, SessionDetailScreen)
+        body = screen.query_one("#detail-body")
+        shown = " ".join(" ".join(lines(body)).split())
+        assert "[bold red]x[/]" in shown and "[link=http://x]y[/link]" in shown
+        assert "␛]0;pwned␇" in shown and "\x1b" not in shown
+        # the very long line is wrapped in full, not cut
+        assert shown.count("very long line") == HOSTILE_QUERY.count("very long line")
+
+
+async def test_update_in_place_keeps_cursor_on_its_row() -> None:
+    first = sample_snapshots()
+    app, source = make_app([first])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        table = app.activity.table
+        await pilot.click(ActivityTable)
+        target = next(k for k in table.rows if table.located(str(k.value)).row.pid == 4101)  # type: ignore[union-attr]
+        table.move_cursor(row=table.get_row_index(target))
+        before_rows = dict(table.rows)
+        # next round: 4106 gone, a new session, 4101 ran longer (moves up in the duration sort)
+        rows = [r for r in first[0].activity if r.pid != 4106]
+        rows = [replace(r, duration_s=250.0) if r.pid == 4101 else r for r in rows]
+        rows.append(session("pgdemo-1-writer", 4200, "oltp_rw_user", "active", "INSERT INTO pgdemo.orders"))
+        source.push([with_activity(first[0], tuple(rows))])
+        await settle(pilot, app, 4)
+        assert 4106 not in table_pids(table) and 4200 in table_pids(table)
+        # rows that stayed are the same DataTable rows (updated, not re-added)
+        kept = [k for k in before_rows if k in table.rows]
+        assert len(kept) == 8
+        # the cursor followed its session to its new place
+        assert table.current() is not None and table.current().row.pid == 4101  # type: ignore[union-attr]
+        assert ordered_pids(table)[:3] == [4105, 4101, 4102]
+
+
+async def test_filter_sort_hide_idle() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        table = app.activity.table
+        await pilot.click(ActivityTable)
+        await pilot.press("i")
+        assert sorted(table_pids(table)) == [4101, 4102, 4103, 4104, 4105, 4107, 5101]
+        await pilot.press("i")
+        await pilot.press("slash")
+        await pilot.press(*"user:oltp_rw min:10s", "enter")
+        await pilot.pause()
+        assert sorted(table_pids(table)) == [4102, 4103, 4104]
+        assert "filter 'user:oltp_rw min:10s'" in "".join(lines(app.query_one("#activity-title")))
+        await pilot.press("slash")
+        await pilot.press(*"bogus:1", "enter")
+        await pilot.pause()
+        assert sorted(table_pids(table)) == [4102, 4103, 4104]  # bad filter: old one kept
+        await pilot.press("escape")
+        await pilot.press("slash", "ctrl+u", "enter")  # clear
+        await pilot.pause()
+        assert table.row_count == 9
+        # s cycles: duration -> xact; S reverses
+        await pilot.press("s")
+        assert table.sort_column == "xact"
+        app.action_sort_by("pid")
+        await pilot.pause()
+        assert ordered_pids(table) == sorted(ordered_pids(table))
+        await pilot.press("S")
+        assert ordered_pids(table) == sorted(ordered_pids(table), reverse=True)
+
+
+async def test_switching_clusters_shows_data_at_once_and_errors_explained() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        await pilot.click("#clusters")
+        await pilot.press("down")  # pgdemo-1 -> pgdemo-2
+        await pilot.pause()
+        assert app.selected == "pgdemo-2"
+        assert sorted(table_pids(app.activity.table)) == [7001, 7002]
+        await pilot.press("down")  # skips the 'staging' heading
+        await pilot.pause()
+        assert app.selected == "pgdemo-rds"
+        banner = " ".join(" ".join(lines(app.query_one("#activity-error"))).split())
+        assert "authenticate: PAM authentication failed" in banner
+        assert "modify-db-instance --enable-iam-database-authentication" in banner
+        await pilot.press("up")
+        await pilot.pause()
+        assert app.selected == "pgdemo-2"
+
+
+async def test_blocking_tree_and_all_clusters_view() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        await pilot.press("b")
+        await pilot.pause()
+        tree = app.activity.blocking_tree
+        assert app.activity.tree_shown
+        root = tree.root.children[0]
+        assert str(root.label).startswith("4102 oltp_rw_user")
+        assert str(root.children[0].label).startswith("4103 ")
+        assert str(root.children[0].children[0].label).startswith("4104 ")
+        await pilot.press("b")
+        await pilot.press("a")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, AllSessionsScreen)
+        table = screen.pane.table
+        clusters = {loc.cluster for k in table.rows if (loc := table.located(str(k.value)))}
+        assert clusters == {"pgdemo-1", "pgdemo-2"}
+        assert table.row_count == 11
+        await pilot.press("escape")
+        assert not isinstance(app.screen, AllSessionsScreen)
+
+
+async def test_check_modal_shows_steps() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        app.cluster_list.select("pgdemo-rds")
+        await pilot.pause()
+        await pilot.press("c")
+        screen = app.screen
+        assert isinstance(screen, CheckScreen)
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        body = "\n".join(lines(screen.query_one("#check-body")))
+        assert "✖ authenticate" in body and "fix: aws rds modify-db-instance" in body
+        assert "cause: IAM database authentication is disabled" in body
+        await pilot.press("escape")
+
+
+async def test_cancel_needs_permission_and_confirmation_and_is_recorded() -> None:
+    app, source = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        table = app.activity.table
+        await pilot.click(ActivityTable)
+        key = next(k for k in table.rows if table.located(str(k.value)).row.pid == 4102)  # type: ignore[union-attr]
+        table.move_cursor(row=table.get_row_index(key))
+        await pilot.press("t")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.pause()
+        assert source.actions == []
+        await pilot.press("t")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert source.actions == [("pgdemo-1", "pgdemo-1-writer", 4102, "terminate")]
+        events = app.query_one(EventsTable)
+        labels = [events.get_row_at(i)[1].plain for i in range(events.row_count)]
+        assert "ACTION" in labels
+        # pgdemo-2 does not allow actions: no modal, nothing sent
+        app.cluster_list.select("pgdemo-2")
+        await pilot.pause()
+        await pilot.click(ActivityTable)
+        await pilot.press("k")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert len(source.actions) == 1
+
+
+async def test_pause_interval_refresh() -> None:
+    snaps = sample_snapshots()
+    second = (replace(snaps[0], activity=snaps[0].activity[:2]), *snaps[1:])
+    app, source = make_app([snaps, second])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        await pilot.press("p")
+        assert source.paused and "PAUSED" in "".join(lines(app.query_one("#topbar")))
+        await pilot.press("p")
+        assert not source.paused
+        await pilot.press("plus")
+        assert source.intervals[None] == 5.0
+        await pilot.press("minus", "minus")
+        assert source.intervals[None] == 1.0
+        await pilot.press("r")
+        await settle(pilot, app, 4)
+        assert app.activity.table.row_count == 2
+
+
+async def test_usable_at_80x24_and_zoom() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, 3)
+        assert app.has_class("-narrow")
+        assert app.activity.table.size.height >= 3
+        await pilot.click(ActivityTable)
+        await pilot.press("z")
+        await pilot.pause()
+        assert app.screen.maximized is app.activity
+        assert app.activity.table.size.height >= 15
+        await pilot.press("z")
+        await pilot.pause()
+        assert app.screen.maximized is None
+
+
+async def test_quit_exits_zero() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_value == 0
