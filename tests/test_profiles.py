@@ -1,0 +1,415 @@
+"""AWS profiles: classification and role chains (pure), and SessionFactory against the sandbox's moto:
+cross-account resolution, the shared AWS CLI cache, MFA prompts through the callback, classified errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import botocore.exceptions
+import pytest
+
+from pgiam_tui.aws.errors import AwsCredentialError, classify_aws_error
+from pgiam_tui.aws.profiles import list_profiles, resolve_identities
+from pgiam_tui.aws.session import SessionFactory
+from pgiam_tui.commands import profiles as profiles_command
+
+if TYPE_CHECKING:
+    from pgiam_tui.sandbox import Sandbox
+
+DB_ACCOUNT = "111111111111"
+MGMT_ACCOUNT = "222222222222"
+
+CONFIG = """
+[default]
+region = eu-west-1
+
+[profile dev-static]
+region = us-east-1
+
+[profile chained]
+role_arn = arn:aws:iam::111111111111:role/second
+source_profile = middle
+mfa_serial = arn:aws:iam::222222222222:mfa/dba
+
+[profile middle]
+role_arn = arn:aws:iam::111111111111:role/first
+source_profile = dev-static
+
+[profile on-ec2]
+role_arn = arn:aws:iam::111111111111:role/pg-monitor-role
+credential_source = Ec2InstanceMetadata
+
+[profile chained-to-ec2]
+role_arn = arn:aws:iam::111111111111:role/other
+source_profile = on-ec2
+
+[profile self-sourced]
+role_arn = arn:aws:iam::111111111111:role/self
+source_profile = self-sourced
+aws_access_key_id = AKIAEXAMPLESELF
+aws_secret_access_key = never-printed-self
+
+[profile sso-new]
+sso_session = corp
+sso_account_id = 111111111111
+sso_role_name = DBA
+
+[profile sso-legacy]
+sso_start_url = https://legacy.awsapps.com/start
+sso_region = us-east-1
+sso_account_id = 111111111111
+sso_role_name = DBA
+
+[profile sso-broken]
+sso_session = nowhere
+
+[profile proc]
+credential_process = /usr/local/bin/get-creds --secret hunter2
+
+[profile k8s]
+role_arn = arn:aws:iam::111111111111:role/irsa
+web_identity_token_file = /var/run/secrets/token
+
+[profile loop-a]
+role_arn = arn:aws:iam::111111111111:role/a
+source_profile = loop-b
+
+[profile loop-b]
+role_arn = arn:aws:iam::111111111111:role/b
+source_profile = loop-a
+
+[profile dangling]
+role_arn = arn:aws:iam::111111111111:role/x
+source_profile = not-there
+
+[profile region-only]
+region = ap-northeast-1
+
+[sso-session corp]
+sso_start_url = https://corp.awsapps.com/start
+sso_region = us-east-1
+"""
+
+CREDENTIALS = """
+[default]
+aws_access_key_id = AKIAEXAMPLEDEFAULT
+aws_secret_access_key = never-printed-default
+
+[dev-static]
+aws_access_key_id = AKIAEXAMPLEDEV
+aws_secret_access_key = never-printed-dev
+"""
+
+
+@pytest.fixture
+def aws_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    config = tmp_path / "config"
+    config.write_text(textwrap.dedent(CONFIG), encoding="utf-8")
+    credentials = tmp_path / "credentials"
+    credentials.write_text(textwrap.dedent(CREDENTIALS), encoding="utf-8")
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    return tmp_path
+
+
+def run_profiles(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="pgiam-tui")
+    parser.add_argument("--config")
+    profiles_command.register(parser.add_subparsers())
+    args = parser.parse_args(["profiles", *argv])
+    return int(args.func(args))
+
+
+def test_every_kind_is_classified(aws_files: Path) -> None:
+    by_name = {p.name: p for p in list_profiles()}
+    kinds = {name: p.kind for name, p in by_name.items()}
+    assert kinds == {
+        "default": "static",
+        "dev-static": "static",
+        "chained": "assume_role_source_profile",
+        "middle": "assume_role_source_profile",
+        "on-ec2": "assume_role_credential_source",
+        "chained-to-ec2": "assume_role_source_profile",
+        "self-sourced": "assume_role_source_profile",
+        "sso-new": "sso",
+        "sso-legacy": "sso",
+        "sso-broken": "sso",
+        "proc": "credential_process",
+        "k8s": "web_identity",
+        "loop-a": "assume_role_source_profile",
+        "loop-b": "assume_role_source_profile",
+        "dangling": "assume_role_source_profile",
+        "region-only": "none",
+    }
+    assert by_name["default"].region == "eu-west-1"
+    assert by_name["sso-new"].sso_start_url == "https://corp.awsapps.com/start"
+    assert by_name["sso-legacy"].sso_start_url == "https://legacy.awsapps.com/start"
+    assert by_name["proc"].credential_program == "/usr/local/bin/get-creds"
+    assert by_name["chained"].mfa_serial == "arn:aws:iam::222222222222:mfa/dba"
+
+
+def test_role_chains_and_their_problems(aws_files: Path) -> None:
+    by_name = {p.name: p for p in list_profiles()}
+    assert by_name["chained"].chain_text() == "chained -> middle -> dev-static -> static keys"
+    assert (
+        by_name["chained-to-ec2"].chain_text()
+        == "chained-to-ec2 -> on-ec2 -> credential_source Ec2InstanceMetadata"
+    )
+    assert by_name["on-ec2"].chain_text() == "on-ec2 -> credential_source Ec2InstanceMetadata"
+    assert by_name["self-sourced"].chain_text() == "self-sourced -> static keys"
+    assert by_name["dev-static"].chain == ("dev-static",) and by_name["dev-static"].problem is None
+    assert by_name["loop-a"].problem == "source_profile cycle: loop-a -> loop-b -> loop-a"
+    assert by_name["dangling"].problem == "source_profile 'not-there' does not exist"
+    assert by_name["sso-broken"].problem == "sso_session 'nowhere' has no [sso-session nowhere] section"
+
+
+def test_profiles_json_holds_no_secret(aws_files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_profiles(["--json"]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    names = [p["name"] for p in data["profiles"]]
+    assert names == sorted(names) and "on-ec2" in names
+    row = next(p for p in data["profiles"] if p["name"] == "on-ec2")
+    assert row["kind"] == "assume_role_credential_source"
+    assert row["chain"] == ["on-ec2"] and row["chain_source"] == "credential_source Ec2InstanceMetadata"
+    assert row["identity_arn"] is None and row["error"] is None
+    for secret in ("never-printed", "AKIAEXAMPLE", "hunter2"):
+        assert secret not in out
+
+
+def test_profiles_table(aws_files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_profiles(["chained", "proc"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["PROFILE", "KIND", "REGION", "CHAIN"]
+    assert lines[1].startswith("chained ") and "assume-role (source_profile)" in lines[1]
+    assert "chained -> middle -> dev-static -> static keys" in lines[1]
+    assert lines[2].startswith("proc ") and "hunter2" not in lines[2]
+
+
+def test_unknown_profile_name_is_usage_error(aws_files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_profiles(["nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown AWS profile(s): nope" in err
+
+
+def test_session_factory_reuses_sessions_across_threads(aws_files: Path) -> None:
+    factory = SessionFactory(cache_dir=aws_files / "cache")
+    seen: list[Any] = []
+
+    def grab() -> None:
+        seen.append(factory.session("dev-static"))
+
+    threads = [threading.Thread(target=grab) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(s) for s in seen}) == 1
+    assert factory.session(None) is not seen[0]
+
+
+def test_unknown_profile_is_classified(aws_files: Path) -> None:
+    with pytest.raises(AwsCredentialError) as info:
+        SessionFactory(cache_dir=aws_files / "cache").session("typo")
+    assert info.value.kind == "unknown_profile"
+    assert "AWS profile 'typo' not found" in str(info.value)
+    assert info.value.hint and "pgiam-tui profiles" in info.value.hint
+
+
+def test_sso_without_login_says_how_to_log_in(aws_files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(aws_files))  # no ~/.aws/sso/cache token there
+    with pytest.raises(AwsCredentialError) as info:
+        SessionFactory(cache_dir=aws_files / "cache").identity("sso-new")
+    assert info.value.kind == "sso_expired"
+    assert info.value.hint == "aws sso login --profile sso-new"
+
+
+@pytest.mark.parametrize(
+    ("error", "operation", "kind"),
+    [
+        ("AccessDenied", "AssumeRole", "assume_role_denied"),
+        ("ExpiredToken", "GetCallerIdentity", "expired"),
+        ("ExpiredTokenException", "DescribeDBClusters", "expired"),
+        ("InvalidClientTokenId", "GetCallerIdentity", "other"),
+        ("AccessDenied", "DescribeDBClusters", "other"),
+    ],
+)
+def test_client_errors_are_classified(error: str, operation: str, kind: str) -> None:
+    exc = botocore.exceptions.ClientError({"Error": {"Code": error, "Message": "m"}}, operation)
+    classified = classify_aws_error(exc, "p")
+    assert classified.kind == kind and classified.profile == "p"
+    assert "\n" not in str(classified)
+
+
+def test_botocore_errors_are_classified() -> None:
+    cases = [
+        (botocore.exceptions.NoCredentialsError(), "no_credentials"),
+        (
+            botocore.exceptions.CredentialRetrievalError(provider="Ec2InstanceMetadata", error_msg="x"),
+            "imds_unreachable",
+        ),
+        (botocore.exceptions.UnauthorizedSSOTokenError(), "sso_expired"),
+        (botocore.exceptions.ProfileNotFound(profile="p"), "unknown_profile"),
+        (botocore.exceptions.EndpointConnectionError(endpoint_url="http://x"), "other"),
+        (ValueError("weird"), "other"),
+    ]
+    for exc, kind in cases:
+        assert classify_aws_error(exc, "p").kind == kind, exc
+
+
+def test_resolve_identities_keeps_errors_per_profile() -> None:
+    def identity(name: str) -> str:
+        if name == "bad":
+            raise AwsCredentialError("nope", "no_credentials", None, name)
+        if name == "worse":
+            raise RuntimeError("boom")
+        return f"arn:{name}"
+
+    result = {r.profile: r for r in resolve_identities(["a", "bad", "worse", "b"], identity)}
+    assert result["a"].arn == "arn:a" and result["b"].arn == "arn:b"
+    assert result["bad"].error is not None and result["bad"].error.kind == "no_credentials"
+    assert result["worse"].error is not None and "boom" in str(result["worse"].error)
+
+
+# ------------------------------------------------------------------------------------------ sandbox
+
+
+@pytest.fixture
+def extra_profiles(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The sandbox's AWS config plus a few profiles of our own (MFA, refused role, dead IMDS)."""
+    base = sandbox.aws_config_file.read_text(encoding="utf-8")
+    endpoint = sandbox.endpoint_url
+    extra = f"""
+
+[profile with-mfa]
+role_arn = arn:aws:iam::{DB_ACCOUNT}:role/pgdemo-oltp-rw-role
+source_profile = sandbox-db-admin
+mfa_serial = arn:aws:iam::{DB_ACCOUNT}:mfa/dba
+region = us-east-1
+endpoint_url = {endpoint}
+
+[profile refused]
+role_arn = arn:aws:iam::{DB_ACCOUNT}:role/pg-monitor-role
+source_profile = sandbox-db-admin
+region = us-east-1
+endpoint_url = {endpoint}
+
+[profile dead-imds]
+role_arn = arn:aws:iam::{DB_ACCOUNT}:role/pg-monitor-role
+credential_source = Ec2InstanceMetadata
+region = us-east-1
+endpoint_url = {endpoint}
+ec2_metadata_service_endpoint = http://127.0.0.1:9
+"""
+    config = tmp_path / "aws-config"
+    config.write_text(base + extra, encoding="utf-8")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("HOME", str(tmp_path))  # the AWS CLI cache of this test only
+    yield config
+
+
+def test_cross_account_profile_resolves_to_monitor_role(sandbox: Sandbox, tmp_path: Path) -> None:
+    factory = SessionFactory(cache_dir=tmp_path / "cache")
+    arn = factory.identity("instancecrossaccount")
+    assert arn.startswith(f"arn:aws:sts::{DB_ACCOUNT}:assumed-role/pg-monitor-role/")
+    assert factory.identity("sandbox-mgmt-admin").split(":")[4] == MGMT_ACCOUNT
+
+
+def test_profiles_resolve_command(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # this test's own AWS CLI cache
+    code = run_profiles(["--json", "--resolve"])
+    data = json.loads(capsys.readouterr().out)
+    rows = {p["name"]: p for p in data["profiles"]}
+    assert rows["instancecrossaccount"]["identity_arn"].startswith(
+        f"arn:aws:sts::{DB_ACCOUNT}:assumed-role/pg-monitor-role/"
+    )
+    assert rows["instancecrossaccount"]["kind"] == "assume_role_credential_source"
+    assert rows["pgdemo-oltp-rw"]["chain"] == ["pgdemo-oltp-rw", "sandbox-db-admin"]
+    assert rows["pgdemo-oltp-rw"]["identity_arn"].startswith(
+        f"arn:aws:sts::{DB_ACCOUNT}:assumed-role/pgdemo-oltp-rw-role/"
+    )
+    assert all(r["error"] is None for r in rows.values()), rows
+    assert code == 0
+
+
+def cache_files(directory: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(directory.glob("*.json"))} if directory.exists() else {}
+
+
+@pytest.mark.parametrize("profile", ["instancecrossaccount", "pgdemo-oltp-rw"])
+def test_assumed_role_credentials_shared_through_cli_cache(
+    sandbox: Sandbox, extra_profiles: Path, profile: str
+) -> None:
+    cache = Path(os.environ["HOME"]) / ".aws" / "cli" / "cache"
+    first = SessionFactory()  # default: ~/.aws/cli/cache, the AWS CLI's
+    first.identity(profile)
+    written = cache_files(cache)
+    assert len(written) == 1, written
+    key_one = first.session(profile).get_credentials().get_frozen_credentials().access_key
+
+    # A second process (a fresh factory) finds the cached role credentials instead of assuming again.
+    second = SessionFactory()
+    second.identity(profile)
+    assert second.session(profile).get_credentials().get_frozen_credentials().access_key == key_one
+    # And the AWS CLI itself reuses them: the cache file is left as it was.
+    env = dict(os.environ)
+    done = subprocess.run(
+        ["aws", "sts", "get-caller-identity", "--profile", profile, "--output", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["Arn"] == first.identity(profile)
+    assert cache_files(cache) == written
+
+
+def test_mfa_code_comes_from_the_callback(sandbox: Sandbox, extra_profiles: Path) -> None:
+    prompts: list[str] = []
+
+    def ask(prompt: str) -> str:
+        prompts.append(prompt)
+        return "123456"
+
+    arn = SessionFactory(ask).identity("with-mfa")
+    assert ":assumed-role/pgdemo-oltp-rw-role/" in arn
+    assert prompts == [f"Enter MFA code for arn:aws:iam::{DB_ACCOUNT}:mfa/dba: "]
+
+
+def test_mfa_without_callback_is_a_clear_error(sandbox: Sandbox, extra_profiles: Path) -> None:
+    with pytest.raises(AwsCredentialError) as info:
+        SessionFactory().identity("with-mfa")
+    assert "an MFA code is needed" in str(info.value)
+
+
+def test_refused_assume_role_is_classified(sandbox: Sandbox, extra_profiles: Path) -> None:
+    with pytest.raises(AwsCredentialError) as info:
+        SessionFactory().identity("refused")
+    assert info.value.kind == "assume_role_denied"
+    assert info.value.profile == "refused"
+    assert "AssumeRole refused" in str(info.value)
+
+
+def test_unreachable_imds_is_classified(
+    sandbox: Sandbox, extra_profiles: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The environment variable wins over the profile's setting: point both at a closed port.
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(AwsCredentialError) as info:
+        SessionFactory().identity("dead-imds")
+    assert info.value.kind == "imds_unreachable"
+    assert "credential_source" in str(info.value)
