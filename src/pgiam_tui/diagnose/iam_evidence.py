@@ -18,16 +18,15 @@ import boto3
 import botocore.exceptions
 
 from pgiam_tui.aws.policy import CONNECT_ACTION, MatchedStatement, NamedPolicy, connect_grants, evaluate
+from pgiam_tui.collect.iam_log import IAM_CODE_KINDS, parse_iam_line
 from pgiam_tui.diagnose.text import visible
 
-_LINE_USER = re.compile(r"for user '(?P<user>[^']*)'")
-_LINE_CODE = re.compile(r"Error Code: (?P<code>[A-Za-z]+)")
-_LINE_CALLER = re.compile(r"caller '(?P<arn>arn:[^']+)'")
 _DBUSER_ARN = re.compile(
     r"^arn:(?P<partition>[^:]*):rds-db:(?P<region>[^:]*):(?P<account>[^:]*):dbuser:(?P<rid>[^/]*)/(?P<user>.*)$"
 )
 
-IAM_LOG_CODES = ("InvalidToken", "ExpiredToken", "NotAuthorized", "ThrottlingException", "InternalError")
+IAM_LOG_CODES = tuple(IAM_CODE_KINDS)
+_CODE_OF_KIND = {kind: code for code, kind in IAM_CODE_KINDS.items()}
 
 
 class EvidenceUnavailable(Exception):
@@ -46,16 +45,18 @@ class IamLogLine:
 
 
 def parse_iam_log_line(text: str, timestamp_ms: int = 0) -> IamLogLine | None:
-    """The code, user and caller ARN of an iam-db-auth-error line (None when it is not one)."""
-    code = _LINE_CODE.search(text)
-    user = _LINE_USER.search(text)
-    if code is None or user is None:
+    """The code, user and caller ARN of an iam-db-auth-error line (None when it is not one).
+
+    collect/iam_log.py reads the format (shared with the events pane); this keeps what the check needs.
+    """
+    event = parse_iam_line(text)
+    code = _CODE_OF_KIND.get(event.kind)
+    if code is None or event.user is None:
         return None
-    caller = _LINE_CALLER.search(text)
     return IamLogLine(
-        code=code.group("code"),
-        user=user.group("user"),
-        caller_arn=caller.group("arn") if caller else None,
+        code=code,
+        user=event.user,
+        caller_arn=event.caller_arn,
         message=visible(text.strip()),
         timestamp_ms=timestamp_ms,
     )
