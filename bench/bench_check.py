@@ -1,9 +1,9 @@
 """`check` wall time on a healthy sandbox cluster beside the manual path, and token generation time.
 
-The manual path is what on-call does today: `aws rds generate-db-auth-token ...` then `psql -c 'select 1'` with
-the token as password (PGSSLMODE=verify-full, PGSSLROOTCERT, hostaddr = the front door). Both paths run warm:
-the AWS CLI cache (~/.aws/cli/cache, shared by both) holds the assumed role after a first round. Prints a
-markdown fragment (see bench/run_all.py).
+The manual path is what on-call does today: `aws rds generate-db-auth-token ...`, then `psql -c 'select 1'`
+with the token as password (PGSSLMODE=verify-full, PGSSLROOTCERT, hostaddr = the front door). Both paths run
+warm: the AWS CLI cache (~/.aws/cli/cache, shared by both) holds the assumed role after a first round.
+Prints a markdown fragment (see bench/run_all.py).
 """
 
 from __future__ import annotations
