@@ -37,6 +37,10 @@ from pgiam_tui.ui.widgets.events import EventsPane
 from pgiam_tui.ui.widgets.iam import IamPane
 
 INTERVALS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0)
+# Actions that act on an activity pane: only offered where one is shown (main or all-clusters screen).
+ACTIVITY_ACTIONS = frozenset(
+    {"filter", "sort", "reverse_sort", "hide_idle", "tree", "signal_current", "zoom", "all_sessions", "check"}
+)
 NARROW_WIDTH = 100
 
 
@@ -259,6 +263,16 @@ class PgiamApp(App[int]):
         return answer[0]
 
     # ----- actions --------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Pane actions only where a pane is on screen (not on the detail screen or a modal)."""
+        if action in ACTIVITY_ACTIONS:
+            screen = self.screen
+            on_main = screen is self.screen_stack[0] if self.screen_stack else False
+            if action in ("zoom", "all_sessions", "check"):
+                return on_main
+            return on_main or isinstance(screen, AllSessionsScreen)
+        return True
 
     def _focused_pane(self) -> Widget | None:
         focused = self.focused

@@ -132,7 +132,8 @@ def _activity(writer: str, reader: str) -> tuple[SessionRow, ...]:
 def _events(cluster: str) -> tuple[ConnEvent, ...]:
     ssl = {"protocol": "TLSv1.3", "cipher": "TLS_AES_256_GCM_SHA384", "bits": 256}
     return (
-        ConnEvent(T0 - timedelta(seconds=5), "authorized", "oltp_rw_user", "demo", "10.0.1.23", 40101, 4101, ssl,
+        ConnEvent(T0 - timedelta(seconds=5), "authorized", "oltp_rw_user", "demo", "10.0.1.23", 40101, 4101,
+                  ssl,
                   message="connection authorized: user=oltp_rw_user database=demo SSL enabled"),
         ConnEvent(T0 - timedelta(seconds=12), "auth_failed", "oltp_rw_user", "demo", "10.0.9.9", 51234, 4201,
                   source="cloudwatch", message='FATAL:  PAM authentication failed for user "oltp_rw_user"',
@@ -142,7 +143,8 @@ def _events(cluster: str) -> tuple[ConnEvent, ...]:
                   caller_arn=f"arn:aws:sts::{DB_ACCOUNT}:assumed-role/app-role/i-123"),
         ConnEvent(T0 - timedelta(seconds=30), "client_connect", "pgmonitor", "demo", None, None, None,
                   source="client", message=f"connected to {cluster} writer"),
-        ConnEvent(T0 - timedelta(seconds=44), "disconnected", "oltp_ro_user", "demo", "10.0.1.24", 40201, 4090,
+        ConnEvent(T0 - timedelta(seconds=44), "disconnected", "oltp_ro_user", "demo", "10.0.1.24", 40201,
+                  4090,
                   message="disconnection: session time: 0:00:03.101 user=oltp_ro_user database=demo"),
         ConnEvent(T0 - timedelta(seconds=61), "received", None, None, "10.0.9.9", 51234, 4201,
                   message="connection received: host=10.0.9.9 port=51234"),
@@ -295,7 +297,8 @@ def sample_snapshots() -> tuple[ClusterSnapshot, ...]:
         error=ErrorInfo(
             step="authenticate",
             message='PAM authentication failed for user "pgmonitor"',
-            hint="IAM auth is disabled on the instance: aws rds modify-db-instance --enable-iam-database-authentication",
+            hint="IAM auth is disabled on the instance: "
+            "aws rds modify-db-instance --enable-iam-database-authentication",
         ),
         stale=True,
         data_age_s=95.0,
@@ -305,6 +308,11 @@ def sample_snapshots() -> tuple[ClusterSnapshot, ...]:
         iam=_iam("db-QWERTYUIOPASDFGHJKL", enabled=False),
     )
     return (first, second, third)
+
+
+ENABLE_IAM = (
+    "aws rds modify-db-instance --db-instance-identifier pgdemo-rds --enable-iam-database-authentication"
+)
 
 
 def sample_check() -> CheckView:
@@ -325,12 +333,12 @@ def sample_check() -> CheckView:
                 "failed",
                 12.5,
                 'PAM authentication failed for user "pgmonitor"',
-                "aws rds modify-db-instance --db-instance-identifier pgdemo-rds --enable-iam-database-authentication",
+                ENABLE_IAM,
             ),
             CheckStepView("query", "skipped"),
         ),
         cause="IAM database authentication is disabled on pgdemo-rds",
-        fix="aws rds modify-db-instance --db-instance-identifier pgdemo-rds --enable-iam-database-authentication",
+        fix=ENABLE_IAM,
     )
 
 
