@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from pgiam_tui.aws.errors import AwsCredentialError, classify_aws_error
 from pgiam_tui.aws.profiles import list_profiles, resolve_identities
 from pgiam_tui.aws.session import SessionFactory
 from pgiam_tui.commands import profiles as profiles_command
+
+BIN = Path(sys.executable).parent  # the venv's console scripts (pgiam-tui, aws)
 
 if TYPE_CHECKING:
     from pgiam_tui.sandbox import Sandbox
@@ -366,7 +369,7 @@ def test_assumed_role_credentials_shared_through_cli_cache(
     # And the AWS CLI itself reuses them: the cache file is left as it was.
     env = dict(os.environ)
     done = subprocess.run(
-        ["aws", "sts", "get-caller-identity", "--profile", profile, "--output", "json"],
+        [str(BIN / "aws"), "sts", "get-caller-identity", "--profile", profile, "--output", "json"],
         env=env,
         capture_output=True,
         text=True,
