@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
+    from pgiam_tui.commands._cliutil import fail
     from pgiam_tui.config import ConfigError, load_config, resolve_config_path
     from pgiam_tui.jsonout import snapshot_to_json
 
@@ -44,10 +45,10 @@ def run(args: argparse.Namespace) -> int:
         for name in names or ():
             config.cluster(name)  # unknown name -> ConfigError listing the known ones
     except ConfigError as exc:
-        print(f"pgiam-tui: {exc}", file=sys.stderr)
+        fail(str(exc))
         return 2
     if not config.clusters:
-        print(f"pgiam-tui: {config.path}: no clusters configured", file=sys.stderr)
+        fail(f"{config.path}: no clusters configured")
         return 2
 
     snapshots = asyncio.run(_collect(config, names))
@@ -59,18 +60,13 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all(s.status == "ok" for s in snapshots) else 1
 
 
-def _ask(prompt: str) -> str:
-    """MFA codes are asked on the terminal (the console asks in a modal instead)."""
-    sys.stderr.write(prompt if prompt.endswith(" ") else prompt + " ")
-    sys.stderr.flush()
-    return sys.stdin.readline().strip()
-
-
 async def _collect(config: Any, names: list[str] | None) -> list[Any]:
     from pgiam_tui.aws.session import SessionFactory
+    from pgiam_tui.commands._cliutil import terminal_mfa_prompt
     from pgiam_tui.monitor import Monitor
 
-    monitor = Monitor(config, SessionFactory(mfa_prompt=_ask))
+    # MFA codes are asked on the terminal (the console asks in a modal instead)
+    monitor = Monitor(config, SessionFactory(mfa_prompt=terminal_mfa_prompt))
     try:
         return await monitor.collect_once(names)
     finally:

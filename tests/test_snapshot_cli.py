@@ -1,0 +1,311 @@
+"""`pgiam-tui snapshot`: the real console script in a subprocess, and the Monitor against the sandbox.
+
+- config problems: exit 2 with one line, no traceback;
+- direct endpoints with keyring passwords (LocalPostgres; the keyring's own PYTHON_KEYRING_BACKEND hook points
+  the subprocess at a file-backed backend written here): exit 0 when all answer, 1 when one does not;
+- the sandbox (IAM tokens through the front doors, workload on): oltp_rw_user sessions, blocked sessions with
+  their blocker's pid; a cluster stopped mid-run is error + stale while the others stay ok, and recovers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pgiam_tui.sandbox.postgres import LocalPostgres, free_port
+
+if TYPE_CHECKING:
+    from pgiam_tui.model import ClusterSnapshot
+    from pgiam_tui.sandbox import Sandbox
+
+PGIAM = str(Path(sys.executable).with_name("pgiam-tui"))
+APP_USER = "app_password_user"
+APP_PASSWORD = "app-password"
+
+_FILE_KEYRING = '''
+"""A file-backed keyring backend for tests (selected with PYTHON_KEYRING_BACKEND)."""
+import json, os
+from keyring.backend import KeyringBackend
+
+
+class FileKeyring(KeyringBackend):
+    priority = 1
+
+    def _load(self):
+        try:
+            with open(os.environ["TEST_KEYRING_FILE"]) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {}
+
+    def get_password(self, service, username):
+        return self._load().get(f"{service}/{username}")
+
+    def set_password(self, service, username, password):
+        data = self._load()
+        data[f"{service}/{username}"] = password
+        with open(os.environ["TEST_KEYRING_FILE"], "w") as f:
+            json.dump(data, f)
+
+    def delete_password(self, service, username):
+        data = self._load()
+        data.pop(f"{service}/{username}", None)
+        with open(os.environ["TEST_KEYRING_FILE"], "w") as f:
+            json.dump(data, f)
+'''
+
+
+def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PGIAM, *args], capture_output=True, text=True, env=env, timeout=120, check=False)
+
+
+def _clean_env(tmp_path: Path) -> dict[str, str]:
+    """The current environment without AWS/config overrides, HOME in tmp (no ~/.aws of the machine)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PGIAM_"))}
+    env["HOME"] = str(tmp_path / "home")
+    env["AWS_CONFIG_FILE"] = str(tmp_path / "no-aws-config")
+    env["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "no-aws-credentials")
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    return env
+
+
+# ------------------------------------------------------------------------------------------ config errors
+
+
+def test_config_errors_exit_2_with_one_line(tmp_path: Path) -> None:
+    env = _clean_env(tmp_path)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[clusters]]\nname = "a"\nendpoint = "a.example"\nbogus_key = 1\n')
+    for args in (
+        ["--config", str(bad), "snapshot"],
+        ["--config", str(tmp_path / "missing.toml"), "snapshot", "--json"],
+    ):
+        done = _run(args, env)
+        assert done.returncode == 2, done
+        assert done.stdout == ""
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("pgiam-tui: ") and "Traceback" not in done.stderr
+    assert "bogus_key" in _run(["--config", str(bad), "snapshot"], env).stderr
+
+
+# ------------------------------------------------------------------ direct endpoints, keyring passwords
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    root = tmp_path_factory.mktemp("snapcli")
+    template = LocalPostgres.init_template(root / "template")
+    server = LocalPostgres.clone(template, root / "server")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+        template.cleanup()
+
+
+def _direct_setup(tmp_path: Path, pg: LocalPostgres, extra: str = "") -> tuple[Path, dict[str, str]]:
+    config = tmp_path / "profiles.toml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            [defaults]
+            region = "us-east-1"
+            database = "demo"
+            user = "{APP_USER}"
+            auth = "password"
+            sslmode = "disable"
+            connect_timeout_s = 2
+
+            [[clusters]]
+            name = "local-a"
+            endpoint = "local-a.db.internal"
+            hostaddr = "127.0.0.1"
+            local_port = {pg.port}
+            """
+        )
+        + extra
+    )
+    (tmp_path / "testkeyring.py").write_text(_FILE_KEYRING)
+    env = _clean_env(tmp_path)
+    env["PYTHONPATH"] = str(tmp_path)
+    env["PYTHON_KEYRING_BACKEND"] = "testkeyring.FileKeyring"
+    env["TEST_KEYRING_FILE"] = str(tmp_path / "keyring.json")
+    (tmp_path / "keyring.json").write_text(
+        json.dumps({"pgiam-tui/local-a": APP_PASSWORD, "pgiam-tui/local-down": APP_PASSWORD})
+    )
+    return config, env
+
+
+def test_snapshot_direct_ok_json_and_text(tmp_path: Path, pg: LocalPostgres) -> None:
+    config, env = _direct_setup(tmp_path, pg)
+    done = _run(["--config", str(config), "snapshot", "--json"], env)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    (cluster,) = doc["clusters"]
+    assert cluster["name"] == "local-a" and cluster["status"] == "ok" and cluster["error"] is None
+    assert cluster["instances"][0]["status"] == "connected"
+    assert cluster["server_version"].startswith("15.")
+    assert APP_PASSWORD not in done.stdout and APP_PASSWORD not in done.stderr
+    # app_password_user lacks pg_monitor: the hidden sessions are reported as a finding
+    assert "insufficient_privilege" in {f["code"] for f in cluster["findings"]}
+
+    text = _run(["--config", str(config), "snapshot"], env)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith("local-a: OK")
+    assert "insufficient_privilege" in text.stdout
+
+
+def test_snapshot_exit_1_when_one_cluster_does_not_answer(tmp_path: Path, pg: LocalPostgres) -> None:
+    down = f"""
+[[clusters]]
+name = "local-down"
+endpoint = "local-down.db.internal"
+hostaddr = "127.0.0.1"
+local_port = {free_port()}
+"""
+    config, env = _direct_setup(tmp_path, pg, down)
+    done = _run(["--config", str(config), "snapshot", "--json"], env)
+    assert done.returncode == 1, done.stderr
+    by_name = {c["name"]: c for c in json.loads(done.stdout)["clusters"]}
+    assert by_name["local-a"]["status"] == "ok"
+    bad = by_name["local-down"]
+    assert bad["status"] == "error" and bad["error"]["step"] == "connect"
+    assert bad["error"]["message"] and bad["error"]["hint"]
+    assert bad["instances"][0]["status"] == "failed"
+    # --cluster limits the round to the named cluster
+    only = _run(["--config", str(config), "snapshot", "--json", "--cluster", "local-a"], env)
+    assert only.returncode == 0 and [c["name"] for c in json.loads(only.stdout)["clusters"]] == ["local-a"]
+    unknown = _run(["--config", str(config), "snapshot", "--cluster", "nope"], env)
+    assert unknown.returncode == 2 and "nope" in unknown.stderr
+
+
+# ---------------------------------------------------------------------------------------------- sandbox
+
+
+def _sandbox_ready() -> bool:
+    try:
+        from pgiam_tui.sandbox import frontdoor  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which(PGIAM) is not None
+
+
+needs_sandbox = pytest.mark.skipif(not _sandbox_ready(), reason="sandbox front door not available")
+
+
+def _blocked_seen(cluster: dict[str, Any]) -> bool:
+    rows = cluster["activity"]
+    holders = {r["pid"] for r in rows if r["application_name"] == "lock-holder"}
+    blocked = [r for r in rows if r["wait_event_type"] == "Lock"]
+    return (
+        bool(holders)
+        and len(blocked) >= 2
+        and all(r["blocked_by"] for r in blocked)
+        and any(set(r["blocked_by"]) & holders for r in blocked)
+    )
+
+
+@needs_sandbox
+def test_snapshot_json_on_the_sandbox(sandbox: Sandbox, sandbox_env: dict[str, str], tmp_path: Path) -> None:
+    env = dict(sandbox_env)
+    env["HOME"] = str(tmp_path)  # the AWS CLI cache of assumed roles goes to this test's home
+    aurora = [c.name for c in sandbox.clusters if c.kind == "aurora"]
+    doc: dict[str, Any] = {}
+    for _ in range(20):  # the workload sets its sessions up in the background: ask again until they show
+        done = _run(["snapshot", "--json"], env)
+        assert done.returncode in (0, 1), done.stderr
+        doc = json.loads(done.stdout)
+        by_name = {c["name"]: c for c in doc["clusters"]}
+        if all(by_name[n]["status"] == "ok" and _blocked_seen(by_name[n]) for n in aurora):
+            break
+    by_name = {c["name"]: c for c in doc["clusters"]}
+    assert done.returncode == 0, json.dumps([c["error"] for c in doc["clusters"]])
+    for name in aurora:
+        c = by_name[name]
+        assert c["status"] == "ok"
+        assert c["identity_arn"] and ":assumed-role/pg-monitor-role/" in c["identity_arn"]
+        assert c["token_expires_at"] and c["token_expires_at"][-6] in "+-"
+        roles = sorted(i["role"] for i in c["instances"])
+        assert roles == ["reader", "writer"] and all(i["status"] == "connected" for i in c["instances"])
+        assert {r["instance"] for r in c["activity"]} == {i["id"] for i in c["instances"]}
+        assert any(r["usename"] == "oltp_rw_user" for r in c["activity"])
+        assert _blocked_seen(c), json.dumps([r for r in c["activity"] if r["usename"] == "oltp_rw_user"])
+        holders = {r["pid"]: r for r in c["activity"] if r["application_name"] == "lock-holder"}
+        for r in c["activity"]:
+            if r["wait_event_type"] == "Lock":
+                assert r["blocked_by"]
+            else:
+                assert r["blocked_by"] == []
+        assert all(h["state"] == "idle in transaction" for h in holders.values())
+        # the snapshot's own monitoring sessions (one per instance) are left out
+        assert not any(r["application_name"] == "pgiam-tui" for r in c["activity"])
+    assert "X-Amz-Signature" not in done.stdout and "X-Amz-Signature" not in done.stderr
+
+
+@needs_sandbox
+async def test_monitor_cluster_stopped_mid_run(sandbox: Sandbox, tmp_path: Path) -> None:
+    from pgiam_tui.aws.session import SessionFactory
+    from pgiam_tui.config import load_config
+    from pgiam_tui.db.connection import Backoff
+    from pgiam_tui.monitor import Monitor
+
+    config = load_config(sandbox.profiles_toml)
+    names = [c.name for c in config.clusters]
+    victim = next(c.name for c in sandbox.clusters if c.kind == "aurora")
+    seen: list[ClusterSnapshot] = []
+    changed = asyncio.Event()
+
+    def sink(snap: ClusterSnapshot) -> None:
+        seen.append(snap)
+        changed.set()
+
+    async def wait_for(pred: Any, after: int) -> ClusterSnapshot:
+        async with asyncio.timeout(120):  # hang guard
+            while True:
+                for s in seen[after:]:
+                    if pred(s):
+                        return s
+                changed.clear()
+                await changed.wait()
+
+    monitor = Monitor(
+        config,
+        SessionFactory(cache_dir=tmp_path / "cli-cache"),
+        sink,
+        backoff=Backoff(base_s=0.2, cap_s=1.0),
+        collect_iam=False,
+    )
+    for name in names:
+        monitor.set_interval(name, 0.5)
+    await monitor.start()
+    try:
+        for name in names:
+            await wait_for(lambda s, n=name: s.name == n and s.status == "ok" and s.activity, 0)
+        mark = len(seen)
+        await asyncio.to_thread(sandbox.stop_cluster, victim)
+        down = await wait_for(lambda s: s.name == victim and s.status == "error", mark)
+        assert down.stale and down.data_age_s is not None and down.activity
+        assert down.error is not None and down.error.message
+        # the others keep answering while it is down
+        later = len(seen)
+        for name in (n for n in names if n != victim):
+            ok = await wait_for(lambda s, n=name: s.name == n, later)
+            assert ok.status == "ok" and not ok.stale
+        mark = len(seen)
+        await asyncio.to_thread(sandbox.start_cluster, victim)
+        back = await wait_for(lambda s: s.name == victim and s.status == "ok", mark)
+        assert not back.stale and all(i.status == "connected" for i in back.instances)
+    finally:
+        await monitor.stop()
+        await asyncio.to_thread(sandbox.start_cluster, victim)
