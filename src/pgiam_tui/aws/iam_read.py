@@ -129,7 +129,9 @@ def read_inventory(iam: Any, *, account_id: str | None = None) -> IamInventory:
             for p in page.get("Policies", []):
                 doc = _default_version(p)
                 if doc is not None:
-                    managed[str(p.get("Arn"))] = (str(p.get("PolicyName")), doc)
+                    arn = str(p.get("Arn"))
+                    # (some API implementations omit the name: fall back to the ARN's last part)
+                    managed[arn] = (str(p.get("PolicyName") or arn.rsplit("/", 1)[-1]), doc)
     except Exception as exc:
         err = _error(exc, "iam:GetAccountAuthorizationDetails")
         if err is None:

@@ -1,0 +1,308 @@
+"""IAM inventory over moto's server (real boto3 over HTTP), Access Advisor and CloudTrail via Stubber (moto
+lacks them), IamDbAuthConnection* metrics over moto's CloudWatch."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from pgiam_tui.aws.cloudtrail import lookup_assume_role_events
+from pgiam_tui.aws.iam_read import IamReadError, last_used_rds_db, read_inventory
+from pgiam_tui.aws.metrics import IAM_METRICS, fetch_iam_metrics
+from pgiam_tui.aws.policy import CONNECT_ACTION, evaluate
+
+REGION = "us-east-1"
+JOB = "00000000-0000-0000-0000-000000000002"
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """A moto server of this module's own (real HTTP), stopped at the end."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def session(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> boto3.Session:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    return boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+
+
+def _doc(resource: str | list[str], action: str = "rds-db:connect", effect: str = "Allow") -> str:
+    return json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": effect, "Action": action, "Resource": resource}]}
+    )
+
+
+def test_inventory_users_groups_roles_inline_and_managed(session: boto3.Session) -> None:
+    iam = session.client("iam")
+    tag = uuid.uuid4().hex[:6]
+    arn = f"arn:aws:rds-db:{REGION}:123456789012:dbuser:cluster-ABC/"
+    managed = iam.create_policy(PolicyName=f"rw-{tag}", PolicyDocument=_doc(arn + "oltp_rw_user"))["Policy"][
+        "Arn"
+    ]
+    # a second version becomes the default: the inventory must use it, not v1
+    iam.create_policy_version(
+        PolicyArn=managed, PolicyDocument=_doc(arn + "oltp_rw_user_v2"), SetAsDefault=True
+    )
+    iam.create_group(GroupName=f"g-{tag}")
+    iam.put_group_policy(
+        GroupName=f"g-{tag}", PolicyName="grp-inline", PolicyDocument=_doc(arn + "from_group")
+    )
+    iam.create_user(UserName=f"alice-{tag}")
+    iam.add_user_to_group(GroupName=f"g-{tag}", UserName=f"alice-{tag}")
+    iam.put_user_policy(UserName=f"alice-{tag}", PolicyName="own", PolicyDocument=_doc(arn + "alice"))
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "ec2.amazonaws.com"}}
+            ],
+        }
+    )
+    iam.create_role(RoleName=f"r-{tag}", AssumeRolePolicyDocument=trust)
+    iam.attach_role_policy(RoleName=f"r-{tag}", PolicyArn=managed)
+
+    inv = read_inventory(iam)
+    assert inv.account_id == "123456789012"
+    by_name = {p.name: p for p in inv.principals}
+    alice = by_name[f"alice-{tag}"]
+    assert alice.kind == "user"
+    assert {p.name for p in alice.policies} == {f"user/alice-{tag}/own", f"group/g-{tag}/grp-inline"}
+    assert evaluate(alice.policies, CONNECT_ACTION, arn + "from_group").allowed
+    role = by_name[f"r-{tag}"]
+    assert role.kind == "role" and role.arn.endswith(f":role/r-{tag}")
+    assert {p.name for p in role.policies} == {f"rw-{tag}"}
+    assert evaluate(role.policies, CONNECT_ACTION, arn + "oltp_rw_user_v2").allowed
+    assert not evaluate(role.policies, CONNECT_ACTION, arn + "oltp_rw_user").allowed
+    assert inv.unreadable_policies == ()
+
+
+def test_inventory_fetches_attached_aws_managed_policies_one_by_one() -> None:
+    """AWS managed policies are not listed (a thousand documents); the attached ones are fetched."""
+    iam = boto3.client("iam", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y")
+    admin = "arn:aws:iam::aws:policy/AdministratorAccess-Test"
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    role = {
+        "RoleName": "admin",
+        "Arn": "arn:aws:iam::111111111111:role/admin",
+        "Path": "/",
+        "RoleId": "AROAEXAMPLEROLEID1",
+        "CreateDate": now,
+        "AttachedManagedPolicies": [
+            {"PolicyName": "AdministratorAccess-Test", "PolicyArn": admin},
+            {"PolicyName": "Gone", "PolicyArn": "arn:aws:iam::aws:policy/Gone"},
+        ],
+    }
+    with Stubber(iam) as stub:
+        stub.add_response(
+            "get_account_authorization_details",
+            {"RoleDetailList": [role], "IsTruncated": False},
+            {"Filter": ["User", "Role", "Group", "LocalManagedPolicy"]},
+        )
+        stub.add_response(
+            "get_policy",
+            {"Policy": {"PolicyName": "AdministratorAccess-Test", "Arn": admin, "DefaultVersionId": "v3"}},
+            {"PolicyArn": admin},
+        )
+        stub.add_response(
+            "get_policy_version",
+            {
+                "PolicyVersion": {
+                    "VersionId": "v3",
+                    "IsDefaultVersion": True,
+                    "Document": _doc("*", action="*"),
+                }
+            },
+            {"PolicyArn": admin, "VersionId": "v3"},
+        )
+        stub.add_client_error("get_policy", service_error_code="NoSuchEntity", http_status_code=404)
+        inv = read_inventory(iam)
+        stub.assert_no_pending_responses()
+    (p,) = inv.principals
+    assert [x.name for x in p.policies] == ["AdministratorAccess-Test"]
+    assert evaluate(p.policies, CONNECT_ACTION, "arn:aws:rds-db:us-east-1:1:dbuser:cluster-X/u").allowed
+    assert inv.unreadable_policies == ("Gone",)
+
+
+def test_inventory_access_denied_names_the_permission() -> None:
+    iam = boto3.client("iam", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y")
+    with Stubber(iam) as stub:
+        stub.add_client_error(
+            "get_account_authorization_details",
+            service_error_code="AccessDenied",
+            service_message="User: arn:aws:sts::1:assumed-role/m/s is not authorized",
+            http_status_code=403,
+        )
+        with pytest.raises(IamReadError) as err:
+            read_inventory(iam)
+    assert err.value.denied
+    assert err.value.permission == "iam:GetAccountAuthorizationDetails"
+    assert "AccessDenied" in str(err.value)
+
+
+def test_access_advisor_polls_until_completed() -> None:
+    iam = boto3.client("iam", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y")
+    arn = "arn:aws:iam::111111111111:role/pg-monitor-role"
+    last = datetime(2025, 9, 1, 8, 0, tzinfo=UTC)
+    sleeps: list[float] = []
+    common = {"JobCreationDate": last, "JobCompletionDate": last}
+    with Stubber(iam) as stub:
+        stub.add_response(
+            "generate_service_last_accessed_details",
+            {"JobId": "00000000-0000-0000-0000-000000000001"},
+            {"Arn": arn},
+        )
+        stub.add_response(
+            "get_service_last_accessed_details",
+            {"JobStatus": "IN_PROGRESS", "ServicesLastAccessed": [], **common},
+            {"JobId": "00000000-0000-0000-0000-000000000001"},
+        )
+        stub.add_response(
+            "get_service_last_accessed_details",
+            {
+                "JobStatus": "COMPLETED",
+                **common,
+                "ServicesLastAccessed": [
+                    {
+                        "ServiceName": "AWS STS",
+                        "ServiceNamespace": "sts",
+                        "LastAuthenticated": last + timedelta(1),
+                    },
+                    {
+                        "ServiceName": "Amazon RDS IAM Authentication",
+                        "ServiceNamespace": "rds-db",
+                        "LastAuthenticated": last,
+                    },
+                ],
+            },
+            {"JobId": "00000000-0000-0000-0000-000000000001"},
+        )
+        advice = last_used_rds_db(iam, arn, sleep=sleeps.append)
+        stub.assert_no_pending_responses()
+    assert advice.last_used == last
+    assert sleeps == [0.5]
+
+
+def test_access_advisor_never_used_and_denied() -> None:
+    iam = boto3.client("iam", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y")
+    arn = "arn:aws:iam::111111111111:user/old"
+    now = datetime(2025, 9, 1, tzinfo=UTC)
+    with Stubber(iam) as stub:
+        stub.add_response("generate_service_last_accessed_details", {"JobId": JOB}, {"Arn": arn})
+        stub.add_response(
+            "get_service_last_accessed_details",
+            {
+                "JobStatus": "COMPLETED",
+                "JobCreationDate": now,
+                "JobCompletionDate": now,
+                "ServicesLastAccessed": [
+                    {"ServiceName": "Amazon RDS IAM Authentication", "ServiceNamespace": "rds-db"}
+                ],
+            },
+            {"JobId": JOB},
+        )
+        assert last_used_rds_db(iam, arn, sleep=lambda _: None).last_used is None
+        stub.add_client_error(
+            "generate_service_last_accessed_details", service_error_code="AccessDenied", http_status_code=403
+        )
+        with pytest.raises(IamReadError) as err:
+            last_used_rds_db(iam, arn, sleep=lambda _: None)
+        assert err.value.permission == "iam:GenerateServiceLastAccessedDetails"
+
+
+def test_cloudtrail_assume_role_events_filtered_by_role() -> None:
+    ct = boto3.client("cloudtrail", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y")
+    role = "arn:aws:iam::111111111111:role/pg-monitor-role"
+    now = datetime(2025, 9, 22, 12, 0, tzinfo=UTC)
+
+    def event(i: int, role_arn: str, ip: str) -> dict[str, Any]:
+        detail = {
+            "eventName": "AssumeRole",
+            "sourceIPAddress": ip,
+            "userIdentity": {
+                "type": "AssumedRole",
+                "accountId": "222222222222",
+                "arn": "arn:aws:sts::222222222222:assumed-role/pg-mgmt-role/i-0abc",
+            },
+            "requestParameters": {"roleArn": role_arn, "roleSessionName": "s"},
+        }
+        return {
+            "EventId": f"e{i}",
+            "EventName": "AssumeRole",
+            "EventTime": now - timedelta(minutes=i),
+            "CloudTrailEvent": json.dumps(detail),
+        }
+
+    expected = {
+        "LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "AssumeRole"}],
+        "StartTime": now - timedelta(hours=24),
+        "EndTime": now,
+    }
+    with Stubber(ct) as stub:
+        stub.add_response(
+            "lookup_events",
+            {
+                "Events": [event(5, role, "10.1.1.1"), event(1, "arn:aws:iam::111111111111:role/other", "x")],
+                "NextToken": "t",
+            },
+            expected,
+        )
+        stub.add_response(
+            "lookup_events",
+            {"Events": [event(2, role, "10.2.2.2"), {"EventId": "bad", "CloudTrailEvent": "{not json"}]},
+            {**expected, "NextToken": "t"},
+        )
+        got = lookup_assume_role_events(ct, role, now=now)
+        stub.assert_no_pending_responses()
+    assert [(e.source_ip, e.source_account, e.time) for e in got] == [
+        ("10.2.2.2", "222222222222", now - timedelta(minutes=2)),
+        ("10.1.1.1", "222222222222", now - timedelta(minutes=5)),
+    ]
+    assert got[0].principal_arn == "arn:aws:sts::222222222222:assumed-role/pg-mgmt-role/i-0abc"
+
+
+def test_iam_metrics_from_cloudwatch(session: boto3.Session) -> None:
+    cw = session.client("cloudwatch")
+    inst = f"db-{uuid.uuid4().hex[:6]}"
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    data = []
+    for minutes_ago, name, value in [
+        (50, "IamDbAuthConnectionRequests", 3),
+        (10, "IamDbAuthConnectionRequests", 2),
+        (10, "IamDbAuthConnectionFailureInvalidToken", 1),
+        (10, "IamDbAuthConnectionSuccess", 4),
+    ]:
+        data.append(
+            {
+                "MetricName": name,
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": inst}],
+                "Timestamp": now - timedelta(minutes=minutes_ago),
+                "Value": value,
+                "Unit": "Count",
+            }
+        )
+    # a datapoint of another instance must not leak in
+    data.append({**data[0], "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": inst + "-other"}]})
+    cw.put_metric_data(Namespace="AWS/RDS", MetricData=data)
+    (m, quiet) = fetch_iam_metrics(cw, [inst, inst + "-quiet"], now=now)
+    assert m.instance == inst
+    assert m.totals == {"requests": 5.0, "failure_invalid_token": 1.0, "success": 4.0}
+    assert len(m.series["requests"]) == 12 and sum(m.series["requests"]) == 5.0
+    assert (m.series["requests"][2], m.series["requests"][10]) == (3.0, 2.0)
+    assert quiet.totals == {} and quiet.series == {}
+    assert len(IAM_METRICS) == 7
