@@ -147,7 +147,7 @@ def test_seeded_scenario(writer: LocalPostgres) -> None:
         ]
         orders = conn.execute("SELECT count(*), min(order_id), max(order_id) FROM pgdemo.orders").fetchone()
         assert orders == (20, 1, 20)
-        members = dict(
+        members: dict[str, list[str]] = dict(
             conn.execute(
                 """SELECT r.rolname, array_agg(g.rolname ORDER BY g.rolname)
                      FROM pg_roles r JOIN pg_auth_members m ON m.member = r.oid
@@ -163,7 +163,7 @@ def test_seeded_scenario(writer: LocalPostgres) -> None:
             "app_password_user": ["oltp_ro_role"],
         }
         names = ["rds_iam", "oltp_%", "pgmonitor", "sandbox_admin"]
-        login = dict(
+        login: dict[str, bool] = dict(
             conn.execute(
                 "SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE ANY(%s)", (names,)
             ).fetchall()
@@ -184,7 +184,7 @@ def test_seeded_scenario(writer: LocalPostgres) -> None:
 
 def test_settings_and_pg_stat_statements(writer: LocalPostgres) -> None:
     with psycopg.connect(writer.admin_dsn) as conn:
-        settings = dict(
+        settings: dict[str, str] = dict(
             conn.execute(
                 "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)",
                 (["listen_addresses", "log_connections", "log_disconnections", "log_line_prefix",
