@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -261,3 +261,149 @@ def test_backoff_grows_with_jitter_and_cap() -> None:
 
 def test_credential_repr_hides_password() -> None:
     assert "hunter2" not in repr(Credential("hunter2"))
+
+
+# ------------------------------------------------------------------------------ IAM through the sandbox
+
+
+def _sandbox_ready() -> bool:
+    try:
+        from pgiam_tui.sandbox import frontdoor  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_sandbox = pytest.mark.skipif(not _sandbox_ready(), reason="sandbox front door not available")
+
+
+class RecordingTokens:
+    """Wraps the product's IAM token provider and keeps every token it made (to tell fresh from reused)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.made: list[Credential] = []
+
+    async def __call__(self) -> Credential:
+        cred: Credential = await self.inner()
+        self.made.append(cred)
+        return cred
+
+
+def _amz_date(token: str) -> datetime:
+    from urllib.parse import parse_qs, urlsplit
+
+    stamp = parse_qs(urlsplit("https://" + token).query)["X-Amz-Date"][0]
+    return datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+
+
+def _iam_target(sb: Any, cluster: str, role: str = "writer") -> ConnTarget:
+    c = sb.cluster(cluster)
+    inst = next(i for i in c.instances if i.role == role)
+    return ConnTarget(
+        cluster=cluster,
+        instance_id=inst.id,
+        role=inst.role,
+        endpoint=inst.endpoint,
+        port=inst.port,
+        region=c.region,
+        database=c.database,
+        user="pgmonitor",
+        auth="iam",
+        connect_host=inst.listen_host,
+        connect_port=inst.listen_port,
+        sslmode="verify-full",
+        sslrootcert=str(sb.ca_path),
+    )
+
+
+async def _login_with(target: ConnTarget, token: str) -> str | None:
+    """Try a fresh login with TOKEN; None when it worked, else the (scrubbed) error."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(**await connect_kwargs(target, token))
+    except psycopg.OperationalError as exc:
+        return scrub(str(exc), token)
+    await conn.close()
+    return None
+
+
+@needs_sandbox
+async def test_iam_session_survives_token_expiry_and_reconnects_with_fresh_token(
+    sandbox: Any, tmp_path: Any
+) -> None:
+    from pgiam_tui.aws.session import SessionFactory
+    from pgiam_tui.db.connection import iam_token_provider
+
+    name = sandbox.clusters[0].name
+    target = _iam_target(sandbox, name)
+    session = SessionFactory(cache_dir=tmp_path / "cli-cache").session("instancecrossaccount")
+    tokens = RecordingTokens(iam_token_provider(session, target))
+    events: list[ConnEvent] = []
+    conn = InstanceConnection(target, tokens, on_event=events.append, backoff=FAST)
+    admin = await psycopg.AsyncConnection.connect(sandbox.admin_dsn(name), autocommit=True)
+    try:
+        assert await conn.fetch("SELECT current_user") == [("pgmonitor",)]
+        first = tokens.made[0]
+        assert conn.status.token_expires_at == first.expires_at
+        # the front door's clock jumps 1000 s ahead: the token is long expired, the session stays up
+        sandbox.switches.clock_skew_seconds = 1000
+        assert await conn.fetch("SELECT 1") == [(1,)]
+        assert len(tokens.made) == 1
+        assert "PAM authentication failed" in (await _login_with(target, first.password) or "")
+
+        # skew 890 s: a token signed more than ~10 s ago is expired, a fresh one is still good
+        while (utcnow() - _amz_date(first.password)).total_seconds() < 13:
+            await asyncio.sleep(0.5)
+        sandbox.switches.clock_skew_seconds = 890
+        assert "PAM authentication failed" in (await _login_with(target, first.password) or "")  # reuse fails
+
+        (pid,) = (await conn.fetch("SELECT pg_backend_pid()"))[0]
+        await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        assert await conn.fetch("SELECT current_user") == [("pgmonitor",)]  # came back by itself
+        assert len(tokens.made) == 2
+        fresh = tokens.made[1]
+        assert fresh.password != first.password and _amz_date(fresh.password) > _amz_date(first.password)
+        assert conn.status.state == "connected" and conn.status.token_expires_at == fresh.expires_at
+        assert [e.kind for e in events] == ["client_connect", "client_connect"]
+        for text in [repr(conn.status), *(repr(e) for e in events)]:
+            assert first.password not in text and fresh.password not in text
+    finally:
+        sandbox.switches.clock_skew_seconds = 0
+        await conn.close()
+        await admin.close()
+
+
+@needs_sandbox
+async def test_iam_connections_come_back_after_restart(sandbox: Any, tmp_path: Any) -> None:
+    from pgiam_tui.aws.session import SessionFactory
+    from pgiam_tui.db.connection import iam_token_provider
+
+    name = next(c.name for c in sandbox.clusters if c.kind == "aurora")
+    session = SessionFactory(cache_dir=tmp_path / "cli-cache").session("instancecrossaccount")
+    conns: list[tuple[InstanceConnection, RecordingTokens]] = []
+    for role in ("writer", "reader"):
+        target = _iam_target(sandbox, name, role)
+        tokens = RecordingTokens(iam_token_provider(session, target))
+        conns.append((InstanceConnection(target, tokens, backoff=FAST), tokens))
+    try:
+        before = []
+        for conn, _ in conns:
+            (row,) = await conn.fetch("SELECT pg_backend_pid(), current_setting('transaction_read_only')")
+            assert row[1] == "on"  # read-only session on writer and reader alike
+            before.append(row[0])
+        await asyncio.to_thread(sandbox.restart_cluster, name)
+        for (conn, tokens), old_pid in zip(conns, before, strict=True):
+            for _ in range(100):
+                await _wait_past(conn.status.next_try_at)
+                try:
+                    (row,) = await conn.fetch("SELECT pg_backend_pid()")
+                    break
+                except ConnectError:
+                    continue
+            else:
+                raise AssertionError(f"{conn.target.instance_id} never came back: {conn.status}")
+            assert row[0] != old_pid and conn.status.state == "connected"
+            assert len(tokens.made) >= 2  # every reconnect asked for a new token
+    finally:
+        for conn, _ in conns:
+            await conn.close()
