@@ -16,7 +16,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import boto3
 
@@ -137,12 +137,10 @@ class Sandbox:
             self._start_workload()
 
     def _start_workload(self) -> None:
-        try:
-            from pgiam_tui.sandbox import workload
-        except ImportError:  # TEMPORARY: workload.py is being written in parallel
-            log.warning("sandbox: no workload module yet; running without background sessions")
-            return
-        self._workload = workload.Workload(self)
+        from pgiam_tui.sandbox.workload import Workload
+
+        # cast: Workload's protocol declares `clusters` as a mutable Sequence attribute; ours is a tuple.
+        self._workload = Workload(cast(Any, self))
         self._workload.start()
 
     def stop(self) -> None:
@@ -293,6 +291,10 @@ class Sandbox:
         """Make the IMDS hand out fresh pg-mgmt-role credentials on its next request."""
         if self.imds is not None:
             self.imds.renew()
+
+    def flush_logs(self, timeout: float = 10.0) -> bool:
+        """Wait until every log line / metric written so far reached moto's CloudWatch; False on timeout."""
+        return self._require_runtime().flush_logs(timeout)
 
     def _require_runtime(self) -> Runtime:
         if self._runtime is None:

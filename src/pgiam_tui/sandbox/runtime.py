@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pgiam_tui.sandbox.errors import SandboxError
-from pgiam_tui.sandbox.fake_aws import DB_ACCOUNT, ClusterSpec, SeededCluster, SeedResult
+from pgiam_tui.sandbox.fake_aws import DB_ACCOUNT, ClusterSpec, SeededCluster, SeedResult, StaticKey
 from pgiam_tui.sandbox.topology import SandboxCluster, SandboxInstance, Switches
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ class Runtime:
         self._template: Any = None
         self._front_doors: list[Any] = []
         self._log_sinks: list[Any] = []
+        self._verifier: Any = None
+        self._diagnostics: Any = None
         self._lock = threading.Lock()
 
     # -- PostgreSQL ------------------------------------------------------------------------------------------
@@ -77,61 +79,96 @@ class Runtime:
         self, seeded: SeedResult, endpoint_url: str, ca_path: Path
     ) -> tuple[SandboxCluster, ...]:
         """Make the CA and certificate, start a front door per endpoint, return the public topology."""
+        import ssl
+
         import trustme
+
+        from pgiam_tui.sandbox.rds_logs import DiagnosticLog
+        from pgiam_tui.sandbox.token_check import TokenVerifier
 
         names = sorted(
             {c.endpoint for c in seeded.clusters}
             | {c.reader_endpoint for c in seeded.clusters if c.reader_endpoint}
             | {i.endpoint for c in seeded.clusters for i in c.instances}
         )
+        # The "RDS CA bundle": clients verify-full against ca.pem; one certificate names every endpoint.
         ca = trustme.CA(organization_name="pgiam-tui sandbox RDS CA")
         ca.cert_pem.write_to_path(str(ca_path))
-        cert = ca.issue_cert(*names) if names else None
-        tls_dir = self.root / "tls"
-        tls_dir.mkdir(parents=True, exist_ok=True)
-        if cert is not None:
-            cert.private_key_pem.write_to_path(str(tls_dir / "server.key"))
-            cert.cert_chain_pems[0].write_to_path(str(tls_dir / "server.crt"))
-        from pgiam_tui.sandbox import doors
-
-        clusters = []
-        for seeded_cluster in seeded.clusters:
-            clusters.append(self._start_cluster_doors(doors, seeded_cluster, cert, endpoint_url))
-        return tuple(clusters)
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if names:
+            ca.issue_cert(*names).configure_cert(ssl_context)
+        self._verifier = TokenVerifier(self.switches)
+        self._diagnostics = DiagnosticLog(self.diagnostic_log)
+        self.diagnostic_log.touch()
+        admin = seeded.keys["sandbox-db-admin"]
+        return tuple(self._start_cluster_doors(c, ssl_context, endpoint_url, admin) for c in seeded.clusters)
 
     def _start_cluster_doors(
-        self, doors: Any, c: SeededCluster, cert: Any, endpoint_url: str
+        self, c: SeededCluster, ssl_context: Any, endpoint_url: str, admin: StaticKey
     ) -> SandboxCluster:
+        import boto3
+
+        from pgiam_tui.sandbox.frontdoor import FrontDoor
+        from pgiam_tui.sandbox.rds_logs import RdsLogSink
+        from pgiam_tui.sandbox.token_check import TokenTarget
+
         log_file = self.root / "logs" / f"{c.spec.name}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        sink = doors.make_log_sink(c, log_file, endpoint_url)
+        log_file.touch()
+        aws = boto3.Session(
+            aws_access_key_id=admin.access_key_id,
+            aws_secret_access_key=admin.secret_access_key,
+            region_name=c.spec.region,
+        )
+
+        def client_factory(service: str) -> Any:
+            return aws.client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+
+        sink = RdsLogSink(
+            log_file=log_file,
+            log_group=c.log_group,
+            iam_log_group=c.iam_log_group,
+            client_factory=client_factory,
+        )
         self._log_sinks.append(sink)
-        by_id = {i.id: i for i in c.instances}
         ports: dict[str, int] = {}  # endpoint -> listen port
 
         def door(endpoint: str, instance_id: str) -> int:
             server = self.servers[instance_id]
-            fd = doors.start_front_door(
-                cluster=c,
-                endpoint=endpoint,
+            target = TokenTarget(
+                account_id=DB_ACCOUNT,
+                region=c.spec.region,
+                cluster_id=c.cluster_id,
                 instance_id=instance_id,
-                server=server,
-                cert=cert,
-                switches=self.switches,
-                sink=sink,
-                diagnostic_log=self.diagnostic_log,
+                hosts=(endpoint,),
+                port=c.port,
             )
+            fd = FrontDoor(
+                endpoint,
+                (endpoint,),
+                instance_id=instance_id,
+                backend_socket_dir=str(server.socket_dir),
+                backend_port=int(server.port),
+                verifier=self._verifier.for_target(target),
+                ssl_context=ssl_context,
+                log_sink=sink,
+                switches=self.switches,
+                diagnostics=self._diagnostics,
+                listen_host=LISTEN_HOST,
+            )
+            fd.start()
             self._front_doors.append(fd)
             return int(fd.port)
 
         writer = next(i for i in c.instances if i.role in ("writer", "instance"))
+        reader = next((i for i in c.instances if i.role == "reader"), None)
         for inst in c.instances:
             ports[inst.endpoint] = door(inst.endpoint, inst.id)
-        if c.endpoint not in ports:
+        if c.endpoint not in ports:  # Aurora: the cluster endpoint routes to the writer
             ports[c.endpoint] = door(c.endpoint, writer.id)
-        reader = next((i for i in c.instances if i.role == "reader"), None)
         reader_port = None
-        if c.reader_endpoint and reader is not None:
+        if c.reader_endpoint and reader is not None:  # ... and the reader endpoint to the reader
             reader_port = door(c.reader_endpoint, reader.id)
         instances = tuple(
             SandboxInstance(
@@ -141,7 +178,7 @@ class Runtime:
                 port=i.port,
                 listen_host=LISTEN_HOST,
                 listen_port=ports[i.endpoint],
-                resource_id=by_id[i.id].resource_id,
+                resource_id=i.resource_id,
                 pg_port=int(self.servers[i.id].port),
                 pg_socket_dir=str(self.servers[i.id].socket_dir),
             )
@@ -167,6 +204,10 @@ class Runtime:
             log_file=str(log_file),
             instances=instances,
         )
+
+    def flush_logs(self, timeout: float) -> bool:
+        """Flush every cluster's log sink to CloudWatch (moto)."""
+        return all([sink.flush(timeout) for sink in self._log_sinks])
 
     # -- stop ------------------------------------------------------------------------------------------------
 
