@@ -17,12 +17,8 @@ import pytest
 
 from pgiam_tui.aws.iam_read import AccessAdvice, IamInventory, IamReadError, Principal
 from pgiam_tui.aws.policy import NamedPolicy
-from pgiam_tui.collect.iam_mapping import (
-    IamMappingCollector,
-    RoleRow,
-    _Context,
-    build_snapshot,
-)
+from pgiam_tui.collect.iam_findings import MappingContext, RoleRow, build_snapshot
+from pgiam_tui.collect.iam_mapping import IamMappingCollector
 from pgiam_tui.config import ClusterConfig
 from pgiam_tui.model import IamSnapshot
 
@@ -74,7 +70,7 @@ ROLES = (
     RoleRow("sandbox_admin", True, True, True, True, ()),
 )
 
-CTX = _Context(
+CTX = MappingContext(
     region=REGION,
     account_id=ACCT,
     resource_id=RID,

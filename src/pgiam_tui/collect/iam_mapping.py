@@ -16,45 +16,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, LiteralString
 
 from pgiam_tui.aws.cloudtrail import lookup_assume_role_events
 from pgiam_tui.aws.iam_read import AccessAdvice, IamInventory, IamReadError, last_used_rds_db, read_inventory
 from pgiam_tui.aws.metrics import fetch_iam_metrics
 from pgiam_tui.aws.policy import (
-    CONNECT_ACTION,
-    MatchedStatement,
     connect_grants,
-    dbuser_arn,
-    evaluate,
-    wildcard_match,
 )
 from pgiam_tui.collect.events import ResolvedClusterLike
+from pgiam_tui.collect.iam_findings import FINDING_CODES, MappingContext, RoleRow, build_snapshot
 from pgiam_tui.collect.logparse import visible
 from pgiam_tui.config import ClusterConfig
-from pgiam_tui.model import AssumeRoleEvent, DbUser, Finding, Grant, IamMetrics, IamSnapshot, Severity
+from pgiam_tui.model import AssumeRoleEvent, Finding, IamMetrics, IamSnapshot
 
-__all__ = ["FINDING_CODES", "ROLES_SQL", "IamMappingCollector", "RoleRow", "build_snapshot"]
+__all__ = ["FINDING_CODES", "ROLES_SQL", "IamMappingCollector", "RoleRow", "build_snapshot", "parse_roles"]
 
 log = logging.getLogger(__name__)
 
 Fetch = Callable[[LiteralString, Sequence[Any] | None], Awaitable[list[tuple[Any, ...]]]]
 
-FINDING_CODES = (
-    "iam_auth_disabled",
-    "orphan_db_user",
-    "orphan_grant",
-    "wildcard_grant",
-    "wrong_resource_id",
-    "unused_grant",
-    "no_pg_monitor",
-    "iam_unreadable",
-)
-
-#: Every role with its direct memberships; transitive closure is computed in Python (cheap, one round trip).
 ROLES_SQL: LiteralString = """
 SELECT r.rolname,
        r.rolcanlogin,
@@ -70,33 +52,6 @@ SELECT r.rolname,
  ORDER BY r.rolname
 """
 
-# RDS's own roles: never shown as users of the cluster.
-_RDS_INTERNAL = frozenset(
-    {
-        "rdsadmin",
-        "rds_superuser",
-        "rds_iam",
-        "rds_replication",
-        "rds_password",
-        "rdsrepladmin",
-        "rdstopmgr",
-        "rds_ad",
-        "rds_extension",
-    }
-)
-
-
-@dataclass(frozen=True)
-class RoleRow:
-    """One row of ROLES_SQL."""
-
-    name: str
-    can_login: bool
-    superuser: bool
-    createrole: bool
-    bypassrls: bool
-    member_of: tuple[str, ...]
-
 
 def parse_roles(rows: Iterable[Sequence[Any]]) -> list[RoleRow]:
     """ROLES_SQL rows -> RoleRow (tolerant of arrays returned as lists or tuples)."""
@@ -108,321 +63,6 @@ def parse_roles(rows: Iterable[Sequence[Any]]) -> list[RoleRow]:
             )
         )
     return out
-
-
-def _closure(roles: Mapping[str, RoleRow]) -> dict[str, frozenset[str]]:
-    memo: dict[str, frozenset[str]] = {}
-
-    def visit(name: str, stack: frozenset[str]) -> frozenset[str]:
-        if name in memo:
-            return memo[name]
-        row = roles.get(name)
-        acc: set[str] = set()
-        if row is not None:
-            for parent in row.member_of:
-                acc.add(parent)
-                if parent not in stack:  # membership cycles are impossible in PostgreSQL, but be safe
-                    acc |= visit(parent, stack | {name})
-        memo[name] = frozenset(acc)
-        return memo[name]
-
-    return {name: visit(name, frozenset()) for name in roles}
-
-
-@dataclass(frozen=True)
-class _DbUserArn:
-    """Pieces of an rds-db dbuser ARN pattern from a policy (each piece may hold wildcards)."""
-
-    region: str
-    account: str
-    resource_id: str
-    user: str
-
-
-def _split_dbuser(pattern: str) -> _DbUserArn | None:
-    # arn:aws:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/USER
-    parts = pattern.split(":", 6)
-    if len(parts) != 7 or parts[0] != "arn" or parts[2] != "rds-db" or parts[5] != "dbuser":
-        return None
-    rid, sep, user = parts[6].partition("/")
-    if not sep:
-        return None
-    return _DbUserArn(parts[3], parts[4], rid, user)
-
-
-def _wild(text: str) -> bool:
-    return "*" in text or "?" in text
-
-
-@dataclass(frozen=True)
-class _Context:
-    """What build_snapshot needs about the cluster."""
-
-    region: str
-    account_id: str | None
-    resource_id: str | None
-    iam_auth_enabled: bool | None
-    identifiers: frozenset[str]  # cluster / instance identifiers: a grant naming one of these is a mistake
-    monitor_user: str
-    kind: str
-    cluster_label: str
-
-
-def _fix_enable_iam(ctx: _Context) -> str:
-    if ctx.kind == "instance":
-        return (
-            "aws rds modify-db-instance --db-instance-identifier ID --enable-iam-database-authentication "
-            "--apply-immediately"
-        )
-    return (
-        "aws rds modify-db-cluster --db-cluster-identifier ID --enable-iam-database-authentication "
-        "--apply-immediately"
-    )
-
-
-def build_snapshot(
-    ctx: _Context,
-    roles: Sequence[RoleRow],
-    inventory: IamInventory | None,
-    *,
-    iam_error: IamReadError | None = None,
-    iam_profile: str | None = None,
-    advice: Mapping[str, AccessAdvice] | None = None,
-    unused_days: int = 90,
-    now: datetime | None = None,
-    metrics: tuple[IamMetrics, ...] = (),
-    assume_role_events: tuple[AssumeRoleEvent, ...] = (),
-    extra_findings: Sequence[Finding] = (),
-) -> IamSnapshot:
-    """Join the database side and the AWS side into an IamSnapshot with findings (pure: no I/O)."""
-    now = now or datetime.now(UTC)
-    advice = advice or {}
-    by_name = {r.name: r for r in roles}
-    closure = _closure(by_name)
-    findings: list[Finding] = []
-    per_user: dict[str, list[Finding]] = {}
-
-    def add(sev: Severity, code: str, msg: str, fix: str, user: str | None = None) -> None:
-        f = Finding(severity=sev, code=code, message=visible(msg), fix=visible(fix), user=user)
-        findings.append(f)
-        if user is not None:
-            per_user.setdefault(user, []).append(f)
-
-    if ctx.iam_auth_enabled is False:
-        add(
-            "critical",
-            "iam_auth_disabled",
-            f"IAM database authentication is disabled on {ctx.cluster_label}: every IAM login fails with "
-            "PAM authentication failed",
-            _fix_enable_iam(ctx),
-        )
-
-    shown = [
-        r
-        for r in roles
-        if not r.name.startswith("pg_")
-        and r.name not in _RDS_INTERNAL
-        and (r.can_login or "rds_iam" in closure.get(r.name, ()))
-    ]
-
-    readable = inventory is not None and ctx.account_id is not None and ctx.resource_id is not None
-    grants_by_user: dict[str, list[Grant]] = {}
-    statements: list[tuple[str, MatchedStatement]] = []  # (principal arn, connect statement)
-    if readable:
-        assert inventory is not None and ctx.account_id is not None and ctx.resource_id is not None
-        candidates = []
-        for p in inventory.principals:
-            stmts = connect_grants(p.policies)
-            if stmts:
-                candidates.append(p)
-                statements.extend((p.arn, s) for s in stmts)
-        for r in shown:
-            arn = dbuser_arn(ctx.region, ctx.account_id, ctx.resource_id, r.name)
-            for p in candidates:
-                d = evaluate(p.policies, CONNECT_ACTION, arn)
-                if not (d.allowed or d.conditional):
-                    continue
-                allow = next((m for m in d.matches if m.effect == "Allow"), None)
-                adv = advice.get(p.arn)
-                grants_by_user.setdefault(r.name, []).append(
-                    Grant(
-                        principal_arn=p.arn,
-                        policy_name=allow.policy if allow else "?",
-                        resource=allow.resource_pattern if allow else arn,
-                        conditional=not d.allowed,
-                        last_used=adv.last_used if adv else None,
-                    )
-                )
-        _grant_findings(ctx, statements, by_name, closure, add)
-        for r in shown:
-            if "rds_iam" in closure.get(r.name, ()) and r.can_login and not grants_by_user.get(r.name):
-                arn = dbuser_arn(ctx.region, ctx.account_id, ctx.resource_id, r.name)
-                add(
-                    "warning",
-                    "orphan_db_user",
-                    f"{r.name} is in rds_iam (password login impossible) but no IAM principal of account "
-                    f"{ctx.account_id} may rds-db:connect as it",
-                    f"attach a policy allowing rds-db:connect on {arn} to the principal that should use it, "
-                    f"or REVOKE rds_iam FROM {r.name} / DROP ROLE {r.name}",
-                    r.name,
-                )
-        _unused_findings(grants_by_user, advice, unused_days, now, add)
-    elif iam_error is not None:
-        who = f"profile {iam_profile}" if iam_profile else "the cluster's profile"
-        missing = iam_error.permission or iam_error.code
-        add(
-            "warning",
-            "iam_unreadable",
-            f"cannot read IAM with {who}: {iam_error}",
-            f"allow {missing} to {who} (e.g. the SecurityAudit or IAMReadOnlyAccess managed policy), or set "
-            "iam_profile in profiles.toml to a profile that may read IAM",
-        )
-
-    mon = by_name.get(ctx.monitor_user)
-    if mon is not None and "pg_monitor" not in closure.get(mon.name, ()) and not mon.superuser:
-        add(
-            "warning",
-            "no_pg_monitor",
-            f"monitoring user {mon.name} is not a member of pg_monitor: other sessions' queries show as "
-            "<insufficient privilege> and some statistics are hidden",
-            f"GRANT pg_monitor TO {mon.name};",
-            mon.name,
-        )
-    findings.extend(extra_findings)
-
-    users = []
-    for r in shown:
-        member_of = tuple(sorted(closure.get(r.name, ())))
-        users.append(
-            DbUser(
-                name=r.name,
-                rds_iam="rds_iam" in member_of,
-                member_of=tuple(sorted(r.member_of)),
-                can_login=r.can_login,
-                superuser_like=r.superuser or r.createrole or r.bypassrls or "rds_superuser" in member_of,
-                iam_principals=tuple(grants_by_user.get(r.name, ())),
-                findings=tuple(per_user.get(r.name, ())),
-            )
-        )
-    return IamSnapshot(
-        iam_auth_enabled=ctx.iam_auth_enabled,
-        resource_id=ctx.resource_id,
-        users=tuple(users),
-        findings=tuple(findings),
-        metrics=metrics,
-        assume_role_events=assume_role_events,
-        iam_readable=readable,
-    )
-
-
-_Add = Callable[[Severity, str, str, str, "str | None"], None]
-
-
-def _grant_findings(
-    ctx: _Context,
-    statements: Sequence[tuple[str, MatchedStatement]],
-    roles: Mapping[str, RoleRow],
-    closure: Mapping[str, frozenset[str]],
-    add: _Add,
-) -> None:
-    """orphan_grant, wildcard_grant, wrong_resource_id: one finding per (policy, resource pattern)."""
-    assert ctx.account_id is not None and ctx.resource_id is not None
-    by_pattern: dict[tuple[str, str], list[str]] = {}
-    for principal, st in statements:
-        if st.not_resource:
-            continue
-        by_pattern.setdefault((st.policy, st.resource_pattern), []).append(principal)
-
-    users = sorted(roles)
-    for (policy, pattern), principals in sorted(by_pattern.items()):
-        who = ", ".join(sorted(set(principals)))
-        parsed = _split_dbuser(pattern)
-        if parsed is None:
-            # "*" or "arn:aws:rds-db:*" style: matches every user of every cluster (often an admin policy)
-            matched = [
-                u
-                for u in users
-                if wildcard_match(pattern, dbuser_arn(ctx.region, ctx.account_id, ctx.resource_id, u))
-            ]
-            if matched:
-                add(
-                    "info",
-                    "wildcard_grant",
-                    f"policy {policy} ({who}) allows rds-db:connect on {pattern!r}: any user of any cluster",
-                    "scope rds-db:connect to arn:aws:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/USER",
-                    None,
-                )
-            continue
-        if not (wildcard_match(parsed.region, ctx.region) and wildcard_match(parsed.account, ctx.account_id)):
-            continue  # another region or account: not about this cluster
-        exact = f"arn:aws:rds-db:{ctx.region}:{ctx.account_id}:dbuser:{ctx.resource_id}/"
-        if _wild(parsed.resource_id) or _wild(parsed.user):
-            matched = [
-                u
-                for u in users
-                if wildcard_match(pattern, dbuser_arn(ctx.region, ctx.account_id, ctx.resource_id, u))
-            ]
-            if matched:
-                single = None if _wild(parsed.user) else parsed.user
-                add(
-                    "warning",
-                    "wildcard_grant",
-                    f"policy {policy} ({who}) allows rds-db:connect on {pattern}: matches "
-                    f"{', '.join(matched)} here, and the same names on every other cluster it matches",
-                    f"name the resource id and user explicitly, e.g. {exact}{single or matched[0]}",
-                    single,
-                )
-            continue
-        if parsed.resource_id == ctx.resource_id:
-            if parsed.user not in roles:
-                add(
-                    "warning",
-                    "orphan_grant",
-                    f"policy {policy} ({who}) allows rds-db:connect as {parsed.user}, a user "
-                    f"{ctx.cluster_label} does not have",
-                    f"CREATE ROLE {parsed.user} LOGIN; GRANT rds_iam TO {parsed.user}; or remove {pattern} "
-                    f"from {policy}",
-                    None,
-                )
-            continue
-        rid = parsed.resource_id
-        if rid in ctx.identifiers or not rid.startswith(("cluster-", "db-")):
-            add(
-                "critical",
-                "wrong_resource_id",
-                f"policy {policy} ({who}) names {rid!r} in {pattern}; rds-db:connect needs the resource id "
-                f"{ctx.resource_id}, so this grant never matches",
-                f"use {exact}{parsed.user}",
-                parsed.user if parsed.user in roles else None,
-            )
-
-
-def _unused_findings(
-    grants_by_user: Mapping[str, Sequence[Grant]],
-    advice: Mapping[str, AccessAdvice],
-    unused_days: int,
-    now: datetime,
-    add: _Add,
-) -> None:
-    horizon = now - timedelta(days=unused_days)
-    done: set[str] = set()
-    for user, grants in sorted(grants_by_user.items()):
-        for g in grants:
-            adv = advice.get(g.principal_arn)
-            if adv is None or g.principal_arn in done:
-                continue
-            if adv.last_used is None or adv.last_used < horizon:
-                done.add(g.principal_arn)
-                when = "never" if adv.last_used is None else f"last on {adv.last_used:%Y-%m-%d}"
-                add(
-                    "info",
-                    "unused_grant",
-                    f"{g.principal_arn} may connect as {user} but has not used rds-db in {unused_days} days "
-                    f"({when})",
-                    f"revoke rds-db:connect from {g.principal_arn} (policy {g.policy_name}) if no longer "
-                    "needed",
-                    user,
-                )
 
 
 class IamMappingCollector:
@@ -471,6 +111,7 @@ class IamMappingCollector:
         self._trail: tuple[AssumeRoleEvent, ...] = ()
         self._trail_at: float | None = None
         self._notes: dict[str, Finding] = {}
+        self._iam_session: Any = None
 
     def invalidate(self) -> None:
         """Forget cached AWS reads (e.g. after a fault was injected or fixed): the next round reads again."""
@@ -478,6 +119,22 @@ class IamMappingCollector:
 
     def _due(self, at: float | None, every: float) -> bool:
         return at is None or self._clock() - at >= every
+
+    def _own_iam_session(self) -> Any:
+        """A session for cfg.iam_profile when the caller passed none (made once, in the worker thread)."""
+        if not self.cfg.iam_profile:
+            return None
+        if self._iam_session is None:
+            from pgiam_tui.aws.session import SessionFactory
+
+            try:
+                self._iam_session = SessionFactory().session(self.cfg.iam_profile)
+            except Exception as exc:  # unknown profile etc.: reported as iam_unreadable, retried next refresh
+                self._iam_error = IamReadError(
+                    visible(f"profile {self.cfg.iam_profile}: {exc}"), code="Profile", permission=None
+                )
+                return None
+        return self._iam_session
 
     def _read_iam(self, client: Any, account_id: str | None) -> None:
         try:
@@ -542,9 +199,15 @@ class IamMappingCollector:
 
     def _aws_round(self, resolved: ResolvedClusterLike, session: Any, iam_session: Any, region: str) -> None:
         """Blocking AWS reads due this round (runs in a worker thread)."""
-        iam_sess = iam_session or session
         account = getattr(resolved, "account_id", None)
-        if iam_sess is not None and self._due(self._iam_at, self.iam_refresh_s):
+        iam_due = self._due(self._iam_at, self.iam_refresh_s)
+        if iam_session is None and self.cfg.iam_profile and iam_due:
+            iam_session = self._own_iam_session()
+            if iam_session is None:  # the profile itself is the problem: say so, do not try another one
+                self._inventory, self._iam_at = None, self._clock()
+                iam_due = False
+        iam_sess = iam_session or session
+        if iam_sess is not None and iam_due:
             self._read_iam(iam_sess.client("iam"), account)
             if self._inventory is not None and self.access_advisor:
                 arns = [p.arn for p in self._inventory.principals if connect_grants(p.policies)]
@@ -562,7 +225,7 @@ class IamMappingCollector:
         ):
             self._read_trail(session.client("cloudtrail", region_name=region), role)
 
-    def _context(self, resolved: ResolvedClusterLike) -> _Context:
+    def _context(self, resolved: ResolvedClusterLike) -> MappingContext:
         ids = {i.id for i in resolved.instances}
         for value in (self.cfg.cluster_id, self.cfg.instance_id, self.cfg.name):
             if value:
@@ -571,7 +234,7 @@ class IamMappingCollector:
         if isinstance(endpoint, str) and endpoint:
             ids.add(endpoint.split(".", 1)[0])
         label = self.cfg.cluster_id or self.cfg.instance_id or self.cfg.name
-        return _Context(
+        return MappingContext(
             region=resolved.region,
             account_id=getattr(resolved, "account_id", None) or self.cfg.account_id,
             resource_id=getattr(resolved, "resource_id", None) or self.cfg.resource_id,
@@ -584,13 +247,19 @@ class IamMappingCollector:
 
     async def collect(
         self,
-        resolved: ResolvedClusterLike,
+        resolved: Any,
         session: Any,
-        fetch: Fetch,
-        *,
+        fetch: Any,
+        *rest: Any,
         iam_session: Any = None,
     ) -> IamSnapshot:
-        """One round: the roles query, plus whatever AWS reads are due. See the class docstring."""
+        """One round: the roles query, plus whatever AWS reads are due. See the class docstring.
+
+        Also accepts the form `collect(cfg, resolved, session, fetch)` (the ClusterConfig first), which the
+        monitor used before this signature was settled; the collector's own config is used either way.
+        """
+        if isinstance(resolved, ClusterConfig):
+            resolved, session, fetch = session, fetch, rest[0]
         ctx = self._context(resolved)
         aws = asyncio.to_thread(self._aws_round, resolved, session, iam_session, ctx.region)
         rows, _ = await asyncio.gather(fetch(ROLES_SQL, None), aws)
