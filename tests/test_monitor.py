@@ -359,7 +359,11 @@ async def test_signal_backend_needs_allow_actions(
             await monitor.signal_backend("ro", "ro", victim.info.backend_pid, terminate=True)
         outcome = await monitor.signal_backend("alpha", "alpha", victim.info.backend_pid, terminate=True)
         assert "done" in outcome
-        (snap,) = await monitor.collect_once(["alpha"])
+        for _ in range(100):  # the signalled backend exits asynchronously
+            (snap,) = await monitor.collect_once(["alpha"])
+            if not any(r.pid == victim.info.backend_pid for r in snap.activity):
+                break
+            await asyncio.sleep(0.05)
         assert not any(r.pid == victim.info.backend_pid for r in snap.activity)
         assert any(e.kind == "action" and str(victim.info.backend_pid) in e.message for e in snap.events)
     finally:

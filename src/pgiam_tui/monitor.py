@@ -54,10 +54,12 @@ SnapshotCallback = Callable[[ClusterSnapshot], None]
 # hooks to the events and IAM collectors (engineer "events+iam"): (resolved, session, writer_fetch) -> part
 EventsResult = tuple[tuple[ConnEvent, ...], tuple[FailureCount, ...], tuple[Finding, ...]]
 EventsHook = Callable[[Any, Any, tuple[ConnEvent, ...]], Awaitable[EventsResult]]
-IamHook = Callable[[Any, Any, Any], Awaitable[IamSnapshot]]
+IamHook = Callable[[Any, Any, Any, Any], Awaitable[IamSnapshot]]
 
 DISCOVERY_REFRESH_S = 300.0  # members come and go (failover, scaling): rediscover now and then
-IAM_REFRESH_S = 60.0  # IAM reads are heavy (get_account_authorization_details): not every round
+# the IAM collector runs its roles query every round and paces its heavy AWS reads itself; this is an extra
+# floor between its rounds (0 = every round)
+IAM_REFRESH_S = 0.0
 CLIENT_EVENTS_KEPT = 200
 MIN_INTERVAL_S = 0.5
 
@@ -85,6 +87,7 @@ class _Watch:
     events: tuple[ConnEvent, ...] = ()  # from the events collector (client events merged in by it)
     events_problems: tuple[Finding, ...] = ()
     events_merged_clients: bool = False
+    iam_problems: tuple[Finding, ...] = ()
     failures: tuple[FailureCount, ...] = ()
     iam: IamSnapshot | None = None
     iam_at: float = 0.0
@@ -404,16 +407,32 @@ class Monitor:
         if w.iam is not None and now - w.iam_at < self._iam_refresh_s:
             return
         if w.iam_hook is None:
-            w.iam_hook = make_iam_hook(w.cfg, resolved, self._sessions)
-        if w.iam_hook is None:
-            # no IAM collector available: what discovery knows (the flag, the resource id) is still true
+            w.iam_hook = make_iam_hook(w.cfg)
+        fetch = self._writer_fetch(w)
+        if w.iam_hook is not None and fetch is not None:
+            iam_session = None
+            w.iam_problems = ()
+            if w.cfg.iam_profile:
+                try:
+                    iam_session = await asyncio.to_thread(self._sessions.session, w.cfg.iam_profile)
+                except Exception as exc:
+                    w.iam_problems = (
+                        Finding(
+                            "warning",
+                            "iam_unreadable",
+                            f"IAM profile {w.cfg.iam_profile!r} unusable: {one_line(scrub(str(exc)))}",
+                            getattr(exc, "hint", None) or "check iam_profile in profiles.toml",
+                        ),
+                    )
+            try:
+                w.iam = await w.iam_hook(resolved, session, fetch, iam_session)
+                w.iam_at = now
+                return
+            except Exception as exc:
+                log.warning("IAM mapping of %s failed: %s", w.cfg.name, one_line(scrub(str(exc))))
+        if w.iam is None:
+            # no IAM collector (or no session yet): what discovery knows (flag, resource id) is still true
             w.iam = IamSnapshot(iam_auth_enabled=resolved.iam_auth_enabled, resource_id=resolved_id(resolved))
-            return
-        try:
-            w.iam = await w.iam_hook(resolved, session, self._writer_fetch(w))
-            w.iam_at = now
-        except Exception as exc:
-            log.warning("IAM mapping of %s failed: %s", w.cfg.name, one_line(scrub(str(exc))))
 
     def _writer_fetch(self, w: _Watch) -> Any:
         for c in w.conns.values():
@@ -479,7 +498,7 @@ class Monitor:
             events=self._merged_events(w),
             failures=w.failures,
             iam=w.iam,
-            findings=(*findings, *w.events_problems),
+            findings=(*findings, *w.events_problems, *w.iam_problems),
             stale=oldest is not None,
             data_age_s=(now - oldest).total_seconds() if oldest is not None else None,
             actions_allowed=w.cfg.allow_actions,
@@ -601,15 +620,15 @@ def make_events_hook(cfg: ClusterConfig) -> EventsHook | None:
     return hook
 
 
-def make_iam_hook(cfg: ClusterConfig, resolved: Any, sessions: Any) -> IamHook | None:
-    """Bind collect/iam_mapping.py's IamMappingCollector for one cluster."""
+def make_iam_hook(cfg: ClusterConfig) -> IamHook | None:
+    """Bind collect/iam_mapping.py's IamMappingCollector for one cluster (it caches its AWS reads)."""
     cls = _optional_class("pgiam_tui.collect.iam_mapping", "IamMappingCollector")
     if cls is None:
         return None
     collector = cls(cfg)
 
-    async def hook(resolved: Any, session: Any, fetch: Any) -> IamSnapshot:
-        result: IamSnapshot = await collector.collect(cfg, resolved, session, fetch)
+    async def hook(resolved: Any, session: Any, fetch: Any, iam_session: Any) -> IamSnapshot:
+        result: IamSnapshot = await collector.collect(resolved, session, fetch, iam_session=iam_session)
         return result
 
     return hook
