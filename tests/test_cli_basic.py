@@ -32,10 +32,10 @@ class MemoryKeyring(keyring.backend.KeyringBackend):
     """A keyring that keeps secrets in a dict (or a JSON file named by $PGIAM_TEST_KEYRING, so that a
     `pgiam-tui` subprocess and the test see the same store)."""
 
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.store: dict[str, str] = {}
 
     def _load(self) -> dict[str, str]:
@@ -246,7 +246,7 @@ def test_broken_keyring_is_one_line(
     from keyring.backends import fail
 
     previous = keyring.get_keyring()
-    keyring.set_keyring(fail.Keyring())
+    keyring.set_keyring(fail.Keyring())  # type: ignore[no-untyped-call]
     try:
         monkeypatch.setattr(sys, "stdin", io.StringIO("pw-value\n"))
         assert run_password(config, "set", "legacy", "--stdin") == 1

@@ -171,6 +171,7 @@ def test_wrong_kind_of_identifier_is_explained(sandbox: Sandbox, session: boto3.
 
 
 def _set_cluster_iam(sandbox: Sandbox, sc: SandboxCluster, enabled: bool) -> None:
+    assert sc.cluster_id is not None
     rds = sandbox.boto_session("sandbox-db-admin").client("rds", region_name=sc.region)
     rds.modify_db_cluster(
         DBClusterIdentifier=sc.cluster_id, EnableIAMDatabaseAuthentication=enabled, ApplyImmediately=True

@@ -347,6 +347,12 @@ def test_profiles_resolve_command(
     assert code == 0
 
 
+def frozen_key(factory: SessionFactory, profile: str) -> str:
+    credentials = factory.session(profile).get_credentials()
+    assert credentials is not None
+    return str(credentials.get_frozen_credentials().access_key)
+
+
 def cache_files(directory: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted(directory.glob("*.json"))} if directory.exists() else {}
 
@@ -360,12 +366,12 @@ def test_assumed_role_credentials_shared_through_cli_cache(
     first.identity(profile)
     written = cache_files(cache)
     assert len(written) == 1, written
-    key_one = first.session(profile).get_credentials().get_frozen_credentials().access_key
+    key_one = frozen_key(first, profile)
 
     # A second process (a fresh factory) finds the cached role credentials instead of assuming again.
     second = SessionFactory()
     second.identity(profile)
-    assert second.session(profile).get_credentials().get_frozen_credentials().access_key == key_one
+    assert frozen_key(second, profile) == key_one
     # And the AWS CLI itself reuses them: the cache file is left as it was.
     env = dict(os.environ)
     done = subprocess.run(
