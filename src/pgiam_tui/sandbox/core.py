@@ -113,8 +113,6 @@ class Sandbox:
         from pgiam_tui.sandbox import postgres
 
         bindir = postgres.find_pg_bindir(self.pg_bindir)  # SandboxError when there is none
-        moto_guards.install()
-        fake_aws.reset_backends()
         specs = fake_aws.default_specs(self.cluster_count)
         self._runtime = Runtime(self.root, bindir, self.switches, self.diagnostic_log)
         # Bind the fixed-port parts first: a busy port is reported before anything slow has started.
@@ -128,6 +126,8 @@ class Sandbox:
             # PostgreSQL (initdb + seed + clones + starts) is the slow part and needs nothing from AWS.
             pg_future: Future[None] = pool.submit(self._runtime.start_postgres, specs)
             try:
+                moto_guards.install()
+                fake_aws.reset_backends()
                 seeded = fake_aws.seed(self.endpoint_url, specs)
             finally:
                 pg_future.result()  # re-raises PostgreSQL start errors (and waits before any cleanup)

@@ -14,6 +14,7 @@ import secrets
 import socket
 import string
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -309,7 +310,9 @@ def _seed(endpoint_url: str, specs: tuple[ClusterSpec, ...]) -> SeedResult:
     )["Policy"]
     db_iam.attach_role_policy(RoleName="pg-monitor-role", PolicyArn=monitor_policy["Arn"])
 
-    clusters = tuple(_create_rds(db_admin, endpoint_url, spec) for spec in specs)
+    # Independent per cluster: create them concurrently (moto's server is threaded); order kept.
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-seed") as pool:
+        clusters = tuple(pool.map(lambda spec: _create_rds(db_admin, endpoint_url, spec), specs))
 
     # Application roles: one rds-db:connect statement per cluster, naming its real resource id.
     for suffix, user in (("rw", "oltp_rw_user"), ("ro", "oltp_ro_user")):
@@ -423,20 +426,21 @@ def _create_rds(admin: StaticKey, endpoint_url: str, spec: ClusterSpec) -> Seede
 
 
 def reset_backends() -> None:
-    """Forget every account's state in the moto backends the sandbox uses (a new Sandbox starts clean)."""
-    from moto.cloudtrail.models import cloudtrail_backends
-    from moto.cloudwatch.models import cloudwatch_backends
-    from moto.iam.models import iam_backends
-    from moto.logs.models import logs_backends
-    from moto.rds.models import rds_backends
-    from moto.sts.models import sts_backends
+    """Forget every account's state in the moto backends the sandbox uses (a new Sandbox starts clean).
 
-    for backends in (
-        iam_backends,
-        sts_backends,
-        rds_backends,
-        logs_backends,
-        cloudwatch_backends,
-        cloudtrail_backends,
+    Only modules already imported can hold state; importing the others just to reset them would cost
+    seconds at start-up (moto imports a service's models on its first request).
+    """
+    import sys
+
+    for module, name in (
+        ("moto.iam.models", "iam_backends"),
+        ("moto.sts.models", "sts_backends"),
+        ("moto.rds.models", "rds_backends"),
+        ("moto.logs.models", "logs_backends"),
+        ("moto.cloudwatch.models", "cloudwatch_backends"),
+        ("moto.cloudtrail.models", "cloudtrail_backends"),
     ):
-        backends.reset()
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            getattr(loaded, name).reset()
