@@ -310,10 +310,38 @@ def test_restart_keeps_port_and_data_and_stop_leaves_nothing(template: LocalPost
         server.stop()  # idempotent
     finally:
         server.cleanup()
-    if IS_ROOT:
-        # pytest's temp root is private (0700): the data went to /tmp and cleanup removed it.
-        assert not (tmp_path / "restart").exists()
-        assert not server.data_dir.exists()
+    if server.data_dir != server.requested_dir:
+        # The data lived in memory or /tmp: cleanup removed it and the symlink pointing at it.
+        assert not server.data_dir.parent.exists()
+        assert not server.requested_dir.is_symlink()
+
+
+def test_data_placement(template: LocalPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    in_memory = postgres._memory_base()
+    server = LocalPostgres.clone(template, tmp_path / "placed")
+    try:
+        if in_memory is not None:
+            assert server.data_dir.is_relative_to(in_memory)
+            assert (tmp_path / "placed").resolve() == server.data_dir
+    finally:
+        server.cleanup()
+    monkeypatch.setenv("PGIAM_SANDBOX_PG_ON_DISK", "1")
+    assert postgres._memory_base() is None
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    server = LocalPostgres.clone(template, private / "srv")
+    try:
+        if IS_ROOT:  # the unprivileged server user cannot enter a 0700 root-owned dir: data goes to /tmp
+            assert (private / "srv").is_symlink()
+            assert server.data_dir.parent.name.startswith("pgiam-pg-")
+            assert server.data_dir.stat().st_uid != 0
+        else:
+            assert server.data_dir == private / "srv"
+        server.start()
+        assert server.is_running
+    finally:
+        server.cleanup()
+    assert not (private / "srv").is_symlink()
 
 
 def test_stop_kills_a_server_that_ignores_shutdown(template: LocalPostgres, tmp_path: Path) -> None:
@@ -322,9 +350,12 @@ def test_stop_kills_a_server_that_ignores_shutdown(template: LocalPostgres, tmp_
         server.start()
         pid = server.pid
         assert pid is not None
+        segments = postgres._posix_shm_segments(pid)
+        assert segments  # dynamic shared memory (posix): what a SIGKILL would leak
         os.kill(pid, signal.SIGSTOP)  # a hung postmaster: SIGINT stays pending
         server.stop(timeout=0.5)
         assert not _alive(pid)
+        assert not any(seg.exists() for seg in segments)
         server.start()  # the stale postmaster.pid and socket must not get in the way
         assert server.is_running
     finally:
@@ -355,7 +386,8 @@ def test_refuses_second_postmaster_on_same_data(template: LocalPostgres, writer:
     assert writer.is_running
 
 
-def test_long_paths_get_a_short_socket_dir(template: LocalPostgres) -> None:
+def test_long_paths_get_a_short_socket_dir(template: LocalPostgres, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGIAM_SANDBOX_PG_ON_DISK", "1")
     # A world-searchable base, so the data really lives at the long path even when root.
     base = Path(tempfile.mkdtemp(prefix="pgiam-test-long-"))
     base.chmod(0o755)
@@ -406,6 +438,7 @@ def _interpreter_for(user: postgres.RunAs, home: Path) -> tuple[str, dict[str, s
 
     paths = [str(Path(pgiam_tui.__file__).parent.parent), sysconfig.get_paths()["purelib"]]
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": os.pathsep.join(paths)}
+    env["PGIAM_SANDBOX_PG_ON_DISK"] = "1"  # exercise in-place data dirs (memory placement is tested above)
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     for candidate in (os.path.realpath(sys.executable), f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
         if os.path.exists(candidate) and postgres._traversable_by(Path(candidate).parent, user):
@@ -429,6 +462,7 @@ def test_works_as_an_ordinary_user(tmp_path: Path) -> None:
         root = Path({str(workdir)!r})
         tpl = LocalPostgres.init_template(root / "tpl")
         srv = LocalPostgres.clone(tpl, root / "srv", read_only=True)
+        assert srv.data_dir == root / "srv"  # on disk (env), in place: this user owns root
         srv.start()
         with psycopg.connect(srv.dsn(user="oltp_ro_user")) as conn:
             print(conn.execute("select count(*) from pgdemo.products").fetchone()[0], srv.pid)
