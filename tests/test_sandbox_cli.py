@@ -166,3 +166,48 @@ def test_bad_numbers_are_usage_errors(tmp_path: Path, args: list[str]) -> None:
     code, err = _run_bad(["--dir", str(tmp_path / "sb"), *args])
     assert code == 2
     assert err[-1].startswith("pgiam-tui") and "error" in err[-1]
+
+
+def test_runs_on_pgserver_binaries_and_logs_in_through_its_front_door(tmp_path: Path) -> None:
+    import configparser
+
+    import boto3
+    import psycopg
+
+    from pgiam_tui.sandbox.postgres import _pgserver_bindir
+
+    bindir = _pgserver_bindir()
+    if bindir is None:
+        pytest.skip("pgserver wheel not installed")
+    directory = tmp_path / "sb"
+    with _sandbox_up(directory, "--pg-bindir", str(bindir)) as (proc, lines):
+        assert lines[-1:] == ["ready"], lines
+        info = json.loads((directory / "sandbox.json").read_text())
+        (inst,) = [c for c in info["clusters"] if c["name"] == "pgdemo-rds"]
+        # Static keys need no AWS call to sign a token: independent of this process's AWS_* variables.
+        creds = configparser.ConfigParser()
+        creds.read(directory / "aws" / "credentials")
+        admin = creds["sandbox-db-admin"]
+        session = boto3.Session(
+            aws_access_key_id=admin["aws_access_key_id"],
+            aws_secret_access_key=admin["aws_secret_access_key"],
+            region_name=inst["region"],
+        )
+        token = session.client("rds").generate_db_auth_token(
+            DBHostname=inst["endpoint"], Port=5432, DBUsername="pgmonitor", Region=inst["region"]
+        )
+        with psycopg.connect(
+            host=inst["endpoint"],
+            hostaddr="127.0.0.1",
+            port=inst["listen_port"],
+            dbname="demo",
+            user="pgmonitor",
+            password=token,
+            sslmode="verify-full",
+            sslrootcert=str(directory / "ca.pem"),
+            connect_timeout=10,
+        ) as conn:
+            version = conn.execute("SHOW server_version_num").fetchone()
+        assert version is not None and version[0].startswith("16")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
