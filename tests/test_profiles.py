@@ -422,3 +422,27 @@ def test_unreachable_imds_is_classified(
         SessionFactory().identity("dead-imds")
     assert info.value.kind == "imds_unreachable"
     assert "credential_source" in str(info.value)
+
+
+def test_unparsable_aws_config_is_one_line_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "config"
+    broken.write_text("[profile x\nregion = us-east-1\n", encoding="utf-8")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(broken))
+    assert run_profiles([]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1 and f"cannot read the AWS config: Unable to parse config file: {broken}" in err
+    )
+
+
+def test_no_profiles_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    assert run_profiles([]) == 0
+    assert capsys.readouterr().out.startswith("no AWS profiles found")
+    assert run_profiles(["--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"profiles": []}

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore.config
 import botocore.exceptions
 import botocore.session
 from botocore.utils import JSONFileCache
@@ -51,6 +52,10 @@ AWS_CLI_CACHE_DIR = Path("~/.aws/cli/cache")
 # Providers whose results the AWS CLI caches in ~/.aws/cli/cache.
 _CACHED_PROVIDERS = ("assume-role", "assume-role-with-web-identity")
 
+# botocore's defaults (60 s connect and read) would freeze a check or a pane for minutes when an endpoint
+# is unreachable; retries stay as configured (AWS_MAX_ATTEMPTS / AWS_RETRY_MODE / the profile).
+_CLIENT_CONFIG = botocore.config.Config(connect_timeout=5, read_timeout=20, user_agent_extra="pgiam-tui")
+
 _client_lock = threading.RLock()
 _clients: weakref.WeakKeyDictionary[boto3.Session, dict[tuple[str, str | None], Any]] = (
     weakref.WeakKeyDictionary()
@@ -68,7 +73,9 @@ def cached_client(session: boto3.Session, service: str, region: str | None = Non
         per_session = _clients.setdefault(session, {})
         client = per_session.get(key)
         if client is None:
-            client = session.client(service, region_name=region)  # type: ignore[call-overload]
+            client = session.client(  # type: ignore[call-overload]
+                service, region_name=region, config=_CLIENT_CONFIG
+            )
             per_session[key] = client
         return client
 

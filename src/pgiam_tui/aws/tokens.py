@@ -6,9 +6,9 @@ login. The value is a credential: it is kept out of repr/str, logs and exception
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import botocore.exceptions
@@ -67,13 +67,19 @@ def make_token(session: boto3.Session, host: str, port: int, user: str, region: 
     )
 
 
+_DATE_RE = re.compile(r"[?&]X-Amz-Date=(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
+_EXPIRES_RE = re.compile(r"[?&]X-Amz-Expires=(\d+)")
+
+
 def _signed_at(value: str) -> tuple[datetime, timedelta]:
-    """The signing time and lifetime written in the presigned URL (X-Amz-Date, X-Amz-Expires)."""
-    query = parse_qs(urlsplit("https://" + value).query)
-    try:
-        issued = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-        lifetime = timedelta(seconds=int(query["X-Amz-Expires"][0]))
-    except (KeyError, IndexError, ValueError):
+    """The signing time and lifetime written in the presigned URL (X-Amz-Date, X-Amz-Expires).
+
+    A regex rather than urllib + strptime: this runs for every token and costs a few microseconds.
+    """
+    date = _DATE_RE.search(value)
+    expires = _EXPIRES_RE.search(value)
+    if date is None or expires is None:
         # Never expected from botocore; fall back to the documented lifetime rather than fail.
         return datetime.now(UTC).replace(microsecond=0), TOKEN_LIFETIME
-    return issued, lifetime
+    year, month, day, hour, minute, second = (int(g) for g in date.groups())
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC), timedelta(seconds=int(expires[1]))
