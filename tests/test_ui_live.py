@@ -1,0 +1,138 @@
+"""The console on the live sandbox (real PostgreSQL behind the TLS front doors, moto, IAM tokens), via Pilot.
+
+The app runs the real Monitor on its own event loop (MonitorSource), exactly as `pgiam-tui` does.
+Waits poll the UI until a condition holds (bounded); nothing asserts on elapsed time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+from textual.pilot import Pilot
+from textual.widget import Widget
+
+from pgiam_tui.config import load_config
+from pgiam_tui.ui.app import PgiamApp
+from pgiam_tui.ui.source import MonitorSource
+from pgiam_tui.ui.widgets.activity import ActivityTable
+from pgiam_tui.ui.widgets.events import EventsTable
+
+if TYPE_CHECKING:
+    from pgiam_tui.sandbox import Sandbox
+
+pytestmark = pytest.mark.timeout(400)
+WAIT_S = 90.0
+
+
+def lines(widget: Widget) -> list[str]:
+    return ["".join(seg.text for seg in widget.render_line(y)) for y in range(widget.size.height)]
+
+
+async def wait_for(pilot: Pilot[int], what: str, cond: Callable[[], bool], limit_s: float = WAIT_S) -> None:
+    """Let the app run until `cond()` holds; fail naming `what` after `limit_s`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await pilot.pause(0.25)
+
+
+def live_app(sandbox: Sandbox) -> PgiamApp:
+    config = load_config(sandbox.profiles_toml)
+    return PgiamApp(MonitorSource(config), config.clusters)
+
+
+def table_rows(table: ActivityTable) -> list[tuple[str, int, str | None, tuple[int, ...]]]:
+    out = []
+    for key in table.rows:
+        loc = table.located(str(key.value))
+        if loc is not None:
+            out.append((loc.row.instance, loc.row.pid, loc.row.usename, loc.row.blocked_by))
+    return out
+
+
+async def test_live_activity_events_iam_and_switching(sandbox: Sandbox) -> None:
+    app = live_app(sandbox)
+    first = sandbox.clusters[0].name
+    async with app.run_test(size=(160, 50)) as pilot:
+        table = app.activity.table
+        await wait_for(pilot, f"{first} selected", lambda: app.selected == first)
+        await wait_for(
+            pilot,
+            "oltp_rw_user sessions in the activity table",
+            lambda: any(user == "oltp_rw_user" for _, _, user, _ in table_rows(table)),
+        )
+
+        def blocked_pair() -> bool:
+            rows = table_rows(table)
+            pids = {(inst, pid) for inst, pid, _, _ in rows}
+            return any(blk and (inst, blk[0]) in pids for inst, _, _, blk in rows)
+
+        await wait_for(pilot, "a blocked session and its blocker in the table", blocked_pair)
+        # The blocking tree shows blocker -> blocked.
+        await pilot.press("b")
+        await pilot.pause()
+        tree = app.activity.blocking_tree
+        assert tree.root.children and tree.root.children[0].children, (
+            "blocking tree has no blocker -> blocked"
+        )
+        await pilot.press("b")
+
+        events = app.query_one(EventsTable)
+
+        def auth_failed_shown() -> bool:
+            return any(events.get_row_at(i)[1].plain == "AUTH FAIL" for i in range(events.row_count))
+
+        await wait_for(pilot, "an auth_failed event in the events pane", auth_failed_shown)
+
+        def wildcard_finding() -> bool:
+            return "wildcard_grant" in " ".join(lines(app.query_one("#iam-findings")))
+
+        await wait_for(pilot, "the wildcard_grant finding in the IAM pane", wildcard_finding)
+
+        # Switching clusters shows the new cluster's data at once (from the latest snapshot held).
+        second = sandbox.clusters[1].name
+        await wait_for(pilot, f"a snapshot of {second}", lambda: second in app.latest)
+        app.cluster_list.select(second)
+        await pilot.pause()
+        await pilot.pause()
+        assert app.selected == second
+        instances = {inst for inst, _, _, _ in table_rows(table)}
+        assert instances and all(i.startswith(second) for i in instances), instances
+        await pilot.press("q")
+    assert app.return_value == 0
+
+
+async def test_live_cluster_fails_when_stopped_others_keep_updating(sandbox: Sandbox) -> None:
+    app = live_app(sandbox)
+    victim = sandbox.clusters[1].name
+    other = sandbox.clusters[0].name
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for(
+            pilot,
+            "both clusters ok",
+            lambda: all(n in app.latest and app.latest[n].status == "ok" for n in (victim, other)),
+        )
+        try:
+            sandbox.stop_cluster(victim)
+            await wait_for(pilot, f"{victim} failed", lambda: app.latest[victim].status == "error")
+            app.cluster_list.select(victim)
+            await pilot.pause()
+            assert "✖" in " ".join(lines(app.cluster_list))
+            banner = " ".join(lines(app.query_one("#activity-error")))
+            assert "✖" in banner and "Traceback" not in banner
+            # The other cluster keeps producing fresh rounds meanwhile.
+            seen = app.latest[other].collected_at
+            await wait_for(pilot, f"{other} keeps updating", lambda: app.latest[other].collected_at > seen)
+            assert app.latest[other].status == "ok"
+        finally:
+            sandbox.start_cluster(victim)
+        await wait_for(pilot, f"{victim} back", lambda: app.latest[victim].status == "ok", limit_s=120)
+        await pilot.pause()
+        assert not app.query_one("#activity-error").display
+        await pilot.press("q")
+    assert app.return_value == 0

@@ -1,0 +1,107 @@
+"""Drive the real `pgiam-tui` binary in tmux: it starts, data appears, `q` exits 0, the terminal is restored.
+
+The tmux server gets its own socket name (-L) and is killed by that name at the end, so nothing is left.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from pgiam_tui.sandbox import Sandbox
+
+pytestmark = [
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed"),
+]
+BINARY = Path(sys.executable).with_name("pgiam-tui")
+
+
+class Tmux:
+    """One private tmux server (socket name unique per test)."""
+
+    def __init__(self, conf_dir: Path) -> None:
+        self.socket = f"pgiam-ui-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # remain-on-exit from the start: the pane (exit status, final screen) outlives the program
+        self.conf = conf_dir / "tmux.conf"
+        self.conf.write_text("set -g remain-on-exit on\nset -g status off\n")
+
+    def run(self, *args: str) -> str:
+        out = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=30, check=True
+        )
+        return out.stdout
+
+    def start(self, command: list[str], env: dict[str, str], width: int = 120, height: int = 40) -> None:
+        env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
+        self.run("-f", str(self.conf), "new-session", "-d", "-s", "ui", "-x", str(width), "-y", str(height),
+                 *env_args, *command)  # fmt: skip
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-S", "-200", "-t", "ui")
+
+    def fmt(self, spec: str) -> str:
+        return self.run("display-message", "-p", "-t", "ui", spec).strip()
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    t = Tmux(tmp_path)
+    try:
+        yield t
+    finally:
+        t.kill()
+
+
+def wait(what: str, cond: Callable[[], bool], limit_s: float = 90.0) -> None:
+    """Poll `cond` until true; fail naming `what` (a bound, not a timing assertion)."""
+    deadline = time.monotonic() + limit_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        time.sleep(0.3)
+
+
+def test_binary_config_error_is_one_line_exit_2(tmux: Tmux, tmp_path: Path) -> None:
+    env = {"PGIAM_TUI_CONFIG": str(tmp_path / "missing.toml"), "TERM": "xterm-256color"}
+    # tmux drops the output of a program that exits at once: linger a moment, keep the exit status
+    tmux.start(["sh", "-c", '"$0"; rc=$?; sleep 1; exit $rc', str(BINARY)], env, width=300)
+    wait("the program to exit", lambda: tmux.fmt("#{pane_dead_status}") != "", 60)
+    assert tmux.fmt("#{pane_dead_status}") == "2"
+    text = [line for line in tmux.screen().splitlines() if line.strip() and "Pane is dead" not in line]
+    assert len(text) == 1 and "missing.toml" in text[0] and "Traceback" not in text[0]
+
+
+def test_binary_on_sandbox_starts_shows_data_and_quits_cleanly(
+    tmux: Tmux, sandbox: Sandbox, sandbox_env: dict[str, str]
+) -> None:
+    env = dict(sandbox_env)
+    env["TERM"] = "xterm-256color"
+    env["PGIAM_TUI_CONFIG"] = str(sandbox.profiles_toml)
+    tmux.start([str(BINARY)], env)
+    wait("the console to start", lambda: "pgiam-tui" in tmux.screen())
+    assert tmux.fmt("#{alternate_on}") == "1"
+    first = sandbox.clusters[0].name
+    wait("cluster list", lambda: first in tmux.screen())
+    wait("activity rows of oltp_rw_user", lambda: "oltp_rw_user" in tmux.screen())
+    tmux.run("send-keys", "-t", "ui", "q")
+    wait("the program to exit", lambda: tmux.fmt("#{pane_dead_status}") != "", 60)
+    assert tmux.fmt("#{pane_dead_status}") == "0"
+    # terminal restored: normal screen, cursor visible, no mouse reporting left on
+    assert tmux.fmt("#{alternate_on}") == "0"
+    assert tmux.fmt("#{cursor_flag}") == "1"
+    assert tmux.fmt("#{mouse_any_flag}") == "0"
+    assert "oltp_rw_user" not in tmux.screen()
