@@ -204,3 +204,30 @@ def test_token_command_errors_are_one_line(
     assert missing.returncode == 2
     assert "no cluster named 'nope' (known: x)" in missing.stderr and missing.stderr.count("\n") == 1
     assert os.environ.get("PGIAM_TUI_CONFIG")  # the sandbox's config is what a bare `token` would use
+
+
+def test_token_command_for_a_member_or_the_reader_endpoint(
+    sandbox: Sandbox, sandbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    sc = one_cluster(sandbox)
+    reader = next(i for i in sc.instances if i.role == "reader")
+    env = {**sandbox_env, "HOME": str(tmp_path)}
+    base = [str(BIN / "pgiam-tui"), "--config", str(sandbox.profiles_toml), "token", sc.name]
+    targets: list[tuple[str, str | None, str, int]] = [
+        ("--instance", reader.id, reader.endpoint, reader.listen_port)
+    ]
+    assert sc.reader_endpoint is not None and sc.reader_listen_port is not None
+    targets.append(("--reader", None, sc.reader_endpoint, sc.reader_listen_port))
+    for flag, value, endpoint, port in targets:
+        argv = [*base, flag] + ([value] if value else [])
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=60)
+        assert done.returncode == 0, done.stderr
+        value_ = done.stdout.strip()
+        assert value_.startswith(f"{endpoint}:5432/?")
+        token = Token(value_, endpoint, 5432, "pgmonitor", sc.region, datetime.now(UTC), datetime.now(UTC))
+        assert login(sandbox, endpoint, port, token) == "pgmonitor"
+    bad = subprocess.run([*base, "--instance", "nope"], env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
+    assert (
+        f"cluster '{sc.name}' has no instance 'nope' (known: " in bad.stderr and bad.stderr.count("\n") == 1
+    )
