@@ -186,6 +186,11 @@ def test_admin_star_is_an_info_wildcard_and_a_grant() -> None:
     assert len(infos) == 1 and "'*'" in infos[0].message
     mon = next(u for u in snap.users if u.name == "pgmonitor")
     assert {g.principal_arn for g in mon.iam_principals} == {MONITOR_ROLE, admin.arn}
+    # an rds_iam user that only an admin's "*" reaches is still an orphan: no policy names it
+    roles = [*ROLES, RoleRow("newbie", True, False, False, False, ("rds_iam",))]
+    snap = build_snapshot(CTX, roles, _inv(*SCENARIO, admin), now=NOW)
+    (orphan,) = [f for f in snap.findings if f.code == "orphan_db_user"]
+    assert orphan.user == "newbie" and "broad" in orphan.message
 
 
 def test_conditional_grant_is_reported_as_conditional() -> None:

@@ -210,13 +210,21 @@ def build_snapshot(
                 )
         _grant_findings(ctx, statements, by_name, closure, add)
         for r in shown:
-            if "rds_iam" in closure.get(r.name, ()) and r.can_login and not grants_by_user.get(r.name):
+            # Grants through a bare "*" (admin policies: Action "*" on Resource "*") do not count: they were
+            # not written for this user, and an account always has some. A dbuser ARN pattern must name it.
+            named = [g for g in grants_by_user.get(r.name, ()) if _split_dbuser(g.resource) is not None]
+            if "rds_iam" in closure.get(r.name, ()) and r.can_login and not named:
                 arn = dbuser_arn(ctx.region, ctx.account_id, ctx.resource_id, r.name)
+                broad = (
+                    " (only through broad '*' grants such as admin policies)"
+                    if grants_by_user.get(r.name)
+                    else ""
+                )
                 add(
                     "warning",
                     "orphan_db_user",
-                    f"{r.name} is in rds_iam (password login impossible) but no IAM principal of account "
-                    f"{ctx.account_id} may rds-db:connect as it",
+                    f"{r.name} is in rds_iam (password login impossible) but no policy of account "
+                    f"{ctx.account_id} grants rds-db:connect as it{broad}",
                     f"attach a policy allowing rds-db:connect on {arn} to the principal that should use it, "
                     f"or REVOKE rds_iam FROM {r.name} / DROP ROLE {r.name}",
                     r.name,
