@@ -1,0 +1,168 @@
+"""`python -m pgiam_tui.ui.screenshots DIR [--sample]`: SVG screenshots of the console for the README.
+
+By default they are taken from the demo: the sandbox with its workload, the console on it (headless, via
+Textual's Pilot), as `make screenshots` does. `--sample` uses the deterministic sample data instead (no
+sandbox; the same data as the snapshot tests). Files: main.svg, detail.svg, iam.svg, check.svg.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from pgiam_tui.ui.app import PgiamApp
+from pgiam_tui.ui.widgets.activity import ActivityTable
+
+SIZE = (120, 40)
+WAIT_S = 120.0
+
+
+class ScreenshotError(Exception):
+    """Screenshots could not be taken (one line for the user)."""
+
+
+async def _wait(pilot: Pilot[int], what: str, cond: Callable[[], bool], limit_s: float = WAIT_S) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while not cond():
+        if loop.time() > deadline:
+            raise ScreenshotError(f"gave up waiting for {what}")
+        await pilot.pause(0.25)
+
+
+def _blocked_row_index(table: ActivityTable) -> int | None:
+    for key in table.rows:
+        loc = table.located(str(key.value))
+        if loc is not None and loc.row.blocked_by:
+            return table.get_row_index(key)
+    return None
+
+
+async def take(app: PgiamApp, out: Path, check_cluster: str | None = None) -> list[Path]:
+    """Drive `app` headless and save the four screenshots into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def save(name: str) -> None:
+        app.save_screenshot(filename=name, path=str(out))
+        written.append(out / name)
+
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.activity.table
+        await _wait(pilot, "activity rows", lambda: table.row_count > 0)
+        await _wait(pilot, "a blocked session", lambda: _blocked_row_index(table) is not None)
+        await pilot.pause()
+        save("main.svg")
+
+        table.focus()
+        index = _blocked_row_index(table)
+        if index is not None:
+            table.move_cursor(row=index)
+        await pilot.press("enter")
+        await pilot.pause()
+        save("detail.svg")
+        await pilot.press("escape")
+        await pilot.pause()
+
+        app.query_one("#iam-users").focus()
+        await _wait(pilot, "IAM findings", lambda: "Findings (0)" not in _text(app))
+        await pilot.press("z")
+        await pilot.pause()
+        save("iam.svg")
+        await pilot.press("z")
+
+        if check_cluster is not None:
+            app.cluster_list.select(check_cluster)
+            await pilot.pause()
+        app.cluster_list.focus()
+        await pilot.press("c")
+        await pilot.pause()
+        await _wait(pilot, "the connection check", lambda: "running…" not in _check_text(app), 180.0)
+        await pilot.pause()
+        save("check.svg")
+        await pilot.press("escape")
+        await app.action_quit()
+    return written
+
+
+def _text(app: PgiamApp) -> str:
+    widget = app.query_one("#iam-findings")
+    return "".join("".join(s.text for s in widget.render_line(y)) for y in range(widget.size.height))
+
+
+def _check_text(app: PgiamApp) -> str:
+    try:
+        widget = app.screen.query_one("#check-body")
+    except Exception:
+        return "running…"
+    return "".join("".join(s.text for s in widget.render_line(y)) for y in range(widget.size.height))
+
+
+def from_sample(out: Path) -> list[Path]:
+    """Screenshots of the deterministic sample data."""
+    from pgiam_tui.ui.sample import cluster_configs, fixed_now, sample_check, sample_snapshots
+    from pgiam_tui.ui.source import StaticSource
+
+    source = StaticSource([sample_snapshots()], {"pgdemo-rds": sample_check()})
+    app = PgiamApp(source, cluster_configs(), now=fixed_now, tick=False)
+    return asyncio.run(take(app, out, check_cluster="pgdemo-rds"))
+
+
+def from_demo(out: Path) -> list[Path]:
+    """Screenshots of the console watching the sandbox with its workload."""
+    from pgiam_tui.config import load_config
+    from pgiam_tui.sandbox import Sandbox, SandboxError
+    from pgiam_tui.ui.source import MonitorSource
+
+    root = Path(tempfile.mkdtemp(prefix="pgiam-shots-"))
+    sandbox = Sandbox(root, workload=True)
+    saved = dict(os.environ)
+    try:
+        try:
+            sandbox.start()
+        except SandboxError as exc:
+            raise ScreenshotError(f"sandbox did not start: {exc}") from None
+        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            os.environ.pop(name, None)
+        os.environ.update(sandbox.env)
+        config = load_config(sandbox.profiles_toml)
+        app = PgiamApp(MonitorSource(config), config.clusters)
+        return asyncio.run(take(app, out))
+    finally:
+        sandbox.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python -m pgiam_tui.ui.screenshots`."""
+    parser = argparse.ArgumentParser(prog="python -m pgiam_tui.ui.screenshots", description=__doc__)
+    parser.add_argument(
+        "dir", nargs="?", default="screenshots", help="output directory (default screenshots)"
+    )
+    parser.add_argument(
+        "--sample", action="store_true", help="use the deterministic sample data, not the demo"
+    )
+    args = parser.parse_args(argv)
+    out = Path(args.dir)
+    try:
+        written = from_sample(out) if args.sample else from_demo(out)
+    except ScreenshotError as exc:
+        print(f"screenshots: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
