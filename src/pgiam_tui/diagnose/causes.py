@@ -73,6 +73,11 @@ class Diagnosis:
             self.text = CAUSES.get(self.code, self.code)
 
 
+IAM_OFF_CANDIDATE = (
+    "RDS wrote no iam-db-auth-error line for this refused login: IAM authentication is probably off for the "
+    "instance (a modification not applied yet, or describe and the instance disagree)"
+)
+
 # Ranked candidates for a refused IAM login when neither AWS's log nor IAM read decided it.
 IAM_REFUSAL_CANDIDATES: tuple[tuple[str, str], ...] = (
     (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from pgiam_tui.aws.policy import dbuser_arn
-from pgiam_tui.diagnose.causes import IAM_REFUSAL_CANDIDATES, Diagnosis
+from pgiam_tui.diagnose.causes import IAM_OFF_CANDIDATE, IAM_REFUSAL_CANDIDATES, Diagnosis
 from pgiam_tui.diagnose.context import CheckContext
 from pgiam_tui.diagnose.iam_evidence import (
     EvidenceUnavailable,
@@ -39,14 +39,14 @@ def _expected_arn(ctx: CheckContext) -> str | None:
     return dbuser_arn(ctx.region, account, cluster.resource_id, ctx.cfg.user)
 
 
-async def _read_log(ctx: CheckContext, b: StepBuilder, attempt_aws_ms: int) -> IamLogLine | None:
-    """The newest iam-db-auth-error line about our user since the attempt (None: none / unreadable)."""
+async def _read_log(ctx: CheckContext, b: StepBuilder, attempt_aws_ms: int) -> tuple[IamLogLine | None, bool]:
+    """(newest iam-db-auth-error line about our user since the attempt, whether the log could be read)."""
     cluster = ctx.cluster
     if cluster is None or not cluster.iam_log_group:
         b.evidence.append(
             "the cluster does not export the iam-db-auth-error log (enable it to see AWS's own reason)"
         )
-        return None
+        return None, False
     profiles: list[str | None] = [ctx.cfg.profile]
     if ctx.cfg.iam_profile and ctx.cfg.iam_profile != ctx.cfg.profile:
         profiles.append(ctx.cfg.iam_profile)
@@ -66,14 +66,17 @@ async def _read_log(ctx: CheckContext, b: StepBuilder, attempt_aws_ms: int) -> I
         except EvidenceUnavailable as exc:
             problems.append(str(exc))
             continue
-        except Exception as exc:
+        except Exception as exc:  # a credential problem of the second profile is evidence, not a crash
             problems.append(f"profile {profile}: {type(exc).__name__}: {exc}")
             continue
         if line is None:
-            b.evidence.append(f"{cluster.iam_log_group}: no line about user {ctx.cfg.user} since the attempt")
-        return line
+            b.evidence.append(
+                f"{cluster.iam_log_group}: no line about user {ctx.cfg.user} within {ctx.log_wait_s:g} s "
+                "of the attempt (RDS writes none when IAM authentication is off)"
+            )
+        return line, True
     b.evidence.append("iam-db-auth-error log not readable: " + "; ".join(problems))
-    return None
+    return None, False
 
 
 async def _policy_finding(ctx: CheckContext, b: StepBuilder) -> PolicyFinding | None:
@@ -99,6 +102,20 @@ async def _policy_finding(ctx: CheckContext, b: StepBuilder) -> PolicyFinding | 
     )
     names += tuple(i.id for i in ctx.cluster.instances) if ctx.cluster else ()
     return analyse_policies(policies, expected, names)
+
+
+def _iam_off_fix(ctx: CheckContext) -> str:
+    cfg = ctx.cfg
+    if cfg.cluster_id:
+        what = f"aws rds describe-db-clusters --db-cluster-identifier {cfg.cluster_id}"
+    elif cfg.instance_id:
+        what = f"aws rds describe-db-instances --db-instance-identifier {cfg.instance_id}"
+    else:
+        what = "aws rds describe-db-clusters / describe-db-instances"
+    return (
+        f"check IAMDatabaseAuthenticationEnabled and pending modifications ({what}); enable it with "
+        "modify-db-cluster / modify-db-instance --enable-iam-database-authentication --apply-immediately"
+    )
 
 
 def _policy_diagnosis(ctx: CheckContext, finding: PolicyFinding | None, caller: str | None) -> Diagnosis:
@@ -157,7 +174,7 @@ def _from_log(ctx: CheckContext, line: IamLogLine, finding: PolicyFinding | None
 async def explain_iam_refusal(ctx: CheckContext, b: StepBuilder, attempt_local_s: float) -> Diagnosis:
     """The cause of a PAM refusal; sets ctx.evidence_source to "aws_log" or "inference"."""
     attempt_aws_s = attempt_local_s - (ctx.skew_s or 0.0)
-    line = await _read_log(ctx, b, int((attempt_aws_s - 2.0) * 1000))
+    line, log_readable = await _read_log(ctx, b, int((attempt_aws_s - 2.0) * 1000))
     if line is not None:
         finding = await _policy_finding(ctx, b) if line.code == "NotAuthorized" else None
         ctx.evidence_source = "aws_log"
@@ -181,11 +198,17 @@ async def explain_iam_refusal(ctx: CheckContext, b: StepBuilder, attempt_local_s
             evidence.append(f"the caller's policies allow rds-db:connect on {finding.expected_arn}")
     ranked = [(c, t) for c, t in IAM_REFUSAL_CANDIDATES if c not in ruled_out]
     ranked += [(c, t) for c, t in IAM_REFUSAL_CANDIDATES if c in ruled_out and c != "no_policy"]
+    if log_readable:
+        # RDS logs every refused IAM login it evaluated; silence points at IAM auth being off for the instance
+        # (a modification not applied yet, or describe and reality disagreeing) rather than at the token.
+        ranked.insert(0, ("iam_auth_disabled", IAM_OFF_CANDIDATE))
     ctx.candidates = [f"{c}: {t}" for c, t in ranked]
     top = ranked[0][0] if ranked else "auth_failed"
     if top == "no_policy":
         diag = _policy_diagnosis(ctx, finding, None)
         diag.text = "most likely: " + diag.text
+    elif top == "iam_auth_disabled":
+        diag = Diagnosis(top, "most likely: " + IAM_OFF_CANDIDATE, _iam_off_fix(ctx))
     else:
         diag = Diagnosis(top)
         diag.text = "most likely: " + diag.text
