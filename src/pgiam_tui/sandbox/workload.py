@@ -236,8 +236,9 @@ class Workload:
         deadline = time.monotonic() + self.stop_timeout
         # Sessions that notice the stop event end by themselves (the lock holder rolls back, which lets
         # the blocked updates through); give them a moment, then cancel whatever is still inside a query.
+        grace = min(deadline, time.monotonic() + 0.3)
         for thread in self._threads:
-            thread.join(max(0.0, min(0.3, deadline - time.monotonic())))
+            thread.join(max(0.0, grace - time.monotonic()))
         with self._lock:
             busy = list(self._busy.values())
         for conn in busy:
@@ -295,12 +296,15 @@ class Workload:
         """Run one session life after another until stopped; back off on errors (a stopped cluster, ...)."""
         backoff = 1.0
         while not self._stop.is_set():
+            began = time.monotonic()
             try:
                 body(*args)
                 backoff = 1.0
             except Exception as exc:
                 if self._stop.is_set():
                     break
+                if time.monotonic() - began > 10.0:
+                    backoff = 1.0  # a session that lived a while and was then killed: come back quickly
                 if not isinstance(exc, _Lost):
                     self._note_error(name, exc)
                 self._stop.wait(backoff * random.uniform(0.8, 1.2))
