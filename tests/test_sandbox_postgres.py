@@ -489,3 +489,16 @@ def test_works_as_an_ordinary_user(tmp_path: Path) -> None:
         assert done.stdout.splitlines()[1] == "ok True"
     finally:
         subprocess.run(["rm", "-rf", str(workdir)], check=False)
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="only root hands the server to another user")
+def test_binaries_in_a_private_dir_are_a_clear_error(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    (private / "bin").mkdir(parents=True)
+    private.chmod(0o700)
+    for prog in ("initdb", "postgres"):
+        (private / "bin" / prog).symlink_to(find_pg_bindir() / prog)
+    with pytest.raises(SandboxError, match="not reachable by") as err:
+        LocalPostgres.init_template(tmp_path / "tpl", bindir=private / "bin")
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "tpl").exists()

@@ -419,6 +419,7 @@ class LocalPostgres:
         """
         bindir = bindir if bindir is not None else find_pg_bindir()
         user = run_as()
+        _check_reachable(bindir, user)
         real_dir, owned_base = _place_data_dir(Path(template_dir), user)
         cmd = [
             str(bindir / "initdb"),
@@ -692,7 +693,10 @@ class LocalPostgres:
         except (FileNotFoundError, IndexError):
             return
         if first.isdigit() and _pid_alive(int(first)):
-            raise SandboxError(f"a PostgreSQL server is already running in {self.data_dir} (pid {first})")
+            raise SandboxError(
+                f"a PostgreSQL server is already running in {self.data_dir} (pid {first}): "
+                "stop it or use another directory"
+            )
         pidfile.unlink(missing_ok=True)
 
     def _start_once(self, timeout: float) -> None:
@@ -748,6 +752,15 @@ class LocalPostgres:
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 0.1)
+
+
+def _check_reachable(bindir: Path, user: RunAs | None) -> None:
+    """Fail clearly when the unprivileged server user cannot even reach the binaries (e.g. under /root)."""
+    if user is not None and not _traversable_by(bindir, user):
+        raise SandboxError(
+            f"PostgreSQL binaries in {bindir} are not reachable by {user.name!r}, the unprivileged user the "
+            "server must run as: set PGIAM_PG_BINDIR to binaries outside private directories"
+        )
 
 
 def _posix_shm_segments(pid: int) -> list[Path]:
@@ -848,7 +861,10 @@ def _refuse_live(data_dir: Path) -> None:
     with contextlib.suppress(OSError, IndexError):
         first = (data_dir / "postmaster.pid").read_text().splitlines()[0].strip()
         if first.isdigit() and _pid_alive(int(first)):
-            raise SandboxError(f"a PostgreSQL server is still running in {data_dir} (pid {first})")
+            raise SandboxError(
+                f"a PostgreSQL server is still running in {data_dir} (pid {first}), left by an earlier "
+                "sandbox in this directory: stop it or use another directory"
+            )
 
 
 def _remove_dir(requested: Path, owned_base: Path | None) -> None:
