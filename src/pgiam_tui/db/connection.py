@@ -21,10 +21,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, LiteralString
 
 import psycopg
+from psycopg import pq
 
 from pgiam_tui.db.conninfo import ConnTarget, connect_kwargs, one_line, scrub
 from pgiam_tui.model import ConnectionStatus, ConnEvent, ConnState
 
+TUPLES_OK = pq.ExecStatus.TUPLES_OK
 Clock = Callable[[], datetime]
 EventSink = Callable[[ConnEvent], None]
 
@@ -234,7 +236,9 @@ class InstanceConnection:
         params: Sequence[Any] | None,
     ) -> list[tuple[Any, ...]]:
         cur = await conn.execute(sql, params)
-        return await cur.fetchall() if cur.description is not None else []
+        # the result status, not cur.description: that would build Column objects on every round
+        result = cur.pgresult
+        return await cur.fetchall() if result is not None and result.status == TUPLES_OK else []
 
     @staticmethod
     def _is_lost(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> bool:
