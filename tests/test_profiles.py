@@ -314,6 +314,39 @@ region = us-east-1
 endpoint_url = {endpoint}
 ec2_metadata_service_endpoint = http://127.0.0.1:9
 """
+    # credential_process: a real program printing the DB admin's keys (as a password manager would).
+    import configparser
+
+    creds = configparser.ConfigParser()
+    creds.read(sandbox.aws_credentials_file)
+    admin = creds["sandbox-db-admin"]
+    payload = json.dumps(
+        {
+            "Version": 1,
+            "AccessKeyId": admin["aws_access_key_id"],
+            "SecretAccessKey": admin["aws_secret_access_key"],
+        }
+    )
+    (tmp_path / "creds.json").write_text(payload, encoding="utf-8")
+    (tmp_path / "web-token").write_text("eyJhbGciOi.test.token", encoding="utf-8")
+    cat_program = f'{sys.executable} -c "import sys; sys.stdout.write(open(sys.argv[1]).read())"'
+    extra += f"""
+[profile from-process]
+credential_process = {cat_program} {tmp_path / "creds.json"}
+region = us-east-1
+endpoint_url = {endpoint}
+
+[profile broken-process]
+credential_process = {sys.executable} -c "import sys; sys.exit('vault is sealed')"
+region = us-east-1
+endpoint_url = {endpoint}
+
+[profile web]
+role_arn = arn:aws:iam::{DB_ACCOUNT}:role/pgdemo-oltp-rw-role
+web_identity_token_file = {tmp_path / "web-token"}
+region = us-east-1
+endpoint_url = {endpoint}
+"""
     config = tmp_path / "aws-config"
     config.write_text(base + extra, encoding="utf-8")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
@@ -446,3 +479,19 @@ def test_no_profiles_at_all(
     assert capsys.readouterr().out.startswith("no AWS profiles found")
     assert run_profiles(["--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"profiles": []}
+
+
+def test_credential_process_and_web_identity_resolve(sandbox: Sandbox, extra_profiles: Path) -> None:
+    factory = SessionFactory()
+    assert factory.identity("from-process").split(":")[4] == DB_ACCOUNT
+    assert ":assumed-role/pgdemo-oltp-rw-role/" in factory.identity("web")
+    kinds = {p.name: p.kind for p in list_profiles()}
+    assert (kinds["from-process"], kinds["web"]) == ("credential_process", "web_identity")
+
+
+def test_failing_credential_process_is_reported(sandbox: Sandbox, extra_profiles: Path) -> None:
+    with pytest.raises(AwsCredentialError) as info:
+        SessionFactory().identity("broken-process")
+    assert info.value.kind == "other"
+    assert "vault is sealed" in str(info.value) and "\n" not in str(info.value)
+    assert info.value.hint is not None and "credential_process" in info.value.hint
