@@ -414,6 +414,19 @@ async def test_expired_token_seen_by_a_server_clock_ahead(
     assert result.cause == "token_expired"
 
 
+async def test_throttled_by_rds(sandbox: Sandbox, config: Config, sessions: SessionFactory) -> None:
+    """The sandbox's throttle switch at zero new IAM connections per second: AWS's code decides."""
+    cfg, _sb = aurora(sandbox, config)
+    sandbox.switches.throttle_per_second = 0
+    try:
+        result = await check(cfg, sessions)
+    finally:
+        sandbox.switches.throttle_per_second = None
+    assert failed(result) == "authentication"
+    assert result.evidence_source == "aws_log" and result.cause == "throttled"
+    assert any("ThrottlingException" in e for e in result.evidence)
+
+
 async def test_untrusted_certificate(
     sandbox: Sandbox, config: Config, sessions: SessionFactory, tmp_path: Path
 ) -> None:
