@@ -219,7 +219,15 @@ def test_sandbox_workload_over_iam(sandbox: Sandbox) -> None:
         users = {r[1] for r in rows}
         return len(holders) == 1 and len(blocked) == 2 and "oltp_rw_user" in users and rows
 
-    wait_for("IAM sessions and the lock picture on the writer", picture)
+    rows = wait_for("IAM sessions and the lock picture on the writer", picture)
+    holder = next(r[0] for r in rows if r[2] == "lock-holder")
+    # Killed through the front door's relay: the workload logs in again with a fresh token.
+    with psycopg.connect(sandbox.admin_dsn(aurora.name), autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (holder,))
+    wait_for(
+        "a new lock holder after the kill",
+        lambda: (rows := picture()) and any(r[2] == "lock-holder" and r[0] != holder for r in rows),
+    )
     wait_for("failed IAM logins", lambda: workload.stats().get("failed_logins", 0) >= 2, timeout=90)
     wait_for(
         "OLTP over IAM",
