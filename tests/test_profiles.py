@@ -495,3 +495,40 @@ def test_failing_credential_process_is_reported(sandbox: Sandbox, extra_profiles
     assert info.value.kind == "other"
     assert "vault is sealed" in str(info.value) and "\n" not in str(info.value)
     assert info.value.hint is not None and "credential_process" in info.value.hint
+
+
+def test_expired_session_credentials_are_classified(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+
+    from pgiam_tui.sandbox.moto_guards import find_assumed_role
+
+    # Real session credentials of the monitoring role...
+    frozen = SessionFactory(cache_dir=tmp_path / "c").session("instancecrossaccount").get_credentials()
+    assert frozen is not None
+    keys = frozen.get_frozen_credentials()
+    assert keys.access_key and keys.secret_key and keys.token
+    # ...that have since expired (moto runs in this process; its record says when they end).
+    record = find_assumed_role(keys.access_key)
+    assert record is not None
+    record.expiration = dt.datetime(2020, 1, 1)
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        f"[stale]\naws_access_key_id = {keys.access_key}\naws_secret_access_key = {keys.secret_key}\n"
+        f"aws_session_token = {keys.token}\n",
+        encoding="utf-8",
+    )
+    config = tmp_path / "config"
+    config.write_text(
+        f"[profile stale]\nregion = us-east-1\nendpoint_url = {sandbox.endpoint_url}\n", encoding="utf-8"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    with pytest.raises(AwsCredentialError) as info:
+        SessionFactory(cache_dir=tmp_path / "c").identity("stale")
+    assert info.value.kind == "expired"
+    assert str(info.value) == "profile 'stale': the credentials have expired (ExpiredToken)"
+    for secret in (keys.secret_key, keys.token):
+        assert secret is not None
+        assert secret not in str(info.value) and secret not in repr(info.value)
