@@ -308,6 +308,18 @@ ERROR_CASES = {
         """,
         r"^:6: key 'instance_id': conflicts with cluster_id",
     ),
+    "inherited value blamed on [defaults]": (
+        """
+        [defaults]
+        local_port = 15432
+
+        [[clusters]]
+        name = "a"
+        cluster_id = "c"
+        """,
+        r"^:2: key 'local_port': needs hostaddr .*"
+        r"\(set in \[defaults\]; for the \[\[clusters\]\] entry at line 4\)$",
+    ),
     "duplicate name": (
         """
         [[clusters]]

@@ -250,6 +250,18 @@ class _Checker:
 
     def error(self, index: int | None, key: str | None, message: str) -> ConfigError:
         line = self.lines.of(index, key)
+        if (
+            index is not None
+            and key is not None
+            and index < len(self.lines.cluster_keys)
+            and key not in self.lines.cluster_keys[index]
+            and key in self.lines.defaults_keys
+        ):
+            # The value came from [defaults]: point there, and say which entry it broke.
+            line = self.lines.defaults_keys[key]
+            message += (
+                f" (set in [defaults]; for the [[clusters]] entry at line {self.lines.clusters[index]})"
+            )
         where = f"{self.path}:{line}" if line is not None else f"{self.path}"
         what = f" key '{key}':" if key is not None else ""
         return ConfigError(f"{where}:{what} {message}")
