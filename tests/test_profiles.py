@@ -532,3 +532,19 @@ def test_expired_session_credentials_are_classified(
     for secret in (keys.secret_key, keys.token):
         assert secret is not None
         assert secret not in str(info.value) and secret not in repr(info.value)
+
+
+def test_clients_are_made_once_per_session_service_region(aws_files: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pgiam_tui.aws.session import cached_client, rds_client
+
+    factory = SessionFactory(cache_dir=aws_files / "cache")
+    session = factory.session("dev-static")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        made = list(pool.map(lambda _: rds_client(session, "us-east-2"), range(32)))
+    assert len({id(c) for c in made}) == 1
+    assert made[0].meta.region_name == "us-east-2"
+    assert cached_client(session, "rds", "us-east-1") is not made[0]
+    assert cached_client(factory.session("default"), "rds", "us-east-2") is not made[0]
+    assert getattr(made[0].meta.config, "connect_timeout", None) == 5

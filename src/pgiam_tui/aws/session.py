@@ -56,27 +56,38 @@ _CACHED_PROVIDERS = ("assume-role", "assume-role-with-web-identity")
 # is unreachable; retries stay as configured (AWS_MAX_ATTEMPTS / AWS_RETRY_MODE / the profile).
 _CLIENT_CONFIG = botocore.config.Config(connect_timeout=5, read_timeout=20, user_agent_extra="pgiam-tui")
 
-_client_lock = threading.RLock()
-_clients: weakref.WeakKeyDictionary[boto3.Session, dict[tuple[str, str | None], Any]] = (
-    weakref.WeakKeyDictionary()
-)
+
+class _SessionClients:
+    """The clients made from one session, and the lock that serializes making them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.clients: dict[tuple[str, str | None], Any] = {}
+
+
+_registry_lock = threading.Lock()
+_clients: weakref.WeakKeyDictionary[boto3.Session, _SessionClients] = weakref.WeakKeyDictionary()
 
 
 def cached_client(session: boto3.Session, service: str, region: str | None = None) -> Any:
-    """A client of SERVICE in REGION for SESSION, created once (under a lock) and reused.
+    """A client of SERVICE in REGION for SESSION, created once and reused.
 
     boto3 clients are thread-safe once made; making them from one session in several threads at the
-    same time is not, hence the lock.
+    same time is not, hence a lock per session (a slow credential_process of one profile does not hold
+    up the others).
     """
     key = (service, region)
-    with _client_lock:
-        per_session = _clients.setdefault(session, {})
-        client = per_session.get(key)
+    with _registry_lock:
+        entry = _clients.get(session)
+        if entry is None:
+            entry = _clients[session] = _SessionClients()
+    with entry.lock:
+        client = entry.clients.get(key)
         if client is None:
             client = session.client(  # type: ignore[call-overload]
                 service, region_name=region, config=_CLIENT_CONFIG
             )
-            per_session[key] = client
+            entry.clients[key] = client
         return client
 
 
