@@ -13,6 +13,7 @@ import pytest
 
 COLLECTION_MODULES = [
     "pgiam_tui.monitor",
+    "pgiam_tui.monitor_state",
     "pgiam_tui.jsonout",
     "pgiam_tui.collect",
     "pgiam_tui.collect.activity",
