@@ -397,3 +397,30 @@ async def test_collector_on_real_postgres_and_moto_iam(
         for name, pol in ((f"mon-{tag}", "pg-db-monitor-policy"), (f"rw-{tag}", "rw")):
             iam.delete_role_policy(RoleName=name, PolicyName=pol)
             iam.delete_role(RoleName=name)
+
+
+def test_monitoring_role_is_derived_from_the_session_for_cloudtrail(
+    moto_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    base = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    tag = uuid.uuid4().hex[:6]
+    trust = json.dumps(
+        {"Version": "2012-10-17",
+         "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": "*"}}]}
+    )  # fmt: skip
+    iam = base.client("iam")
+    role_arn = iam.create_role(RoleName=f"mon-{tag}", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    try:
+        creds = base.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="monitor")["Credentials"]
+        assumed = boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            region_name=REGION,
+        )
+        col = IamMappingCollector(ClusterConfig(name="c", cloudtrail=True))
+        assert col._role_of(assumed) == role_arn
+        assert col._role_of(base) is None  # an IAM user, not a role: nothing to look up
+    finally:
+        iam.delete_role(RoleName=f"mon-{tag}")

@@ -212,9 +212,17 @@ class EventsCollector:
         """One round: read what is new, merge, join, trim to the window. See the class docstring."""
         if self._source_kind is None:
             self._setup(resolved)
-        new, problems = await asyncio.to_thread(self._read, resolved, session)
+        client = tuple(client_events)
+        # Reading, parsing, merging and joining all run in a worker thread: a burst of log lines must not
+        # stall the event loop the UI runs on. Rounds of one collector never overlap (the monitor's rule).
+        return await asyncio.to_thread(self._round, resolved, session, client)
+
+    def _round(
+        self, resolved: ResolvedClusterLike | None, session: Any, client: tuple[ConnEvent, ...]
+    ) -> tuple[tuple[ConnEvent, ...], tuple[FailureCount, ...]]:
+        new, problems = self._read(resolved, session)
         self.problems = tuple(problems)
-        self._merge([*new, *client_events])
+        self._merge([*new, *client])
         now = datetime.fromtimestamp(self._clock(), UTC)
         return tuple(self._events), failure_counts(self._events, now=now)
 

@@ -13,6 +13,7 @@ the failure itself. `failure_counts` summarises failures per user and source hos
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import re
 from collections.abc import Iterable, Sequence
@@ -157,18 +158,26 @@ def join_iam_reasons(events: Sequence[ConnEvent], *, window_s: float = JOIN_WIND
         key=lambda e: e.time,  # type: ignore[arg-type, return-value]
     )
     window = timedelta(seconds=window_s)
+    # per user, attempts sorted by time: each AWS line then looks only at its user's attempts in the window
+    by_user: dict[str | None, list[tuple[datetime, tuple[object, ...]]]] = {}
+    for key, (user, _, when, _) in info.items():
+        by_user.setdefault(user, []).append((when, key))
+    for lst in by_user.values():
+        lst.sort(key=lambda item: item[0])
     for iev in iam:
         # In time order, each AWS line takes the earliest attempt still free within the window: in a burst of
         # failures of one user, lines and attempts then pair up in order instead of crossing over.
+        assert iev.time is not None
+        cands = by_user.get(iev.user, [])
         best: tuple[datetime, tuple[object, ...]] | None = None
-        for key, (user, inst, when, _) in info.items():
-            if key in taken or user != iev.user:
+        for when, key in cands[bisect.bisect_left(cands, iev.time - window, key=lambda item: item[0]) :]:
+            if when > iev.time + window:
+                break
+            inst = info[key][1]
+            if key in taken or (inst is not None and iev.instance is not None and inst != iev.instance):
                 continue
-            if inst is not None and iev.instance is not None and inst != iev.instance:
-                continue
-            assert iev.time is not None and when is not None
-            if abs(when - iev.time) <= window and (best is None or when < best[0]):
-                best = (when, key)
+            best = (when, key)
+            break
         if best is None:
             continue
         taken.add(best[1])

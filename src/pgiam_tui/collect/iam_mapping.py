@@ -216,14 +216,30 @@ class IamMappingCollector:
             ids = [i.id for i in resolved.instances]
             if ids:
                 self._read_metrics(session.client("cloudwatch", region_name=region), ids)
-        role = self.cfg.monitor_role_arn
         if (
             self.cfg.cloudtrail
-            and role
             and session is not None
             and self._due(self._trail_at, self.cloudtrail_refresh_s)
         ):
-            self._read_trail(session.client("cloudtrail", region_name=region), role)
+            role = self.cfg.monitor_role_arn or self._role_of(session)
+            if role:
+                self._read_trail(session.client("cloudtrail", region_name=region), role)
+            else:
+                self._trail_at = self._clock()
+
+    def _role_of(self, session: Any) -> str | None:
+        """The role the cluster's session has assumed (the monitoring role), via sts get-caller-identity."""
+        try:
+            arn = str(session.client("sts").get_caller_identity()["Arn"])
+        except Exception as exc:
+            log.debug("caller identity unavailable: %s", exc)
+            return None
+        # arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION -> arn:aws:iam::ACCOUNT:role/NAME
+        parts = arn.split(":")
+        if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
+            name = parts[5].split("/")[1]
+            return f"arn:{parts[1]}:iam::{parts[4]}:role/{name}"
+        return None
 
     def _context(self, resolved: ResolvedClusterLike) -> MappingContext:
         ids = {i.id for i in resolved.instances}
