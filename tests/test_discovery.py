@@ -275,3 +275,14 @@ def test_discover_refuses_to_append_to_a_broken_file(sandbox_env: dict[str, str]
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and f"{target}:2: TOML syntax error" in done.stderr
     assert target.read_text(encoding="utf-8") == "[[clusters]]\nname = \n"
+
+
+def test_discover_all_profiles_lists_each_database_once(sandbox_env: dict[str, str], tmp_path: Path) -> None:
+    done = discover({**sandbox_env, "HOME": str(tmp_path)}, "--all-profiles", "--region", "us-east-1",
+                    "--region", "us-east-2")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "all.toml"
+    out.write_text(done.stdout, encoding="utf-8")
+    names = [c.name for c in load_config(out).clusters]
+    # Several profiles see the DB account (and the management account has none): one entry each.
+    assert sorted(names) == ["pgdemo-1", "pgdemo-2", "pgdemo-3", "pgdemo-rds"], done.stderr

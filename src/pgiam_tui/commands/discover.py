@@ -31,6 +31,11 @@ def register(subparsers: Any) -> None:
         "--profile", action="append", default=[], metavar="P", help="AWS profile (repeatable; default chain)"
     )
     parser.add_argument(
+        "--all-profiles",
+        action="store_true",
+        help="scan every AWS profile that has credentials (a database seen by several keeps the first)",
+    )
+    parser.add_argument(
         "--region", action="append", default=[], metavar="R", help="region (repeatable; default: profile's)"
     )
     parser.add_argument("--write", metavar="FILE", help="append the new entries to this config file")
@@ -53,7 +58,18 @@ def run(args: argparse.Namespace) -> int:
             fail(f"not appending to an invalid config: {exc}")
             return 2
 
-    found, errors = scan(args.profile or [None], args.region)
+    profiles: list[str | None] = list(args.profile)
+    if args.all_profiles:
+        import botocore.exceptions
+
+        from pgiam_tui.aws.profiles import list_profiles
+
+        try:
+            profiles += [p.name for p in list_profiles() if p.kind != "none" and p.name not in profiles]
+        except botocore.exceptions.BotoCoreError as exc:
+            fail(f"cannot read the AWS config: {exc}")
+            return 2
+    found, errors = scan(profiles or [None], args.region)
     for message in errors:
         fail(message)
     enabled = [d for d in found if d.iam_auth_enabled]
