@@ -9,6 +9,9 @@ inference (`CheckResult.evidence_source` says which).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import importlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -64,6 +67,7 @@ async def run_check(
     """
     ctx = CheckContext(cfg=cfg, sessions=sessions, clock=clock or utc_now, log_wait_s=log_wait_s)
     builders = {name: StepBuilder(name) for name, _ in _PIPELINE}
+    ctx.prefetch = asyncio.ensure_future(asyncio.to_thread(importlib.import_module, "psycopg"))
     stopped_at: str | None = None
     try:
         for name, step in _PIPELINE:
@@ -83,10 +87,15 @@ async def run_check(
                 )
                 ctx.decide(Diagnosis("connect_error", f"the {name} step failed unexpectedly"))
                 go_on = False
-            b.ms = (time.perf_counter() - started) * 1000.0
+            b.ms = b.own_ms if b.own_ms is not None else (time.perf_counter() - started) * 1000.0
             if not go_on:
                 stopped_at = name
     finally:
+        # Background work is always awaited (its threads cannot be cancelled): nothing outlives the check.
+        for pending in (ctx.discovery, ctx.prefetch):
+            if pending is not None:
+                with contextlib.suppress(Exception):
+                    await pending
         if ctx.sock is not None:
             ctx.sock.close()
         if ctx.conn is not None:

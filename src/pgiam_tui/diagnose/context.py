@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +57,10 @@ class CheckContext:
     sock: socket.socket | None = None
     tls_summary: str | None = None
     conn: Any = None  # psycopg.AsyncConnection while the session step runs
+    # Work started early so that it overlaps network waits: psycopg's import, and discovery (which needs
+    # only the session) running beside the STS call of the credentials step.
+    prefetch: asyncio.Future[Any] | None = None
+    discovery: asyncio.Future[tuple[ResolvedCluster, float]] | None = None
     # Causes suspected by steps before the login (ranked by insertion): confirmed or dropped after it.
     suspects: list[tuple[str, Diagnosis]] = field(default_factory=list)
     diagnosis: Diagnosis | None = None

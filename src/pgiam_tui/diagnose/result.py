@@ -106,6 +106,7 @@ class StepBuilder:
     hint: str | None = None
     cause: str | None = None
     evidence: list[str] = field(default_factory=list)
+    own_ms: float | None = None  # the step's own duration when it ran concurrently with an earlier one
 
     def ok(self, detail: str, hint: str | None = None) -> None:
         """Mark the step passed."""

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
@@ -19,6 +20,9 @@ from pgiam_tui.diagnose.context import SKEW_LIMIT_S, CheckContext
 from pgiam_tui.diagnose.probe import is_ip
 from pgiam_tui.diagnose.result import StepBuilder
 from pgiam_tui.diagnose.text import visible
+
+if TYPE_CHECKING:
+    from pgiam_tui.aws.discovery import ResolvedCluster
 
 _VALID_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
@@ -106,8 +110,8 @@ def _identity(ctx: CheckContext) -> tuple[str, datetime | None, datetime]:
     """(caller ARN, AWS's Date header, local time at the answer) — blocking."""
     from pgiam_tui.aws.session import sts_client
 
-    session = ctx.sessions.session(ctx.cfg.profile)
-    ctx.session = session
+    session = ctx.session
+    assert session is not None
     region = ctx.cfg.region or session.region_name
     response = sts_client(session, region).get_caller_identity()
     local = ctx.clock()
@@ -151,6 +155,10 @@ async def step_credentials(ctx: CheckContext, b: StepBuilder) -> bool:
         b.skip("not needed: password auth to an endpoint given in the config")
         return True
     try:
+        ctx.session = await asyncio.to_thread(ctx.sessions.session, ctx.cfg.profile)
+        # Discovery needs only the session: let it run beside the STS call (its result is used, or
+        # dropped, by the discovery step).
+        ctx.discovery = asyncio.ensure_future(asyncio.to_thread(_timed_resolve, ctx))
         arn, aws_date, local = await asyncio.to_thread(_identity, ctx)
     except (AwsCredentialError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         err = classify_aws_error(exc, ctx.cfg.profile)
@@ -178,19 +186,30 @@ async def step_credentials(ctx: CheckContext, b: StepBuilder) -> bool:
     return True
 
 
-async def step_discovery(ctx: CheckContext, b: StepBuilder) -> bool:
-    """Endpoint, resource id, IAM flag and log exports of the cluster (as AWS says, or as configured)."""
+def _timed_resolve(ctx: CheckContext) -> tuple[ResolvedCluster, float]:
+    """resolve_cluster and how long it took (ms) — blocking."""
     from pgiam_tui.aws.discovery import resolve_cluster
 
+    assert ctx.session is not None
+    started = time.perf_counter()
+    cluster = resolve_cluster(ctx.cfg, ctx.session)
+    return cluster, (time.perf_counter() - started) * 1000.0
+
+
+async def step_discovery(ctx: CheckContext, b: StepBuilder) -> bool:
+    """Endpoint, resource id, IAM flag and log exports of the cluster (as AWS says, or as configured)."""
     cfg = ctx.cfg
-    session = ctx.session
-    if session is None:
+    if ctx.session is None:
         if needs_aws(ctx):
             b.skip("not tried: no AWS session")
             return False
-        session = await asyncio.to_thread(ctx.sessions.session, cfg.profile)
+        ctx.session = await asyncio.to_thread(ctx.sessions.session, cfg.profile)
+    pending, ctx.discovery = ctx.discovery, None
     try:
-        cluster = await asyncio.to_thread(resolve_cluster, cfg, session)
+        if pending is not None:
+            cluster, b.own_ms = await pending
+        else:
+            cluster, b.own_ms = await asyncio.to_thread(_timed_resolve, ctx)
     except DiscoveryError as exc:
         code = {"not_found": "cluster_not_found", "access_denied": "discovery_denied"}.get(
             exc.kind, "aws_error"

@@ -6,8 +6,6 @@ import asyncio
 import re
 from typing import Any
 
-import psycopg
-
 from pgiam_tui.diagnose.causes import Diagnosis
 from pgiam_tui.diagnose.context import CheckContext
 from pgiam_tui.diagnose.refusal import explain_iam_refusal
@@ -112,6 +110,10 @@ async def step_authentication(ctx: CheckContext, b: StepBuilder) -> bool:
     elif ctx.token is None:
         b.skip("not tried: no token")
         return False
+    if ctx.prefetch is not None:
+        await ctx.prefetch  # psycopg, imported in the background while the AWS steps waited on the network
+    import psycopg
+
     secrets = (ctx.token.value if ctx.token else None, ctx.password)
     attempt_local_s = ctx.clock().timestamp()
     try:
@@ -201,6 +203,8 @@ async def step_session(ctx: CheckContext, b: StepBuilder) -> bool:
     if conn is None:
         b.skip("not tried: not connected")
         return False
+    import psycopg
+
     cfg = ctx.cfg
     try:
         async with conn.cursor() as cur:
