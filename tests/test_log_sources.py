@@ -568,3 +568,35 @@ async def test_events_collector_file_source(tmp_path: Path) -> None:
     finally:
         assert isinstance(col._main, FileTailSource)
         col._main.close()
+
+
+async def test_events_collector_on_rds_log_files_without_cloudwatch_export() -> None:
+    """No postgresql export: the collector reads the instances' files through the RDS API (Stubber)."""
+    client = _rds()
+
+    class _Session:
+        """Hands out the stubbed RDS client, as boto3.Session.client would a real one."""
+
+        def client(self, service: str, region_name: str | None = None) -> Any:
+            assert (service, region_name) == ("rds", REGION)
+            return client
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    f = "error/postgresql.log.x"
+    line = _line(now, 'FATAL:  PAM authentication failed for user "ro"', "ro", 9)
+    resolved = _Resolved(REGION, "aurora", (), None, None, (_Inst("w1"),))
+    col = EventsCollector(ClusterConfig(name="c", region=REGION))
+    with Stubber(client) as stub:
+        stub.add_response("describe_db_log_files", _files(f))
+        stub.add_response(
+            "download_db_log_file_portion",
+            {"LogFileData": line + "\n", "Marker": "m1", "AdditionalDataPending": False},
+            {"DBInstanceIdentifier": "w1", "LogFileName": f, "NumberOfLines": 1000},
+        )
+        events, failures = await col.collect(resolved, _Session())
+        stub.assert_no_pending_responses()
+    assert col.source_kind == "rds_logfile" and col.problems == ()
+    assert [(e.kind, e.user, e.instance, e.source) for e in events] == [
+        ("auth_failed", "ro", "w1", "rds_logfile")
+    ]
+    assert [(x.user, x.count) for x in failures] == [("ro", 1)]

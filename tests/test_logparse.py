@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pgiam_tui.collect.iam_log import _parse_iam
 from pgiam_tui.collect.logparse import LogLineParser, compile_prefix, parse_line, visible
 
 T = datetime(2019, 9, 29, 10, 13, 24, tzinfo=UTC)
@@ -263,3 +264,36 @@ def test_fuzz_never_raises_on_near_miss_lines(pieces: list[str]) -> None:
     assert "\x1b" not in ev.message
     if ev.ssl is not None:
         assert isinstance(ev.ssl, dict)
+
+
+_IAM_PIECES = st.sampled_from(
+    [
+        "2025-09-22T12:02:51,954",
+        "2025-09-22T12:02:51",
+        "2025-99-22T12:02:51,9",
+        "+05:30",
+        "Z",
+        " [ERROR] ",
+        "Failed to authenticate the connection request for user ",
+        "'user_2'",
+        "'",
+        '"',
+        "because the IAM policy assumed by the caller ",
+        "'arn:aws:sts::1:assumed-role/r/s'",
+        "(Status Code: 403, Error Code: NotAuthorized)",
+        "Error Code:",
+        "InvalidToken",
+        "Status Code: 999",
+        "\x1b",
+        "\x00",
+        " ",
+    ]
+)
+
+
+@settings(max_examples=800, deadline=None)
+@given(pieces=st.lists(_IAM_PIECES, max_size=20))
+def test_fuzz_iam_line_parser_never_raises(pieces: list[str]) -> None:
+    ev = _parse_iam("".join(pieces), None, None)
+    assert ev.kind == "other" or ev.kind.startswith("iam_")
+    assert "\x1b" not in ev.message and (ev.user is None or "\x1b" not in ev.user)

@@ -91,23 +91,27 @@ def parse_iam_line(
     """
     text = line.rstrip("\r\n")
     try:
-        when = _time(text) or fallback_time
-        cm = _CODE_RE.search(text)
-        code = cm.group("code") if cm else None
-        kind: EventKind = IAM_CODE_KINDS.get(code or "", "other")
-        um = _USER_RE.search(text)
-        user = None
-        if um is not None:
-            user = um.group("q") if um.group("q") is not None else um.group("dq") or um.group("bare")
-            if user is not None:
-                user = visible(user)
-        am = _CALLER_RE.search(text)
-        caller = visible(am.group("arn").replace(" ", "")) if am else None
-        reason = f"{code}: {_REASONS[code]}" if code in _REASONS else None
+        return _parse_iam(text, fallback_time, instance)
     except Exception:  # log text is untrusted; a line we cannot read is kept, never raised
         return ConnEvent(
             time=fallback_time, kind="other", source="iam_log", message=visible(text), instance=instance
         )
+
+
+def _parse_iam(text: str, fallback_time: datetime | None, instance: str | None) -> ConnEvent:
+    when = _time(text) or fallback_time
+    cm = _CODE_RE.search(text)
+    code = cm.group("code") if cm else None
+    kind: EventKind = IAM_CODE_KINDS.get(code or "", "other")
+    um = _USER_RE.search(text)
+    user = None
+    if um is not None:
+        user = um.group("q") if um.group("q") is not None else um.group("dq") or um.group("bare")
+        if user is not None:
+            user = visible(user)
+    am = _CALLER_RE.search(text)
+    caller = visible(am.group("arn").replace(" ", "")) if am else None
+    reason = f"{code}: {_REASONS[code]}" if code in _REASONS else None
     return ConnEvent(
         time=when,
         kind=kind,
