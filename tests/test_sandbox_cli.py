@@ -27,10 +27,12 @@ def _env() -> dict[str, str]:
 @contextlib.contextmanager
 def _sandbox_up(directory: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
     """Run `sandbox up` until it prints `ready` (or exits); always stopped by the pid we hold."""
+    # stderr to a file, not a pipe nobody reads (a full pipe would block the sandbox)
+    errors = (directory.parent / f"{directory.name}.stderr").open("a")
     proc = subprocess.Popen(
         [*CLI, "sandbox", "up", "--dir", str(directory), "--clusters", "1", "--no-workload", *extra],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         text=True,
         env=_env(),
     )
@@ -50,9 +52,13 @@ def _sandbox_up(directory: Path, *extra: str) -> Iterator[tuple[subprocess.Popen
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        errors.close()
+
+
+def _stderr(directory: Path) -> str:
+    return (directory.parent / f"{directory.name}.stderr").read_text()
 
 
 def _answers(port: int) -> bool:
@@ -99,7 +105,7 @@ def test_sigterm_stops_everything_and_a_new_one_starts_at_once(tmp_path: Path) -
         assert "export AWS_ENDPOINT_URL=" in env_sh and (directory / "profiles.toml").is_file()
         aws_port, imds_port = ports[0], ports[1]
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0
+        assert proc.wait(120) == 0, _stderr(directory)
     assert not any(_answers(p) for p in ports)
     assert not any(_pid_alive(p) for p in pids)
     # data moved out of a private tmp dir for the unprivileged PostgreSQL user is removed at stop
@@ -112,7 +118,7 @@ def test_sigterm_stops_everything_and_a_new_one_starts_at_once(tmp_path: Path) -
         assert info["endpoint_url"] == f"http://127.0.0.1:{aws_port}"
         _, pids, _ = _running_parts(directory)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(60) == 0
+        assert proc.wait(120) == 0, _stderr(directory)
     assert not any(_pid_alive(p) for p in pids)
 
 
@@ -210,4 +216,4 @@ def test_runs_on_pgserver_binaries_and_logs_in_through_its_front_door(tmp_path: 
             version = conn.execute("SHOW server_version_num").fetchone()
         assert version is not None and version[0].startswith("16")
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0
+        assert proc.wait(120) == 0, _stderr(directory)
