@@ -548,3 +548,26 @@ def test_clients_are_made_once_per_session_service_region(aws_files: Path) -> No
     assert cached_client(session, "rds", "us-east-1") is not made[0]
     assert cached_client(factory.session("default"), "rds", "us-east-2") is not made[0]
     assert getattr(made[0].meta.config, "connect_timeout", None) == 5
+
+
+def test_expired_sso_token_says_how_to_log_in(aws_files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    monkeypatch.setenv("HOME", str(aws_files))
+    cache = aws_files / ".aws" / "sso" / "cache"
+    cache.mkdir(parents=True)
+    start_url = "https://legacy.awsapps.com/start"
+    token = {
+        "accessToken": "old",
+        "expiresAt": "2020-01-01T00:00:00Z",
+        "region": "us-east-1",
+        "startUrl": start_url,
+    }
+    (cache / f"{hashlib.sha1(start_url.encode()).hexdigest()}.json").write_text(
+        json.dumps(token), encoding="utf-8"
+    )
+    with pytest.raises(AwsCredentialError) as info:
+        SessionFactory(cache_dir=aws_files / "cli-cache").identity("sso-legacy")
+    assert info.value.kind == "sso_expired"
+    assert info.value.hint == "aws sso login --profile sso-legacy"
+    assert str(info.value) == "profile 'sso-legacy': the SSO session has expired or was never started"
