@@ -402,3 +402,19 @@ def test_cancel_request_through_the_front_door_cancels_pg_sleep(
             conn.cancel_safe()
         assert isinstance(result.get("error"), psycopg.errors.QueryCanceled), result
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_stop_and_start_cluster(sandbox: Sandbox, monitor: boto3.Session) -> None:
+    cluster = sandbox.cluster("pgdemo-3")
+    token = _token(monitor, cluster.endpoint, cluster.region, "pgmonitor")
+    sandbox.stop_cluster(cluster.name)
+    try:
+        with pytest.raises(psycopg.OperationalError):
+            _connect(sandbox, cluster.endpoint, cluster.listen_port, "pgmonitor", token)
+    finally:
+        sandbox.start_cluster(cluster.name)
+    with _connect(sandbox, cluster.endpoint, cluster.listen_port, "pgmonitor", token) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("pgmonitor",)
+    assert [i.pg_port for i in sandbox.cluster(cluster.name).instances] == [
+        i.pg_port for i in cluster.instances
+    ]
