@@ -10,6 +10,7 @@ from textual.widget import Widget
 
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.ui.app import PgiamApp
+from pgiam_tui.ui.render import SortCell
 from pgiam_tui.ui.sample import (
     HOSTILE_QUERY,
     cluster_configs,
@@ -84,7 +85,7 @@ async def test_hostile_text_is_literal_in_table_and_detail() -> None:
         await pilot.click(ActivityTable)
         key = next(k for k in table.rows if table.located(str(k.value)).row.pid == 4107)  # type: ignore[union-attr]
         cell = table.get_cell(key, "query")
-        assert isinstance(cell, Text)
+        assert isinstance(cell, SortCell) and isinstance(cell.__rich__(), Text)
         assert cell.plain.startswith("SELECT '[bold red]x[/]', '[link=http://x]y[/link]', '␛[31mred␛[0m'")
         app_cell = table.get_cell(key, "app")
         assert app_cell.plain == "evil␛[2Japp"

@@ -346,7 +346,8 @@ def synthetic_snapshot(name: str, sessions: int, round_no: int = 0, *, churn: in
     """A cluster with `sessions` rows whose durations move each round; `churn` rows replaced per round."""
     rows = []
     for i in range(sessions):
-        pid = 10000 + i + (round_no * churn if i < churn else 0)
+        # the first `churn` sessions are replaced each round by new backends (new pids, new row keys)
+        pid = 10000 + i if i >= churn else 900000 + round_no * churn + i
         state = ("active", "idle", "idle in transaction", "active")[i % 4]
         rows.append(
             session(

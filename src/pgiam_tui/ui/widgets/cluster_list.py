@@ -11,7 +11,7 @@ from textual.widgets import DataTable
 
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.ui.messages import ClusterSelected
-from pgiam_tui.ui.render import cell, fmt_countdown, safe_text
+from pgiam_tui.ui.render import fmt_countdown, safe_text
 
 GROUP_PREFIX = "group:"
 CLUSTER_PREFIX = "cluster:"
@@ -118,7 +118,7 @@ class ClusterList(DataTable[Text]):
             safe_text(name, 12),
             Text(symbol, style=style),
             Text(countdown, style=token_style),
-            cell(f"{active}/{waiting}/{total}", style="red" if waiting else ""),
+            Text(f"{active}/{waiting}/{total}", style="red" if waiting else ""),
             Text(str(fails) if fails else "", style="bold red" if fails else ""),
         )
 

@@ -152,7 +152,7 @@ EVENT_COLUMNS = (
 )
 
 
-class EventsTable(DataTable[Text]):
+class EventsTable(DataTable[SortCell]):
     """Events of the selected cluster, newest first, diff-updated by event key."""
 
     def __init__(self, *, id: str | None = None) -> None:

@@ -165,7 +165,7 @@ class IamPane(Vertical):
     def compose(self) -> ComposeResult:
         """Title, users, findings + metrics."""
         yield Static("IAM", classes="pane-title", id="iam-title")
-        yield DataTable[Text](id="iam-users", cursor_type="row")
+        yield DataTable[SortCell](id="iam-users", cursor_type="row")
         with VerticalScroll(id="iam-scroll"):
             yield Static("", id="iam-findings")
 
@@ -177,7 +177,7 @@ class IamPane(Vertical):
 
     def show_snapshot(self, snap: ClusterSnapshot | None, now: datetime, *, name: str | None = None) -> None:
         """Render one cluster's IAM mapping (users diffed by name)."""
-        table: DataTable[Text] = self.query_one("#iam-users", DataTable)
+        table: DataTable[SortCell] = self.query_one("#iam-users", DataTable)
         if name != self.cluster_name:
             table.clear()
             self._shown_users.clear()

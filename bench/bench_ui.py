@@ -1,0 +1,192 @@
+"""Console (Textual UI) benchmark: prints a markdown fragment with its figures.
+
+1. launch to first activity rows on screen: app start -> rows in the activity table (synthetic source;
+   with --sandbox also on the live sandbox through the real Monitor);
+2. applying a 10,000-row snapshot to the activity table as a diff after the first fill (every duration
+   changed, 1% of sessions replaced);
+3. steady CPU of the app watching 10 clusters x 500 sessions refreshed every 2 s (synthetic source: a
+   timer emits new rounds, so this measures the UI alone, not collection) over --seconds (default 60);
+4. peak RSS of the process.
+
+The app runs headless (Textual's test driver): the screen is composed and rendered but not written to a
+terminal, so terminal output cost is not included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pgiam_tui.config import ClusterConfig
+from pgiam_tui.model import ClusterSnapshot
+from pgiam_tui.ui.app import PgiamApp
+from pgiam_tui.ui.sample import synthetic_snapshot
+from pgiam_tui.ui.source import StaticSource
+from pgiam_tui.ui.widgets.activity import Located
+
+SIZE = (160, 50)
+
+
+class TickingSource(StaticSource):
+    """Emits a fresh round for every cluster every `interval` seconds (durations move, a few sessions churn)."""
+
+    def __init__(self, names: list[str], sessions: int, interval: float) -> None:
+        super().__init__([[synthetic_snapshot(n, sessions) for n in names]])
+        self.names = names
+        self.sessions = sessions
+        self.interval = interval
+        self.round = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, emit: Callable[[ClusterSnapshot], None]) -> None:
+        await super().start(emit)
+        self._task = asyncio.get_running_loop().create_task(self._run(emit))
+
+    async def _run(self, emit: Callable[[ClusterSnapshot], None]) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self.round += 1
+            for name in self.names:
+                emit(synthetic_snapshot(name, self.sessions, self.round, churn=self.sessions // 100))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        await super().stop()
+
+
+async def wait_rows(app: PgiamApp, pilot: object, limit_s: float = 120.0) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while app.activity.table.row_count == 0:
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.005)
+    return True
+
+
+async def launch_synthetic() -> float:
+    t0 = time.perf_counter()
+    source = StaticSource([[synthetic_snapshot("bench-1", 500)]])
+    app = PgiamApp(source, [ClusterConfig(name="bench-1")], tick=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_rows(app, pilot)
+        await pilot.pause()
+        elapsed = time.perf_counter() - t0
+    return elapsed
+
+
+def launch_sandbox() -> float | None:
+    """Launch to first rows through the real Monitor on a sandbox (started before the clock runs)."""
+    import shutil
+    import tempfile
+
+    from pgiam_tui.config import load_config
+    from pgiam_tui.sandbox import Sandbox
+    from pgiam_tui.ui.source import MonitorSource
+
+    root = Path(tempfile.mkdtemp(prefix="pgiam-bench-ui-"))
+    sandbox = Sandbox(root, workload=True)
+    saved = dict(os.environ)
+    try:
+        sandbox.start()
+        os.environ.update(sandbox.env)
+        config = load_config(sandbox.profiles_toml)
+
+        async def run() -> float | None:
+            t0 = time.perf_counter()
+            app = PgiamApp(MonitorSource(config), config.clusters)
+            async with app.run_test(size=SIZE) as pilot:
+                ok = await wait_rows(app, pilot)
+                await pilot.pause()
+                elapsed = time.perf_counter() - t0
+                await app.action_quit()
+            return elapsed if ok else None
+
+        return asyncio.run(run())
+    finally:
+        sandbox.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def diff_10k() -> tuple[float, float, int, int]:
+    """(fill s, diff s, rows, updated cells) for 10,000 sessions."""
+    first = synthetic_snapshot("bench-1", 10_000, 0)
+    second = synthetic_snapshot("bench-1", 10_000, 1, churn=100)
+    source = StaticSource([[]])
+    app = PgiamApp(source, [ClusterConfig(name="bench-1")], tick=False)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.activity.table
+        t0 = time.perf_counter()
+        table.show([Located("bench-1", r) for r in first.activity], reset=True)
+        await pilot.pause()
+        fill = time.perf_counter() - t0
+        updates = sum(
+            1 for a, b in zip(first.activity, second.activity, strict=True) if a.duration_s != b.duration_s
+        )
+        t0 = time.perf_counter()
+        table.show([Located("bench-1", r) for r in second.activity])
+        await pilot.pause()  # includes the repaint of the visible part
+        diff = time.perf_counter() - t0
+        rows = table.row_count
+    return fill, diff, rows, updates
+
+
+async def steady_cpu(seconds: float) -> tuple[float, int]:
+    """(CPU % of one core, rounds applied) for 10 clusters x 500 sessions every 2 s."""
+    names = [f"bench-{i}" for i in range(1, 11)]
+    source = TickingSource(names, 500, 2.0)
+    app = PgiamApp(source, [ClusterConfig(name=n) for n in names])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_rows(app, pilot)
+        await asyncio.sleep(2.5)  # past the first fill
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        cpu = time.process_time() - cpu0
+        wall = time.perf_counter() - wall0
+        rounds = source.round
+        await app.action_quit()
+    return 100.0 * cpu / wall, rounds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=60.0, help="steady-CPU window (default 60)")
+    parser.add_argument("--sandbox", action="store_true", help="also measure launch on the live sandbox")
+    args = parser.parse_args()
+
+    launch = asyncio.run(launch_synthetic())
+    live = launch_sandbox() if args.sandbox else None
+    fill, diff, rows, updates = asyncio.run(diff_10k())
+    cpu, rounds = asyncio.run(steady_cpu(args.seconds))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+    print("## Console (Textual UI)\n")
+    print("Headless Textual driver (screen rendered, not written to a terminal).\n")
+    print("| measure | value | aim |")
+    print("|---|---|---|")
+    print(f"| launch to first activity rows (synthetic source, 500 sessions) | {launch:.2f} s | < 2 s |")
+    if args.sandbox:
+        shown = f"{live:.2f} s" if live is not None else "no rows within 120 s"
+        print(f"| launch to first activity rows (live sandbox, real Monitor) | {shown} | < 2 s |")
+    print(f"| first fill of {rows:,} rows | {fill * 1000:.0f} ms | |")
+    print(f"| apply a {rows:,}-row snapshot as a diff ({updates:,} rows changed, 100 replaced) "
+          f"| {diff * 1000:.0f} ms | < 100 ms |")  # fmt: skip
+    print(
+        f"| steady CPU, 10 clusters x 500 sessions every 2 s, {args.seconds:.0f} s "
+        f"(synthetic source, {rounds} rounds) | {cpu:.1f} % of one core | < 10 % |"
+    )
+    print(f"| peak RSS | {peak_mb:.0f} MB | < 250 MB |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
