@@ -138,3 +138,18 @@ def test_check_session_exit_codes_and_no_token_anywhere(
         for text in outputs + records:
             assert token.value not in text
             assert signature not in text
+
+
+def test_registering_check_stays_light() -> None:
+    """`pgiam-tui --help` must stay fast: the check command's module imports nothing heavy until it runs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, argparse; import pgiam_tui.commands.check as c; "
+        "c.register(argparse.ArgumentParser().add_subparsers()); "
+        "heavy = [m for m in ('boto3', 'botocore', 'psycopg', 'pgiam_tui.diagnose') if m in sys.modules]; "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr

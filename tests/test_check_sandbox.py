@@ -262,7 +262,10 @@ async def test_expired_credentials(sandbox: Sandbox, config: Config, sessions: S
     cfg, _sb = aurora(sandbox, config)
     first = await check(cfg, sessions)
     assert first.ok
-    sandbox.expire_sessions("pg-monitor-role")
+    # Only this test's assumed-role session: other tests' cached pg-monitor-role sessions stay valid.
+    credentials = sessions.session(cfg.profile).get_credentials()
+    assert credentials is not None
+    assert sandbox.expire_sessions("pg-monitor-role", access_key_id=credentials.access_key) == 1
     try:
         sessions.clear()  # boto3 sessions go; the AWS CLI cache keeps the (now expired-to-AWS) credentials
         result = await check(cfg, sessions)

@@ -31,6 +31,14 @@ def register(subparsers: Any) -> None:
 
 def render_text(result: CheckResult) -> str:
     """The human form: one line per step, then cause, evidence and fix when something failed."""
+    from pgiam_tui.diagnose.text import visible
+
+    lines = _render_lines(result)
+    # Every part is already plain text; this is the last line of defence for the terminal.
+    return "\n".join(visible(line, limit=4000) for line in lines)
+
+
+def _render_lines(result: CheckResult) -> list[str]:
     width = max(len(s.name) for s in result.steps)
     lines = [f"check {result.cluster}"]
     for s in result.steps:
@@ -40,7 +48,7 @@ def render_text(result: CheckResult) -> str:
             lines.append(f"  {'':<7} {'':<{width}} {'':11}  hint: {s.hint}")
     if result.ok:
         lines.append("result: connected")
-        return "\n".join(lines)
+        return lines
     lines.append("result: " + ("connected, with a problem" if result.connected else "NOT connected"))
     if result.cause:
         lines.append(f"cause: {result.cause_text or result.cause} [{result.cause}]")
@@ -55,7 +63,7 @@ def render_text(result: CheckResult) -> str:
         lines.extend(f"  {i}. {c}" for i, c in enumerate(result.candidates, 1))
     if result.fix:
         lines.append(f"fix: {result.fix}")
-    return "\n".join(lines)
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
