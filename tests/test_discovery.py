@@ -286,3 +286,15 @@ def test_discover_all_profiles_lists_each_database_once(sandbox_env: dict[str, s
     names = [c.name for c in load_config(out).clusters]
     # Several profiles see the DB account (and the management account has none): one entry each.
     assert sorted(names) == ["pgdemo-1", "pgdemo-2", "pgdemo-3", "pgdemo-rds"], done.stderr
+
+
+def test_cluster_and_reader_endpoints_keep_their_tunnels(sandbox: Sandbox, session: boto3.Session) -> None:
+    sc = aurora(sandbox)
+    rc = resolve_cluster(load_config(sandbox.profiles_toml).cluster(sc.name), session)
+    assert sc.endpoint not in [
+        i.endpoint for i in rc.instances
+    ]  # members are watched, not the cluster endpoint
+    assert rc.connect_address(sc.endpoint, 5432) == ("127.0.0.1", sc.listen_port)
+    assert sc.reader_endpoint is not None
+    assert rc.connect_address(sc.reader_endpoint, 5432) == ("127.0.0.1", sc.reader_listen_port)
+    assert rc.connect_address("elsewhere.example", 5432) == (None, 5432)

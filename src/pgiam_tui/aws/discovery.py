@@ -64,6 +64,9 @@ class ResolvedCluster:
     iam_log_group: str | None  # CloudWatch group of iam-db-auth-error when exported
     kind: ClusterKind
     engine_version: str | None = None
+    # (endpoint, connect_host, connect_port) for every known endpoint, the cluster and reader endpoints
+    # included even when only members are watched (e.g. for a check through the cluster endpoint).
+    routes: tuple[tuple[str, str | None, int], ...] = ()
 
     def instance(self, instance_id: str) -> ResolvedInstance:
         """The instance with that id (KeyError if unknown)."""
@@ -81,7 +84,10 @@ class ResolvedCluster:
         return None
 
     def connect_address(self, endpoint: str, port: int) -> tuple[str | None, int]:
-        """(hostaddr, TCP port) for ENDPOINT:PORT under this cluster's tunnels, for ad-hoc endpoints."""
+        """(hostaddr, TCP port) for ENDPOINT:PORT under this cluster's tunnels (None, PORT) if none."""
+        for known, host, tcp_port in self.routes:
+            if known == endpoint:
+                return host, tcp_port
         for inst in self.instances:
             if inst.endpoint == endpoint:
                 return inst.connect_host, inst.connect_port
@@ -130,7 +136,7 @@ def _resolve_aurora(
     try:
         found = rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"]
     except botocore.exceptions.ClientError as exc:
-        if _code(exc) == "DBClusterNotFoundFault":
+        if error_code(exc) == "DBClusterNotFoundFault":
             raise _not_found(cfg, session, region, "Aurora cluster", cluster_id, instance_hint=True) from None
         raise _api_error(exc, cfg, region) from None
     except botocore.exceptions.BotoCoreError as exc:
@@ -182,7 +188,7 @@ def _resolve_aurora(
     iam_group = f"/aws/rds/cluster/{cluster_id}/iam-db-auth-error" if "iam-db-auth-error" in exports else None
     return ResolvedCluster(
         name=cfg.name,
-        account_id=_account_from_arn(cluster.get("DBClusterArn")) or cfg.account_id,
+        account_id=account_from_arn(cluster.get("DBClusterArn")) or cfg.account_id,
         region=region,
         endpoint=endpoint,
         port=port,
@@ -196,6 +202,13 @@ def _resolve_aurora(
         iam_log_group=iam_group,
         kind="aurora",
         engine_version=cluster.get("EngineVersion"),
+        routes=_routes(
+            [
+                _instance(cfg, tunnels, own, "", "writer", endpoint, port),
+                *([_instance(cfg, tunnels, own, "", "reader", str(reader), port)] if reader else []),
+                *instances,
+            ]
+        ),
     )
 
 
@@ -226,7 +239,7 @@ def _resolve_instance(
     try:
         found = rds.describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"]
     except botocore.exceptions.ClientError as exc:
-        if _code(exc) == "DBInstanceNotFound" or _code(exc) == "DBInstanceNotFoundFault":
+        if error_code(exc) == "DBInstanceNotFound" or error_code(exc) == "DBInstanceNotFoundFault":
             raise _not_found(cfg, session, region, "RDS instance", instance_id) from None
         raise _api_error(exc, cfg, region) from None
     except botocore.exceptions.BotoCoreError as exc:
@@ -257,7 +270,7 @@ def _resolve_instance(
     inst = _instance(cfg, dict(cfg.tunnels), endpoint, instance_id, "instance", endpoint, port)
     return ResolvedCluster(
         name=cfg.name,
-        account_id=_account_from_arn(info.get("DBInstanceArn")) or cfg.account_id,
+        account_id=account_from_arn(info.get("DBInstanceArn")) or cfg.account_id,
         region=region,
         endpoint=endpoint,
         port=port,
@@ -274,6 +287,7 @@ def _resolve_instance(
         ),
         kind="instance",
         engine_version=info.get("EngineVersion"),
+        routes=_routes([inst]),
     )
 
 
@@ -300,6 +314,7 @@ def _resolve_direct(cfg: ClusterConfig, region: str, endpoint: str) -> ResolvedC
         log_group=cfg.log_group,
         iam_log_group=None,
         kind="direct",
+        routes=_routes([inst]),
     )
 
 
@@ -327,6 +342,13 @@ def _instance(
     return ResolvedInstance(ident, role, endpoint, port, None, port)
 
 
+def _routes(instances: Sequence[ResolvedInstance]) -> tuple[tuple[str, str | None, int], ...]:
+    seen: dict[str, tuple[str, str | None, int]] = {}
+    for inst in instances:
+        seen.setdefault(inst.endpoint, (inst.endpoint, inst.connect_host, inst.connect_port))
+    return tuple(seen.values())
+
+
 def _require_postgres(cfg: ClusterConfig, engine: str, ident: str) -> None:
     if engine not in POSTGRES_ENGINES:
         raise DiscoveryError(
@@ -336,11 +358,13 @@ def _require_postgres(cfg: ClusterConfig, engine: str, ident: str) -> None:
         )
 
 
-def _code(exc: botocore.exceptions.ClientError) -> str:
+def error_code(exc: botocore.exceptions.ClientError) -> str:
+    """The error code of a ClientError (e.g. "DBClusterNotFoundFault")."""
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def _account_from_arn(arn: object) -> str | None:
+def account_from_arn(arn: object) -> str | None:
+    """The 12-digit account id of an ARN, or None."""
     if not isinstance(arn, str):
         return None
     m = _ARN_ACCOUNT.match(arn)
@@ -381,7 +405,7 @@ def _not_found(
 
 
 def _api_error(exc: botocore.exceptions.ClientError, cfg: ClusterConfig, region: str) -> Exception:
-    code = _code(exc)
+    code = error_code(exc)
     if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
         return DiscoveryError(
             f"cluster {cfg.name!r}: {exc.operation_name} denied in {region} for profile "
@@ -396,97 +420,13 @@ def _api_error(exc: botocore.exceptions.ClientError, cfg: ClusterConfig, region:
     return DiscoveryError(f"cluster {cfg.name!r}: {credential.message}", "other", credential.hint)
 
 
-# --------------------------------------------------------------------------------------------- discover
-
-
-@dataclass(frozen=True, slots=True)
-class DiscoveredDatabase:
-    """A PostgreSQL cluster or instance found by `scan_region` (input for ready [[clusters]] entries)."""
-
-    kind: Literal["aurora", "instance"]
-    identifier: str  # DBClusterIdentifier or DBInstanceIdentifier
-    account_id: str | None
-    region: str
-    profile: str | None
-    engine: str
-    endpoint: str | None
-    port: int | None
-    resource_id: str | None
-    iam_auth_enabled: bool
-    log_exports: tuple[str, ...]
-
-
-def scan_region(session: boto3.Session, region: str, profile: str | None) -> list[DiscoveredDatabase]:
-    """Every PostgreSQL Aurora cluster and standalone RDS instance SESSION sees in REGION.
-
-    Raises AwsCredentialError or DiscoveryError (access denied, ...) for the whole region.
-    """
-    rds = rds_client(session, region)
-    found: list[DiscoveredDatabase] = []
-    try:
-        for page in rds.get_paginator("describe_db_clusters").paginate():
-            for c in page.get("DBClusters", ()):
-                if c.get("Engine") != "aurora-postgresql":
-                    continue
-                found.append(
-                    DiscoveredDatabase(
-                        kind="aurora",
-                        identifier=str(c["DBClusterIdentifier"]),
-                        account_id=_account_from_arn(c.get("DBClusterArn")),
-                        region=region,
-                        profile=profile,
-                        engine=str(c.get("Engine")),
-                        endpoint=c.get("Endpoint"),
-                        port=c.get("Port"),
-                        resource_id=c.get("DbClusterResourceId"),
-                        iam_auth_enabled=bool(c.get("IAMDatabaseAuthenticationEnabled", False)),
-                        log_exports=tuple(c.get("EnabledCloudwatchLogsExports", ())),
-                    )
-                )
-        for ipage in rds.get_paginator("describe_db_instances").paginate():
-            for inst in ipage.get("DBInstances", ()):
-                # Aurora members are covered by their cluster (its resource id is the one policies name).
-                if inst.get("Engine") != "postgres" or inst.get("DBClusterIdentifier"):
-                    continue
-                address = inst.get("Endpoint", {})
-                found.append(
-                    DiscoveredDatabase(
-                        kind="instance",
-                        identifier=str(inst["DBInstanceIdentifier"]),
-                        account_id=_account_from_arn(inst.get("DBInstanceArn")),
-                        region=region,
-                        profile=profile,
-                        engine=str(inst.get("Engine")),
-                        endpoint=address.get("Address"),
-                        port=address.get("Port"),
-                        resource_id=inst.get("DbiResourceId"),
-                        iam_auth_enabled=bool(inst.get("IAMDatabaseAuthenticationEnabled", False)),
-                        log_exports=tuple(inst.get("EnabledCloudwatchLogsExports", ())),
-                    )
-                )
-    except botocore.exceptions.ClientError as exc:
-        code = _code(exc)
-        if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
-            raise DiscoveryError(
-                f"{exc.operation_name} denied in {region} for profile {profile or 'default chain'}",
-                "access_denied",
-                "the profile needs rds:DescribeDBClusters and rds:DescribeDBInstances",
-            ) from None
-        raise classify_aws_error(exc, profile) from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise classify_aws_error(exc, profile) from None
-    return found
-
-
 __all__ = [
     "POSTGRES_ENGINES",
     "AwsCredentialError",
     "ClusterKind",
-    "DiscoveredDatabase",
     "DiscoveryError",
     "ResolvedCluster",
     "ResolvedInstance",
     "region_of",
     "resolve_cluster",
-    "scan_region",
 ]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pgiam_tui.aws.discovery import DiscoveredDatabase
+    from pgiam_tui.aws.inventory import DiscoveredDatabase
     from pgiam_tui.config import Config
 
 
@@ -110,8 +110,8 @@ def scan(
     """Scan every profile x region concurrently; (databases found, one error line per failed pair)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from pgiam_tui.aws.discovery import scan_region
     from pgiam_tui.aws.errors import AwsCredentialError, DiscoveryError, classify_aws_error
+    from pgiam_tui.aws.inventory import scan_region
     from pgiam_tui.aws.session import SessionFactory
     from pgiam_tui.commands._cliutil import terminal_mfa_prompt
 
