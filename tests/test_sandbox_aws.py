@@ -358,3 +358,13 @@ def test_sandbox_json(sandbox: Sandbox) -> None:
         for key in ("resource_id", "database", "log_group", "log_file"):
             assert entry[key] == getattr(c, key)
         assert [i["id"] for i in entry["instances"]] == [i.id for i in c.instances]
+
+
+def test_roles_outside_the_sandbox_accounts_keep_motos_behaviour(sandbox: Sandbox) -> None:
+    # Other tests use moto in this process with their own throwaway accounts and lax trust policies.
+    stranger = boto3.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    sts = stranger.client("sts", endpoint_url=sandbox.endpoint_url)
+    out = sts.assume_role(RoleArn="arn:aws:iam::123456789012:role/anything", RoleSessionName="lax")
+    assert out["AssumedRoleUser"]["Arn"].startswith("arn:aws:sts::123456789012:assumed-role/anything/")

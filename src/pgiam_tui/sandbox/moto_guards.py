@@ -4,10 +4,11 @@ moto accepts every AssumeRole (it never reads the role's trust policy nor the ca
 accepts session credentials forever (it records their expiration but never checks it). The sandbox's
 moto server runs in this process, so we wrap two moto methods, once per process:
 
-- ``STSResponse.assume_role``: the target role must exist, its trust policy must name the caller (its
-  IAM user / role ARN, its account root, its account id, or ``*``), and, when the trust policy only names
-  the account or the caller sits in another account, the caller's own policies must allow
-  ``sts:AssumeRole`` on the role (no explicit Deny). Otherwise moto answers ``AccessDenied`` as AWS does.
+- ``TokenResponse.assume_role`` into the sandbox's two accounts: the target role must exist, its trust
+  policy must name the caller (its IAM user / role ARN, its account root, its account id, or ``*``), and,
+  when the trust policy only names the account or the caller sits in another account, the caller's own
+  policies must allow ``sts:AssumeRole`` on the role (no explicit Deny). Otherwise moto answers
+  ``AccessDenied`` as AWS does. Roles in other accounts keep moto's permissive behaviour.
 - ``BaseResponse._authenticate_and_authorize_normal_action`` (runs before every action of every service):
   a request signed with STS session credentials whose expiration has passed gets ``ExpiredToken``.
 
@@ -22,6 +23,9 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+# The sandbox's accounts (fake_aws.DB_ACCOUNT, MGMT_ACCOUNT): AssumeRole into them is checked.
+GUARDED_ACCOUNTS = frozenset({"111111111111", "222222222222"})
 
 _installed = False
 _install_lock = threading.Lock()
@@ -139,11 +143,13 @@ def _default_doc(policy: Any) -> str:
 def _check_assume_role(access_key_id: str, role_arn: str) -> None:
     from moto.iam.models import iam_backends
 
+    match = re.match(r"^arn:aws:iam::(\d{12}):role/(?:.*/)?([^/]+)$", role_arn)
+    if match and match.group(1) not in GUARDED_ACCOUNTS:
+        return  # other accounts (other tests' own moto use) keep moto's permissive behaviour
     caller_arn, principal_arn, caller_account, caller_docs = _caller(access_key_id)
     denied = _access_denied(
         f"User: {caller_arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
     )
-    match = re.match(r"^arn:aws:iam::(\d{12}):role/(?:.*/)?([^/]+)$", role_arn)
     if not match:
         raise denied
     target_account, role_name = match.groups()
