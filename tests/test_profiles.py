@@ -571,3 +571,42 @@ def test_expired_sso_token_says_how_to_log_in(aws_files: Path, monkeypatch: pyte
     assert info.value.kind == "sso_expired"
     assert info.value.hint == "aws sso login --profile sso-legacy"
     assert str(info.value) == "profile 'sso-legacy': the SSO session has expired or was never started"
+
+
+def test_cli_asks_for_the_mfa_code_on_the_terminal(
+    sandbox: Sandbox, sandbox_env: dict[str, str], extra_profiles: Path
+) -> None:
+    import pty
+    import select
+
+    env = {**sandbox_env, "AWS_CONFIG_FILE": str(extra_profiles), "HOME": os.environ["HOME"]}
+    argv = [str(BIN / "pgiam-tui"), "profiles", "--resolve", "with-mfa"]
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the real console script on a terminal
+        os.execve(argv[0], argv, env)
+    seen = b""
+    answered = False
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], 60)
+            if not ready:
+                raise AssertionError(f"the command went quiet; terminal so far: {seen!r}")
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if not answered and b"Enter MFA code for" in seen:
+                os.write(fd, b"424242\n")
+                answered = True
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    text = seen.decode(errors="replace")
+    assert answered, text
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert f"Enter MFA code for arn:aws:iam::{DB_ACCOUNT}:mfa/dba:" in text
+    assert "424242" not in text  # not echoed
+    assert f"arn:aws:sts::{DB_ACCOUNT}:assumed-role/pgdemo-oltp-rw-role/" in text
