@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from rich.text import Text
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widget import Widget
 
 from pgiam_tui.model import ClusterSnapshot
@@ -22,7 +24,7 @@ from pgiam_tui.ui.sample import (
 )
 from pgiam_tui.ui.screens.all_sessions import AllSessionsScreen
 from pgiam_tui.ui.screens.detail import SessionDetailScreen
-from pgiam_tui.ui.screens.modals import CheckScreen, ConfirmScreen
+from pgiam_tui.ui.screens.modals import CheckScreen, ConfirmScreen, MfaScreen
 from pgiam_tui.ui.source import StaticSource
 from pgiam_tui.ui.widgets.activity import ActivityTable
 from pgiam_tui.ui.widgets.events import EventsTable
@@ -301,3 +303,58 @@ async def test_quit_exits_zero() -> None:
         await pilot.press("q")
         await pilot.pause()
     assert app.return_value == 0
+
+
+async def test_events_filter_by_kind_and_user() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        events = app.query_one(EventsTable)
+        events.focus()
+        await pilot.press("slash")
+        await pilot.press(*"kind:fail", "enter")
+        await pilot.pause()
+        assert [events.get_row_at(i)[1].plain for i in range(events.row_count)] == ["AUTH FAIL"]
+        # AWS's own reason sits beside the failure
+        assert events.get_row_at(0)[6].plain.startswith("AWS: the provided token has expired")
+        await pilot.press("slash", "ctrl+u")
+        await pilot.press(*"user:oltp_ro", "enter")
+        await pilot.pause()
+        assert [events.get_row_at(i)[1].plain for i in range(events.row_count)] == ["disconn"]
+
+
+async def test_mfa_code_asked_in_a_modal_from_a_worker_thread() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        loop = asyncio.get_running_loop()
+        answer = loop.run_in_executor(None, app._ask_mfa, "arn:aws:iam::111111111111:mfa/dba")
+        for _ in range(200):
+            await pilot.pause()
+            if isinstance(app.screen, MfaScreen):
+                break
+        assert isinstance(app.screen, MfaScreen)
+        await pilot.press(*"123456", "enter")
+        assert await answer == "123456"
+
+
+def test_every_key_action_is_in_the_command_palette() -> None:
+    app, _ = make_app()
+    titles = {c.title for c in app.get_system_commands(Screen())}
+    for wanted in (
+        "Help",
+        "Filter",
+        "Sort: next column",
+        "Sort by dur",
+        "Pause / resume",
+        "Refresh now",
+        "Connection check",
+        "Faster refresh",
+        "Slower refresh",
+        "Blocking tree",
+        "All clusters' sessions",
+        "Cancel backend",
+        "Terminate backend",
+        "Quit",
+    ):
+        assert wanted in titles, wanted
