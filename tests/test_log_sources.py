@@ -600,3 +600,30 @@ async def test_events_collector_on_rds_log_files_without_cloudwatch_export() -> 
         ("auth_failed", "ro", "w1", "rds_logfile")
     ]
     assert [(x.user, x.count) for x in failures] == [("ro", 1)]
+
+
+async def test_events_collector_adopts_sources_once_discovery_succeeds(
+    logs: Any, group: str, session: boto3.Session
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    _put(
+        logs,
+        group,
+        "pg-writer",
+        [(now, _line(now, 'FATAL:  PAM authentication failed for user "u"', "u", 3))],
+    )
+    col = EventsCollector(ClusterConfig(name="c", region=REGION))
+    # discovery failed this round: nothing to read yet, and nothing to complain about
+    assert await col.collect(None, session) == ((), ())
+    assert (col.source_kind, col.problems) == ("none", ())
+    resolved = _Resolved(REGION, "aurora", ("postgresql",), group, None, (_Inst("pg-writer"),))
+    events, _ = await col.collect(resolved, session)
+    assert col.source_kind == "cloudwatch"
+    assert [(e.kind, e.user) for e in events] == [("auth_failed", "u")]
+
+
+async def test_events_collector_explicit_source_without_target_is_a_problem() -> None:
+    col = EventsCollector(ClusterConfig(name="c", log_source="file"))
+    assert await col.collect(None, None) == ((), ())
+    assert [p.code for p in col.problems] == ["events_unreadable"]
+    assert "no log group, instance or file" in col.problems[0].message

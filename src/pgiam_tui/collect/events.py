@@ -126,7 +126,9 @@ class EventsCollector:
         self._iam: CloudWatchLogSource | None = None
         self._events: list[ConnEvent] = []
         self._keys: set[tuple[object, ...]] = set()
-        self._clients: dict[tuple[int, str, str], Any] = {}
+        self._clients: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._plan_key: tuple[object, ...] | None = None
+        self._setup_problem: Finding | None = None
         self.problems: tuple[Finding, ...] = ()
 
     @property
@@ -134,9 +136,24 @@ class EventsCollector:
         """The log source in use ("cloudwatch", "rds_logfile", "file", "none") once the first round chose."""
         return self._source_kind
 
+    def _plan(self, resolved: ResolvedClusterLike | None) -> tuple[object, ...]:
+        """What decides the sources: when it changes (e.g. discovery succeeded late), sources are rebuilt."""
+        if resolved is None:
+            return (choose_source(self.cfg, None),)
+        return (
+            choose_source(self.cfg, resolved),
+            resolved.log_group,
+            resolved.iam_log_group,
+            tuple(resolved.log_exports),
+            tuple(i.id for i in resolved.instances),
+        )
+
     def _setup(self, resolved: ResolvedClusterLike | None) -> None:
         kind = choose_source(self.cfg, resolved)
         self._source_kind = kind
+        if isinstance(self._main, FileTailSource):
+            self._main.close()
+        self._main, self._iam, self._setup_problem = None, None, None
         if kind == "cloudwatch":
             group = self.cfg.log_group or (resolved.log_group if resolved is not None else None)
             if group:
@@ -146,6 +163,10 @@ class EventsCollector:
             self._main = RdsLogFileSource(ids, clock=self._clock)
         elif kind == "file" and self.cfg.log_file:
             self._main = FileTailSource(self.cfg.log_file)
+        if self._main is None and kind != "none":
+            self._setup_problem = _unreadable(
+                "events_unreadable", kind, "no log group, instance or file known for this source yet"
+            )
         if resolved is not None and resolved.iam_log_group and "iam-db-auth-error" in resolved.log_exports:
             self._iam = CloudWatchLogSource(
                 resolved.iam_log_group,
@@ -156,11 +177,13 @@ class EventsCollector:
             )
 
     def _client(self, session: Any, service: str, region: str | None) -> Any:
-        key = (id(session), service, region or "")
-        client = self._clients.get(key)
-        if client is None:
-            client = session.client(service, region_name=region) if region else session.client(service)
-            self._clients[key] = client
+        # keyed by the session object itself (not id(): a new session could reuse a dead one's id)
+        key = (service, region or "")
+        hit = self._clients.get(key)
+        if hit is not None and hit[0] is session:
+            return hit[1]
+        client = session.client(service, region_name=region) if region else session.client(service)
+        self._clients[key] = (session, client)
         return client
 
     def _read(
@@ -210,8 +233,10 @@ class EventsCollector:
         client_events: Iterable[ConnEvent] = (),
     ) -> tuple[tuple[ConnEvent, ...], tuple[FailureCount, ...]]:
         """One round: read what is new, merge, join, trim to the window. See the class docstring."""
-        if self._source_kind is None:
+        plan = self._plan(resolved)
+        if plan != self._plan_key:
             self._setup(resolved)
+            self._plan_key = plan
         client = tuple(client_events)
         # Reading, parsing, merging and joining all run in a worker thread: a burst of log lines must not
         # stall the event loop the UI runs on. Rounds of one collector never overlap (the monitor's rule).
@@ -221,6 +246,8 @@ class EventsCollector:
         self, resolved: ResolvedClusterLike | None, session: Any, client: tuple[ConnEvent, ...]
     ) -> tuple[tuple[ConnEvent, ...], tuple[FailureCount, ...]]:
         new, problems = self._read(resolved, session)
+        if self._setup_problem is not None:
+            problems.insert(0, self._setup_problem)
         self.problems = tuple(problems)
         self._merge([*new, *client])
         now = datetime.fromtimestamp(self._clock(), UTC)
