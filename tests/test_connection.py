@@ -8,6 +8,7 @@ client events, secrets scrubbed. Part 2 (the sandbox's front door, IAM tokens): 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -329,8 +330,9 @@ async def _login_with(target: ConnTarget, token: str) -> str | None:
 
 @needs_sandbox
 async def test_iam_session_survives_token_expiry_and_reconnects_with_fresh_token(
-    sandbox: Any, tmp_path: Any
+    sandbox: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger, psycopg's included: none may show a token
     from pgiam_tui.aws.session import SessionFactory
     from pgiam_tui.db.connection import iam_token_provider
 
@@ -365,8 +367,9 @@ async def test_iam_session_survives_token_expiry_and_reconnects_with_fresh_token
         assert fresh.password != first.password and _amz_date(fresh.password) > _amz_date(first.password)
         assert conn.status.state == "connected" and conn.status.token_expires_at == fresh.expires_at
         assert [e.kind for e in events] == ["client_connect", "client_connect"]
-        for text in [repr(conn.status), *(repr(e) for e in events)]:
+        for text in [repr(conn.status), *(repr(e) for e in events), caplog.text, repr(conn.target)]:
             assert first.password not in text and fresh.password not in text
+            assert "X-Amz-Signature" not in text
     finally:
         sandbox.switches.clock_skew_seconds = 0
         await conn.close()

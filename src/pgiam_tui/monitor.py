@@ -245,8 +245,9 @@ class Monitor:
             try:
                 snap = await self._round(w)
             except Exception as exc:  # a bug must not kill the loop: show it as this cluster's error
-                log.exception("round of %s failed", w.cfg.name)
-                snap = error_snapshot(w, ErrorInfo("internal", one_line(scrub(repr(exc)))))
+                # no traceback in the log: exception text from drivers may echo connection parameters
+                log.error("round of %s failed: %s", w.cfg.name, _describe(exc))
+                snap = error_snapshot(w, ErrorInfo("internal", _describe(exc)))
             snap = replace(snap, round_ms=(time.monotonic() - started) * 1000.0)
             w.latest = snap
             w.last_round_end = time.monotonic()
@@ -340,7 +341,7 @@ class Monitor:
         except (ConnectError, QueryError) as exc:
             return exc
         except Exception as exc:  # unexpected: keep the round going, report it
-            log.exception("activity of %s failed", conn.target.instance_id)
+            log.error("activity of %s failed: %s", conn.target.instance_id, _describe(exc))
             return exc
 
     async def _events(self, w: ClusterWatch, resolved: Any, session: Any) -> None:
@@ -405,3 +406,8 @@ class Monitor:
             with contextlib.suppress(Exception):
                 await conn.close()
         w.conns.clear()
+
+
+def _describe(exc: BaseException) -> str:
+    """Type and scrubbed one-line message of an unexpected exception (for logs and ErrorInfo)."""
+    return one_line(scrub(f"{type(exc).__name__}: {exc}"))
