@@ -16,11 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import keyring
+import keyring.backend
 import pytest
 
 from pgiam_tui.aws.session import SessionFactory
 from pgiam_tui.config import ClusterConfig, Config, load_config
-from pgiam_tui.diagnose import CheckResult, run_check
+from pgiam_tui.diagnose import CheckResult, result_to_json, run_check
 
 if TYPE_CHECKING:
     from pgiam_tui.sandbox import Sandbox, SandboxCluster
@@ -504,3 +506,53 @@ class UnansweringPort:
         for c in self.fillers:
             c.close()
         self.listener.close()
+
+
+# ------------------------------------------------------------------------------------------ password auth
+
+
+class MemoryKeyring(keyring.backend.KeyringBackend):
+    """An in-memory OS keyring stand-in (the check reads passwords through the keyring API)."""
+
+    priority = 1
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.store: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.store.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.store[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.store.pop((service, username), None)
+
+
+async def test_password_auth_from_the_keyring(
+    sandbox: Sandbox, config: Config, sessions: SessionFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg, _sb = aurora(sandbox, config)
+    pw_cfg = replace(cfg, name="pw-user", auth="password", user="app_password_user")
+    previous = keyring.get_keyring()
+    store = MemoryKeyring()
+    keyring.set_keyring(store)
+    try:
+        missing = await check(pw_cfg, sessions)
+        store.set_password("pgiam-tui", "pw-user", "app-password")
+        right = await check(pw_cfg, sessions)
+        store.set_password("pgiam-tui", "pw-user", "wrong-password")
+        wrong = await check(pw_cfg, sessions)
+    finally:
+        keyring.set_keyring(previous)
+    assert failed(missing) == "authentication" and missing.cause == "config_invalid"
+    assert missing.fix == "pgiam-tui password set pw-user"
+    assert right.step("token").status == "skipped" and right.connected
+    # app_password_user is not in pg_monitor: connected, but the console would see no query text.
+    assert right.cause == "pg_monitor_missing"
+    assert failed(wrong) == "authentication" and wrong.cause == "auth_failed"
+    for result in (missing, right, wrong):
+        text = repr(result) + json.dumps(result_to_json(result))
+        assert "app-password" not in text and "wrong-password" not in text
+    assert not any("password" in r.getMessage() and "app-password" in r.getMessage() for r in caplog.records)
