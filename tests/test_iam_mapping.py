@@ -226,6 +226,14 @@ def test_iam_unreadable_names_the_missing_permission() -> None:
     assert all(not u.iam_principals for u in snap.users)
 
 
+def test_iam_of_another_account_is_not_used() -> None:
+    inv = IamInventory("999999999999", SCENARIO, NOW)
+    snap = build_snapshot(CTX, ROLES, inv, iam_profile="elsewhere", now=NOW)
+    assert not snap.iam_readable
+    assert _codes(snap) == [("iam_unreadable", None)]
+    assert "999999999999" in snap.findings[0].message and ACCT in snap.findings[0].fix
+
+
 def test_unused_grant_from_access_advisor() -> None:
     advice = {
         RW_ROLE: AccessAdvice(RW_ROLE, NOW - timedelta(days=200)),

@@ -180,7 +180,19 @@ def build_snapshot(
         and (r.can_login or "rds_iam" in closure.get(r.name, ()))
     ]
 
-    readable = inventory is not None and ctx.account_id is not None and ctx.resource_id is not None
+    # IAM of another account says nothing about who may connect here (the profile reads its own account)
+    other_account = (
+        inventory is not None
+        and inventory.account_id is not None
+        and ctx.account_id is not None
+        and inventory.account_id != ctx.account_id
+    )
+    readable = (
+        inventory is not None
+        and not other_account
+        and ctx.account_id is not None
+        and ctx.resource_id is not None
+    )
     grants_by_user: dict[str, list[Grant]] = {}
     statements: list[tuple[str, MatchedStatement]] = []  # (principal arn, connect statement)
     if readable:
@@ -230,6 +242,16 @@ def build_snapshot(
                     r.name,
                 )
         _unused_findings(grants_by_user, advice, unused_days, now, add)
+    elif other_account:
+        assert inventory is not None
+        who = f"profile {iam_profile}" if iam_profile else "the cluster's profile"
+        add(
+            "warning",
+            "iam_unreadable",
+            f"{who} reads IAM of account {inventory.account_id}, but {ctx.cluster_label} is in account "
+            f"{ctx.account_id}",
+            f"set iam_profile to a profile of account {ctx.account_id} that may read IAM",
+        )
     elif iam_error is not None:
         who = f"profile {iam_profile}" if iam_profile else "the cluster's profile"
         missing = iam_error.permission or iam_error.code

@@ -136,9 +136,10 @@ class IamMappingCollector:
                 return None
         return self._iam_session
 
-    def _read_iam(self, client: Any, account_id: str | None) -> None:
+    def _read_iam(self, client: Any) -> None:
         try:
-            self._inventory = read_inventory(client, account_id=account_id)
+            # the account is taken from the principals' ARNs: the profile may belong to another account
+            self._inventory = read_inventory(client)
             self._iam_error = None
         except IamReadError as exc:
             self._inventory = None
@@ -199,7 +200,6 @@ class IamMappingCollector:
 
     def _aws_round(self, resolved: ResolvedClusterLike, session: Any, iam_session: Any, region: str) -> None:
         """Blocking AWS reads due this round (runs in a worker thread)."""
-        account = getattr(resolved, "account_id", None)
         iam_due = self._due(self._iam_at, self.iam_refresh_s)
         if iam_session is None and self.cfg.iam_profile and iam_due:
             iam_session = self._own_iam_session()
@@ -208,7 +208,7 @@ class IamMappingCollector:
                 iam_due = False
         iam_sess = iam_session or session
         if iam_sess is not None and iam_due:
-            self._read_iam(iam_sess.client("iam"), account)
+            self._read_iam(iam_sess.client("iam"))
             if self._inventory is not None and self.access_advisor:
                 arns = [p.arn for p in self._inventory.principals if connect_grants(p.policies)]
                 self._read_advice(iam_sess.client("iam"), arns)
