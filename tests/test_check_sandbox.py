@@ -556,3 +556,27 @@ async def test_password_auth_from_the_keyring(
         text = repr(result) + json.dumps(result_to_json(result))
         assert "app-password" not in text and "wrong-password" not in text
     assert not any("password" in r.getMessage() and "app-password" in r.getMessage() for r in caplog.records)
+
+
+async def test_corrupted_token_is_invalid_token_from_the_aws_log(
+    sandbox: Sandbox, config: Config, sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token damaged on its way (one signature digit changed): RDS says InvalidToken, and that decides."""
+    import dataclasses
+
+    import pgiam_tui.aws.tokens as tokens
+
+    cfg, _sb = aurora(sandbox, config)
+    real = tokens.make_token
+
+    def corrupted(*args: Any, **kwargs: Any) -> tokens.Token:
+        token = real(*args, **kwargs)
+        last = token.value[-1]
+        return dataclasses.replace(token, value=token.value[:-1] + ("0" if last != "0" else "1"))
+
+    monkeypatch.setattr(tokens, "make_token", corrupted)
+    result = await check(cfg, sessions)
+    assert result.step("token").status == "ok"  # nothing about its binding is wrong
+    assert failed(result) == "authentication"
+    assert result.evidence_source == "aws_log" and result.cause == "invalid_token"
+    assert any("InvalidToken" in e for e in result.evidence)
