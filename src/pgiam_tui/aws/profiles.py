@@ -34,7 +34,7 @@ KIND_LABELS: dict[str, str] = {
     "assume_role_credential_source": "assume-role (credential_source)",
     "credential_process": "credential_process",
     "web_identity": "web identity",
-    "none": "no credentials",
+    "none": "default chain",  # no credential settings: env vars, then container/instance role
 }
 
 
