@@ -47,6 +47,8 @@ async def _read_log(ctx: CheckContext, b: StepBuilder, attempt_aws_ms: int) -> t
             "the cluster does not export the iam-db-auth-error log (enable it to see AWS's own reason)"
         )
         return None, False
+    # With IAM auth off (as discovery saw it) RDS writes no line: a short look is enough to confirm.
+    wait_s = min(ctx.log_wait_s, 0.5) if ctx.suspected("iam_auth_disabled") else ctx.log_wait_s
     profiles: list[str | None] = [ctx.cfg.profile]
     if ctx.cfg.iam_profile and ctx.cfg.iam_profile != ctx.cfg.profile:
         profiles.append(ctx.cfg.iam_profile)
@@ -61,7 +63,7 @@ async def _read_log(ctx: CheckContext, b: StepBuilder, attempt_aws_ms: int) -> t
                 cluster.iam_log_group,
                 ctx.cfg.user,
                 attempt_aws_ms,
-                wait_s=ctx.log_wait_s,
+                wait_s=wait_s,
             )
         except EvidenceUnavailable as exc:
             problems.append(str(exc))
@@ -71,7 +73,7 @@ async def _read_log(ctx: CheckContext, b: StepBuilder, attempt_aws_ms: int) -> t
             continue
         if line is None:
             b.evidence.append(
-                f"{cluster.iam_log_group}: no line about user {ctx.cfg.user} within {ctx.log_wait_s:g} s "
+                f"{cluster.iam_log_group}: no line about user {ctx.cfg.user} within {wait_s:g} s "
                 "of the attempt (RDS writes none when IAM authentication is off)"
             )
         return line, True
