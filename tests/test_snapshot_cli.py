@@ -309,3 +309,85 @@ async def test_monitor_cluster_stopped_mid_run(sandbox: Sandbox, tmp_path: Path)
     finally:
         await monitor.stop()
         await asyncio.to_thread(sandbox.start_cluster, victim)
+
+
+async def _sandbox_monitor(sandbox: Sandbox, tmp_path: Path, names: list[str]) -> Any:
+    from pgiam_tui.aws.session import SessionFactory
+    from pgiam_tui.config import Config, load_config
+    from pgiam_tui.db.connection import Backoff
+    from pgiam_tui.monitor import Monitor
+
+    config = load_config(sandbox.profiles_toml)
+    chosen = Config(path=config.path, clusters=tuple(c for c in config.clusters if c.name in names))
+    return Monitor(
+        chosen,
+        SessionFactory(cache_dir=tmp_path / "cli-cache"),
+        backoff=Backoff(base_s=0.1, cap_s=0.5),
+        collect_events=False,
+        collect_iam=False,
+    )
+
+
+@needs_sandbox
+async def test_one_instance_down_keeps_its_rows_stale(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The reader refuses the monitor (connection limit 0): writer rows stay fresh, the reader's go stale."""
+    import psycopg
+
+    cluster = next(c for c in sandbox.clusters if c.kind == "aurora")
+    reader = cluster.reader
+    assert reader is not None
+    monitor = await _sandbox_monitor(sandbox, tmp_path, [cluster.name])
+    admin = await psycopg.AsyncConnection.connect(sandbox.admin_dsn(cluster.name, reader.id), autocommit=True)
+    try:
+        (first,) = await monitor.collect_once()
+        assert first.status == "ok" and {r.instance for r in first.activity} == {
+            i.id for i in first.instances
+        }
+        await admin.execute("ALTER ROLE pgmonitor CONNECTION LIMIT 0")
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE usename = 'pgmonitor' AND application_name = 'pgiam-tui'"
+        )
+        snap = first
+        for _ in range(50):  # the termination is noticed by the next round
+            (snap,) = await monitor.collect_once()
+            if snap.status == "error":
+                break
+        assert snap.status == "error" and snap.stale and snap.data_age_s is not None
+        assert snap.error is not None and snap.error.message.startswith(reader.id)
+        by_id = {i.id: i for i in snap.instances}
+        assert by_id[reader.id].status in ("reconnecting", "failed") and by_id[reader.id].error
+        assert by_id[cluster.writer.id].status == "connected"
+        assert {r.instance for r in snap.activity} == {reader.id, cluster.writer.id}  # reader's rows kept
+        await admin.execute("ALTER ROLE pgmonitor CONNECTION LIMIT -1")
+        for _ in range(100):
+            (snap,) = await monitor.collect_once()
+            if snap.status == "ok":
+                break
+            await asyncio.sleep(0.1)
+        assert snap.status == "ok" and not snap.stale
+    finally:
+        await admin.execute("ALTER ROLE pgmonitor CONNECTION LIMIT -1")
+        await admin.close()
+        await monitor.stop()
+
+
+@needs_sandbox
+async def test_missing_pg_monitor_is_reported(sandbox: Sandbox, tmp_path: Path) -> None:
+    """REVOKE pg_monitor: other users' sessions turn <insufficient privilege>, reported with the fix."""
+    cluster = next(c for c in sandbox.clusters if c.kind == "aurora")
+    monitor = await _sandbox_monitor(sandbox, tmp_path, [cluster.name])
+    try:
+        (before,) = await monitor.collect_once()
+        assert before.status == "ok" and "insufficient_privilege" not in {f.code for f in before.findings}
+        await asyncio.to_thread(sandbox.admin_sql, cluster.name, "REVOKE pg_monitor FROM pgmonitor")
+        (after,) = await monitor.collect_once()
+        codes = [f.code for f in after.findings]
+        assert "insufficient_privilege" in codes
+        finding = after.findings[codes.index("insufficient_privilege")]
+        assert "GRANT pg_monitor TO pgmonitor" in finding.fix
+        hidden = [r for r in after.activity if r.query == "<insufficient privilege>"]
+        assert any(r.usename == "oltp_rw_user" for r in hidden)
+    finally:
+        await asyncio.to_thread(sandbox.admin_sql, cluster.name, "GRANT pg_monitor TO pgmonitor")
+        await monitor.stop()
