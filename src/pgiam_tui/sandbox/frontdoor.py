@@ -1,0 +1,502 @@
+"""The RDS front door: a TLS listener per endpoint that authenticates like RDS, then relays to PostgreSQL.
+
+It speaks the PostgreSQL protocol up to authentication, as RDS does:
+
+- SSLRequest -> 'S' and TLS (certificate from the sandbox's CA); GSSENCRequest -> 'N'; CancelRequest (in the
+  clear, or after an SSLRequest as libpq 17 sends it) forwarded to the real server unchanged;
+- StartupMessage: for members of `rds_iam` (asked of the real server as superuser, cached ~1 s) it requests a
+  cleartext password, verifies it as an IAM token (token_check), and on success opens a backend session over
+  the unix socket (trust) with the client's startup parameters and relays both ways; on failure it answers
+  FATAL 28000 `PAM authentication failed for user "X"` — the client never learns why, as on RDS;
+- users outside `rds_iam` are relayed transparently to the server's TCP port (scram-sha-256), so a token
+  presented as a password fails with 28P01, as on RDS.
+
+Every front door of the process shares one asyncio loop in one daemon thread; start()/stop() are thread-safe
+(call them from any thread but that loop's). The switches' `latency_ms` delays every relayed chunk, both ways.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pgiam_tui.sandbox import pgwire
+from pgiam_tui.sandbox.rds_logs import DiagnosticLog, RdsLogSink, SslInfo
+from pgiam_tui.sandbox.token_check import Verdict
+
+__all__ = ["FrontDoor", "LatencySwitch", "Verifier"]
+
+Verifier = Callable[[str, str, "str | None"], Verdict]  # (token, user, SNI host) -> Verdict
+STARTUP_TIMEOUT = (
+    30.0  # a client that stalls during login is dropped (PostgreSQL: authentication_timeout 60s)
+)
+MEMBERSHIP_TTL = 1.0
+_pids = itertools.count(40000)  # "pid" of sessions that never reach a backend (RDS logs the backend's pid)
+_sni: dict[int, str] = {}  # id(SSLObject) -> SNI host name, filled by the context's sni_callback
+
+
+class LatencySwitch(Protocol):
+    """The switch the relay reads per chunk (pgiam_tui.sandbox.Switches has it)."""
+
+    latency_ms: float
+
+
+class _LoopThread:
+    """One event loop in a daemon thread, shared by every front door; stopped when the last one stops."""
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+    _users = 0
+
+    @classmethod
+    def acquire(cls) -> asyncio.AbstractEventLoop:
+        with cls._lock:
+            if cls._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                cls._thread = threading.Thread(target=run, name="sandbox-frontdoors", daemon=True)
+                cls._thread.start()
+                ready.wait()
+                cls._loop = loop
+            cls._users += 1
+            return cls._loop
+
+    @classmethod
+    def release(cls) -> None:
+        with cls._lock:
+            cls._users -= 1
+            if cls._users > 0 or cls._loop is None:
+                return
+            loop, thread = cls._loop, cls._thread
+            cls._loop = cls._thread = None
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout=10)
+        loop.close()
+
+
+@dataclass
+class _Client:
+    host: str
+    port: int
+    received_at: datetime
+    ssl: SslInfo | None = None
+    sni: str | None = None
+    tls: bool = False
+    pid: int = field(default_factory=lambda: next(_pids))
+
+
+class FrontDoor:
+    """One RDS endpoint (cluster, reader or instance endpoint) on 127.0.0.1.
+
+    `name`: the endpoint's DNS name (the first token host it accepts); `names`: every name the listener
+    answers for (certificate/SNI names). `instance_id`: the instance it routes to (log stream name and the
+    throttling unit). `backend_socket_dir`/`backend_port`: that instance's PostgreSQL (unix socket, trust; TCP
+    on `backend_host`:`backend_port` with scram). `verifier`: `(token, user, sni) -> Verdict`, e.g.
+    `TokenVerifier().for_target(target)`. `log_sink`, `diagnostics`: where log lines and true reasons go.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        names: Sequence[str],
+        *,
+        instance_id: str,
+        backend_socket_dir: str,
+        backend_port: int,
+        verifier: Verifier,
+        ssl_context: ssl.SSLContext | None,
+        log_sink: RdsLogSink | None = None,
+        switches: LatencySwitch | None = None,
+        diagnostics: DiagnosticLog | None = None,
+        listen_host: str = "127.0.0.1",
+        listen_port: int = 0,
+        backend_host: str = "127.0.0.1",
+        admin_user: str = "sandbox_admin",
+        admin_database: str = "postgres",
+        force_ssl: bool = False,
+    ) -> None:
+        self.name = name
+        self.names = tuple(dict.fromkeys([name, *names]))
+        self.instance_id = instance_id
+        self.backend_socket_dir = backend_socket_dir
+        self.backend_port = backend_port
+        self.backend_host = backend_host
+        self.verifier = verifier
+        self.ssl_context = ssl_context
+        self.log_sink = log_sink
+        self.switches = switches
+        self.diagnostics = diagnostics
+        self.listen_host = listen_host
+        self.port = listen_port
+        self.admin_user = admin_user
+        self.admin_database = admin_database
+        self.force_ssl = force_ssl
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._members: dict[str, tuple[float, bool]] = {}
+        # counters for tests and benchmarks: connections, cancels (and how many came over TLS), IAM outcomes
+        self.stats: dict[str, int] = dict.fromkeys(
+            ("connections", "cancel", "cancel_tls", "iam_ok", "iam_refused", "relayed_password"), 0
+        )
+        self._lock = threading.Lock()
+        if ssl_context is not None and ssl_context.sni_callback is None:
+            ssl_context.sni_callback = _remember_sni
+
+    def __repr__(self) -> str:
+        return f"FrontDoor({self.name!r} on {self.listen_host}:{self.port} -> {self.instance_id})"
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Listen (port 0 picks a free one; `self.port` then holds it). OSError if the port is busy."""
+        with self._lock:
+            if self._server is not None:
+                return
+            loop = _LoopThread.acquire()
+            try:
+                fut = asyncio.run_coroutine_threadsafe(
+                    asyncio.start_server(self._accept, self.listen_host, self.port, reuse_address=True), loop
+                )
+                server = fut.result(timeout=10)
+            except BaseException:
+                _LoopThread.release()
+                raise
+            self._loop, self._server = loop, server
+            self.port = int(server.sockets[0].getsockname()[1])
+
+    def stop(self) -> None:
+        """Close the listener and every session it relays (idempotent, quick)."""
+        with self._lock:
+            loop, server = self._loop, self._server
+            if loop is None or server is None:
+                return
+            self._loop = self._server = None
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._shutdown(server), loop).result(timeout=10)
+        _LoopThread.release()
+
+    async def _shutdown(self, server: asyncio.Server) -> None:
+        server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), 2)
+
+    def __enter__(self) -> FrontDoor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- one client ----------------------------------------------------------------------------------------
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self.stats["connections"] += 1
+        peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
+        client = _Client(str(peer[0]), int(peer[1]), datetime.now(UTC))
+        try:
+            async with asyncio.timeout(STARTUP_TIMEOUT):
+                params = await self._negotiate(reader, writer, client)
+            if params is not None:
+                await self._login(reader, writer, client, params)
+        except pgwire.ProtocolError as exc:
+            with contextlib.suppress(Exception):
+                writer.write(pgwire.error_response("FATAL", "08P01", str(exc)))
+                await writer.drain()
+        except (
+            asyncio.IncompleteReadError,
+            ConnectionError,
+            ssl.SSLError,
+            TimeoutError,
+            asyncio.CancelledError,
+        ):
+            pass
+        finally:
+            self._tasks.discard(task)
+            _close(writer)
+
+    async def _negotiate(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: _Client
+    ) -> dict[str, str] | None:
+        """SSL/GSS negotiation and cancel forwarding; the StartupMessage parameters, or None when done."""
+        for _ in range(3):  # at most GSSENCRequest, SSLRequest, then the real packet
+            packet = await pgwire.read_startup(reader)
+            if packet.code == pgwire.SSL_REQUEST:
+                if client.tls or self.ssl_context is None:
+                    writer.write(b"N")
+                    await writer.drain()
+                    continue
+                writer.write(b"S")
+                await writer.drain()
+                await writer.start_tls(self.ssl_context)
+                client.tls = True
+                obj = writer.get_extra_info("ssl_object")
+                if obj is not None:
+                    client.sni = _sni.pop(id(obj), None)
+                    cipher = obj.cipher()
+                    client.ssl = SslInfo(str(obj.version()), cipher[0], int(cipher[2])) if cipher else None
+            elif packet.code == pgwire.GSSENC_REQUEST:
+                writer.write(b"N")
+                await writer.drain()
+            elif packet.code == pgwire.CANCEL_REQUEST:
+                self.stats["cancel"] += 1
+                self.stats["cancel_tls"] += int(client.tls)
+                await self._forward_cancel(packet.raw)
+                return None
+            elif packet.code == pgwire.PROTOCOL_V3:
+                return packet.params
+            else:
+                major, minor = packet.code >> 16, packet.code & 0xFFFF
+                raise pgwire.ProtocolError(
+                    f"unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0"
+                )
+        raise pgwire.ProtocolError("too many negotiation requests")
+
+    async def _forward_cancel(self, raw: bytes) -> None:
+        # The client holds the real backend's pid and key (BackendKeyData is relayed untouched).
+        with contextlib.suppress(OSError):
+            _, w = await asyncio.open_unix_connection(self._socket_path())
+            w.write(raw)
+            await w.drain()
+            _close(w)
+
+    def _socket_path(self) -> str:
+        return f"{self.backend_socket_dir}/.s.PGSQL.{self.backend_port}"
+
+    async def _login(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client: _Client,
+        params: dict[str, str],
+    ) -> None:
+        user = params["user"]
+        database = params.get("database") or user
+        if self.force_ssl and not client.tls:
+            self._received(client)
+            text = f'no pg_hba.conf entry for host "{client.host}", user "{user}", database "{database}", no encryption'
+            await self._refuse(writer, client, user, database, "28000", text, None)
+            return
+        try:
+            iam_user = await self._is_rds_iam(user)
+        except Exception:
+            self._received(client)
+            await self._refuse(
+                writer, client, user, database, "57P03", "the database system is starting up", None
+            )
+            return
+        if not iam_user:
+            self.stats["relayed_password"] += 1
+            await self._relay_tcp(reader, writer, client, params)
+            return
+        writer.write(pgwire.AUTH_CLEARTEXT)
+        await writer.drain()
+        kind, body = await pgwire.read_message(reader)
+        if kind != b"p":
+            raise pgwire.ProtocolError(f"expected password response, got message type {kind!r}")
+        token = pgwire.password_from(body)
+        verdict = await asyncio.to_thread(self.verifier, token, user, client.sni)
+        del token, body  # nothing below needs the token; keep it out of tracebacks and locals
+        if self.log_sink is not None:
+            self.log_sink.iam_result(self.instance_id, user, verdict)
+        self.stats["iam_ok" if verdict.ok else "iam_refused"] += 1
+        if not verdict.ok:
+            self._received(client)
+            if self.log_sink is not None:
+                self.log_sink.pam_failed(
+                    self.instance_id, client.host, client.port, client.pid, user, database
+                )
+            if self.diagnostics is not None:
+                self.diagnostics.write(
+                    self.instance_id, user, f"{client.host}:{client.port}", verdict.error_code, verdict.reason
+                )
+            writer.write(
+                pgwire.error_response("FATAL", "28000", f'PAM authentication failed for user "{user}"')
+            )
+            await writer.drain()
+            return
+        try:
+            b_reader, b_writer = await asyncio.open_unix_connection(self._socket_path())
+        except OSError:
+            self._received(client)
+            await self._refuse(
+                writer, client, user, database, "57P03", "the database system is starting up", None
+            )
+            return
+        await self._session(reader, writer, b_reader, b_writer, client, params)
+
+    async def _relay_tcp(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client: _Client,
+        params: dict[str, str],
+    ) -> None:
+        """Users outside rds_iam: the real server does the (scram) authentication, we only relay."""
+        try:
+            b_reader, b_writer = await asyncio.open_connection(self.backend_host, self.backend_port)
+        except OSError:
+            self._received(client)
+            database = params.get("database") or params["user"]
+            await self._refuse(writer, client, params["user"], database, "57P03", "the database system is starting up",
+                               None)  # fmt: skip
+            return
+        await self._session(reader, writer, b_reader, b_writer, client, params)
+
+    async def _session(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        b_reader: asyncio.StreamReader,
+        b_writer: asyncio.StreamWriter,
+        client: _Client,
+        params: dict[str, str],
+    ) -> None:
+        """Open the backend session with the client's parameters; relay, logging what RDS would log."""
+        user = params["user"]
+        database = params.get("database") or user
+        app = params.get("application_name")
+        sink = self.log_sink
+        started: float | None = None
+        upstream = asyncio.create_task(self._pipe(reader, b_writer))
+        try:
+            b_writer.write(pgwire.startup_message(params))
+            await b_writer.drain()
+            while True:  # the backend's side of the login, message by message, until ReadyForQuery
+                kind, body = await pgwire.read_message(b_reader)
+                await self._delay()
+                writer.write(pgwire.message(kind, body))
+                await writer.drain()
+                if kind == b"K" and len(body) >= 4:
+                    client.pid = struct.unpack("!i", body[:4])[0]
+                elif kind == b"E":
+                    err = pgwire.parse_error(body)
+                    self._received(client)
+                    if sink is not None:
+                        sink.server_error(self.instance_id, client.host, client.port, client.pid, user, database,
+                                          err.get("S", "FATAL"), err.get("M", ""))  # fmt: skip
+                    if self.diagnostics is not None and err.get("C", "").startswith("28"):
+                        self.diagnostics.write(self.instance_id, user, f"{client.host}:{client.port}", None,
+                                               f"server refused: {err.get('C')} {err.get('M', '')}")  # fmt: skip
+                    return
+                elif kind == b"Z":
+                    break
+            started = time.monotonic()
+            self._received(client)
+            if sink is not None:
+                sink.connection_authorized(self.instance_id, client.host, client.port, client.pid, user, database,
+                                           app, client.ssl)  # fmt: skip
+            downstream = asyncio.create_task(self._pipe(b_reader, writer))
+            done, _ = await asyncio.wait({upstream, downstream}, return_when=asyncio.FIRST_COMPLETED)
+            downstream.cancel()
+            with contextlib.suppress(BaseException):
+                await downstream
+        finally:
+            upstream.cancel()
+            with contextlib.suppress(BaseException):
+                await upstream
+            _close(b_writer)
+            if started is not None and sink is not None:
+                sink.disconnection(self.instance_id, client.host, client.port, client.pid, user, database,
+                                   time.monotonic() - started)  # fmt: skip
+
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, ssl.SSLError, OSError):
+            while True:
+                data = await src.read(65536)
+                if not data:
+                    break
+                await self._delay()
+                dst.write(data)
+                await dst.drain()
+        with contextlib.suppress(Exception):
+            if dst.can_write_eof():
+                dst.write_eof()
+
+    async def _delay(self) -> None:
+        latency = float(getattr(self.switches, "latency_ms", 0) or 0)
+        if latency > 0:
+            await asyncio.sleep(latency / 1000.0)
+
+    async def _refuse(
+        self, writer: asyncio.StreamWriter, client: _Client, user: str, database: str, sqlstate: str, text: str,
+        code: str | None,
+    ) -> None:  # fmt: skip
+        if self.log_sink is not None:
+            self.log_sink.server_error(self.instance_id, client.host, client.port, client.pid, user, database,
+                                       "FATAL", text)  # fmt: skip
+        if self.diagnostics is not None:
+            self.diagnostics.write(self.instance_id, user, f"{client.host}:{client.port}", code, text)
+        writer.write(pgwire.error_response("FATAL", sqlstate, text))
+        await writer.drain()
+
+    def _received(self, client: _Client) -> None:
+        """Write the `connection received` line once, with the session's pid when we know it."""
+        if self.log_sink is not None and client.received_at is not None:
+            self.log_sink.connection_received(
+                self.instance_id, client.host, client.port, client.pid, when=client.received_at
+            )
+        client.received_at = None  # type: ignore[assignment]
+
+    async def _is_rds_iam(self, user: str) -> bool:
+        """Whether `user` is a member (direct or not) of rds_iam, asked of the real server; cached ~1 s."""
+        now = time.monotonic()
+        cached = self._members.get(user)
+        if cached is not None and now - cached[0] < MEMBERSHIP_TTL:
+            return cached[1]
+        import psycopg
+
+        conn = await psycopg.AsyncConnection.connect(
+            host=self.backend_socket_dir, port=self.backend_port, user=self.admin_user,
+            dbname=self.admin_database, connect_timeout=5, autocommit=True, application_name="rds-frontdoor",
+        )  # fmt: skip
+        async with conn:
+            cur = await conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_roles r, pg_roles i WHERE r.rolname = %s AND i.rolname = 'rds_iam'"
+                " AND pg_has_role(r.oid, i.oid, 'MEMBER'))",
+                (user,),
+            )
+            row = await cur.fetchone()
+        member = bool(row and row[0])
+        self._members[user] = (now, member)
+        return member
+
+    def forget_memberships(self) -> None:
+        """Drop the rds_iam cache (after a GRANT/REVOKE, for tests that cannot wait a second)."""
+        self._members.clear()
+
+
+def _remember_sni(obj: Any, server_name: str | None, _ctx: ssl.SSLContext) -> None:
+    if server_name:
+        _sni[id(obj)] = server_name
+        if len(_sni) > 10_000:  # handshakes that never completed; keep the map bounded
+            _sni.clear()
+
+
+def _close(writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(Exception):
+        writer.close()
