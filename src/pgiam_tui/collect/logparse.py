@@ -155,7 +155,7 @@ def _tz(name: str) -> timezone:
         tz = timezone(-delta if m.group(1) == "-" else delta)
     else:
         # Named zones other than UTC/GMT (e.g. "CEST") are ambiguous abbreviations; RDS always logs UTC, and
-        # for a self-managed server set log_timezone = 'UTC' (documented in the README). Treat as UTC.
+        # for a self-managed server set log_timezone = 'UTC' or put %n (epoch) in the prefix. Treat as UTC.
         tz = UTC
     if len(_TZ_CACHE) < 256:
         _TZ_CACHE[name] = tz
