@@ -391,3 +391,46 @@ async def test_missing_pg_monitor_is_reported(sandbox: Sandbox, tmp_path: Path) 
     finally:
         await asyncio.to_thread(sandbox.admin_sql, cluster.name, "GRANT pg_monitor TO pgmonitor")
         await monitor.stop()
+
+
+HOSTILE = "SELECT 1 /* \x1b]0;owned\x07 \x1b[31mred \x9b2J [bold]x[/] \u202eevil */"
+
+
+def test_untrusted_text_never_reaches_the_terminal_raw(tmp_path: Path, pg: LocalPostgres) -> None:
+    """Query text with ESC/OSC/C1/bidi characters: JSON escapes them, the text summary shows them."""
+    import psycopg
+
+    config, env = _direct_setup(tmp_path, pg)
+    # as the monitoring user itself: its own sessions are visible without pg_monitor
+    with psycopg.connect(
+        host="127.0.0.1", port=pg.port, dbname="demo", user=APP_USER, password=APP_PASSWORD, autocommit=True
+    ) as hostile:
+        hostile.execute("SET application_name = 'hostile-app'")
+        hostile.execute(HOSTILE.encode())  # stays as this idle session's last query
+        done = _run(["--config", str(config), "snapshot", "--json"], env)
+        text_out = _run(["--config", str(config), "snapshot"], env)
+    assert done.returncode == 0, done.stderr
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in done.stdout and raw not in text_out.stdout
+    rows = json.loads(done.stdout)["clusters"][0]["activity"]
+    assert [r["query"] for r in rows if r["application_name"] == "hostile-app"] == [HOSTILE]
+
+
+def test_render_text_escapes_untrusted_strings() -> None:
+    from datetime import UTC, datetime
+
+    from pgiam_tui.commands.snapshot import render_text, visible
+    from pgiam_tui.model import ClusterSnapshot, ErrorInfo, SessionRow
+
+    now = datetime.now(UTC)
+    row = SessionRow("i-1", 42, "demo", "u\x1b[2J", None, None, None, None, now, None, None, None, "active",
+                     "Lock", "tuple", "client backend", None, HOSTILE, blocked_by=(7,))  # fmt: skip
+    snap = ClusterSnapshot("c\x1b1", "error", now, error=ErrorInfo("connect", "bad \x9b thing", "fix\x07"),
+                           activity=(row,))  # fmt: skip
+    out = render_text([snap])
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in out
+    assert (
+        "blocked: pid 42" in out and "by 7" in out and "\\x1b" in out and "\\u202e" in visible(HOSTILE, 200)
+    )
+    assert visible("a\tb\nc") == "a b c" and visible("x" * 100, 10) == "x" * 9 + "…"

@@ -7,14 +7,10 @@ short readable summary. Exit 0 when every cluster answered, 1 otherwise, 2 for u
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
-
-# C0/C1 control characters (ESC included): text from the database is untrusted, a terminal must not run it
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def register(subparsers: Any) -> None:
@@ -53,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     snapshots = asyncio.run(_collect(config, names))
     if args.json:
-        json.dump(snapshot_to_json(snapshots), sys.stdout, indent=2, ensure_ascii=False)
+        # ensure_ascii: C1 controls and all non-ASCII arrive as \u escapes, never raw on a terminal
+        json.dump(snapshot_to_json(snapshots), sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render_text(snapshots))
@@ -74,45 +71,51 @@ async def _collect(config: Any, names: list[str] | None) -> list[Any]:
 
 
 def visible(text: str | None, limit: int = 80) -> str:
-    """TEXT on one line with control characters shown as escapes (\\x1b), cut to LIMIT characters."""
+    """TEXT on one line, every non-printable character (C0/C1 controls, ESC, bidi overrides...) shown as an
+    escape such as \\x1b, cut to LIMIT characters: text from the database is untrusted."""
     if text is None:
         return ""
-    # layout whitespace becomes a space; every other control character is shown, never sent to the terminal
-    flat = _CONTROL.sub(lambda m: " " if m.group() in "\t\n\r" else f"\\x{ord(m.group()):02x}", text)
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    if not text.isprintable():
+        # layout whitespace becomes a space; anything else is shown, never sent to the terminal
+        text = "".join(ch if ch.isprintable() else " " if ch in "\t\n\r" else ascii(ch)[1:-1] for ch in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def render_text(snapshots: Sequence[Any]) -> str:
-    """A readable summary per cluster: status, instances, sessions by state, blocked sessions, findings."""
+    """A readable summary per cluster: status, instances, sessions by state, blocked sessions, findings.
+
+    Every string goes through visible(): names come from a hand-edited file, the rest from servers and AWS.
+    """
+    v = visible
     out: list[str] = []
     for s in snapshots:
-        head = f"{s.name}: {s.status.upper()}"
+        head = f"{v(s.name)}: {s.status.upper()}"
         if s.server_version:
-            head += f"  PostgreSQL {s.server_version}"
+            head += f"  PostgreSQL {v(s.server_version)}"
         if s.stale and s.data_age_s is not None:
             head += f"  (stale: data {s.data_age_s:.0f} s old)"
         out.append(head)
         if s.error:
-            out.append(f"  error [{s.error.step}]: {visible(s.error.message, 200)}")
+            out.append(f"  error [{v(s.error.step)}]: {v(s.error.message, 200)}")
             if s.error.hint:
-                out.append(f"  hint: {visible(s.error.hint, 200)}")
+                out.append(f"  hint: {v(s.error.hint, 200)}")
         for i in s.instances:
-            extra = f" - {visible(i.error, 120)}" if i.error else ""
-            out.append(f"  {i.role:<8} {i.id} {i.status}{extra}")
+            extra = f" - {v(i.error, 120)}" if i.error else ""
+            out.append(f"  {i.role:<8} {v(i.id)} {i.status}{extra}")
         clients = [r for r in s.activity if r.backend_type in (None, "client backend")]
-        states = Counter(r.state or "-" for r in clients)
+        states = Counter(v(r.state, 30) or "-" for r in clients)
         summary = ", ".join(f"{n} {st}" for st, n in states.most_common()) or "none"
         out.append(f"  sessions: {len(clients)} ({summary})")
         for r in s.activity:
             if r.blocked_by:
                 blockers = ",".join(str(p) for p in r.blocked_by)
                 out.append(
-                    f"  blocked: pid {r.pid} {visible(r.usename, 30)} on {r.instance} by {blockers}: "
-                    f"{visible(r.query, 60)}"
+                    f"  blocked: pid {r.pid} {v(r.usename, 30)} on {v(r.instance)} by {blockers}: "
+                    f"{v(r.query, 60)}"
                 )
         failed = sum(1 for e in s.events if e.kind in ("auth_failed", "client_failed"))
         out.append(f"  events: {len(s.events)} ({failed} failed logins)")
         findings = list(s.findings) + (list(s.iam.findings) if s.iam else [])
         for f in findings:
-            out.append(f"  {f.severity}: [{f.code}] {visible(f.message, 160)}")
+            out.append(f"  {f.severity}: [{v(f.code)}] {v(f.message, 160)}")
     return "\n".join(out) + "\n"
