@@ -16,6 +16,7 @@ credential_process, web identity), SigV4 and retries. We only add:
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -48,6 +49,10 @@ MfaPrompt = Callable[[str], str]
 
 #: The AWS CLI's cache of assumed-role credentials (same path and key scheme as `aws`).
 AWS_CLI_CACHE_DIR = Path("~/.aws/cli/cache")
+#: Overrides the cache directory. The sandbox sets it: its moto forgets every key when it stops, so
+#: credentials cached from an earlier sandbox would be taken for real and fail (or land in moto's
+#: default account) — a local AWS stand-in must not share the user's real cache either.
+CACHE_DIR_ENV = "PGIAM_TUI_AWS_CLI_CACHE"
 
 # Providers whose results the AWS CLI caches in ~/.aws/cli/cache.
 _CACHED_PROVIDERS = ("assume-role", "assume-role-with-web-identity")
@@ -117,7 +122,9 @@ class SessionFactory:
         self._lock = threading.Lock()
         self._sessions: dict[str | None, boto3.Session] = {}
         self._identities: dict[str | None, str] = {}
-        self._cache_dir = Path(cache_dir if cache_dir is not None else AWS_CLI_CACHE_DIR).expanduser()
+        if cache_dir is None:
+            cache_dir = os.environ.get(CACHE_DIR_ENV) or AWS_CLI_CACHE_DIR
+        self._cache_dir = Path(cache_dir).expanduser()
 
     def session(self, profile: str | None) -> boto3.Session:
         """The Session of PROFILE; AwsCredentialError(kind="unknown_profile") when it does not exist."""

@@ -195,6 +195,8 @@ class Sandbox:
             "PGIAM_TUI_CONFIG": str(self.profiles_toml),
             "PGIAM_SANDBOX_ADMIN_DSN": self.admin_dsn(first) if first else "",
             "PGIAM_SANDBOX_CA": str(self.ca_path),
+            # this moto forgets its keys when it stops: never mix its credentials into ~/.aws/cli/cache
+            "PGIAM_TUI_AWS_CLI_CACHE": str(self.root / "aws" / "cli-cache"),
         }
         aws_files.write_text(self.root / "env.sh", aws_files.env_sh(self.env))
         extra = {
