@@ -134,7 +134,7 @@ async def test_update_in_place_keeps_cursor_on_its_row() -> None:
 
 async def test_filter_sort_hide_idle() -> None:
     app, _ = make_app()
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(160, 40)) as pilot:
         await settle(pilot, app, 3)
         table = app.activity.table
         await pilot.click(ActivityTable)
@@ -358,3 +358,18 @@ def test_every_key_action_is_in_the_command_palette() -> None:
         "Quit",
     ):
         assert wanted in titles, wanted
+
+
+async def test_background_processes_hidden_until_asked() -> None:
+    snaps = sample_snapshots()
+    vacuum = replace(
+        session("pgdemo-1-writer", 99, "", "active", "autovacuum: VACUUM pgdemo.orders"),
+        usename=None,
+        backend_type="autovacuum worker",
+    )
+    app, _ = make_app([(with_activity(snaps[0], (*snaps[0].activity, vacuum)), *snaps[1:])])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        assert 99 not in table_pids(app.activity.table)
+        await pilot.press("g")
+        assert 99 in table_pids(app.activity.table)

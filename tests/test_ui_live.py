@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -41,9 +42,10 @@ async def wait_for(pilot: Pilot[int], what: str, cond: Callable[[], bool], limit
         await pilot.pause(0.25)
 
 
-def live_app(sandbox: Sandbox) -> PgiamApp:
+def live_app(sandbox: Sandbox, cache_dir: Path) -> PgiamApp:
     config = load_config(sandbox.profiles_toml)
-    return PgiamApp(MonitorSource(config), config.clusters)
+    # own credential cache: ~/.aws/cli/cache may hold assumed-role keys of another sandbox's moto
+    return PgiamApp(MonitorSource(config, cache_dir=cache_dir), config.clusters)
 
 
 def table_rows(table: ActivityTable) -> list[tuple[str, int, str | None, tuple[int, ...]]]:
@@ -55,8 +57,8 @@ def table_rows(table: ActivityTable) -> list[tuple[str, int, str | None, tuple[i
     return out
 
 
-async def test_live_activity_events_iam_and_switching(sandbox: Sandbox) -> None:
-    app = live_app(sandbox)
+async def test_live_activity_events_iam_and_switching(sandbox: Sandbox, tmp_path: Path) -> None:
+    app = live_app(sandbox, tmp_path / "aws-cache")
     first = sandbox.clusters[0].name
     async with app.run_test(size=(160, 50)) as pilot:
         table = app.activity.table
@@ -107,8 +109,8 @@ async def test_live_activity_events_iam_and_switching(sandbox: Sandbox) -> None:
     assert app.return_value == 0
 
 
-async def test_live_cluster_fails_when_stopped_others_keep_updating(sandbox: Sandbox) -> None:
-    app = live_app(sandbox)
+async def test_live_cluster_fails_when_stopped_others_keep_updating(sandbox: Sandbox, tmp_path: Path) -> None:
+    app = live_app(sandbox, tmp_path / "aws-cache")
     victim = sandbox.clusters[1].name
     other = sandbox.clusters[0].name
     async with app.run_test(size=(160, 50)) as pilot:

@@ -35,6 +35,14 @@ class Tmux:
         # remain-on-exit from the start: the pane (exit status, final screen) outlives the program
         self.conf = conf_dir / "tmux.conf"
         self.conf.write_text("set -g remain-on-exit on\nset -g status off\n")
+        self.rc_file = conf_dir / "exit-status"
+
+    def exit_status(self) -> int | None:
+        """The program's exit status once it has exited."""
+        try:
+            return int(self.rc_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
 
     def run(self, *args: str) -> str:
         out = subprocess.run(
@@ -42,8 +50,11 @@ class Tmux:
         )
         return out.stdout
 
-    def start(self, command: list[str], env: dict[str, str], width: int = 120, height: int = 40) -> None:
+    def start(self, binary: Path, env: dict[str, str], width: int = 120, height: int = 40) -> None:
+        """Run `binary` in the pane; its exit status goes to a file (tmux's pane_dead_status is racy)."""
         env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
+        # the short sleep: tmux drops the output of a program that exits at once
+        command = ["sh", "-c", '"$0"; echo $? > "$1"; sleep 1', str(binary), str(self.rc_file)]
         self.run("-f", str(self.conf), "new-session", "-d", "-s", "ui", "-x", str(width), "-y", str(height),
                  *env_args, *command)  # fmt: skip
 
@@ -77,29 +88,31 @@ def wait(what: str, cond: Callable[[], bool], limit_s: float = 90.0) -> None:
 
 def test_binary_config_error_is_one_line_exit_2(tmux: Tmux, tmp_path: Path) -> None:
     env = {"PGIAM_TUI_CONFIG": str(tmp_path / "missing.toml"), "TERM": "xterm-256color"}
-    # tmux drops the output of a program that exits at once: linger a moment, keep the exit status
-    tmux.start(["sh", "-c", '"$0"; rc=$?; sleep 1; exit $rc', str(BINARY)], env, width=300)
-    wait("the program to exit", lambda: tmux.fmt("#{pane_dead_status}") != "", 60)
-    assert tmux.fmt("#{pane_dead_status}") == "2"
+    tmux.start(BINARY, env, width=300)
+    wait("the program to exit", lambda: tmux.exit_status() is not None, 60)
+    wait("the pane to close", lambda: tmux.fmt("#{pane_dead}") == "1", 60)
+    assert tmux.exit_status() == 2
     text = [line for line in tmux.screen().splitlines() if line.strip() and "Pane is dead" not in line]
     assert len(text) == 1 and "missing.toml" in text[0] and "Traceback" not in text[0]
 
 
 def test_binary_on_sandbox_starts_shows_data_and_quits_cleanly(
-    tmux: Tmux, sandbox: Sandbox, sandbox_env: dict[str, str]
+    tmux: Tmux, sandbox: Sandbox, sandbox_env: dict[str, str], tmp_path: Path
 ) -> None:
     env = dict(sandbox_env)
     env["TERM"] = "xterm-256color"
     env["PGIAM_TUI_CONFIG"] = str(sandbox.profiles_toml)
-    tmux.start([str(BINARY)], env)
+    # a private HOME: ~/.aws/cli/cache may hold assumed-role keys of another sandbox's moto
+    env["HOME"] = str(tmp_path)
+    tmux.start(BINARY, env)
     wait("the console to start", lambda: "pgiam-tui" in tmux.screen())
     assert tmux.fmt("#{alternate_on}") == "1"
     first = sandbox.clusters[0].name
     wait("cluster list", lambda: first in tmux.screen())
     wait("activity rows of oltp_rw_user", lambda: "oltp_rw_user" in tmux.screen())
     tmux.run("send-keys", "-t", "ui", "q")
-    wait("the program to exit", lambda: tmux.fmt("#{pane_dead_status}") != "", 60)
-    assert tmux.fmt("#{pane_dead_status}") == "0"
+    wait("the program to exit", lambda: tmux.exit_status() is not None, 60)
+    assert tmux.exit_status() == 0
     # terminal restored: normal screen, cursor visible, no mouse reporting left on
     assert tmux.fmt("#{alternate_on}") == "0"
     assert tmux.fmt("#{cursor_flag}") == "1"

@@ -35,12 +35,12 @@ def load(explicit: str | None) -> Any:
     return config
 
 
-def run_console(config: Any) -> int:
+def run_console(config: Any, *, cache_dir: Path | None = None) -> int:
     """Run the app on the live Monitor until the user quits; the app's exit code."""
     from pgiam_tui.ui.app import PgiamApp
     from pgiam_tui.ui.source import MonitorSource
 
-    app = PgiamApp(MonitorSource(config), config.clusters)
+    app = PgiamApp(MonitorSource(config, cache_dir=cache_dir), config.clusters)
     result = app.run()
     return int(result or 0)
 

@@ -10,7 +10,6 @@ import argparse
 import sys
 from typing import Any
 
-
 _AWS_OVERRIDES = (
     "AWS_PROFILE",
     "AWS_DEFAULT_PROFILE",
@@ -70,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
         config = load(str(sandbox.profiles_toml))
         if config is None:
             return 2
-        return run_console(config)
+        # A private credential cache: assumed-role keys cached by an earlier demo (another moto) in
+        # ~/.aws/cli/cache would otherwise be reused and rejected.
+        return run_console(config, cache_dir=root / "aws-cli-cache")
     finally:
         sandbox.stop()
         os.environ.clear()

@@ -118,6 +118,11 @@ def parse_filter(text: str) -> SessionFilter:
     return SessionFilter(tuple(words), tuple(fields), min_s, text.strip())
 
 
+def is_background(row: SessionRow) -> bool:
+    """Server processes (autovacuum, walwriter, ...) rather than client sessions."""
+    return row.backend_type is not None and row.backend_type != "client backend"
+
+
 def is_idle(row: SessionRow) -> bool:
     """Plain idle sessions (not idle in transaction)."""
     return row.state == "idle"

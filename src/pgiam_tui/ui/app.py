@@ -39,7 +39,18 @@ from pgiam_tui.ui.widgets.iam import IamPane
 INTERVALS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0)
 # Actions that act on an activity pane: only offered where one is shown (main or all-clusters screen).
 ACTIVITY_ACTIONS = frozenset(
-    {"filter", "sort", "reverse_sort", "hide_idle", "tree", "signal_current", "zoom", "all_sessions", "check"}
+    {
+        "filter",
+        "sort",
+        "reverse_sort",
+        "hide_idle",
+        "background",
+        "tree",
+        "signal_current",
+        "zoom",
+        "all_sessions",
+        "check",
+    }
 )
 NARROW_WIDTH = 100
 
@@ -62,6 +73,7 @@ class PgiamApp(App[int]):
         Binding("S", "reverse_sort", "Reverse sort", show=False),
         Binding("i", "hide_idle", "Idle", show=False),
         Binding("b", "tree", "Blocking"),
+        Binding("g", "background", "Background", show=False),
         Binding("a", "all_sessions", "All", show=False),
         Binding("p", "pause", "Pause"),
         Binding("plus", "interval(1)", "+int", show=False),
@@ -328,6 +340,13 @@ class PgiamApp(App[int]):
         pane.table.reapply()
         pane.refresh_title()
 
+    def action_background(self) -> None:
+        """Toggle server background processes (autovacuum, walwriter, ...) in the activity table."""
+        pane = self._activity_pane()
+        pane.table.show_background = not pane.table.show_background
+        pane.table.reapply()
+        pane.refresh_title()
+
     def action_tree(self) -> None:
         """Toggle the blocking tree."""
         self._activity_pane().toggle_tree()
@@ -486,6 +505,9 @@ class PgiamApp(App[int]):
                 f"Sort by {label}", f"Sort activity by {label}", lambda k=key: self.action_sort_by(k)
             )
         yield SystemCommand("Hide idle sessions", "Toggle idle sessions (i)", self.action_hide_idle)
+        yield SystemCommand(
+            "Background processes", "Show / hide autovacuum, walwriter, ... (g)", self.action_background
+        )
         yield SystemCommand("Blocking tree", "Toggle the blockers -> blocked tree (b)", self.action_tree)
         yield SystemCommand("All clusters' sessions", "Merged activity view (a)", self.action_all_sessions)
         yield SystemCommand(

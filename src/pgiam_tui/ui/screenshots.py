@@ -134,7 +134,7 @@ def from_demo(out: Path) -> list[Path]:
             os.environ.pop(name, None)
         os.environ.update(sandbox.env)
         config = load_config(sandbox.profiles_toml)
-        app = PgiamApp(MonitorSource(config), config.clusters)
+        app = PgiamApp(MonitorSource(config, cache_dir=root / "aws-cli-cache"), config.clusters)
         return asyncio.run(take(app, out))
     finally:
         sandbox.stop()

@@ -10,6 +10,7 @@ import asyncio
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pgiam_tui.model import ClusterSnapshot, ConnEvent
@@ -182,9 +183,12 @@ class StaticSource:
 class MonitorSource:
     """The live source: the Monitor on the app's own event loop (async psycopg; boto3 in threads)."""
 
-    def __init__(self, config: Config, sessions: Any | None = None) -> None:
+    def __init__(self, config: Config, sessions: Any | None = None, *, cache_dir: Path | None = None) -> None:
         self.config = config
         self._sessions = sessions
+        # None: the AWS CLI's own cache (~/.aws/cli/cache). The demo and tests give their own directory,
+        # because cached assumed-role keys from another sandbox (another moto) would be reused there.
+        self._cache_dir = cache_dir
         self._monitor: Any = None
         self._mfa_handler: MfaHandler | None = None
 
@@ -200,7 +204,7 @@ class MonitorSource:
         if self._sessions is None:
             from pgiam_tui.aws.session import SessionFactory
 
-            self._sessions = SessionFactory(mfa_prompt=self._mfa_prompt)
+            self._sessions = SessionFactory(mfa_prompt=self._mfa_prompt, cache_dir=self._cache_dir)
         return self._sessions
 
     def set_mfa_handler(self, handler: MfaHandler | None) -> None:

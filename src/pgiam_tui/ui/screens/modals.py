@@ -156,6 +156,7 @@ Keys
                                          events:   kind:fail user:x host:x source:x words
   s / S    sort activity: next column / reverse       i  hide idle sessions
   b        blocking tree (blockers → blocked)         a  all clusters' sessions
+  g        show / hide background processes (autovacuum, walwriter, …)
   enter    session detail (full query, timings, blocking chain, y copies the query)
   k / t    cancel / terminate the backend (only where allow_actions = true; asks first)
   p        pause / resume          + / -   refresh interval       r   refresh now

@@ -32,6 +32,7 @@ from pgiam_tui.ui.activity_model import (
     SessionFilter,
     blockers_of,
     blocking_forest,
+    is_background,
     is_idle,
     parse_filter,
     row_cells,
@@ -74,6 +75,7 @@ class ActivityTable(DataTable[SortCell]):
         self.sort_reverse = True
         self.session_filter = SessionFilter()
         self.hide_idle = False
+        self.show_background = False  # autovacuum, walwriter, ...: noise for a DBA watching sessions
         self._shown: dict[str, tuple[SortCell, ...]] = {}
         self._prev: dict[str, tuple[SessionRow, str]] = {}
         self._rows: dict[str, Located] = {}
@@ -128,6 +130,8 @@ class ActivityTable(DataTable[SortCell]):
         for loc in sessions:
             row = loc.row
             if self.hide_idle and is_idle(row):
+                continue
+            if not self.show_background and is_background(row):
                 continue
             if flt.active and not flt.matches(row, loc.cluster):
                 continue
@@ -268,6 +272,8 @@ class ActivityTable(DataTable[SortCell]):
             parts.append(f"filter '{self.session_filter.text}'")
         if self.hide_idle:
             parts.append("idle hidden")
+        if self.show_background:
+            parts.append("+background")
         return " · ".join(parts)
 
 

@@ -15,7 +15,7 @@ from pgiam_tui.ui.render import fmt_countdown, safe_text
 
 GROUP_PREFIX = "group:"
 CLUSTER_PREFIX = "cluster:"
-COLUMNS = (("cluster", 12), ("", 1), ("token", 5), ("a/w/all", 8), ("fail", 4))
+COLUMNS = (("cluster", 16), ("", 1), ("token", 5), ("a/w/all", 8), ("fail", 4))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +109,13 @@ class ClusterList(DataTable[Text]):
     def _row(self, name: str, snap: ClusterSnapshot | None, now: datetime | None) -> tuple[Text, ...]:
         symbol, style, _ = health(snap)
         if snap is None:
-            return (safe_text(name, 12), Text(symbol, style=style), Text(""), Text(""), Text(""))
+            return (safe_text(name, 16), Text(symbol, style=style), Text(""), Text(""), Text(""))
         active, waiting, total = session_counts(snap)
         fails = recent_failures(snap)
         countdown = fmt_countdown(snap.token_expires_at, now) if now is not None else ""
         token_style = "red" if countdown == "expired" else ("yellow" if countdown.startswith("0:") else "")
         return (
-            safe_text(name, 12),
+            safe_text(name, 16),
             Text(symbol, style=style),
             Text(countdown, style=token_style),
             Text(f"{active}/{waiting}/{total}", style="red" if waiting else ""),
