@@ -432,3 +432,54 @@ def test_monitoring_role_is_derived_from_the_session_for_cloudtrail(
         assert col._role_of(base) is None  # an IAM user, not a role: nothing to look up
     finally:
         iam.delete_role(RoleName=f"mon-{tag}")
+
+
+async def test_collector_access_advisor_unused_grant(pg: Any) -> None:
+    """Access Advisor (moto lacks it: Stubber) runs in the background; its answer becomes unused_grant."""
+    from botocore.stub import Stubber
+
+    iam = boto3.client("iam", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y")
+    role_arn = f"arn:aws:iam::{ACCT}:role/pgdemo-oltp-rw-role"
+    doc = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "rds-db:connect", "Resource": _arn("oltp_rw_user")}]})  # fmt: skip
+    role = {"RoleName": "pgdemo-oltp-rw-role", "Arn": role_arn, "Path": "/", "RoleId": "AROAEXAMPLEROLEID2",
+            "CreateDate": NOW, "RolePolicyList": [{"PolicyName": "rw", "PolicyDocument": doc}]}  # fmt: skip
+    job = "00000000-0000-0000-0000-000000000003"
+
+    class _IamSession:
+        def client(self, service: str, region_name: str | None = None) -> Any:
+            assert service == "iam"
+            return iam
+
+    conn = await psycopg.AsyncConnection.connect(pg.admin_dsn, autocommit=True)
+
+    async def fetch(sql: Any, params: Sequence[Any] | None) -> list[tuple[Any, ...]]:
+        cur = await conn.execute(sql, params)
+        return await cur.fetchall()
+
+    resolved = _Resolved(REGION, ACCT, RID, True, "aurora", "pgdemo-1.cluster-x.us-east-1.rds.amazonaws.com",
+                         (), None, None, ())  # fmt: skip
+    col = IamMappingCollector(ClusterConfig(name="pgdemo-1", region=REGION), advisor_wait_s=60)
+    try:
+        with Stubber(iam) as stub:
+            stub.add_response(
+                "get_account_authorization_details", {"RoleDetailList": [role], "IsTruncated": False}
+            )
+            stub.add_response("generate_service_last_accessed_details", {"JobId": job}, {"Arn": role_arn})
+            used = {"ServiceName": "Amazon RDS IAM Authentication", "ServiceNamespace": "rds-db",
+                    "LastAuthenticated": NOW - timedelta(days=400)}  # fmt: skip
+            details = {"JobStatus": "COMPLETED", "JobCreationDate": NOW, "JobCompletionDate": NOW,
+                       "ServicesLastAccessed": [used]}  # fmt: skip
+            stub.add_response("get_service_last_accessed_details", details, {"JobId": job})
+            snap = await col.collect(resolved, None, fetch, iam_session=_IamSession())
+            stub.assert_no_pending_responses()
+            # the next round asks IAM nothing (cached; the stub would fail any call) and keeps the finding
+            again = await col.collect(resolved, None, fetch, iam_session=_IamSession())
+        rw = next(u for u in snap.users if u.name == "oltp_rw_user")
+        assert [(g.principal_arn, g.last_used) for g in rw.iam_principals] == [
+            (role_arn, NOW - timedelta(days=400))
+        ]
+        assert ("unused_grant", "oltp_rw_user") in {(f.code, f.user) for f in snap.findings}
+        assert ("unused_grant", "oltp_rw_user") in {(f.code, f.user) for f in again.findings}
+    finally:
+        await conn.close()

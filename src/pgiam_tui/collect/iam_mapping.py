@@ -78,6 +78,12 @@ class IamMappingCollector:
       round. Its exceptions propagate (the cluster is then in error anyway).
     - `iam_session`: boto3.Session of `cfg.iam_profile` (a profile allowed to read IAM), or None.
     Returns model.IamSnapshot. AWS read problems become findings (`iam_unreadable`), never exceptions.
+
+    Cadence: the roles query every call; IAM inventory every `iam_refresh_s`, metrics every
+    `metrics_refresh_s`, CloudTrail (cfg.cloudtrail; role = cfg.monitor_role_arn or the session's assumed
+    role) every `cloudtrail_refresh_s`. Access Advisor (one job per principal that may connect somewhere,
+    refreshed every `advisor_refresh_s`) runs in the background; a round waits for it at most
+    `advisor_wait_s`, later rounds show what it found. `invalidate()` forces fresh AWS reads next round.
     """
 
     def __init__(
@@ -90,6 +96,7 @@ class IamMappingCollector:
         advisor_refresh_s: float = 6 * 3600.0,
         unused_days: int = 90,
         access_advisor: bool = True,
+        advisor_wait_s: float = 2.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.cfg = cfg
@@ -99,6 +106,9 @@ class IamMappingCollector:
         self.advisor_refresh_s = advisor_refresh_s
         self.unused_days = unused_days
         self.access_advisor = access_advisor
+        self.advisor_wait_s = advisor_wait_s
+        self._advisor: asyncio.Task[None] | None = None
+        self._advisor_session: Any = None
         self._clock = clock
         self._inventory: IamInventory | None = None
         self._iam_error: IamReadError | None = None
@@ -209,9 +219,7 @@ class IamMappingCollector:
         iam_sess = iam_session or session
         if iam_sess is not None and iam_due:
             self._read_iam(iam_sess.client("iam"))
-            if self._inventory is not None and self.access_advisor:
-                arns = [p.arn for p in self._inventory.principals if connect_grants(p.policies)]
-                self._read_advice(iam_sess.client("iam"), arns)
+        self._advisor_session = iam_sess
         if session is not None and self._due(self._metrics_at, self.metrics_refresh_s):
             ids = [i.id for i in resolved.instances]
             if ids:
@@ -261,31 +269,43 @@ class IamMappingCollector:
             cluster_label=label,
         )
 
+    def _advisor_due(self) -> list[str]:
+        """Principals able to rds-db:connect somewhere whose Access Advisor answer is missing or old."""
+        if not self.access_advisor or self._advisor_off or self._inventory is None:
+            return []
+        return [
+            p.arn
+            for p in self._inventory.principals
+            if connect_grants(p.policies) and self._due(self._advice_at.get(p.arn), self.advisor_refresh_s)
+        ]
+
     async def collect(
         self,
-        resolved: Any,
+        resolved: ResolvedClusterLike,
         session: Any,
-        fetch: Any,
-        *rest: Any,
+        fetch: Fetch,
+        *,
         iam_session: Any = None,
     ) -> IamSnapshot:
-        """One round: the roles query, plus whatever AWS reads are due. See the class docstring.
-
-        Also accepts the form `collect(cfg, resolved, session, fetch)` (the ClusterConfig first), which the
-        monitor used before this signature was settled; the collector's own config is used either way.
-        """
-        if isinstance(resolved, ClusterConfig):
-            resolved, session, fetch = session, fetch, rest[0]
+        """One round: the roles query, plus whatever AWS reads are due. See the class docstring."""
         ctx = self._context(resolved)
         aws = asyncio.to_thread(self._aws_round, resolved, session, iam_session, ctx.region)
         rows, _ = await asyncio.gather(fetch(ROLES_SQL, None), aws)
+        # Access Advisor is slow (a job per principal, polled): it runs in the background and this round waits
+        # for it only briefly; what it finds later shows in later rounds (unused_grant findings).
+        arns = self._advisor_due()
+        if arns and self._advisor_session is not None and (self._advisor is None or self._advisor.done()):
+            client = self._advisor_session.client("iam")
+            self._advisor = asyncio.create_task(asyncio.to_thread(self._read_advice, client, arns))
+        if self._advisor is not None and not self._advisor.done() and self.advisor_wait_s > 0:
+            await asyncio.wait({self._advisor}, timeout=self.advisor_wait_s)
         return build_snapshot(
             ctx,
             parse_roles(rows),
             self._inventory,
             iam_error=self._iam_error,
             iam_profile=self.cfg.iam_profile,
-            advice=self._advice,
+            advice=dict(self._advice),
             unused_days=self.unused_days,
             metrics=self._metrics,
             assume_role_events=self._trail,
