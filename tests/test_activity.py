@@ -32,7 +32,7 @@ SYSTEM_BINDIR = Path("/usr/lib/postgresql/15/bin")
 
 def _pgserver_bindir() -> Path | None:
     try:
-        import pgserver  # type: ignore[import-untyped]
+        import pgserver
     except ImportError:
         return None
     path = Path(pgserver.__file__).parent / "pginstall" / "bin"
@@ -111,9 +111,8 @@ async def test_activity_rows_blocking_and_truncation(server: LocalPostgres) -> N
         await holder.execute("UPDATE pgdemo.products SET price = price WHERE product_no = 1")
         for b in blocked:
             await b.execute("SET application_name = 'blocked-writer'")
-            tasks.append(
-                asyncio.create_task(b.execute("UPDATE pgdemo.products SET price = price + 0 WHERE product_no = 1"))
-            )
+            update = "UPDATE pgdemo.products SET price = price + 0 WHERE product_no = 1"
+            tasks.append(asyncio.create_task(b.execute(update)))
         padding = "x" * 5000  # > track_activity_query_size (4096): the server clips the text
         await long_q.execute("SET application_name = 'report-job'")
         tasks.append(asyncio.create_task(long_q.execute(f"SELECT pg_sleep(60) /* {padding} */")))
@@ -140,7 +139,8 @@ async def test_activity_rows_blocking_and_truncation(server: LocalPostgres) -> N
         assert rows[holder_pid].state == "idle in transaction"
         assert rows[holder_pid].blocked_by == ()
         assert rows[holder_pid].application_name == "lock-holder"
-        assert rows[holder_pid].xact_duration_s is not None and rows[holder_pid].xact_duration_s >= 0
+        xact_s = rows[holder_pid].xact_duration_s
+        assert xact_s is not None and xact_s >= 0
         waiting = [rows[b.info.backend_pid] for b in blocked]
         for w in waiting:
             assert w.wait_event_type == "Lock"

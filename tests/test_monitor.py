@@ -37,10 +37,10 @@ GUARD_S = 90.0  # hang guard for waits (not an assertion on timing)
 class MemoryKeyring(keyring.backend.KeyringBackend):
     """keyring's documented extension point: a backend keeping passwords in a dict."""
 
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.store: dict[tuple[str, str], str] = {}
 
     def get_password(self, service: str, username: str) -> str | None:
