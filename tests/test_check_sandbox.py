@@ -103,6 +103,9 @@ async def test_every_cluster_passes_through_the_cross_account_profile(
         assert result.step("tls").status == "ok" and "verified against" in result.step("tls").detail
         assert "pg_monitor" in result.step("session").detail and "rds_iam" in result.step("session").detail
         assert all(s.status in ("ok", "skipped") for s in result.steps)
+        members = result.step("members")
+        if cfg.cluster_id:  # Aurora: writer and reader logged in one by one, as the console will
+            assert members.status == "ok" and "writer" in members.detail and "reader" in members.detail
 
 
 async def test_tunnel_with_hostaddr_and_local_port_works(
@@ -110,13 +113,20 @@ async def test_tunnel_with_hostaddr_and_local_port_works(
 ) -> None:
     cfg, sb = aurora(sandbox, config)
     # The config's own hostaddr/local_port (instead of a per-endpoint tunnels table), and a direct endpoint.
-    via_hostaddr = replace(cfg, tunnels=(), hostaddr="127.0.0.1", local_port=sb.listen_port)
+    via_hostaddr = replace(
+        cfg, tunnels=(), hostaddr="127.0.0.1", local_port=sb.listen_port, watch_members=False
+    )
     for variant in (via_hostaddr, direct(cfg, sb)):
         result = await check(variant, sessions)
         assert result.ok, (failed(result), result.cause_text)
         token = result.step("token").detail
         assert f"signed for {sb.endpoint}:5432" in token
         assert f"127.0.0.1:{sb.listen_port}" in result.step("tcp").detail
+        assert result.step("members").status == "skipped"  # only the endpoint itself is watched
+    # Watching the members needs a tunnel for each: hostaddr/local_port cover the cluster endpoint only.
+    members_too = await check(replace(via_hostaddr, watch_members=True), sessions)
+    assert members_too.connected and failed(members_too) == "members"
+    assert members_too.fix is not None and "[clusters.tunnels]" in members_too.fix
 
 
 # ---------------------------------------------------------------------------------------- AWS-side faults
@@ -465,6 +475,22 @@ async def test_tcp_timeout(sandbox: Sandbox, config: Config, sessions: SessionFa
     with UnansweringPort() as port:
         result = await check(direct(cfg, sb, local_port=port, connect_timeout_s=0.5), sessions)
     assert failed(result) == "tcp" and result.cause == "tcp_timeout", result.step("tcp").detail
+
+
+async def test_broken_tunnel_of_one_member(
+    sandbox: Sandbox, config: Config, sessions: SessionFactory
+) -> None:
+    """The cluster endpoint works, but the reader's tunnel is down: the members step names the reader."""
+    cfg, sb = aurora(sandbox, config)
+    reader = next(i for i in sb.instances if i.role == "reader")
+    tunnels = tuple(
+        (host, f"127.0.0.1:{closed_port()}" if host == reader.endpoint else target)
+        for host, target in cfg.tunnels
+    )
+    result = await check(replace(cfg, tunnels=tunnels), sessions)
+    assert result.connected and not result.ok
+    assert failed(result) == "members" and result.cause == "tcp_refused"
+    assert reader.id in (result.cause_text or "") and "tunnel" in (result.fix or "")
 
 
 async def test_dns_failure(sandbox: Sandbox, config: Config, sessions: SessionFactory) -> None:

@@ -1,10 +1,10 @@
 """The connection check: "why can't I connect?" answered step by step.
 
 `run_check(cfg, sessions)` walks config -> credentials -> discovery -> token -> address -> tcp -> tls ->
-authentication -> session, timing each step and recording what it saw. When something fails it names the
-likely cause (a stable code, see causes.CAUSES), the evidence and the fix. A refused IAM login is explained
-from AWS's own iam-db-auth-error log when the cluster exports it and the profile can read it, otherwise by
-inference (`CheckResult.evidence_source` says which).
+authentication -> session -> members (every instance the console will watch), timing each step and recording
+what it saw. When something fails it names the likely cause (a stable code, see causes.CAUSES), the evidence
+and the fix. A refused IAM login is explained from AWS's own iam-db-auth-error log when the cluster exports
+it and the profile can read it, otherwise by inference (`CheckResult.evidence_source` says which).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pgiam_tui.diagnose.result import (
 )
 from pgiam_tui.diagnose.steps_aws import step_config, step_credentials, step_discovery, step_token
 from pgiam_tui.diagnose.steps_db import step_authentication, step_session
+from pgiam_tui.diagnose.steps_members import step_members
 from pgiam_tui.diagnose.steps_net import step_address, step_tcp, step_tls
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ _PIPELINE: tuple[tuple[str, Step], ...] = (
     ("tls", step_tls),
     ("authentication", step_authentication),
     ("session", step_session),
+    ("members", step_members),
 )
 
 

@@ -24,6 +24,7 @@ STEP_NAMES = (
     "tls",
     "authentication",
     "session",
+    "members",
 )
 
 
