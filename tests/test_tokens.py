@@ -231,3 +231,37 @@ def test_token_command_for_a_member_or_the_reader_endpoint(
     assert (
         f"cluster '{sc.name}' has no instance 'nope' (known: " in bad.stderr and bad.stderr.count("\n") == 1
     )
+
+
+def test_role_credentials_cached_by_an_earlier_sandbox_are_not_reused(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """An earlier sandbox (another moto) left role credentials in the AWS CLI cache under the key botocore
+    uses for a profile without role_session_name; they must not be picked up (they'd be refused)."""
+    import hashlib
+    import json
+
+    arn = "arn:aws:iam::111111111111:role/pg-monitor-role"
+    key = hashlib.sha1(json.dumps({"RoleArn": arn}, sort_keys=True).encode()).hexdigest()
+    stale = {
+        "Credentials": {
+            "AccessKeyId": "ASIASTALESTALESTALE0",
+            "SecretAccessKey": "stale-secret",
+            "SessionToken": "stale-token",
+            "Expiration": (datetime.now(UTC) + timedelta(minutes=50)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+        "AssumedRoleUser": {
+            "Arn": "arn:aws:sts::111111111111:assumed-role/pg-monitor-role/old",
+            "AssumedRoleId": "x",
+        },
+    }
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / f"{key}.json").write_text(json.dumps(stale), encoding="utf-8")
+    factory = SessionFactory(cache_dir=cache)
+    credentials = factory.session(PROFILE).get_credentials()
+    assert credentials is not None
+    assert credentials.get_frozen_credentials().access_key != "ASIASTALESTALESTALE0"
+    sc = one_cluster(sandbox)
+    token = make_token(factory.session(PROFILE), sc.endpoint, sc.port, "pgmonitor", sc.region)
+    assert login(sandbox, sc.endpoint, sc.listen_port, token) == "pgmonitor"

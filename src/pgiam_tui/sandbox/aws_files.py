@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -40,6 +41,10 @@ def write_aws_files(
     config = directory / "config"
     credentials = directory / "credentials"
     endpoints = [f"endpoint_url = {endpoint_url}", f"ec2_metadata_service_endpoint = {imds_url}"]
+    # A session name unique to this sandbox run: botocore and the AWS CLI key their assumed-role cache
+    # (~/.aws/cli/cache) by role ARN + explicit session name, so without it a new sandbox would reuse role
+    # credentials minted by an earlier (dead) moto for up to an hour, and every token would be refused.
+    session_name = f"role_session_name = pgiam-sandbox-{uuid.uuid4().hex[:12]}"
     lines = [
         "# Written by the pgiam-tui sandbox: every endpoint is local (moto on loopback, a loopback IMDS).",
         "",
@@ -52,6 +57,7 @@ def write_aws_files(
         "[profile instancecrossaccount]",
         f"role_arn = arn:aws:iam::{DB_ACCOUNT}:role/pg-monitor-role",
         "credential_source = Ec2InstanceMetadata",
+        session_name,
         f"region = {region}",
         *endpoints,
         "",
@@ -61,6 +67,7 @@ def write_aws_files(
             f"[profile pgdemo-oltp-{suffix}]",
             f"role_arn = arn:aws:iam::{DB_ACCOUNT}:role/pgdemo-oltp-{suffix}-role",
             "source_profile = sandbox-db-admin",
+            session_name,
             f"region = {region}",
             *endpoints,
             "",
