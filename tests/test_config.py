@@ -320,6 +320,31 @@ ERROR_CASES = {
         r"^:2: key 'local_port': needs hostaddr .*"
         r"\(set in \[defaults\]; for the \[\[clusters\]\] entry at line 4\)$",
     ),
+    "region typo": (
+        """
+        [defaults]
+        region = "us-east1"
+        """,
+        r"^:2: key 'region': 'us-east1' is not an AWS region name \(like us-east-1\)$",
+    ),
+    "account id": (
+        """
+        [[clusters]]
+        name = "a"
+        endpoint = "e"
+        account_id = "1111-1111-1111"
+        """,
+        r"^:4: key 'account_id': '1111-1111-1111' is not a 12-digit AWS account id$",
+    ),
+    "cluster identifier where the resource id belongs": (
+        """
+        [[clusters]]
+        name = "a"
+        endpoint = "e"
+        resource_id = "pgdemo-1"
+        """,
+        r"^:4: key 'resource_id': 'pgdemo-1' is not an RDS resource id \(cluster-\.\.\. for Aurora",
+    ),
     "duplicate name": (
         """
         [[clusters]]

@@ -153,6 +153,17 @@ _ALIASES = {
     "interval": "refresh_s",
 }
 
+# Shapes AWS gives these values; a typo here would otherwise surface as a confusing AWS or login error.
+_PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
+    "region": (re.compile(r"[a-z]{2}(-[a-z]+)+-\d+"), "an AWS region name (like us-east-1)"),
+    "account_id": (re.compile(r"\d{12}"), "a 12-digit AWS account id"),
+    "resource_id": (
+        re.compile(r"(cluster|db)-[A-Z0-9]+"),
+        "an RDS resource id (cluster-... for Aurora, db-... for an instance)",
+    ),
+    "monitor_role_arn": (re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/.+"), "an IAM role ARN"),
+}
+
 _HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 _KEY_RE = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=""")
 
@@ -299,6 +310,9 @@ class _Checker:
                 raise self.error(index, key, f"invalid value {value!r} (expected one of {allowed})")
             if not value.strip():
                 raise self.error(index, key, "must not be empty")
+            pattern = _PATTERNS.get(key)
+            if pattern is not None and not pattern[0].fullmatch(value):
+                raise self.error(index, key, f"{value!r} is not {pattern[1]}")
             if key in _PATH_KEYS:
                 return _resolve_path(self.path, value)
             return value
