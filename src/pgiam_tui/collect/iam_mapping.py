@@ -14,7 +14,9 @@ refreshed on their own, slower cadence; the database query runs every round.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, LiteralString
@@ -107,8 +109,9 @@ class IamMappingCollector:
         self.unused_days = unused_days
         self.access_advisor = access_advisor
         self.advisor_wait_s = advisor_wait_s
-        self._advisor: asyncio.Task[None] | None = None
-        self._advisor_session: Any = None
+        self._advisor: concurrent.futures.Future[None] | None = None
+        self._advisor_client: Any = None
+        self._clients: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._clock = clock
         self._inventory: IamInventory | None = None
         self._iam_error: IamReadError | None = None
@@ -218,12 +221,13 @@ class IamMappingCollector:
                 iam_due = False
         iam_sess = iam_session or session
         if iam_sess is not None and iam_due:
-            self._read_iam(iam_sess.client("iam"))
-        self._advisor_session = iam_sess
+            # clients are thread-safe (sessions are not): the advisor thread reuses this one
+            self._advisor_client = self._client(iam_sess, "iam", None)
+            self._read_iam(self._advisor_client)
         if session is not None and self._due(self._metrics_at, self.metrics_refresh_s):
             ids = [i.id for i in resolved.instances]
             if ids:
-                self._read_metrics(session.client("cloudwatch", region_name=region), ids)
+                self._read_metrics(self._client(session, "cloudwatch", region), ids)
         if (
             self.cfg.cloudtrail
             and session is not None
@@ -231,14 +235,24 @@ class IamMappingCollector:
         ):
             role = self.cfg.monitor_role_arn or self._role_of(session)
             if role:
-                self._read_trail(session.client("cloudtrail", region_name=region), role)
+                self._read_trail(self._client(session, "cloudtrail", region), role)
             else:
                 self._trail_at = self._clock()
+
+    def _client(self, session: Any, service: str, region: str | None) -> Any:
+        """A client per (session, service, region), made once: creating one costs tens of milliseconds."""
+        key = (service, region or "")
+        hit = self._clients.get(key)
+        if hit is not None and hit[0] is session:
+            return hit[1]
+        client = session.client(service, region_name=region) if region else session.client(service)
+        self._clients[key] = (session, client)
+        return client
 
     def _role_of(self, session: Any) -> str | None:
         """The role the cluster's session has assumed (the monitoring role), via sts get-caller-identity."""
         try:
-            arn = str(session.client("sts").get_caller_identity()["Arn"])
+            arn = str(self._client(session, "sts", None).get_caller_identity()["Arn"])
         except Exception as exc:
             log.debug("caller identity unavailable: %s", exc)
             return None
@@ -269,6 +283,21 @@ class IamMappingCollector:
             cluster_label=label,
         )
 
+    def _start_advisor(self, client: Any, arns: list[str]) -> concurrent.futures.Future[None]:
+        # A daemon thread, not the event loop's executor: asyncio.run() waits for executor threads at exit,
+        # and a one-shot `snapshot` must not wait for Access Advisor jobs it no longer needs.
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                self._read_advice(client, arns)
+                done.set_result(None)
+            except BaseException as exc:  # reported through the future, never lost in the thread
+                done.set_exception(exc)
+
+        threading.Thread(target=run, name="access-advisor", daemon=True).start()
+        return done
+
     def _advisor_due(self) -> list[str]:
         """Principals able to rds-db:connect somewhere whose Access Advisor answer is missing or old."""
         if not self.access_advisor or self._advisor_off or self._inventory is None:
@@ -294,11 +323,10 @@ class IamMappingCollector:
         # Access Advisor is slow (a job per principal, polled): it runs in the background and this round waits
         # for it only briefly; what it finds later shows in later rounds (unused_grant findings).
         arns = self._advisor_due()
-        if arns and self._advisor_session is not None and (self._advisor is None or self._advisor.done()):
-            client = self._advisor_session.client("iam")
-            self._advisor = asyncio.create_task(asyncio.to_thread(self._read_advice, client, arns))
+        if arns and self._advisor_client is not None and (self._advisor is None or self._advisor.done()):
+            self._advisor = self._start_advisor(self._advisor_client, arns)
         if self._advisor is not None and not self._advisor.done() and self.advisor_wait_s > 0:
-            await asyncio.wait({self._advisor}, timeout=self.advisor_wait_s)
+            await asyncio.wait({asyncio.wrap_future(self._advisor)}, timeout=self.advisor_wait_s)
         return build_snapshot(
             ctx,
             parse_roles(rows),
