@@ -40,6 +40,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Start the sandbox, run the console on its profiles.toml, stop the sandbox on exit."""
+    import logging
     import os
     import shutil
     import tempfile
@@ -50,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     if args.clusters < 1:
         print("pgiam-tui demo: --clusters must be at least 1", file=sys.stderr)
         return 2
+    # moto's in-process server logs each AWS action it lacks with a traceback on stderr (through a handler
+    # made before the console starts, so Textual's capture misses it): it would draw over the console.
+    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
     root = Path(tempfile.mkdtemp(prefix="pgiam-demo-"))
     sandbox = Sandbox(root, clusters=args.clusters, workload=True)
     print(f"pgiam-tui demo: starting the sandbox in {root} …", file=sys.stderr, flush=True)

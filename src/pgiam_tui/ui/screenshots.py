@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import shutil
 import sys
@@ -122,6 +123,7 @@ def from_demo(out: Path) -> list[Path]:
     from pgiam_tui.sandbox import Sandbox, SandboxError
     from pgiam_tui.ui.source import MonitorSource
 
+    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)  # moto's tracebacks for actions it lacks
     root = Path(tempfile.mkdtemp(prefix="pgiam-shots-"))
     sandbox = Sandbox(root, workload=True)
     saved = dict(os.environ)

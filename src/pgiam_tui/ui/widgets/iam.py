@@ -65,6 +65,8 @@ def metrics_text(metrics: Sequence[IamMetrics]) -> Text:
                 acc[i] += v
     names = [n for n in METRIC_ORDER if n in totals or n in series]
     names += sorted(n for n in set(totals) | set(series) if n not in METRIC_ORDER)
+    if not names:
+        text.append(": no data points", style="dim")
     for name in names:
         total = totals.get(name, sum(series.get(name, [])))
         style = "red" if name.startswith("Failure") and total > 0 else ""
