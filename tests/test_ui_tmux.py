@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,11 +50,15 @@ class Tmux:
         )
         return out.stdout
 
-    def start(self, binary: Path, env: dict[str, str], width: int = 120, height: int = 40) -> None:
+    def start(
+        self, binary: Path, env: dict[str, str], width: int = 120, height: int = 40, args: Sequence[str] = ()
+    ) -> None:
         """Run `binary` in the pane; its exit status goes to a file (tmux's pane_dead_status is racy)."""
         env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
         # the short sleep: tmux drops the output of a program that exits at once
-        command = ["sh", "-c", '"$0"; echo $? > "$1"; sleep 1', str(binary), str(self.rc_file)]
+        script = '"$0" "$@"; echo $? > "$RC_FILE"; sleep 1'
+        env_args += ["-e", f"RC_FILE={self.rc_file}"]
+        command = ["sh", "-c", script, str(binary), *args]
         self.run("-f", str(self.conf), "new-session", "-d", "-s", "ui", "-x", str(width), "-y", str(height),
                  *env_args, *command)  # fmt: skip
 
@@ -118,3 +122,38 @@ def test_binary_on_sandbox_starts_shows_data_and_quits_cleanly(
     assert tmux.fmt("#{cursor_flag}") == "1"
     assert tmux.fmt("#{mouse_any_flag}") == "0"
     assert "oltp_rw_user" not in tmux.screen()
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Pids whose command line mentions `text` (to prove nothing of the demo is left running)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_demo_runs_sandbox_and_console_and_quit_stops_everything(tmux: Tmux, tmp_path: Path) -> None:
+    env = {"TERM": "xterm-256color", "HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    tmux.start(BINARY, env, width=160, height=45, args=["demo"])
+    wait(
+        "the demo's sandbox to start and the console to show sessions",
+        lambda: "oltp_rw_user" in tmux.screen(),
+        240,
+    )
+    tmux.run("send-keys", "-t", "ui", "q")
+    wait("the demo to exit", lambda: tmux.exit_status() is not None, 120)
+    assert tmux.exit_status() == 0
+    screen = tmux.screen()
+    assert "Traceback" not in screen
+    started = [line for line in screen.splitlines() if "starting the sandbox in" in line]
+    assert started, screen
+    root = next(word for word in started[0].split() if word.startswith("/"))
+    assert not Path(root).exists(), "the demo's temp dir was left behind"
+    assert _processes_mentioning(root) == [], "processes of the demo's sandbox left running"
