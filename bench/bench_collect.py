@@ -8,8 +8,8 @@ and the server-side time of the monitoring queries per round (pg_stat_statements
   process's CPU. Rounds are measured warm (connections open), as the console runs them; activity only
   (events / IAM make AWS calls to moto, measured apart).
 - Client CPU: `time.process_time` around fetching and parsing 1,000 rows of the activity query's shape
-  (synthetic rows from generate_series with the same column types) over a direct socket connection, so the
-  in-process front door's CPU is not counted.
+  (synthetic rows from generate_series with the same column types, binary results as the collector asks)
+  over a direct socket connection.
 - Server side: pg_stat_statements on one writer (reset, N rounds, sum of total_exec_time by pgmonitor).
 Prints a markdown fragment (see bench/run_all.py); no assertions.
 """
@@ -81,11 +81,11 @@ async def _client_cpu(dsn: str) -> tuple[float, float, int]:
     from pgiam_tui.collect.activity import parse_rows
 
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        await (await conn.execute(SYNTHETIC_1000)).fetchall()  # warm
+        await (await conn.execute(SYNTHETIC_1000, binary=True)).fetchall()  # warm
         fetch_parse, parse_only = [], []
         for _ in range(10):
             c0 = time.process_time()
-            rows = await (await conn.execute(SYNTHETIC_1000)).fetchall()
+            rows = await (await conn.execute(SYNTHETIC_1000, binary=True)).fetchall()
             c1 = time.process_time()
             parsed = parse_rows("bench-1", rows)
             c2 = time.process_time()
@@ -164,6 +164,10 @@ async def _main(info: dict[str, Any], profiles: Path, work: Path) -> None:
         f"Sandbox in its own process, IAM tokens + TLS through the front doors, {LATENCY_MS:.0f} ms added per"
     )
     print(f"message each way; median of {ROUNDS} warm rounds, activity pane (one query per instance).\n")
+    load = os.getloadavg()[0]
+    print(
+        f"Load average at the end: {load:.1f} on {os.cpu_count()} cores (other work skews these timings).\n"
+    )
     print("| measure | value | aim |")
     print("|---|---|---|")
     print(f"| round over 1 cluster (2 instances) | {_fmt(m1)} | |")

@@ -50,7 +50,7 @@ class Fetcher(Protocol):
     async def ready(self) -> None: ...
 
     async def fetch(
-        self, sql: LiteralString | bytes, params: Sequence[Any] | None = None
+        self, sql: LiteralString | bytes, params: Sequence[Any] | None = None, *, binary: bool = False
     ) -> list[tuple[Any, ...]]: ...
 
 
@@ -145,9 +145,9 @@ class ActivityCollector:
         """One query on CONN; the SQL shape is chosen by the server version seen at connect time."""
         await conn.ready()  # (re)connects when needed, so the server version is known
         version = conn.server_version_num or 0
-        raw = await conn.fetch(get_query("activity", version))
+        raw = await conn.fetch(get_query("activity", version), binary=True)
         if conn.server_version_num not in (None, version):
             # fetch reconnected to another server version (upgrade / failover): redo with the right shape
-            raw = await conn.fetch(get_query("activity", conn.server_version_num or 0))
+            raw = await conn.fetch(get_query("activity", conn.server_version_num or 0), binary=True)
         rows = parse_rows(self.instance, raw)
         return ActivityResult(self.instance, rows, privilege_findings(self.instance, self.user, rows))

@@ -178,9 +178,12 @@ class InstanceConnection:
     # -- public operations ------------------------------------------------------------------------
 
     async def fetch(
-        self, sql: LiteralString | bytes, params: Sequence[Any] | None = None
+        self, sql: LiteralString | bytes, params: Sequence[Any] | None = None, *, binary: bool = False
     ) -> list[tuple[Any, ...]]:
         """Run one read-only statement and return its rows; connects or reconnects first when needed.
+
+        `binary` asks for results in binary format (smaller on the wire, cheaper to decode: the activity
+        query uses it; every column type it returns has a binary loader).
 
         Raises ConnectError when no session can be had (now, or still within the backoff delay) and
         QueryError when the statement failed on a healthy session.
@@ -188,7 +191,7 @@ class InstanceConnection:
         async with self._lock:
             conn = await self._ensure()
             try:
-                return await self._run(conn, sql, params)
+                return await self._run(conn, sql, params, binary)
             except psycopg.Error as exc:
                 if not self._is_lost(conn):
                     raise QueryError(self._scrubbed(exc), sqlstate=exc.sqlstate) from None
@@ -197,7 +200,7 @@ class InstanceConnection:
                 await self._lost(self._scrubbed(exc))
             conn = await self._ensure()
             try:
-                return await self._run(conn, sql, params)
+                return await self._run(conn, sql, params, binary)
             except psycopg.Error as exc:
                 if self._is_lost(conn):
                     await self._lost(self._scrubbed(exc))
@@ -234,8 +237,9 @@ class InstanceConnection:
         conn: psycopg.AsyncConnection[tuple[Any, ...]],
         sql: LiteralString | bytes,
         params: Sequence[Any] | None,
+        binary: bool,
     ) -> list[tuple[Any, ...]]:
-        cur = await conn.execute(sql, params)
+        cur = await conn.execute(sql, params, binary=binary)
         # the result status, not cur.description: that would build Column objects on every round
         result = cur.pgresult
         return await cur.fetchall() if result is not None and result.status == TUPLES_OK else []

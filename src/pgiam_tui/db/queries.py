@@ -36,7 +36,18 @@ def _variants(query: str) -> tuple[tuple[int, str], ...]:
 
 @cache
 def _read(name: str) -> str:
-    return resources.files("pgiam_tui.db.sql").joinpath(name).read_text(encoding="utf-8")
+    return compact(resources.files("pgiam_tui.db.sql").joinpath(name).read_text(encoding="utf-8"))
+
+
+def compact(sql: str) -> str:
+    """SQL without whole-line comments and indentation.
+
+    The files are written to be read; what the server gets should be short: the text of a running query
+    shows in every other monitor's pg_stat_activity (ours included) and is clipped at
+    track_activity_query_size. Only whole lines are dropped, so string literals are never touched.
+    """
+    lines = (line.strip() for line in sql.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("--"))
 
 
 def query_file(query: str, server_version_num: int) -> str:
