@@ -280,3 +280,13 @@ def test_parse_rows_and_privilege_findings() -> None:
     findings = privilege_findings("i-1", "mon", parsed)
     assert len(findings) == 1 and "1 of 2" in findings[0].message and findings[0].user == "mon"
     assert privilege_findings("i-1", "mon", parsed[:1]) == ()
+
+
+def test_sql_is_sent_compact() -> None:
+    """Comment lines and indentation are dropped (the text shows in pg_stat_activity); literals are kept."""
+    from pgiam_tui.db.queries import compact
+
+    sql = get_query("activity", 150000)
+    assert "--" not in sql and "\n " not in sql and len(sql) < 1200
+    assert "'client backend'" in sql and "'Lock'" in sql and "'track_activity_query_size'" in sql
+    assert compact("-- c\n  SELECT '--x'  \n\n  -- d\nFROM t") == "SELECT '--x'\nFROM t"
