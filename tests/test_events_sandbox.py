@@ -179,3 +179,27 @@ async def test_iam_mapping_scenario_and_faults(sandbox: Sandbox, admin: Any) -> 
 
     # everything restored: the findings are back to where they started
     assert _codes(await _iam_round(sandbox, collector, admin)) == base
+
+
+async def test_grant_naming_a_members_instance_resource_id_is_wrong(sandbox: Sandbox, admin: Any) -> None:
+    """Aurora checks the *cluster* resource id; a policy naming the writer's DbiResourceId never matches."""
+    c = sandbox.cluster(NAME)
+    writer = next(i for i in c.instances if i.role == "writer")
+    assert writer.resource_id != c.resource_id
+    iam = sandbox.boto_session("sandbox-db-admin").client("iam")
+    tag = uuid.uuid4().hex[:6]
+    arn = f"arn:aws:rds-db:{c.region}:{c.account_id}:dbuser:{writer.resource_id}/oltp_ro_user"
+    doc = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "rds-db:connect", "Resource": arn}],
+    }
+    iam.create_user(UserName=f"member-{tag}")
+    iam.put_user_policy(UserName=f"member-{tag}", PolicyName="member", PolicyDocument=json.dumps(doc))
+    try:
+        snap = await _iam_round(sandbox, IamMappingCollector(_cfg(sandbox), access_advisor=False), admin)
+        wrong = [f for f in snap.findings if f.code == "wrong_resource_id"]
+        assert [f.user for f in wrong] == ["oltp_ro_user"]
+        assert writer.resource_id in wrong[0].message and c.resource_id in wrong[0].fix
+    finally:
+        iam.delete_user_policy(UserName=f"member-{tag}", PolicyName="member")
+        iam.delete_user(UserName=f"member-{tag}")

@@ -112,6 +112,7 @@ class IamMappingCollector:
         self._advisor: concurrent.futures.Future[None] | None = None
         self._advisor_client: Any = None
         self._clients: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._member_resource_ids: frozenset[str] = frozenset()
         self._clock = clock
         self._inventory: IamInventory | None = None
         self._iam_error: IamReadError | None = None
@@ -220,6 +221,8 @@ class IamMappingCollector:
                 self._inventory, self._iam_at = None, self._clock()
                 iam_due = False
         iam_sess = iam_session or session
+        if session is not None and iam_due and resolved.kind == "aurora" and self.cfg.cluster_id:
+            self._member_resource_ids = self._read_member_ids(self._client(session, "rds", region))
         if iam_sess is not None and iam_due:
             # clients are thread-safe (sessions are not): the advisor thread reuses this one
             self._advisor_client = self._client(iam_sess, "iam", None)
@@ -263,8 +266,21 @@ class IamMappingCollector:
             return f"arn:{parts[1]}:iam::{parts[4]}:role/{name}"
         return None
 
+    def _read_member_ids(self, rds: Any) -> frozenset[str]:
+        """The members' own DbiResourceIds: a grant naming one of them instead of the cluster's is wrong."""
+        try:
+            resp = rds.describe_db_instances(
+                Filters=[{"Name": "db-cluster-id", "Values": [self.cfg.cluster_id]}]
+            )
+        except Exception as exc:  # only sharpens wrong_resource_id; the mapping works without it
+            log.debug("members of %s: %s", self.cfg.cluster_id, exc)
+            return self._member_resource_ids
+        return frozenset(
+            str(i["DbiResourceId"]) for i in resp.get("DBInstances", []) if i.get("DbiResourceId")
+        )
+
     def _context(self, resolved: ResolvedClusterLike) -> MappingContext:
-        ids = {i.id for i in resolved.instances}
+        ids = {i.id for i in resolved.instances} | set(self._member_resource_ids)
         for value in (self.cfg.cluster_id, self.cfg.instance_id, self.cfg.name):
             if value:
                 ids.add(value)
@@ -317,9 +333,9 @@ class IamMappingCollector:
         iam_session: Any = None,
     ) -> IamSnapshot:
         """One round: the roles query, plus whatever AWS reads are due. See the class docstring."""
-        ctx = self._context(resolved)
-        aws = asyncio.to_thread(self._aws_round, resolved, session, iam_session, ctx.region)
+        aws = asyncio.to_thread(self._aws_round, resolved, session, iam_session, resolved.region)
         rows, _ = await asyncio.gather(fetch(ROLES_SQL, None), aws)
+        ctx = self._context(resolved)
         # Access Advisor is slow (a job per principal, polled): it runs in the background and this round waits
         # for it only briefly; what it finds later shows in later rounds (unused_grant findings).
         arns = self._advisor_due()
