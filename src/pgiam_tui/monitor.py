@@ -260,10 +260,14 @@ class Monitor:
 
     async def _round(self, w: ClusterWatch) -> ClusterSnapshot:
         cfg = w.cfg
-        try:
-            session = await asyncio.to_thread(self._sessions.session, cfg.profile)
-        except Exception as exc:
-            return error_snapshot(w, aws_error("credentials", exc, cfg))
+        session = w.session
+        if session is None:
+            # once per discovery period: the worker threads are shared (events and IAM reads use them too),
+            # so a steady round must not wait for one just to look a cached session up
+            try:
+                session = w.session = await asyncio.to_thread(self._sessions.session, cfg.profile)
+            except Exception as exc:
+                return error_snapshot(w, aws_error("credentials", exc, cfg))
         w.discovery_problems = ()
         try:
             resolved = await self._resolve(w, session)
@@ -300,6 +304,7 @@ class Monitor:
             w.resolved = await asyncio.to_thread(resolve_cluster, w.cfg, session)
             w.resolved_at = now
             w.identity_arn = None  # ask again now and then too (expired SSO, changed role)
+            w.session = None  # and pick up a SessionFactory.clear() (e.g. after `aws sso login`)
         return w.resolved
 
     async def _sync_connections(self, w: ClusterWatch, resolved: Any, session: Any) -> None:

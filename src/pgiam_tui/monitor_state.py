@@ -51,6 +51,7 @@ class ClusterWatch:
     refresh_requested: bool = False
     task: asyncio.Task[None] | None = None
     last_round_end: float = 0.0
+    session: Any = None  # boto3.Session of cfg.profile, looked up once per discovery period
     resolved: Any = None  # aws.discovery.ResolvedCluster
     resolved_at: float = 0.0
     identity_arn: str | None = None
