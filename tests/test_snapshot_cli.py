@@ -434,3 +434,32 @@ def test_render_text_escapes_untrusted_strings() -> None:
         "blocked: pid 42" in out and "by 7" in out and "\\x1b" in out and "\\u202e" in visible(HOSTILE, 200)
     )
     assert visible("a\tb\nc") == "a b c" and visible("x" * 100, 10) == "x" * 9 + "…"
+
+
+@needs_sandbox
+async def test_failed_rediscovery_keeps_watching(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The monitoring role's credentials expire (moto says ExpiredToken): rediscovery fails, but the open
+    sessions keep answering, so the cluster stays ok with a `discovery_failed` finding."""
+    from pgiam_tui.aws.session import SessionFactory
+    from pgiam_tui.config import Config, load_config
+    from pgiam_tui.monitor import Monitor
+
+    cluster = next(c for c in sandbox.clusters if c.kind == "aurora")
+    config = load_config(sandbox.profiles_toml)
+    chosen = Config(path=config.path, clusters=(config.cluster(cluster.name),))
+    sessions = SessionFactory(cache_dir=tmp_path / "cli-cache")
+    monitor = Monitor(chosen, sessions, collect_events=False, collect_iam=False, discovery_refresh_s=0)
+    try:
+        (first,) = await monitor.collect_once()
+        assert first.status == "ok" and not any(f.code == "discovery_failed" for f in first.findings)
+        profile = chosen.clusters[0].profile
+        creds = await asyncio.to_thread(
+            lambda: sessions.session(profile).get_credentials().get_frozen_credentials()
+        )
+        assert await asyncio.to_thread(sandbox.expire_sessions, None, creds.access_key) == 1
+        (later,) = await monitor.collect_once()
+        assert later.status == "ok" and later.activity and not later.stale
+        codes = {f.code for f in later.findings}
+        assert "discovery_failed" in codes
+    finally:
+        await monitor.stop()
