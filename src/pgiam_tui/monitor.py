@@ -290,6 +290,11 @@ class Monitor:
             return error_snapshot(w, ErrorInfo(exc.step, str(exc), exc.hint))
 
         conns = list(w.conns.values())
+        if not conns:
+            message = f"{cfg.name}: discovery found no instance to watch"
+            return error_snapshot(
+                w, ErrorInfo("discovery", message, "is the cluster being created or deleted?")
+            )
         activity = asyncio.gather(*(self._activity(w, c) for c in conns))
         results, _ = await asyncio.gather(activity, self._iam(w, resolved, session))
         # events after activity, so this round's own connection attempts are merged into this round's events
