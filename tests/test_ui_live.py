@@ -138,3 +138,59 @@ async def test_live_cluster_fails_when_stopped_others_keep_updating(sandbox: San
         assert not app.query_one("#activity-error").display
         await pilot.press("q")
     assert app.return_value == 0
+
+
+async def test_live_cancel_backend_after_confirmation_is_recorded(sandbox: Sandbox, tmp_path: Path) -> None:
+    import psycopg
+
+    cluster = sandbox.clusters[0]
+    writer = next(i for i in cluster.instances if i.role == "writer")
+    # A backend of the monitoring role (unix socket, trust): pgmonitor may cancel its own role's queries.
+    sleeper = psycopg.connect(
+        host=writer.pg_socket_dir,
+        port=writer.pg_port,
+        dbname=cluster.database,
+        user="pgmonitor",
+        application_name="ui-cancel-test",
+        autocommit=True,
+    )
+    outcome: list[str] = []
+
+    def sleep() -> None:
+        try:
+            sleeper.execute("SELECT pg_sleep(120)")
+            outcome.append("finished")
+        except psycopg.errors.QueryCanceled:
+            outcome.append("canceled")
+
+    pid = sleeper.info.backend_pid
+    loop = asyncio.get_running_loop()
+    done = loop.run_in_executor(None, sleep)
+    app = live_app(sandbox, tmp_path / "aws-cache")
+    try:
+        async with app.run_test(size=(160, 50)) as pilot:
+            table = app.activity.table
+            await wait_for(
+                pilot, "the sleeping session", lambda: any(p == pid for _, p, _, _ in table_rows(table))
+            )
+            table.focus()
+            key = next(k for k in table.rows if (loc := table.located(str(k.value))) and loc.row.pid == pid)
+            table.move_cursor(row=table.get_row_index(key))
+            await pilot.press("k")
+            await pilot.pause()
+            assert type(app.screen).__name__ == "ConfirmScreen"
+            await pilot.press("y")
+            await wait_for(pilot, "the query to be canceled", lambda: bool(outcome))
+            assert outcome == ["canceled"]
+            events = app.query_one(EventsTable)
+
+            def action_event() -> bool:
+                return any(events.get_row_at(i)[1].plain == "ACTION" for i in range(events.row_count))
+
+            await wait_for(pilot, "the action recorded as an event", action_event)
+            await pilot.press("q")
+    finally:
+        if not outcome:
+            sleeper.cancel_safe()
+        await done
+        sleeper.close()
