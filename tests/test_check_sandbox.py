@@ -169,7 +169,7 @@ async def test_iam_auth_disabled_on_the_cluster(
     finally:
         set_cluster_iam_flag(sandbox, sb, True)
     assert not result.ok and not result.connected
-    assert result.cause == "iam_auth_disabled"
+    assert result.cause == "iam_auth_disabled", (result.cause_text, result.evidence)
     assert (
         result.step("discovery").status == "failed" and result.step("discovery").cause == "iam_auth_disabled"
     )

@@ -176,7 +176,14 @@ def _from_log(ctx: CheckContext, line: IamLogLine, finding: PolicyFinding | None
 async def explain_iam_refusal(ctx: CheckContext, b: StepBuilder, attempt_local_s: float) -> Diagnosis:
     """The cause of a PAM refusal; sets ctx.evidence_source to "aws_log" or "inference"."""
     attempt_aws_s = attempt_local_s - (ctx.skew_s or 0.0)
-    line, log_readable = await _read_log(ctx, b, int((attempt_aws_s - 2.0) * 1000))
+    # 1 s of slack: AWS's time is known to us only to the second (the Date header).
+    line, log_readable = await _read_log(ctx, b, int((attempt_aws_s - 1.0) * 1000))
+    iam_off = ctx.suspected("iam_auth_disabled")
+    if line is not None and iam_off is not None:
+        # RDS logs nothing for logins it does not check with IAM: a line now is another attempt's.
+        ctx.evidence_source = "inference"
+        b.evidence.append(f"ignored (IAM auth is off, so not this login's): {line.message}")
+        return iam_off
     if line is not None:
         finding = await _policy_finding(ctx, b) if line.code == "NotAuthorized" else None
         ctx.evidence_source = "aws_log"
