@@ -350,7 +350,8 @@ endpoint_url = {endpoint}
     config = tmp_path / "aws-config"
     config.write_text(base + extra, encoding="utf-8")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
-    monkeypatch.setenv("HOME", str(tmp_path))  # the AWS CLI cache of this test only
+    monkeypatch.setenv("HOME", str(tmp_path))  # the AWS CLI cache of this test only...
+    monkeypatch.delenv("PGIAM_TUI_AWS_CLI_CACHE", raising=False)  # ...and ours is the AWS CLI's
     yield config
 
 
@@ -580,6 +581,7 @@ def test_cli_asks_for_the_mfa_code_on_the_terminal(
     import select
 
     env = {**sandbox_env, "AWS_CONFIG_FILE": str(extra_profiles), "HOME": os.environ["HOME"]}
+    env.pop("PGIAM_TUI_AWS_CLI_CACHE", None)  # this test's own (empty) cache: the MFA code must be asked
     argv = [str(BIN / "pgiam-tui"), "profiles", "--resolve", "with-mfa"]
     pid, fd = pty.fork()
     if pid == 0:  # child: the real console script on a terminal
@@ -610,3 +612,13 @@ def test_cli_asks_for_the_mfa_code_on_the_terminal(
     assert f"Enter MFA code for arn:aws:iam::{DB_ACCOUNT}:mfa/dba:" in text
     assert "424242" not in text  # not echoed
     assert f"arn:aws:sts::{DB_ACCOUNT}:assumed-role/pgdemo-oltp-rw-role/" in text
+
+
+def test_cache_dir_override_from_environment(
+    sandbox: Sandbox, extra_profiles: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setenv("PGIAM_TUI_AWS_CLI_CACHE", str(elsewhere))
+    SessionFactory().identity("pgdemo-oltp-rw")
+    assert len(cache_files(elsewhere)) == 1
+    assert cache_files(tmp_path / ".aws" / "cli" / "cache") == {}  # HOME's cache untouched

@@ -131,6 +131,7 @@ def test_token_command_matches_aws_cli_and_logs_in(
 ) -> None:
     sc = one_cluster(sandbox)
     env = {**sandbox_env, "HOME": str(tmp_path)}  # one shared ~/.aws/cli/cache for both tools
+    env.pop("PGIAM_TUI_AWS_CLI_CACHE", None)  # (the sandbox points ours elsewhere by default)
     ours = subprocess.run(
         [str(BIN / "pgiam-tui"), "--config", str(sandbox.profiles_toml), "token", sc.name],
         env=env,
