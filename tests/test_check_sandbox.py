@@ -72,6 +72,9 @@ def direct(cfg: ClusterConfig, sb: SandboxCluster, **changes: Any) -> ClusterCon
 
 
 async def check(cfg: ClusterConfig, sessions: SessionFactory, **kwargs: Any) -> CheckResult:
+    # A generous cap on waiting for AWS's log line: the check stops waiting as soon as the line is there,
+    # and a loaded test machine must not turn "AWS's log decided" into "inference".
+    kwargs.setdefault("log_wait_s", 15.0)
     result = await run_check(cfg, sessions, **kwargs)
     assert result.steps[0].name == "config"
     return result

@@ -60,7 +60,7 @@ async def run_check(
     sessions: SessionFactory,
     *,
     clock: Clock | None = None,
-    log_wait_s: float = 3.0,
+    log_wait_s: float = 5.0,
 ) -> CheckResult:
     """Check the connection to CFG's cluster, step by step (boto3 and sockets run in threads).
 

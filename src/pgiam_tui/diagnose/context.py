@@ -44,7 +44,7 @@ class CheckContext:
     cfg: ClusterConfig
     sessions: SessionFactory
     clock: Clock = utc_now
-    log_wait_s: float = 3.0
+    log_wait_s: float = 5.0
     session: boto3.Session | None = None
     identity_arn: str | None = None
     skew_s: float | None = None  # local clock minus AWS's Date header
