@@ -113,7 +113,8 @@ class SessionFactory:
 
     `mfa_prompt(prompt) -> code` is called when an assumed role has `mfa_serial`; prompts are
     serialized so that concurrent resolutions never ask two questions at once.
-    `cache_dir` defaults to the AWS CLI's ~/.aws/cli/cache (tests pass a temporary directory).
+    `cache_dir` defaults to $PGIAM_TUI_AWS_CLI_CACHE (set by the sandbox), else the AWS CLI's
+    ~/.aws/cli/cache (tests pass a temporary directory).
     """
 
     def __init__(self, mfa_prompt: MfaPrompt | None = None, *, cache_dir: Path | str | None = None) -> None:
