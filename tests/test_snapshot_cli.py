@@ -453,9 +453,9 @@ async def test_failed_rediscovery_keeps_watching(sandbox: Sandbox, tmp_path: Pat
         (first,) = await monitor.collect_once()
         assert first.status == "ok" and not any(f.code == "discovery_failed" for f in first.findings)
         profile = chosen.clusters[0].profile
-        creds = await asyncio.to_thread(
-            lambda: sessions.session(profile).get_credentials().get_frozen_credentials()
-        )
+        found = await asyncio.to_thread(lambda: sessions.session(profile).get_credentials())
+        assert found is not None
+        creds = found.get_frozen_credentials()
         assert await asyncio.to_thread(sandbox.expire_sessions, None, creds.access_key) == 1
         (later,) = await monitor.collect_once()
         assert later.status == "ok" and later.activity and not later.stale
