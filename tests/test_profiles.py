@@ -622,3 +622,11 @@ def test_cache_dir_override_from_environment(
     SessionFactory().identity("pgdemo-oltp-rw")
     assert len(cache_files(elsewhere)) == 1
     assert cache_files(tmp_path / ".aws" / "cli" / "cache") == {}  # HOME's cache untouched
+
+
+def test_aws_profile_env_naming_a_missing_profile(aws_files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "gone")
+    with pytest.raises(AwsCredentialError) as info:
+        SessionFactory(cache_dir=aws_files / "cache").session(None)
+    assert info.value.kind == "unknown_profile"
+    assert str(info.value) == "AWS profile 'gone' not found (from AWS_PROFILE)"

@@ -77,8 +77,10 @@ def classify_aws_error(exc: BaseException, profile: str | None) -> AwsCredential
         return exc
     who = _label(profile)
     if isinstance(exc, bx.ProfileNotFound):
+        # With profile None the name came from AWS_PROFILE; botocore's exception carries it.
+        missing = profile or str(getattr(exc, "kwargs", {}).get("profile", "?"))
         return AwsCredentialError(
-            f"AWS profile {profile!r} not found",
+            f"AWS profile {missing!r} not found" + ("" if profile else " (from AWS_PROFILE)"),
             "unknown_profile",
             "list the profiles with `pgiam-tui profiles` (AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE "
             "choose the files)",
