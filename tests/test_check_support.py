@@ -1,0 +1,168 @@
+"""Helpers shared by the check's sandbox tests (no tests here): configs, fault injectors, small servers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import keyring.backend
+
+from pgiam_tui.aws.session import SessionFactory
+from pgiam_tui.config import ClusterConfig, Config
+from pgiam_tui.diagnose import CheckResult, run_check
+
+if TYPE_CHECKING:
+    from pgiam_tui.sandbox import Sandbox, SandboxCluster
+
+ADMIN = "sandbox-db-admin"
+MONITOR_POLICY = "pg-db-monitor-policy"
+
+
+def aurora(
+    sandbox: Sandbox, config: Config, region: str = "us-east-1"
+) -> tuple[ClusterConfig, SandboxCluster]:
+    """An Aurora cluster of the sandbox in REGION with its config entry."""
+    for c in sandbox.clusters:
+        if c.kind == "aurora" and c.region == region:
+            return config.cluster(c.name), c
+    raise AssertionError(f"no aurora cluster in {region}")
+
+
+def direct(cfg: ClusterConfig, sb: SandboxCluster, **changes: Any) -> ClusterConfig:
+    """CFG as a directly given endpoint (no discovery), through the cluster endpoint's front door."""
+    base = replace(
+        cfg,
+        cluster_id=None,
+        instance_id=None,
+        endpoint=sb.endpoint,
+        port=5432,
+        resource_id=sb.resource_id,
+        account_id=sb.account_id,
+        tunnels=(),
+        hostaddr="127.0.0.1",
+        local_port=sb.listen_port,
+    )
+    return replace(base, **changes)
+
+
+async def check(cfg: ClusterConfig, sessions: SessionFactory, **kwargs: Any) -> CheckResult:
+    # A generous cap on waiting for AWS's log line: the check stops waiting as soon as the line is there,
+    # and a loaded test machine must not turn "AWS's log decided" into "inference".
+    kwargs.setdefault("log_wait_s", 15.0)
+    result = await run_check(cfg, sessions, **kwargs)
+    assert result.steps[0].name == "config"
+    return result
+
+
+def failed(result: CheckResult) -> str:
+    """Name of the first failed step (for readable asserts)."""
+    step = result.failed_step
+    return step.name if step else "none"
+
+
+def set_cluster_iam_flag(sandbox: Sandbox, sb: SandboxCluster, enabled: bool) -> None:
+    """modify_db_cluster(EnableIAMDatabaseAuthentication=...) through moto's API, as an operator would.
+
+    moto 5.2 stores the new flag but keeps reporting the old one in describe_db_clusters (its `iam_auth`
+    attribute is not updated); the sandbox's front door reads the stored flag. Until the sandbox patches
+    describe, mirror the value into `iam_auth` so describe tells the truth, as RDS's does.
+    """
+    from moto.rds.models import rds_backends
+
+    rds = sandbox.boto_session(ADMIN).client("rds", region_name=sb.region)
+    rds.modify_db_cluster(
+        DBClusterIdentifier=sb.cluster_id, EnableIAMDatabaseAuthentication=enabled, ApplyImmediately=True
+    )
+    assert sb.cluster_id is not None
+    rds_backends[sb.account_id][sb.region].clusters[sb.cluster_id].iam_auth = enabled
+
+
+def admin_sql(sandbox: Sandbox, sb: SandboxCluster, sql: str) -> None:
+    """SQL as the sandbox superuser; the front doors' rds_iam membership cache (~1 s) is dropped after it."""
+    sandbox.admin_sql(sb.name, sql)
+    forget = getattr(sandbox, "forget_memberships", None)
+    if callable(forget):
+        forget()
+    else:
+        time.sleep(1.1)  # the front door's MEMBERSHIP_TTL: let a cached answer from before the change expire
+
+
+class WrongMonitorPolicy:
+    """Make pg-db-monitor-policy's default version name RESOURCE (restored on exit)."""
+
+    def __init__(self, sandbox: Sandbox, sb: SandboxCluster, resource: str) -> None:
+        self.iam = sandbox.boto_session(ADMIN).client("iam")
+        self.arn = f"arn:aws:iam::{sandbox.db_account_id}:policy/{MONITOR_POLICY}"
+        self.document = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "rds-db:connect",
+                    "Resource": f"arn:aws:rds-db:{sb.region}:{sb.account_id}:{resource}",
+                }
+            ],
+        }
+
+    def __enter__(self) -> None:
+        self.old = self.iam.get_policy(PolicyArn=self.arn)["Policy"]["DefaultVersionId"]
+        new = self.iam.create_policy_version(
+            PolicyArn=self.arn, PolicyDocument=json.dumps(self.document), SetAsDefault=True
+        )
+        self.new = new["PolicyVersion"]["VersionId"]
+
+    def __exit__(self, *exc: object) -> None:
+        self.iam.set_default_policy_version(PolicyArn=self.arn, VersionId=self.old)
+        self.iam.delete_policy_version(PolicyArn=self.arn, VersionId=self.new)
+
+
+def closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = int(s.getsockname()[1])
+    s.close()
+    return port
+
+
+class UnansweringPort:
+    """A port whose accept queue is full, so a new connect() hangs until its timeout (SYNs are dropped)."""
+
+    def __enter__(self) -> int:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        port = int(self.listener.getsockname()[1])
+        self.fillers: list[socket.socket] = []
+        for _ in range(4):  # backlog 0 still admits one or two; fill it
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+            self.fillers.append(c)
+        return port
+
+    def __exit__(self, *exc: object) -> None:
+        for c in self.fillers:
+            c.close()
+        self.listener.close()
+
+
+class MemoryKeyring(keyring.backend.KeyringBackend):
+    """An in-memory OS keyring stand-in (the check reads passwords through the keyring API)."""
+
+    priority = 1
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.store: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.store.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.store[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.store.pop((service, username), None)
