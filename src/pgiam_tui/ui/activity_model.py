@@ -201,8 +201,8 @@ ACTIVITY_COLUMNS: tuple[Column, ...] = (
     Column(
         "wait",
         "wait",
-        14,
-        lambda r, s: cell(_wait(r), style=s, max_len=14),
+        18,
+        lambda r, s: cell(_wait(r), style=s, max_len=18),
         ("wait_event_type", "wait_event"),
     ),
     Column(

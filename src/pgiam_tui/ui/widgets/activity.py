@@ -19,7 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import ContentSwitcher, DataTable, Input, Static, Tree
-from textual.widgets.data_table import CellKey, RowKey
+from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 from textual.widgets.tree import TreeNode
 
 from pgiam_tui.model import ClusterSnapshot, SessionRow
@@ -56,7 +56,10 @@ class Located:
 
 
 # Per column, a getter of the SessionRow fields it shows (C-speed comparison of old vs new row).
-_COLUMN_FIELDS = tuple((col, attrgetter(*col.fields)) for col in ACTIVITY_COLUMNS)
+_COLUMN_FIELDS = tuple((i, col, attrgetter(*col.fields)) for i, col in enumerate(ACTIVITY_COLUMNS))
+_VOLATILE_KEYS = ("duration", "xact")  # change every round while a session runs
+_VOLATILE = tuple(c for c in _COLUMN_FIELDS if c[1].key in _VOLATILE_KEYS)
+_STATIC = attrgetter(*(f for c in ACTIVITY_COLUMNS if c.key not in _VOLATILE_KEYS for f in c.fields))
 
 
 def _same(a: SortCell, b: SortCell) -> bool:
@@ -78,6 +81,9 @@ class ActivityTable(DataTable[SortCell]):
         self.show_background = False  # autovacuum, walwriter, ...: noise for a DBA watching sessions
         self._shown: dict[str, tuple[SortCell, ...]] = {}
         self._prev: dict[str, tuple[SessionRow, str]] = {}
+        # direct references to DataTable's per-row cell dicts and column keys (hot path of big diffs)
+        self._cell_data: dict[str, dict[ColumnKey, SortCell]] = {}
+        self._col_objs: dict[str, ColumnKey] = {}
         self._rows: dict[str, Located] = {}
         self._col_keys: tuple[str, ...] = (("cluster",) if with_cluster else ()) + tuple(
             c.key for c in ACTIVITY_COLUMNS
@@ -87,9 +93,9 @@ class ActivityTable(DataTable[SortCell]):
     def on_mount(self) -> None:
         """Fixed-width columns: widths never depend on data, so updates never re-layout."""
         if self.with_cluster:
-            self.add_column("cluster", width=12, key="cluster")
+            self._col_objs["cluster"] = self.add_column("cluster", width=12, key="cluster")
         for col in ACTIVITY_COLUMNS:
-            self.add_column(col.label, width=col.width, key=col.key)
+            self._col_objs[col.key] = self.add_column(col.label, width=col.width, key=col.key)
 
     @property
     def row_count_total(self) -> int:
@@ -124,6 +130,7 @@ class ActivityTable(DataTable[SortCell]):
             self._shown.clear()
             self._rows.clear()
             self._prev.clear()
+            self._cell_data.clear()
         blockers = blockers_of(loc.row for loc in sessions)
         rows: dict[str, Located] = {}
         flt = self.session_filter
@@ -152,7 +159,8 @@ class ActivityTable(DataTable[SortCell]):
                 prev = self._prev.get(key)
                 if prev is None:
                     cells = row_cells(row, blockers, loc.cluster if self.with_cluster else None)
-                    self.add_row(*cells, key=key)
+                    row_key = self.add_row(*cells, key=key)
+                    self._cell_data[key] = self._data[row_key]
                     self._shown[key] = cells
                     self._prev[key] = (row, style)
                     resort = True
@@ -163,19 +171,22 @@ class ActivityTable(DataTable[SortCell]):
                 old = self._shown[key]
                 new = list(old)
                 restyle = prev_style != style
-                data = self._data[key]  # type: ignore[index]  # StringKey hashes and compares as its str
+                data = self._cell_data[key]
+                col_objs = self._col_objs
                 if restyle and offset:
                     new[0] = cell(loc.cluster, style=style, max_len=12)
-                    data["cluster"] = new[0]  # type: ignore[index]
+                    data[col_objs["cluster"]] = new[0]
                     changed = True
-                for i, (col, fields_of) in enumerate(_COLUMN_FIELDS):
+                # Usually only the durations moved: one tuple comparison rules out the other columns.
+                check = _COLUMN_FIELDS if restyle or _STATIC(prev_row) != _STATIC(row) else _VOLATILE
+                for i, col, fields_of in check:
                     if not restyle and fields_of(prev_row) == fields_of(row):
                         continue
                     after = col.make(row, style)
                     if not _same(old[i + offset], after):
                         new[i + offset] = after
                         # What update_cell does, minus its refresh per call (one refresh below).
-                        data[col.key] = after  # type: ignore[index]
+                        data[col_objs[col.key]] = after
                         changed = True
                         if i + offset == sort_index:
                             resort = True
@@ -197,6 +208,7 @@ class ActivityTable(DataTable[SortCell]):
         for key in keys:
             del self._shown[key]
             self._prev.pop(key, None)
+            self._cell_data.pop(key, None)
         if len(keys) <= 8:
             for key in keys:
                 self.remove_row(key)
