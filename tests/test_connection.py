@@ -411,3 +411,22 @@ async def test_iam_connections_come_back_after_restart(sandbox: Any, tmp_path: A
     finally:
         for conn, _ in conns:
             await conn.close()
+
+
+@pytest.mark.parametrize(
+    ("message", "sqlstate", "hint_part"),
+    [
+        ('FATAL:  PAM authentication failed for user "pgmonitor"', "28000", "pgiam-tui check c1"),
+        ('FATAL:  password authentication failed for user "x"', "28P01", "rds_iam"),
+        ('FATAL:  database "nope" does not exist', "3D000", "database"),
+        ('FATAL:  role "ghost" does not exist', "28000", "pgiam-tui check c1"),
+        ("FATAL:  the database system is starting up", "57P03", "retried"),
+        ('FATAL:  too many connections for role "pgmonitor"', "53300", "retried"),
+        ("could not connect: Connection refused", None, "refused"),
+    ],
+)
+def test_login_failures_are_classified(message: str, sqlstate: str | None, hint_part: str) -> None:
+    from pgiam_tui.db.connection import _hint_for, login_sqlstate
+
+    assert login_sqlstate(message) == sqlstate
+    assert hint_part in _hint_for(sqlstate, message, "c1")

@@ -463,3 +463,25 @@ async def test_failed_rediscovery_keeps_watching(sandbox: Sandbox, tmp_path: Pat
         assert "discovery_failed" in codes
     finally:
         await monitor.stop()
+
+
+@needs_sandbox
+def test_snapshot_exit_1_for_a_stopped_sandbox_cluster(
+    sandbox: Sandbox, sandbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = dict(sandbox_env)
+    env["HOME"] = str(tmp_path)
+    names = [c.name for c in sandbox.clusters]
+    victim, other = names[0], names[1]
+    sandbox.stop_cluster(victim)
+    try:
+        done = _run(["snapshot", "--json", "--cluster", victim, "--cluster", other], env)
+    finally:
+        sandbox.start_cluster(victim)
+    assert done.returncode == 1, done.stderr
+    by_name = {c["name"]: c for c in json.loads(done.stdout)["clusters"]}
+    assert by_name[other]["status"] == "ok"
+    bad = by_name[victim]
+    assert bad["status"] == "error" and bad["error"]["step"] == "connect" and bad["error"]["message"]
+    assert all(i["status"] == "failed" for i in bad["instances"])
+    assert "Traceback" not in done.stderr

@@ -109,6 +109,10 @@ def _hint_for(sqlstate: str | None, message: str, cluster: str) -> str:
         return f"the IAM login was refused: run `pgiam-tui check {cluster}` to find out why"
     if sqlstate == "28P01" or "password authentication failed" in low:
         return "password authentication: is the user in rds_iam (IAM), or is the keyring password right?"
+    if sqlstate == "57P03":
+        return "the server is starting or stopping (restart, maintenance, failover): retried with backoff"
+    if sqlstate == "53300":
+        return "the server has no connection slot left for this user: retried with backoff"
     if sqlstate == "3D000":
         return "the database does not exist: set `database` for this cluster in profiles.toml"
     if "certificate" in low or "ssl" in low:
