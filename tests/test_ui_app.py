@@ -373,3 +373,14 @@ async def test_background_processes_hidden_until_asked() -> None:
         assert 99 not in table_pids(app.activity.table)
         await pilot.press("g")
         assert 99 in table_pids(app.activity.table)
+
+
+async def test_palette_command_runs_its_action() -> None:
+    app, source = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        await commands["Sort by pid"].callback()  # type: ignore[misc]
+        assert app.activity.table.sort_column == "pid"
+        await commands["Pause / resume"].callback()  # type: ignore[misc]
+        assert source.paused

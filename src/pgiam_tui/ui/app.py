@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -24,8 +25,8 @@ from textual.worker import Worker, WorkerState
 
 from pgiam_tui.config import ClusterConfig
 from pgiam_tui.model import ClusterSnapshot, ConnEvent
-from pgiam_tui.ui.activity_model import COLUMN_LABELS, SORTABLE
 from pgiam_tui.ui.messages import ClusterSelected, SessionChosen, SnapshotArrived
+from pgiam_tui.ui.palette import PALETTE
 from pgiam_tui.ui.render import safe_text
 from pgiam_tui.ui.screens.all_sessions import AllSessionsScreen
 from pgiam_tui.ui.screens.detail import SessionDetailScreen
@@ -495,41 +496,5 @@ class PgiamApp(App[int]):
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         """Every key action, plus 'sort by <column>', in the command palette."""
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Help", "Show the keys", self.action_help)
-        yield SystemCommand("Filter", "Filter the focused pane (/)", self.action_filter)
-        yield SystemCommand("Sort: next column", "Cycle the activity sort column (s)", self.action_sort)
-        yield SystemCommand("Sort: reverse", "Flip the activity sort direction (S)", self.action_reverse_sort)
-        for key in SORTABLE:
-            label = COLUMN_LABELS[key]
-            yield SystemCommand(
-                f"Sort by {label}", f"Sort activity by {label}", lambda k=key: self.action_sort_by(k)
-            )
-        yield SystemCommand("Hide idle sessions", "Toggle idle sessions (i)", self.action_hide_idle)
-        yield SystemCommand(
-            "Background processes", "Show / hide autovacuum, walwriter, ... (g)", self.action_background
-        )
-        yield SystemCommand("Blocking tree", "Toggle the blockers -> blocked tree (b)", self.action_tree)
-        yield SystemCommand("All clusters' sessions", "Merged activity view (a)", self.action_all_sessions)
-        yield SystemCommand(
-            "Session detail", "Detail of the selected session (enter)", self.action_open_detail
-        )
-        yield SystemCommand("Pause / resume", "Pause or resume polling (p)", self.action_pause)
-        yield SystemCommand(
-            "Faster refresh", "Shorter refresh interval (-)", lambda: self.action_interval(-1)
-        )
-        yield SystemCommand("Slower refresh", "Longer refresh interval (+)", lambda: self.action_interval(1))
-        yield SystemCommand("Refresh now", "Collect the selected cluster now (r)", self.action_refresh)
-        yield SystemCommand(
-            "Connection check", "Check the selected cluster step by step (c)", self.action_check
-        )
-        yield SystemCommand("Zoom pane", "Maximise / restore the focused pane (z)", self.action_zoom)
-        yield SystemCommand(
-            "Cancel backend",
-            "pg_cancel_backend on the selected session (k)",
-            lambda: self.action_signal_current("cancel"),
-        )
-        yield SystemCommand(
-            "Terminate backend",
-            "pg_terminate_backend on the selected session (t)",
-            lambda: self.action_signal_current("terminate"),
-        )
+        for title, help_text, action in PALETTE:
+            yield SystemCommand(title, help_text, partial(self.run_action, action))
