@@ -96,10 +96,11 @@ async def test_clock_skew_from_the_aws_date_header(
 
     cfg, _sb = aurora(sandbox, config)
     offset = dt.timedelta(minutes=-20)
-    real = botocore.auth.get_current_datetime
+    real = botocore.auth.get_current_datetime  # type: ignore[attr-defined]  # imported from botocore.compat
 
     def slow_naive_utc(*args: Any, **kwargs: Any) -> dt.datetime:
-        return real(*args, **kwargs) + offset
+        now: dt.datetime = real(*args, **kwargs)
+        return now + offset
 
     monkeypatch.setattr(botocore.auth, "get_current_datetime", slow_naive_utc)
     result = await check(cfg, sessions, clock=lambda: dt.datetime.now(dt.UTC) + offset)

@@ -72,11 +72,11 @@ def set_cluster_iam_flag(sandbox: Sandbox, sb: SandboxCluster, enabled: bool) ->
     """
     from moto.rds.models import rds_backends
 
+    assert sb.cluster_id is not None
     rds = sandbox.boto_session(ADMIN).client("rds", region_name=sb.region)
     rds.modify_db_cluster(
         DBClusterIdentifier=sb.cluster_id, EnableIAMDatabaseAuthentication=enabled, ApplyImmediately=True
     )
-    assert sb.cluster_id is not None
     rds_backends[sb.account_id][sb.region].clusters[sb.cluster_id].iam_auth = enabled
 
 
