@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import timedelta
 
 from rich.text import Text
 from textual.pilot import Pilot
@@ -384,3 +385,33 @@ async def test_palette_command_runs_its_action() -> None:
         assert app.activity.table.sort_column == "pid"
         await commands["Pause / resume"].callback()  # type: ignore[misc]
         assert source.paused
+
+
+async def test_detail_copies_full_query_to_clipboard() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        table = app.activity.table
+        table.focus()
+        key = next(k for k in table.rows if table.located(str(k.value)).row.pid == 4107)  # type: ignore[union-attr]
+        table.move_cursor(row=table.get_row_index(key))
+        await pilot.press("enter", "y")
+        assert app.clipboard == HOSTILE_QUERY  # the original text, not the escaped display
+
+
+async def test_token_countdown_ticks_with_the_clock() -> None:
+    clock = [fixed_now()]
+    source = StaticSource([sample_snapshots()])
+    app = PgiamApp(source, cluster_configs(), now=lambda: clock[0], tick=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        assert "11:23" in "\n".join(lines(app.cluster_list))
+        clock[0] += timedelta(minutes=10)
+        app._tick()
+        await pilot.pause()
+        text = "\n".join(lines(app.cluster_list))
+        assert "1:23" in text and "11:23" not in text
+        clock[0] += timedelta(minutes=2)
+        app._tick()
+        await pilot.pause()
+        assert "●  exp " in "\n".join(lines(app.cluster_list))

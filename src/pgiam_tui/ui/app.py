@@ -6,6 +6,7 @@ through `SnapshotArrived` messages; handlers only render what they receive -- no
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -54,6 +55,7 @@ ACTIVITY_ACTIONS = frozenset(
     }
 )
 NARROW_WIDTH = 100
+STOP_TIMEOUT_S = 10.0
 
 
 def utc_now() -> datetime:
@@ -108,6 +110,7 @@ class PgiamApp(App[int]):
         self.local_events: dict[str, list[ConnEvent]] = {}
         self.selected: str | None = clusters[0].name if clusters else None
         self.snapshots_seen = 0
+        self._source_stopped = False
 
     # ----- layout -------------------------------------------------------------------------------
 
@@ -487,9 +490,23 @@ class PgiamApp(App[int]):
     async def action_quit(self) -> None:
         """Stop the source (closes every connection), then exit 0."""
         try:
-            await self.source.stop()
+            await self._stop_source()
         finally:
             self.exit(0)
+
+    async def _stop_source(self) -> None:
+        # Bounded: a connection stuck in a dead network must not keep the console from quitting.
+        if self._source_stopped:
+            return
+        self._source_stopped = True
+        try:
+            await asyncio.wait_for(self.source.stop(), STOP_TIMEOUT_S)
+        except Exception as exc:  # TimeoutError included
+            self.log.warning(f"stopping the monitor: {type(exc).__name__}: {exc}")
+
+    async def on_unmount(self) -> None:
+        """Any other way out (ctrl+c, an exit from elsewhere) also stops the source."""
+        await self._stop_source()
 
     # ----- command palette ----------------------------------------------------------------------
 

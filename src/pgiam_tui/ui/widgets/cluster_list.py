@@ -113,7 +113,11 @@ class ClusterList(DataTable[Text]):
         active, waiting, total = session_counts(snap)
         fails = recent_failures(snap)
         countdown = fmt_countdown(snap.token_expires_at, now) if now is not None else ""
-        token_style = "red" if countdown == "expired" else ("yellow" if countdown.startswith("0:") else "")
+        # A token is checked only at login: once it expires the session stays up and the next reconnect
+        # makes a fresh one. So "expired" is information (dim), not an alarm.
+        token_style = ""
+        if countdown == "expired":
+            countdown, token_style = "exp", "dim"
         return (
             safe_text(name, 16),
             Text(symbol, style=style),
