@@ -105,6 +105,19 @@ async def test_live_activity_events_iam_and_switching(sandbox: Sandbox, tmp_path
         assert app.selected == second
         instances = {inst for inst, _, _, _ in table_rows(table)}
         assert instances and all(i.startswith(second) for i in instances), instances
+
+        # c: the connection check of the selected cluster, steps in a modal
+        app.cluster_list.focus()
+        await pilot.press("c")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "CheckScreen"
+
+        def check_text() -> str:
+            return " ".join(lines(app.screen.query_one("#check-body")))
+
+        await wait_for(pilot, "the check to finish", lambda: "running…" not in check_text())
+        assert f"✔ {second}: connected" in check_text(), check_text()
+        await pilot.press("escape")
         await pilot.press("q")
     assert app.return_value == 0
 
