@@ -62,6 +62,7 @@ async def test_token_signed_for_127_0_0_1_is_a_misconfigured_tunnel(
     assert result.step("tls").status == "failed"  # verify-full: the certificate is not for 127.0.0.1
     assert result.cause == "token_host_mismatch"
     assert result.fix is not None and "hostaddr" in result.fix and str(sb.listen_port) in result.fix
+    assert f'endpoint = "{sb.endpoint}"' in result.fix  # read from the certificate's names
     # Without verify-full TLS passes and RDS refuses the token itself.
     lax = await check(replace(wrong, sslmode="require"), sessions)
     assert lax.step("tls").status == "ok" and lax.step("authentication").status == "failed"

@@ -114,6 +114,17 @@ def _tcp_fail(ctx: CheckContext, b: StepBuilder, code: str, text: str, fix: str)
     return False
 
 
+def _endpoint_name(names: tuple[str, ...], ids: tuple[str, ...]) -> str | None:
+    """The writer endpoint among a certificate's names: the one of this cluster (its id starts RDS names),
+    else the only writer-like name. None when it cannot be told (wildcards, several candidates)."""
+    rds = [n for n in names if n.endswith(".rds.amazonaws.com") and not n.startswith("*")]
+    writers = [n for n in rds if ".cluster-" in n and ".cluster-ro-" not in n] or rds
+    ours = [n for n in writers if any(n.startswith(f"{i}.") for i in ids)]
+    if len(ours) == 1:
+        return ours[0]
+    return writers[0] if len(writers) == 1 else None
+
+
 async def step_tls(ctx: CheckContext, b: StepBuilder) -> bool:
     """SSLRequest and a TLS handshake checked like libpq's sslmode, with the configured CA bundle."""
     cfg = ctx.cfg
@@ -165,9 +176,17 @@ async def step_tls(ctx: CheckContext, b: StepBuilder) -> bool:
         host_concern = ctx.suspected("token_host_mismatch")
         if host_concern is not None:
             # Connecting "to 127.0.0.1" breaks TLS first; the root cause is the same misconfigured tunnel.
-            diag = Diagnosis(
-                host_concern.code, host_concern.text, host_concern.fix, [*host_concern.evidence, *evidence]
-            )
+            fix = host_concern.fix
+            ids = tuple(i for i in (cfg.cluster_id, cfg.instance_id, cfg.name) if i)
+            endpoint = _endpoint_name(outcome.peer_names, ids)
+            if endpoint is not None and ctx.token is not None:
+                # The certificate names the real endpoint: say exactly what to write.
+                fix = (
+                    f'set endpoint = "{endpoint}", port = 5432, hostaddr = "{ctx.token.host}", '
+                    f"local_port = {ctx.token.port} (the certificate names {endpoint}; the token and the TLS "
+                    "name must be the endpoint's, only TCP goes to the tunnel)"
+                )
+            diag = Diagnosis(host_concern.code, host_concern.text, fix, [*host_concern.evidence, *evidence])
             b.fail(f"{text} (certificate for {covered})", diag.fix, cause=diag.code)
         else:
             diag = Diagnosis("hostname_mismatch", text, fix, evidence)
