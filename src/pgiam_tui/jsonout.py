@@ -12,6 +12,7 @@ from typing import Any
 from pgiam_tui.model import (
     AssumeRoleEvent,
     ClusterSnapshot,
+    ConnectionStatus,
     ConnEvent,
     DbUser,
     FailureCount,
@@ -72,6 +73,20 @@ def _instance(i: InstanceInfo) -> dict[str, Any]:
         "port": i.port,
         "server_version": i.server_version,
         "error": i.error,
+        "connection": _connection(i.connection),
+    }
+
+
+def _connection(c: ConnectionStatus | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    return {
+        "state": c.state,
+        "attempt": c.attempt,
+        "next_try_at": iso(c.next_try_at),
+        "reason": c.reason,
+        "since": iso(c.since),
+        "token_expires_at": iso(c.token_expires_at),
     }
 
 

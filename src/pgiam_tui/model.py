@@ -58,6 +58,7 @@ class InstanceInfo:
     status: ConnState = "connecting"
     server_version: str | None = None
     error: str | None = None
+    connection: ConnectionStatus | None = None  # structured state (attempt, next try, token expiry)
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,6 +204,7 @@ def resolved_id(resolved: Any) -> str | None:
 
 
 def instance_info(conn: InstanceConnection) -> InstanceInfo:
+    """The snapshot view of one instance connection, with its structured state."""
     st = conn.status
     t = conn.target
     return InstanceInfo(
@@ -214,6 +215,7 @@ def instance_info(conn: InstanceConnection) -> InstanceInfo:
         status=st.state,
         server_version=conn.server_version,
         error=None if st.state == "connected" else status_text(st),
+        connection=st,
     )
 
 
