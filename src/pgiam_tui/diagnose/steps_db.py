@@ -8,7 +8,6 @@ from typing import Any
 
 from pgiam_tui.diagnose.causes import Diagnosis
 from pgiam_tui.diagnose.context import CheckContext
-from pgiam_tui.diagnose.refusal import explain_iam_refusal
 from pgiam_tui.diagnose.result import StepBuilder
 from pgiam_tui.diagnose.text import visible
 
@@ -137,6 +136,9 @@ async def _explain_refusal(
     b.evidence.append(f"server: {message}" + (f" (SQLSTATE {state})" if state else ""))
     low = message.lower()
     if "pam authentication failed" in low:
+        # Imported here: IAM evidence (logs, policies) is only needed when a login was refused.
+        from pgiam_tui.diagnose.refusal import explain_iam_refusal
+
         diag = await explain_iam_refusal(ctx, b, attempt_local_s)
     elif state == "28P01" or "password authentication failed" in low:
         if cfg.auth == "iam":
