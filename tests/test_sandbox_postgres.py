@@ -502,3 +502,41 @@ def test_binaries_in_a_private_dir_are_a_clear_error(tmp_path: Path) -> None:
         LocalPostgres.init_template(tmp_path / "tpl", bindir=private / "bin")
     assert "\n" not in str(err.value)
     assert not (tmp_path / "tpl").exists()
+
+
+def test_orphans_of_a_dead_sandbox_are_reaped(tmp_path: Path) -> None:
+    # A process that starts a server and dies without cleanup (kill -9, CI timeout) ...
+    script = textwrap.dedent(
+        f"""\
+        import os
+        from pathlib import Path
+        from pgiam_tui.sandbox.postgres import LocalPostgres
+        tpl = LocalPostgres.init_template(Path({str(tmp_path)!r}) / "tpl")
+        srv = LocalPostgres.clone(tpl, Path({str(tmp_path)!r}) / "srv")
+        srv.start()
+        print(srv.pid, srv.data_dir, tpl.data_dir, flush=True)
+        os._exit(0)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    pid_text, data_dir, template_dir = done.stdout.split()
+    pid = int(pid_text)
+    assert _alive(pid)
+    try:
+        # ... leaves a running server; the next sandbox's reaper stops it and frees its directories.
+        removed = postgres.reap_orphans()
+        assert Path(data_dir).parent in removed and Path(template_dir).parent in removed
+        assert not _alive(pid)
+        assert not Path(data_dir).exists() and not Path(template_dir).exists()
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    # A live owner's directories are left alone.
+    server = LocalPostgres.init_template(tmp_path / "mine")
+    try:
+        if server.data_dir != server.requested_dir:
+            assert server.data_dir.parent not in postgres.reap_orphans()
+            assert server.data_dir.exists()
+    finally:
+        server.cleanup()

@@ -420,6 +420,7 @@ class LocalPostgres:
         bindir = bindir if bindir is not None else find_pg_bindir()
         user = run_as()
         _check_reachable(bindir, user)
+        reap_orphans()
         real_dir, owned_base = _place_data_dir(Path(template_dir), user)
         cmd = [
             str(bindir / "initdb"),
@@ -754,6 +755,67 @@ class LocalPostgres:
             delay = min(delay * 1.5, 0.1)
 
 
+_OWNER_FILE = "pgiam-owner"  # in each pgiam-pg-* dir: "<pid> <start time>" of the process that made it
+
+
+def _owner_stamp(pid: int) -> str:
+    """``pid`` plus its start time (clock ticks after boot): a pid alone may have been reused."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return f"{pid} ?"
+    return f"{pid} {stat_line.rsplit(')', 1)[1].split()[19]}"
+
+
+def reap_orphans() -> list[Path]:
+    """Stop the servers and remove the data of sandboxes whose process died without cleaning up.
+
+    Only ``pgiam-pg-*`` directories (in /dev/shm or the public temp dir) whose owner file names a process
+    that no longer exists are touched; a server in one is stopped by the pid in its postmaster.pid, after
+    checking that this pid really is a postgres serving that directory. Returns the directories removed.
+    Called before each new template, so a crashed run (kill -9, CI timeout) does not hold memory for long.
+    """
+    removed: list[Path] = []
+    roots = {p for p in (_memory_base(), _public_tmp_base()) if p is not None}
+    for root in roots:
+        for base in root.glob("pgiam-pg-*"):
+            try:
+                owner = (base / _OWNER_FILE).read_text(encoding="ascii").strip()
+            except OSError:
+                continue  # not ours, or being made right now
+            pid_text = owner.split()[0]
+            if not pid_text.isdigit() or _owner_stamp(int(pid_text)) == owner:
+                continue  # the owner is alive
+            for data_dir in (d for d in base.iterdir() if d.is_dir()):
+                _stop_orphan(data_dir)
+            shutil.rmtree(base, ignore_errors=True)
+            removed.append(base)
+    return removed
+
+
+def _stop_orphan(data_dir: Path) -> None:
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().splitlines()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError, IndexError):
+        return
+    if str(data_dir).encode() not in cmdline or not cmdline[0].endswith(b"postgres"):
+        return  # the pid now belongs to something else
+    segments = _posix_shm_segments(pid)
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGINT)  # fast shutdown
+    for _ in range(100):
+        if not _pid_alive(pid):
+            break
+        time.sleep(0.05)
+    else:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        for segment in segments:
+            with contextlib.suppress(OSError):
+                segment.unlink()
+
+
 def _check_reachable(bindir: Path, user: RunAs | None) -> None:
     """Fail clearly when the unprivileged server user cannot even reach the binaries (e.g. under /root)."""
     if user is not None and not _traversable_by(bindir, user):
@@ -833,6 +895,7 @@ def _place_data_dir(requested: Path, user: RunAs | None) -> tuple[Path, Path | N
             return requested, None
         base_dir = _public_tmp_base()
     base = Path(tempfile.mkdtemp(prefix="pgiam-pg-", dir=base_dir))
+    (base / _OWNER_FILE).write_text(_owner_stamp(os.getpid()) + "\n", encoding="ascii")
     if user is not None:
         os.chown(base, user.uid, user.gid)
     os.chmod(base, 0o700)
@@ -952,6 +1015,7 @@ __all__ = [
     "find_pg_bindir",
     "free_port",
     "has_pg_stat_statements",
+    "reap_orphans",
     "run_as",
     "seed_statements",
     "server_version",
