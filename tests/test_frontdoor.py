@@ -23,7 +23,6 @@ import boto3
 import psycopg
 import pytest
 from botocore.credentials import Credentials
-from moto.core import DEFAULT_ACCOUNT_ID as ACCOUNT
 
 from pgiam_tui.sandbox import Switches
 from pgiam_tui.sandbox.frontdoor import FrontDoor
@@ -32,6 +31,7 @@ from pgiam_tui.sandbox.rds_logs import DiagnosticLog, RdsLogSink
 from pgiam_tui.sandbox.token_check import TokenTarget, TokenVerifier
 
 REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account: requests with unknown keys land there
 
 
 @dataclass
@@ -55,13 +55,24 @@ class Env:
 
     def client(self, service: str, creds: Credentials | None = None) -> Any:
         key = creds or Credentials("testing", "testing")
-        return boto3.client(
-            service, region_name=REGION, endpoint_url=self.moto_url, aws_access_key_id=key.access_key,
-            aws_secret_access_key=key.secret_key, aws_session_token=key.token,
-        )  # fmt: skip
+        return boto3.client(  # type: ignore[call-overload]
+            service,
+            region_name=REGION,
+            endpoint_url=self.moto_url,
+            aws_access_key_id=key.access_key,
+            aws_secret_access_key=key.secret_key,
+            aws_session_token=key.token,
+        )
 
-    def token(self, user: str = "pgmonitor", *, host: str | None = None, port: int = 5432,
-              region: str = REGION, creds: Credentials | None = None) -> str:  # fmt: skip
+    def token(
+        self,
+        user: str = "pgmonitor",
+        *,
+        host: str | None = None,
+        port: int = 5432,
+        region: str = REGION,
+        creds: Credentials | None = None,
+    ) -> str:
         c = creds or self.monitor
         rds = boto3.client(
             "rds", region_name=region, aws_access_key_id=c.access_key, aws_secret_access_key=c.secret_key
@@ -72,10 +83,17 @@ class Env:
         self, user: str, password: str, *, host: str | None = None, **kw: Any
     ) -> psycopg.Connection[Any]:
         params: dict[str, Any] = {
-            "host": host or self.endpoint, "hostaddr": "127.0.0.1", "port": self.door.port, "user": user,
-            "password": password, "dbname": "demo", "sslmode": "verify-full", "sslrootcert": str(self.ca_path),
-            "connect_timeout": 10, "application_name": "fd-test",
-        }  # fmt: skip
+            "host": host or self.endpoint,
+            "hostaddr": "127.0.0.1",
+            "port": self.door.port,
+            "user": user,
+            "password": password,
+            "dbname": "demo",
+            "sslmode": "verify-full",
+            "sslrootcert": str(self.ca_path),
+            "connect_timeout": 10,
+            "application_name": "fd-test",
+        }
         params.update(kw)
         return psycopg.connect(**params)
 
@@ -108,22 +126,30 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         sfx = uuid.uuid4().hex[:8]
 
         def client(service: str) -> Any:
-            return boto3.client(
-                service, region_name=REGION, endpoint_url=url, aws_access_key_id=admin.access_key,
+            return boto3.client(  # type: ignore[call-overload]
+                service,
+                region_name=REGION,
+                endpoint_url=url,
+                aws_access_key_id=admin.access_key,
                 aws_secret_access_key=admin.secret_key,
-            )  # fmt: skip
+            )
 
         rds, iam = client("rds"), client("iam")
         cluster_id = f"fd-{sfx}"
         cl = rds.create_db_cluster(
-            DBClusterIdentifier=cluster_id, Engine="aurora-postgresql", MasterUsername="postgres",
-            MasterUserPassword="postgres-pw", EnableIAMDatabaseAuthentication=True,
-        )["DBCluster"]  # fmt: skip
+            DBClusterIdentifier=cluster_id,
+            Engine="aurora-postgresql",
+            MasterUsername="postgres",
+            MasterUserPassword="postgres-pw",
+            EnableIAMDatabaseAuthentication=True,
+        )["DBCluster"]
         writer_id = f"{cluster_id}-writer"
         writer = rds.create_db_instance(
-            DBInstanceIdentifier=writer_id, DBClusterIdentifier=cluster_id, Engine="aurora-postgresql",
+            DBInstanceIdentifier=writer_id,
+            DBClusterIdentifier=cluster_id,
+            Engine="aurora-postgresql",
             DBInstanceClass="db.r6g.large",
-        )["DBInstance"]  # fmt: skip
+        )["DBInstance"]
         log_group = f"/aws/rds/cluster/{cluster_id}/postgresql"
         iam_group = f"/aws/rds/cluster/{cluster_id}/iam-db-auth-error"
         logs = client("logs")
@@ -154,21 +180,45 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 
         switches = Switches()
         sink = RdsLogSink(
-            log_file=root / "logs" / f"{cluster_id}.log", log_group=log_group, iam_log_group=iam_group,
-            client_factory=client, flush_interval=0.2,
-        )  # fmt: skip
+            log_file=root / "logs" / f"{cluster_id}.log",
+            log_group=log_group,
+            iam_log_group=iam_group,
+            client_factory=client,
+            flush_interval=0.2,
+        )
         diag = DiagnosticLog(root / "frontdoor-diagnostics.log")
         target = TokenTarget(ACCOUNT, REGION, cluster_id, writer_id, (endpoint, writer_ep))
         door = FrontDoor(
-            endpoint, [endpoint, writer_ep], instance_id=writer_id, backend_socket_dir=str(pg.socket_dir),
-            backend_port=int(pg.port or 0), verifier=TokenVerifier(switches).for_target(target), ssl_context=ctx,
-            log_sink=sink, switches=switches, diagnostics=diag,
-        )  # fmt: skip
+            endpoint,
+            [endpoint, writer_ep],
+            instance_id=writer_id,
+            backend_socket_dir=str(pg.socket_dir),
+            backend_port=int(pg.port or 0),
+            verifier=TokenVerifier(switches).for_target(target),
+            ssl_context=ctx,
+            log_sink=sink,
+            switches=switches,
+            diagnostics=diag,
+        )
         door.start()
         yield Env(
-            pg, url, cluster_id, cl["DbClusterResourceId"], endpoint, writer_ep, writer_id, door, sink, diag,
-            switches, ca_path, monitor, by_name, monitor_user, monitor_policy,
-        )  # fmt: skip
+            pg,
+            url,
+            cluster_id,
+            cl["DbClusterResourceId"],
+            endpoint,
+            writer_ep,
+            writer_id,
+            door,
+            sink,
+            diag,
+            switches,
+            ca_path,
+            monitor,
+            by_name,
+            monitor_user,
+            monitor_policy,
+        )
     finally:
         if door is not None:
             door.stop()
@@ -246,9 +296,9 @@ def _diag_size(env: Env) -> int:
 
 REFUSALS: list[tuple[str, Callable[[Env], tuple[str, str]], str, str]] = [
     ("expired", lambda e: ("pgmonitor", "SKEW"), "ExpiredToken", "token expired"),
-    ("other-host", lambda e: ("pgmonitor", e.token(host="127.0.0.1")), "InvalidToken", "signed for host '127.0.0.1'"),
+    ("other-host", lambda e: ("pgmonitor", e.token(host="127.0.0.1")), "InvalidToken", "host '127.0.0.1'"),
     ("other-port", lambda e: ("pgmonitor", e.token(port=5433)), "InvalidToken", "port 5433"),
-    ("other-region", lambda e: ("pgmonitor", e.token(region="us-east-2")), "InvalidToken", "region 'us-east-2'"),
+    ("other-region", lambda e: ("pgmonitor", e.token(region="us-east-2")), "InvalidToken", "'us-east-2'"),
     ("other-user", lambda e: ("oltp_rw_user", e.token()), "InvalidToken", "DBUser 'pgmonitor'"),
     ("garbage", lambda e: ("pgmonitor", "not-a-token"), "InvalidToken", "not a presigned URL"),
     ("unknown-key", lambda e: ("pgmonitor", e.token(creds=Credentials("AKIAUNKNOWN000000000", "s" * 40))),
@@ -309,10 +359,16 @@ def test_not_authorized_names_caller_and_metrics(env: Env) -> None:
     assert line.endswith("(Status Code: 403, Error Code: NotAuthorized)")
     # counters: requests, failures by cause, successes — per instance in AWS/RDS
     cw = env.client("cloudwatch")
-    names = {m["MetricName"] for m in cw.list_metrics(Namespace="AWS/RDS")["Metrics"]
-             if {"Name": "DBInstanceIdentifier", "Value": env.writer_id} in m["Dimensions"]}  # fmt: skip
-    assert {"IamDbAuthConnectionRequests", "IamDbAuthConnectionFailure",
-            "IamDbAuthConnectionFailureInsufficientPermissions"} <= names  # fmt: skip
+    names = {
+        m["MetricName"]
+        for m in cw.list_metrics(Namespace="AWS/RDS")["Metrics"]
+        if {"Name": "DBInstanceIdentifier", "Value": env.writer_id} in m["Dimensions"]
+    }
+    assert {
+        "IamDbAuthConnectionRequests",
+        "IamDbAuthConnectionFailure",
+        "IamDbAuthConnectionFailureInsufficientPermissions",
+    } <= names
 
 
 def test_iam_disabled_only_pam_failure(env: Env) -> None:
@@ -320,13 +376,15 @@ def test_iam_disabled_only_pam_failure(env: Env) -> None:
     before = _diag_size(env)
     env.sink.flush()
     count = len(env.client("logs").filter_log_events(logGroupName=env.sink.iam_log_group)["events"])
-    rds.modify_db_cluster(DBClusterIdentifier=env.cluster_id, EnableIAMDatabaseAuthentication=False,
-                          ApplyImmediately=True)  # fmt: skip
+    rds.modify_db_cluster(
+        DBClusterIdentifier=env.cluster_id, EnableIAMDatabaseAuthentication=False, ApplyImmediately=True
+    )
     try:
         message = refused(env, "pgmonitor", env.token())
     finally:
-        rds.modify_db_cluster(DBClusterIdentifier=env.cluster_id, EnableIAMDatabaseAuthentication=True,
-                              ApplyImmediately=True)  # fmt: skip
+        rds.modify_db_cluster(
+            DBClusterIdentifier=env.cluster_id, EnableIAMDatabaseAuthentication=True, ApplyImmediately=True
+        )
     assert 'PAM authentication failed for user "pgmonitor"' in message
     assert "code=- reason=IAM database authentication is disabled" in _diag_tail(env, before)
     env.sink.flush()
@@ -352,8 +410,10 @@ def test_sni_host_must_match_token_host(env: Env) -> None:
 def test_non_rds_iam_user_gets_password_auth(env: Env) -> None:
     message = refused(env, "app_password_user", env.token("app_password_user"))
     assert 'password authentication failed for user "app_password_user"' in message
-    assert any(x.endswith('FATAL:  password authentication failed for user "app_password_user"')
-               for x in env.log_lines())  # fmt: skip
+    assert any(
+        x.endswith('FATAL:  password authentication failed for user "app_password_user"')
+        for x in env.log_lines()
+    )
     with env.connect("app_password_user", "app-password") as conn:
         assert conn.execute("select current_user").fetchone() == ("app_password_user",)
         # relayed over TCP (scram), so the server sees a loopback client
@@ -363,8 +423,9 @@ def test_non_rds_iam_user_gets_password_auth(env: Env) -> None:
 
 
 def test_revoked_rds_iam_switches_to_password_auth(env: Env) -> None:
-    admin = psycopg.connect(host=str(env.pg.socket_dir), port=env.pg.port, user="sandbox_admin", dbname="demo",
-                            autocommit=True)  # fmt: skip
+    admin = psycopg.connect(
+        host=str(env.pg.socket_dir), port=env.pg.port, user="sandbox_admin", dbname="demo", autocommit=True
+    )
     with admin:
         admin.execute("REVOKE rds_iam FROM pgmonitor")
         env.door.forget_memberships()
@@ -395,10 +456,20 @@ def test_cancel_through_front_door(env: Env, sslmode: str) -> None:
 
         worker = threading.Thread(target=run)
         worker.start()
-        with psycopg.connect(host=str(env.pg.socket_dir), port=env.pg.port, user="sandbox_admin",
-                             dbname="demo", autocommit=True) as admin:  # fmt: skip
-            wait_for(lambda: admin.execute("select wait_event from pg_stat_activity where pid = %s", (pid,))
-                     .fetchone() == ("PgSleep",), "pg_sleep to run")  # fmt: skip
+        with psycopg.connect(
+            host=str(env.pg.socket_dir),
+            port=env.pg.port,
+            user="sandbox_admin",
+            dbname="demo",
+            autocommit=True,
+        ) as admin:
+            wait_for(
+                lambda: (
+                    admin.execute("select wait_event from pg_stat_activity where pid = %s", (pid,)).fetchone()
+                    == ("PgSleep",)
+                ),
+                "pg_sleep to run",
+            )
         conn.cancel_safe(timeout=20)
         worker.join(30)
         assert not worker.is_alive()
@@ -424,9 +495,7 @@ def test_latency_switch_adds_delay(env: Env) -> None:
             delayed = round_trip(conn)
         finally:
             env.switches.latency_ms = 0
-    print(
-        f"select 1 round trip: {plain * 1000:.1f} ms plain, {delayed * 1000:.1f} ms with 50 ms latency each way"
-    )
+    print(f"select 1 round trip: {plain * 1000:.1f} ms plain, {delayed * 1000:.1f} ms with 50 ms each way")
     assert delayed >= 0.1  # asyncio.sleep never returns early: 50 ms each way is the floor
     assert delayed > plain
 
@@ -470,9 +539,14 @@ def test_backend_stopped_fails_promptly(env: Env) -> None:
 def test_stop_is_idempotent_and_frees_the_port(env: Env) -> None:
     ctx = env.door.ssl_context
     extra = FrontDoor(
-        env.endpoint, [env.endpoint], instance_id=env.writer_id, backend_socket_dir=str(env.pg.socket_dir),
-        backend_port=int(env.pg.port or 0), verifier=env.door.verifier, ssl_context=ctx,
-    )  # fmt: skip
+        env.endpoint,
+        [env.endpoint],
+        instance_id=env.writer_id,
+        backend_socket_dir=str(env.pg.socket_dir),
+        backend_port=int(env.pg.port or 0),
+        verifier=env.door.verifier,
+        ssl_context=ctx,
+    )
     extra.start()
     port = extra.port
     assert port and port != env.door.port

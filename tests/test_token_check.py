@@ -14,11 +14,11 @@ import pytest
 from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from moto.core import DEFAULT_ACCOUNT_ID as DB
 
 from pgiam_tui.sandbox.token_check import TokenTarget, TokenVerifier, Verdict
 
 REGION = "us-east-1"
+DB = "123456789012"  # moto's default account: requests with unknown keys land there
 
 
 @dataclass
@@ -75,7 +75,7 @@ def moto_url() -> Iterator[str]:
 
 def _client(service: str, url: str, creds: Credentials | None = None) -> Any:
     key = creds or Credentials("testing", "testing")
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]
         service, region_name=REGION, endpoint_url=url, aws_access_key_id=key.access_key,
         aws_secret_access_key=key.secret_key, aws_session_token=key.token,
     )  # fmt: skip
@@ -166,6 +166,7 @@ def presign(creds: Credentials, host: str, user: str, expires: int = 900) -> str
     """A token made with botocore's signer directly (to vary what generate_db_auth_token fixes)."""
     req = AWSRequest(method="GET", url=f"https://{host}:5432/", data={"Action": "connect", "DBUser": user})
     SigV4QueryAuth(creds, "rds-db", REGION, expires=expires).add_auth(req)
+    assert req.url is not None
     return req.url[len("https://") :]
 
 

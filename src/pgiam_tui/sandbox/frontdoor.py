@@ -298,7 +298,10 @@ class FrontDoor:
         database = params.get("database") or user
         if self.force_ssl and not client.tls:
             self._received(client)
-            text = f'no pg_hba.conf entry for host "{client.host}", user "{user}", database "{database}", no encryption'
+            text = (
+                f'no pg_hba.conf entry for host "{client.host}", user "{user}", database "{database}", '
+                "no encryption"
+            )
             await self._refuse(writer, client, user, database, "28000", text, None)
             return
         try:
@@ -362,8 +365,9 @@ class FrontDoor:
         except OSError:
             self._received(client)
             database = params.get("database") or params["user"]
-            await self._refuse(writer, client, params["user"], database, "57P03", "the database system is starting up",
-                               None)  # fmt: skip
+            await self._refuse(
+                writer, client, params["user"], database, "57P03", "the database system is starting up", None
+            )
             return
         await self._session(reader, writer, b_reader, b_writer, client, params)
 
@@ -397,21 +401,35 @@ class FrontDoor:
                     err = pgwire.parse_error(body)
                     self._received(client)
                     if sink is not None:
-                        sink.server_error(self.instance_id, client.host, client.port, client.pid, user, database,
-                                          err.get("S", "FATAL"), err.get("M", ""))  # fmt: skip
+                        sink.server_error(
+                            self.instance_id,
+                            client.host,
+                            client.port,
+                            client.pid,
+                            user,
+                            database,
+                            err.get("S", "FATAL"),
+                            err.get("M", ""),
+                        )
                     if self.diagnostics is not None and err.get("C", "").startswith("28"):
-                        self.diagnostics.write(self.instance_id, user, f"{client.host}:{client.port}", None,
-                                               f"server refused: {err.get('C')} {err.get('M', '')}")  # fmt: skip
+                        self.diagnostics.write(
+                            self.instance_id,
+                            user,
+                            f"{client.host}:{client.port}",
+                            None,
+                            f"server refused: {err.get('C')} {err.get('M', '')}",
+                        )
                     return
                 elif kind == b"Z":
                     break
             started = time.monotonic()
             self._received(client)
             if sink is not None:
-                sink.connection_authorized(self.instance_id, client.host, client.port, client.pid, user, database,
-                                           app, client.ssl)  # fmt: skip
+                sink.connection_authorized(
+                    self.instance_id, client.host, client.port, client.pid, user, database, app, client.ssl
+                )
             downstream = asyncio.create_task(self._pipe(b_reader, writer))
-            done, _ = await asyncio.wait({upstream, downstream}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({upstream, downstream}, return_when=asyncio.FIRST_COMPLETED)
             downstream.cancel()
             with contextlib.suppress(BaseException):
                 await downstream
@@ -421,8 +439,15 @@ class FrontDoor:
                 await upstream
             _close(b_writer)
             if started is not None and sink is not None:
-                sink.disconnection(self.instance_id, client.host, client.port, client.pid, user, database,
-                                   time.monotonic() - started)  # fmt: skip
+                sink.disconnection(
+                    self.instance_id,
+                    client.host,
+                    client.port,
+                    client.pid,
+                    user,
+                    database,
+                    time.monotonic() - started,
+                )
 
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, ssl.SSLError, OSError):
@@ -443,12 +468,19 @@ class FrontDoor:
             await asyncio.sleep(latency / 1000.0)
 
     async def _refuse(
-        self, writer: asyncio.StreamWriter, client: _Client, user: str, database: str, sqlstate: str, text: str,
+        self,
+        writer: asyncio.StreamWriter,
+        client: _Client,
+        user: str,
+        database: str,
+        sqlstate: str,
+        text: str,
         code: str | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if self.log_sink is not None:
-            self.log_sink.server_error(self.instance_id, client.host, client.port, client.pid, user, database,
-                                       "FATAL", text)  # fmt: skip
+            self.log_sink.server_error(
+                self.instance_id, client.host, client.port, client.pid, user, database, "FATAL", text
+            )
         if self.diagnostics is not None:
             self.diagnostics.write(self.instance_id, user, f"{client.host}:{client.port}", code, text)
         writer.write(pgwire.error_response("FATAL", sqlstate, text))
@@ -471,13 +503,18 @@ class FrontDoor:
         import psycopg
 
         conn = await psycopg.AsyncConnection.connect(
-            host=self.backend_socket_dir, port=self.backend_port, user=self.admin_user,
-            dbname=self.admin_database, connect_timeout=5, autocommit=True, application_name="rds-frontdoor",
-        )  # fmt: skip
+            host=self.backend_socket_dir,
+            port=self.backend_port,
+            user=self.admin_user,
+            dbname=self.admin_database,
+            connect_timeout=5,
+            autocommit=True,
+            application_name="rds-frontdoor",
+        )
         async with conn:
             cur = await conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM pg_roles r, pg_roles i WHERE r.rolname = %s AND i.rolname = 'rds_iam'"
-                " AND pg_has_role(r.oid, i.oid, 'MEMBER'))",
+                "SELECT EXISTS (SELECT 1 FROM pg_roles r, pg_roles i WHERE r.rolname = %s"
+                " AND i.rolname = 'rds_iam' AND pg_has_role(r.oid, i.oid, 'MEMBER'))",
                 (user,),
             )
             row = await cur.fetchone()

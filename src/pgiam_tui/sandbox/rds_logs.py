@@ -2,9 +2,9 @@
 
 What RDS would write, the sandbox writes too, in the same shape and to the same places:
 
-- PostgreSQL log lines with RDS's prefix `%t:%r:%u@%d:[%p]:` (connection received / authorized with SSL details /
-  `pam_authenticate failed` + FATAL / disconnection with session time) to a local file and to CloudWatch Logs
-  group `/aws/rds/cluster/ID/postgresql` (one stream per instance, named after it, as RDS does);
+- PostgreSQL log lines with RDS's prefix `%t:%r:%u@%d:[%p]:` (connection received / authorized with SSL
+  details / `pam_authenticate failed` + FATAL / disconnection with session time) to a local file and to
+  CloudWatch Logs group `/aws/rds/cluster/ID/postgresql` (one stream per instance, named after it);
 - for IAM failures, AWS's reason line (`... (Status Code: 400, Error Code: InvalidToken)`) to
   `/aws/rds/cluster/ID/iam-db-auth-error`;
 - the `IamDbAuthConnection*` counters to CloudWatch metrics (namespace AWS/RDS, DBInstanceIdentifier),
@@ -92,8 +92,8 @@ def iam_error_line(when: datetime, user: str, verdict: Verdict) -> str:
     t = when.astimezone(UTC)
     stamp = t.strftime("%Y-%m-%dT%H:%M:%S") + f",{t.microsecond // 1000:03d}"
     return (
-        f"{stamp} [ERROR] Failed to authenticate the connection request for user '{_clean(user, '')}' because "
-        f"{reason}. (Status Code: {IAM_ERROR_STATUS[code]}, Error Code: {code})"
+        f"{stamp} [ERROR] Failed to authenticate the connection request for user '{_clean(user, '')}' "
+        f"because {reason}. (Status Code: {IAM_ERROR_STATUS[code]}, Error Code: {code})"
     )
 
 
@@ -176,10 +176,17 @@ class RdsLogSink:
         self._line(instance, host, port, None, None, pid, msg, when)
 
     def connection_authorized(
-        self, instance: str, host: str, port: int, pid: int, user: str, database: str,
-        application_name: str | None, ssl: SslInfo | None,
-    ) -> None:  # fmt: skip
-        """`LOG:  connection authorized: user=… database=… application_name=… SSL enabled (…)` as PostgreSQL 15."""
+        self,
+        instance: str,
+        host: str,
+        port: int,
+        pid: int,
+        user: str,
+        database: str,
+        application_name: str | None,
+        ssl: SslInfo | None,
+    ) -> None:
+        """`LOG:  connection authorized: user=… database=… application_name=… SSL enabled (…)`."""
         msg = f"LOG:  connection authorized: user={_clean(user)} database={_clean(database)}"
         if application_name:
             msg += f" application_name={_clean(application_name)}"
@@ -231,7 +238,7 @@ class RdsLogSink:
         self._line(instance, host, port, user, database, pid, msg)
 
     def iam_result(self, instance: str, user: str, verdict: Verdict) -> None:
-        """Count one IAM login in the metrics; on failure with an AWS code, write the iam-db-auth-error line."""
+        """Count an IAM login; on failure with an AWS code, write an iam-db-auth-error line."""
         if not verdict.iam_enabled:
             return  # IAM auth off: RDS does no IAM work, so no metric and no IAM line
         minute = self._now().astimezone(UTC).replace(second=0, microsecond=0)
@@ -252,9 +259,16 @@ class RdsLogSink:
     # -- plumbing ----------------------------------------------------------------------------------------
 
     def _line(
-        self, instance: str, host: str | None, port: int | None, user: str | None, db: str | None, pid: int,
-        msg: str, when: datetime | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        instance: str,
+        host: str | None,
+        port: int | None,
+        user: str | None,
+        db: str | None,
+        pid: int,
+        msg: str,
+        when: datetime | None = None,
+    ) -> None:
         when = when or self._now()
         self._emit(_Event(self.log_group, instance, when, rds_prefix(when, host, port, user, db, pid) + msg))
 
