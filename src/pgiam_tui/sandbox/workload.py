@@ -145,6 +145,11 @@ def _garble(token: str) -> str:
     return token[:-1] + ("0" if last != "0" else "1")
 
 
+def _cancel_quietly(conn: psycopg.Connection[Any], timeout: float) -> None:
+    with contextlib.suppress(Exception):
+        conn.cancel_safe(timeout=timeout)
+
+
 class _Lost(Exception):
     """The server ended a session we were holding idle (pg_terminate_backend, restart)."""
 
@@ -241,9 +246,12 @@ class Workload:
             thread.join(max(0.0, grace - time.monotonic()))
         with self._lock:
             busy = list(self._busy.values())
+        # In parallel: a front door that does not answer must not delay the other cancels.
+        timeout = max(0.2, deadline - time.monotonic())
         for conn in busy:
-            with contextlib.suppress(Exception):
-                conn.cancel_safe(timeout=max(0.2, deadline - time.monotonic()))
+            threading.Thread(
+                target=_cancel_quietly, args=(conn, timeout), name="workload:cancel", daemon=True
+            ).start()
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         alive = [t.name for t in self._threads if t.is_alive()]
