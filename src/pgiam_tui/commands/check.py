@@ -1,6 +1,6 @@
 """`pgiam-tui [--config FILE] check NAME [--json]`: the connection check, step by step.
 
-Exit codes: 0 connected and fit for monitoring, 1 not (a step failed: the cause and the fix are printed),
+Exit codes (DESIGN.md's contract): 0 when it connected, 1 when not (the cause and the fix are printed),
 2 usage or config error (unknown cluster name, bad config file). Nothing printed ever contains a token.
 """
 
@@ -86,4 +86,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result_to_json(result), indent=2))
     else:
         print(render_text(result))
-    return 0 if result.ok else 1
+    # The contract is "0 when it connected": a login that works but lacks pg_monitor still prints its
+    # failed step, cause and fix (and "ok": false in JSON), yet scripts testing reachability get 0.
+    return 0 if result.connected else 1
