@@ -23,6 +23,8 @@ import boto3
 import psycopg
 import pytest
 from botocore.credentials import Credentials
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pgiam_tui.sandbox import Switches
 from pgiam_tui.sandbox.frontdoor import FrontDoor
@@ -555,3 +557,65 @@ def test_stop_is_idempotent_and_frees_the_port(env: Env) -> None:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))  # nothing listens there any more
+
+
+def test_force_ssl_refuses_plain_connections(env: Env) -> None:
+    strict = FrontDoor(
+        env.endpoint,
+        [env.endpoint],
+        instance_id=env.writer_id,
+        backend_socket_dir=str(env.pg.socket_dir),
+        backend_port=int(env.pg.port or 0),
+        verifier=env.door.verifier,
+        ssl_context=env.door.ssl_context,
+        force_ssl=True,
+    )
+    with strict:
+        kw = {"port": strict.port}
+        message = refused(env, "pgmonitor", env.token(), sslmode="disable", **kw)
+        assert (
+            'no pg_hba.conf entry for host "127.0.0.1", user "pgmonitor", database "demo", no encryption'
+            in message
+        )
+        with env.connect("pgmonitor", env.token(), **kw) as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
+
+
+def test_relay_round_trip_against_direct(env: Env) -> None:
+    """Prints what bench/ measures: `select 1` through the front door vs straight to PostgreSQL over TCP."""
+
+    def best_of(conn: psycopg.Connection[Any], n: int = 50) -> float:
+        best = float("inf")
+        for _ in range(n):
+            t0 = time.perf_counter()
+            conn.execute("select 1").fetchone()
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    direct = psycopg.connect(
+        host="127.0.0.1", port=env.pg.port, user="app_password_user", password="app-password", dbname="demo"
+    )
+    with (
+        direct,
+        env.connect("app_password_user", "app-password") as relayed,
+        env.connect("app_password_user", "app-password", sslmode="disable") as clear,
+    ):
+        d, r, c = best_of(direct), best_of(relayed), best_of(clear)
+    print(
+        f"select 1: direct {d * 1e6:.0f} us; front door: TLS {r * 1e6:.0f} us ({r / d:.2f}x), "
+        f"no TLS {c * 1e6:.0f} us ({c / d:.2f}x)"
+    )
+    assert r > 0 and d > 0 and c > 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_startup_params_parser_never_crashes(body: bytes) -> None:
+    from pgiam_tui.sandbox import pgwire
+
+    try:
+        params = pgwire.parse_params(body)
+    except pgwire.ProtocolError:
+        return
+    assert "user" in params
+    assert pgwire.parse_params(pgwire.startup_message(params)[8:]) == params

@@ -14,8 +14,10 @@ import pytest
 from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pgiam_tui.sandbox.token_check import TokenTarget, TokenVerifier, Verdict
+from pgiam_tui.sandbox.token_check import TokenTarget, TokenVerifier, Verdict, _parse, _Refused
 
 REGION = "us-east-1"
 DB = "123456789012"  # moto's default account: requests with unknown keys land there
@@ -428,3 +430,44 @@ def test_for_target_binds(world: World) -> None:
     tok = token(world.alice, world.cluster_endpoint, "pgmonitor")
     assert verify(tok, "pgmonitor", None).ok
     assert not verify(tok, "pgmonitor", world.writer_endpoint).ok
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_parse_never_raises_anything_but_a_refusal(text: str) -> None:
+    try:
+        _parse(text)
+    except _Refused as ref:
+        assert ref.code == "InvalidToken"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "Action",
+                "DBUser",
+                "X-Amz-Algorithm",
+                "X-Amz-Credential",
+                "X-Amz-Date",
+                "X-Amz-Expires",
+                "X-Amz-SignedHeaders",
+                "X-Amz-Signature",
+                "X-Amz-Security-Token",
+                "Other",
+            ]
+        ),
+        st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=40),
+    )
+)
+def test_structured_garbage_is_invalid_token_not_a_crash(params: dict[str, str]) -> None:
+    from urllib.parse import urlencode
+
+    tok = "h.example.com:5432/?" + urlencode(params)
+    target = TokenTarget(DB, REGION, None, "no-such-instance-needed", ("h.example.com",))
+    verifier = TokenVerifier()
+    try:
+        verifier._check(tok, "u", target, None, "arn:aws:rds-db:us-east-1:1:dbuser:db-X/u")
+    except _Refused as ref:
+        assert ref.code in ("InvalidToken", "ExpiredToken")

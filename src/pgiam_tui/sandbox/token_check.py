@@ -343,7 +343,7 @@ def _cluster_state(target: TokenTarget) -> tuple[bool, str]:
 
 def _managed(policies: Iterable[Any]) -> list[NamedPolicy]:
     out = []
-    for pol in policies:
+    for pol in list(policies):  # a copy: moto's server threads may attach/detach while we read
         doc = next((v.document for v in pol.versions if v.version_id == pol.default_version_id), None)
         if doc:
             out.append(NamedPolicy(pol.name, pol.arn, _doc(doc)))
@@ -351,7 +351,7 @@ def _managed(policies: Iterable[Any]) -> list[NamedPolicy]:
 
 
 def _inline(owner: str, policies: dict[str, Any]) -> list[NamedPolicy]:
-    return [NamedPolicy(f"{owner}/{name}", None, _doc(doc)) for name, doc in policies.items()]
+    return [NamedPolicy(f"{owner}/{name}", None, _doc(doc)) for name, doc in list(policies.items())]
 
 
 def _doc(doc: Any) -> Any:
