@@ -12,6 +12,7 @@ Tests that inject faults into the shared sandbox must restore what they change (
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +38,10 @@ _AWS_OVERRIDES = (
 )
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """The session's sandbox (3 Aurora clusters + 1 RDS instance, workload on), env exported."""
@@ -45,6 +50,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     root: Path = tmp_path_factory.mktemp("sandbox")
     sb = Sandbox(root, workload=True)
     saved = dict(os.environ)
+    # `timeout` and CI runners stop pytest with SIGTERM, which skips fixture teardown and would leave the
+    # sandbox's PostgreSQL servers running: turn it into KeyboardInterrupt, which pytest unwinds cleanly.
+    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     sb.start()
     try:
         for name in _AWS_OVERRIDES:
@@ -59,6 +67,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         os.environ.clear()
         os.environ.update(saved)
         sb.stop()
+        signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 @pytest.fixture(scope="session")

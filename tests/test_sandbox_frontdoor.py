@@ -418,3 +418,16 @@ def test_stop_and_start_cluster(sandbox: Sandbox, monitor: boto3.Session) -> Non
     assert [i.pg_port for i in sandbox.cluster(cluster.name).instances] == [
         i.pg_port for i in cluster.instances
     ]
+
+
+def test_throttling_switch(sandbox: Sandbox, monitor: boto3.Session) -> None:
+    cluster = sandbox.cluster("pgdemo-3")
+    token = _token(monitor, cluster.endpoint, cluster.region, "pgmonitor")
+    sandbox.switches.throttle_per_second = 0  # no new IAM connection gets through
+    try:
+        _refused(
+            sandbox, cluster, "pgmonitor", token, code="ThrottlingException", reason="new IAM connections"
+        )
+    finally:
+        sandbox.switches.throttle_per_second = None
+    _connect(sandbox, cluster.endpoint, cluster.listen_port, "pgmonitor", token).close()
