@@ -398,7 +398,7 @@ class LocalPostgres:
         self.read_only = read_only
         self.port: int | None = port
         self._auto_port = port is None
-        self._owned_base = owned_base  # a /tmp dir made for the unprivileged user: removed by cleanup()
+        self._owned_base = owned_base  # pgiam-pg-* dir (/dev/shm or /tmp) with the data; cleanup() removes it
         self._socket_tmp: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.RLock()

@@ -14,8 +14,9 @@ The RDS for PostgreSQL instance gets only the OLTP writer session. The writes ar
 is deleted in the same transaction, updates keep values), so the seeded rows stay as seed.sql made them;
 note that product 1 is row-locked by the lock holder for as long as the workload runs.
 
-Threads only, a few statements per second in total (2 cores). ``stop()`` ends every session within ~2 s:
-the lock holder rolls back (which releases the blocked sessions) and queries still running are cancelled.
+Threads only, a few statements per second in total (2 cores). ``stop()`` returns within ~2 s: the lock
+holder rolls back (which releases the blocked sessions) and queries still running are cancelled; a session
+caught in the middle of logging in (a connect cannot be interrupted) ends when that login completes or fails.
 
 Use from the sandbox: ``Workload.from_sandbox(sandbox)`` (or ``Workload(sandbox)``); without front doors,
 tests pass explicit ``WorkloadTarget``s and a ``connect`` override (e.g. straight to a LocalPostgres socket).
