@@ -383,63 +383,40 @@ class FrontDoor:
         """Open the backend session with the client's parameters; relay, logging what RDS would log."""
         user = params["user"]
         database = params.get("database") or user
-        app = params.get("application_name")
-        sink = self.log_sink
         started: float | None = None
-        upstream = asyncio.create_task(self._pipe(reader, b_writer))
         try:
             b_writer.write(pgwire.startup_message(params))
             await b_writer.drain()
-            while True:  # the backend's side of the login, message by message, until ReadyForQuery
+            # The login, message by message until ReadyForQuery. When the server asks for authentication
+            # (scram for users outside rds_iam) the client answers with exactly one message each time.
+            while True:
                 kind, body = await pgwire.read_message(b_reader)
+                # Log lines are written before the client hears the outcome, as the server does.
+                if kind == b"E":
+                    self._server_refused(client, user, database, pgwire.parse_error(body))
+                elif kind == b"Z":
+                    started = time.monotonic()
+                    self._authorized(client, user, database, params.get("application_name"))
                 await self._delay()
                 writer.write(pgwire.message(kind, body))
                 await writer.drain()
+                if kind in (b"E", b"Z"):
+                    break
                 if kind == b"K" and len(body) >= 4:
                     client.pid = struct.unpack("!i", body[:4])[0]
-                elif kind == b"E":
-                    err = pgwire.parse_error(body)
-                    self._received(client)
-                    if sink is not None:
-                        sink.server_error(
-                            self.instance_id,
-                            client.host,
-                            client.port,
-                            client.pid,
-                            user,
-                            database,
-                            err.get("S", "FATAL"),
-                            err.get("M", ""),
-                        )
-                    if self.diagnostics is not None and err.get("C", "").startswith("28"):
-                        self.diagnostics.write(
-                            self.instance_id,
-                            user,
-                            f"{client.host}:{client.port}",
-                            None,
-                            f"server refused: {err.get('C')} {err.get('M', '')}",
-                        )
-                    return
-                elif kind == b"Z":
-                    break
-            started = time.monotonic()
-            self._received(client)
-            if sink is not None:
-                sink.connection_authorized(
-                    self.instance_id, client.host, client.port, client.pid, user, database, app, client.ssl
-                )
-            downstream = asyncio.create_task(self._pipe(b_reader, writer))
-            await asyncio.wait({upstream, downstream}, return_when=asyncio.FIRST_COMPLETED)
-            downstream.cancel()
-            with contextlib.suppress(BaseException):
-                await downstream
+                elif kind == b"R" and pgwire.auth_needs_reply(body):
+                    reply = await pgwire.read_message(reader)
+                    await self._delay()
+                    b_writer.write(pgwire.message(*reply))
+                    await b_writer.drain()
+            if started is None:
+                return
+            # From here on, plain byte relay with transport callbacks (no coroutine per chunk: much cheaper).
+            await pgwire.relay(reader, writer, b_reader, b_writer, self.switches)
         finally:
-            upstream.cancel()
-            with contextlib.suppress(BaseException):
-                await upstream
             _close(b_writer)
-            if started is not None and sink is not None:
-                sink.disconnection(
+            if started is not None and self.log_sink is not None:
+                self.log_sink.disconnection(
                     self.instance_id,
                     client.host,
                     client.port,
@@ -449,18 +426,42 @@ class FrontDoor:
                     time.monotonic() - started,
                 )
 
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, ssl.SSLError, OSError):
-            while True:
-                data = await src.read(65536)
-                if not data:
-                    break
-                await self._delay()
-                dst.write(data)
-                await dst.drain()
-        with contextlib.suppress(Exception):
-            if dst.can_write_eof():
-                dst.write_eof()
+    def _authorized(self, client: _Client, user: str, database: str, application_name: str | None) -> None:
+        self._received(client)
+        if self.log_sink is not None:
+            self.log_sink.connection_authorized(
+                self.instance_id,
+                client.host,
+                client.port,
+                client.pid,
+                user,
+                database,
+                application_name,
+                client.ssl,
+            )
+
+    def _server_refused(self, client: _Client, user: str, database: str, err: dict[str, str]) -> None:
+        """The real server refused the login (e.g. 28P01 password authentication failed): log it like RDS."""
+        self._received(client)
+        if self.log_sink is not None:
+            self.log_sink.server_error(
+                self.instance_id,
+                client.host,
+                client.port,
+                client.pid,
+                user,
+                database,
+                err.get("S", "FATAL"),
+                err.get("M", ""),
+            )
+        if self.diagnostics is not None and err.get("C", "").startswith("28"):
+            self.diagnostics.write(
+                self.instance_id,
+                user,
+                f"{client.host}:{client.port}",
+                None,
+                f"server refused: {err.get('C')} {err.get('M', '')}",
+            )
 
     async def _delay(self) -> None:
         latency = float(getattr(self.switches, "latency_ms", 0) or 0)

@@ -1,13 +1,16 @@
-"""The few pieces of the PostgreSQL v3 wire protocol the front door needs (up to authentication).
+"""The few pieces of the PostgreSQL v3 wire protocol the front door needs (up to authentication), and the
+byte relay it uses once a session is established.
 
-Reference: PostgreSQL docs, "Frontend/Backend Protocol" — message formats. Everything here is pure bytes
-handling; no I/O except the small async readers, which take an asyncio.StreamReader.
+Reference: PostgreSQL docs, "Frontend/Backend Protocol" — message formats. The message helpers are pure
+bytes handling; the small async readers take an asyncio.StreamReader; `relay()` moves bytes both ways.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 PROTOCOL_V3 = 196608  # 3 << 16
@@ -107,3 +110,119 @@ def parse_error(body: bytes) -> dict[str, str]:
 def password_from(body: bytes) -> str:
     """The password of a PasswordMessage body (NUL-terminated)."""
     return body.split(b"\x00", 1)[0].decode("utf-8", "replace")
+
+
+# Authentication requests the client must answer with one message: cleartext (3), MD5 (5), GSS (7),
+# GSS continue (8), SSPI (9), SASL (10), SASL continue (11). Ok (0) and SASL final (12) need no answer.
+AUTH_NEEDS_REPLY = frozenset({3, 5, 7, 8, 9, 10, 11})
+
+
+def auth_needs_reply(body: bytes) -> bool:
+    """Whether an Authentication ('R') message body asks the client for a reply message."""
+    return len(body) >= 4 and struct.unpack("!i", body[:4])[0] in AUTH_NEEDS_REPLY
+
+
+class _Pipe(asyncio.Protocol):
+    """Forwards what its transport receives to `out`; with latency, each chunk waits, order kept.
+
+    Flow control: when this pipe's own transport cannot take more writes (pause_writing), reading from the
+    other side stops until it drains.
+    """
+
+    def __init__(self, out: asyncio.BaseTransport, done: asyncio.Future[None], latency: Callable[[], float]):
+        self.out = out
+        self.done = done
+        self.latency = latency
+        self.queued = 0
+        self.not_before = 0.0
+        self.ended = False
+
+    def data_received(self, data: bytes) -> None:
+        delay = self.latency()
+        if delay <= 0 and self.queued == 0:
+            self.out.write(data)  # type: ignore[attr-defined]
+            return
+        loop = asyncio.get_running_loop()
+        # never earlier than the previous chunk: a latency change must not reorder the stream
+        self.not_before = max(loop.time() + max(delay, 0.0), self.not_before)
+        self.queued += 1
+        loop.call_at(self.not_before, self._send_later, data)
+
+    def _send_later(self, data: bytes) -> None:
+        self.queued -= 1
+        if not self.out.is_closing():
+            self.out.write(data)  # type: ignore[attr-defined]
+        if self.ended and self.queued == 0:
+            self._finish()
+
+    def eof_received(self) -> bool:
+        self.ended = True
+        if self.queued == 0:
+            self._finish()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended = True
+        self._finish()
+
+    def pause_writing(self) -> None:
+        with contextlib.suppress(Exception):
+            self.out.pause_reading()  # type: ignore[attr-defined]
+
+    def resume_writing(self) -> None:
+        with contextlib.suppress(Exception):
+            self.out.resume_reading()  # type: ignore[attr-defined]
+
+    def _finish(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+def _take_buffered(reader: asyncio.StreamReader) -> bytes:
+    # Bytes the StreamReader already holds must go out first. StreamReader has no public way to take them
+    # without waiting, so read its buffer directly (stable in CPython 3.11-3.13).
+    buf = getattr(reader, "_buffer", None)
+    if not buf:
+        return b""
+    data = bytes(buf)
+    buf.clear()
+    return data
+
+
+async def relay(
+    c_reader: asyncio.StreamReader,
+    c_writer: asyncio.StreamWriter,
+    b_reader: asyncio.StreamReader,
+    b_writer: asyncio.StreamWriter,
+    switches: object | None,
+) -> None:
+    """Relay bytes both ways until either side closes; `switches.latency_ms` delays every chunk, both ways.
+
+    Takes the transports over from the streams (protocol callbacks instead of a task per direction).
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def latency() -> float:
+        return float(getattr(switches, "latency_ms", 0) or 0) / 1000.0
+
+    c_transport, b_transport = c_writer.transport, b_writer.transport
+    to_backend = _Pipe(b_transport, done, latency)
+    to_client = _Pipe(c_transport, done, latency)
+    pending_c, pending_b = _take_buffered(c_reader), _take_buffered(b_reader)
+    c_transport.set_protocol(to_backend)
+    b_transport.set_protocol(to_client)
+    if pending_c:
+        to_backend.data_received(pending_c)
+    if pending_b:
+        to_client.data_received(pending_b)
+    for transport in (c_transport, b_transport):
+        with contextlib.suppress(Exception):
+            transport.resume_reading()  # type: ignore[attr-defined]  # the stream may have paused it
+        if transport.is_closing():
+            to_backend._finish()
+    try:
+        await done
+    finally:
+        for transport in (c_transport, b_transport):
+            transport.close()
