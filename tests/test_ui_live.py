@@ -38,8 +38,19 @@ async def wait_for(pilot: Pilot[int], what: str, cond: Callable[[], bool], limit
     deadline = loop.time() + limit_s
     while not cond():
         if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
+            raise AssertionError(f"timed out waiting for: {what}; {describe(pilot.app)}")
         await pilot.pause(0.25)
+
+
+def describe(app: object) -> str:
+    """What the app holds per cluster (for failure messages)."""
+    if not isinstance(app, PgiamApp):
+        return ""
+    parts = []
+    for name, snap in app.latest.items():
+        err = f" {snap.error.step}: {snap.error.message}" if snap.error else ""
+        parts.append(f"{name}={snap.status}({len(snap.activity)} sessions){err}")
+    return f"snapshots seen {app.snapshots_seen}: " + "; ".join(parts)
 
 
 def live_app(sandbox: Sandbox, cache_dir: Path) -> PgiamApp:
