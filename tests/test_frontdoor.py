@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,8 @@ from hypothesis import strategies as st
 from pgiam_tui.sandbox import Switches
 from pgiam_tui.sandbox.frontdoor import FrontDoor
 from pgiam_tui.sandbox.postgres import LocalPostgres
-from pgiam_tui.sandbox.rds_logs import DiagnosticLog, RdsLogSink
-from pgiam_tui.sandbox.token_check import TokenTarget, TokenVerifier
+from pgiam_tui.sandbox.rds_logs import DiagnosticLog, RdsLogSink, iam_error_line, rds_prefix
+from pgiam_tui.sandbox.token_check import TokenTarget, TokenVerifier, Verdict
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account: requests with unknown keys land there
@@ -371,6 +372,17 @@ def test_not_authorized_names_caller_and_metrics(env: Env) -> None:
         "IamDbAuthConnectionFailure",
         "IamDbAuthConnectionFailureInsufficientPermissions",
     } <= names
+    now = datetime.now(UTC)
+    stats = cw.get_metric_statistics(
+        Namespace="AWS/RDS",
+        MetricName="IamDbAuthConnectionFailureInsufficientPermissions",
+        Dimensions=[{"Name": "DBInstanceIdentifier", "Value": env.writer_id}],
+        StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(minutes=2),
+        Period=60,
+        Statistics=["Sum"],
+    )["Datapoints"]
+    assert sum(p["Sum"] for p in stats) >= 1
 
 
 def test_iam_disabled_only_pam_failure(env: Env) -> None:
@@ -571,7 +583,7 @@ def test_force_ssl_refuses_plain_connections(env: Env) -> None:
         force_ssl=True,
     )
     with strict:
-        kw = {"port": strict.port}
+        kw: dict[str, Any] = {"port": strict.port}
         message = refused(env, "pgmonitor", env.token(), sslmode="disable", **kw)
         assert (
             'no pg_hba.conf entry for host "127.0.0.1", user "pgmonitor", database "demo", no encryption'
@@ -619,3 +631,43 @@ def test_startup_params_parser_never_crashes(body: bytes) -> None:
         return
     assert "user" in params
     assert pgwire.parse_params(pgwire.startup_message(params)[8:]) == params
+
+
+def test_rds_log_line_formats(tmp_path: Path) -> None:
+    when = datetime(2025, 9, 22, 12, 2, 51, 954321, tzinfo=UTC)
+    assert rds_prefix(when, "10.0.0.5", 35620, "pgmonitor", "demo", 29443) == (
+        "2025-09-22 12:02:51 UTC:10.0.0.5(35620):pgmonitor@demo:[29443]:"
+    )
+    assert rds_prefix(when, "10.0.0.5", 1, None, None, 7).endswith(":[unknown]@[unknown]:[7]:")
+    lines = {
+        code: iam_error_line(when, "user_2", Verdict(False, code, "internal", "arn:aws:iam::1:user/x"))
+        for code in ("InvalidToken", "ExpiredToken", "NotAuthorized", "ThrottlingException", "InternalError")
+    }
+    assert lines["InvalidToken"] == (
+        "2025-09-22T12:02:51,954 [ERROR] Failed to authenticate the connection request for user 'user_2' "
+        "because the provided token is malformed or otherwise invalid. "
+        "(Status Code: 400, Error Code: InvalidToken)"
+    )
+    assert (
+        "the IAM policy assumed by the caller 'arn:aws:iam::1:user/x' is not authorized to perform "
+        in (lines["NotAuthorized"])
+    )
+    assert lines["NotAuthorized"].endswith("(Status Code: 403, Error Code: NotAuthorized)")
+    assert lines["ExpiredToken"].endswith("(Status Code: 400, Error Code: ExpiredToken)")
+    assert lines["ThrottlingException"].endswith("(Status Code: 429, Error Code: ThrottlingException)")
+    assert lines["InternalError"].endswith("(Status Code: 500, Error Code: InternalError)")
+    assert all(
+        "internal" not in line.split("because", 1)[1] for line in lines.values() if "Internal" not in line
+    )
+
+    sink = RdsLogSink(log_file=tmp_path / "c.log", log_group="g", iam_log_group="i", now=lambda: when)
+    sink.disconnection("inst-1", "127.0.0.1", 5000, 42, "u", "demo", 3723.5)
+    sink.connection_authorized("inst-1", "127.0.0.1", 5000, 42, "u\nFAKE", "demo", "app\x1b[31m", None)
+    sink.iam_result("inst-1", "u", Verdict(False, None, "IAM off", iam_enabled=False))
+    sink.close()
+    out = (tmp_path / "c.log").read_text().splitlines()
+    assert out[0].endswith(
+        "LOG:  disconnection: session time: 1:02:03.500 user=u database=demo host=127.0.0.1 port=5000"
+    )
+    assert len(out) == 2  # a newline in a client-chosen name cannot forge a log line
+    assert "user=u\\x0aFAKE" in out[1] and "application_name=app\\x1b[31m" in out[1]
