@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from pgiam_tui.sandbox import Sandbox
 
 pytestmark = pytest.mark.timeout(400)
+# a query whose text is hostile to a terminal UI: markup, a link, ANSI colours and an OSC title sequence
+HOSTILE_SQL = (
+    "SELECT pg_sleep(120) /* [bold red]x[/] [link=http://x]y[/link] \x1b[31mred\x1b[0m \x1b]0;pwned\x07 */"
+)
 WAIT_S = 90.0
 
 
@@ -182,7 +186,7 @@ async def test_live_cancel_backend_after_confirmation_is_recorded(sandbox: Sandb
 
     def sleep() -> None:
         try:
-            sleeper.execute("SELECT pg_sleep(120)")
+            sleeper.execute(HOSTILE_SQL)
             outcome.append("finished")
         except psycopg.errors.QueryCanceled:
             outcome.append("canceled")
@@ -200,6 +204,16 @@ async def test_live_cancel_backend_after_confirmation_is_recorded(sandbox: Sandb
             table.focus()
             key = next(k for k in table.rows if (loc := table.located(str(k.value))) and loc.row.pid == pid)
             table.move_cursor(row=table.get_row_index(key))
+            # the query text from the server is shown literally: markup as text, ESC made visible
+            shown = table.get_cell(key, "query").plain
+            assert "[bold red]x[/]" in shown and "[link=http://x]y[/link]" in shown and "␛[31m" in shown
+            assert "\x1b" not in "".join(lines(table))
+            await pilot.press("enter")
+            await pilot.pause()
+            body = " ".join(" ".join(lines(app.screen.query_one("#detail-body"))).split())
+            assert "[bold red]x[/] [link=http://x]y[/link] ␛[31mred␛[0m ␛]0;pwned␇" in body, body
+            await pilot.press("escape")
+            await pilot.pause()
             await pilot.press("k")
             await pilot.pause()
             assert type(app.screen).__name__ == "ConfirmScreen"
