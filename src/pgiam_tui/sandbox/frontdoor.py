@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import ssl
 import struct
 import threading
@@ -40,6 +41,7 @@ STARTUP_TIMEOUT = (
     30.0  # a client that stalls during login is dropped (PostgreSQL: authentication_timeout 60s)
 )
 MEMBERSHIP_TTL = 1.0
+log = logging.getLogger(__name__)
 _pids = itertools.count(40000)  # "pid" of sessions that never reach a backend (RDS logs the backend's pid)
 _sni: dict[int, str] = {}  # id(SSLObject) -> SNI host name, filled by the context's sni_callback
 
@@ -235,6 +237,19 @@ class FrontDoor:
             asyncio.CancelledError,
         ):
             pass
+        except Exception as exc:  # a bug here must cost one connection, never the listener
+            log.exception("front door %s: unexpected error", self.name)
+            if self.diagnostics is not None:
+                self.diagnostics.write(
+                    self.instance_id,
+                    None,
+                    f"{client.host}:{client.port}",
+                    None,
+                    f"front door internal error: {type(exc).__name__}",
+                )
+            with contextlib.suppress(Exception):
+                writer.write(pgwire.error_response("FATAL", "XX000", "internal error"))
+                await writer.drain()
         finally:
             self._tasks.discard(task)
             _close(writer)
@@ -318,7 +333,8 @@ class FrontDoor:
             return
         writer.write(pgwire.AUTH_CLEARTEXT)
         await writer.drain()
-        kind, body = await pgwire.read_message(reader)
+        async with asyncio.timeout(STARTUP_TIMEOUT):  # PostgreSQL's authentication_timeout, in spirit
+            kind, body = await pgwire.read_message(reader)
         if kind != b"p":
             raise pgwire.ProtocolError(f"expected password response, got message type {kind!r}")
         token = pgwire.password_from(body)
