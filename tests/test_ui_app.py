@@ -155,9 +155,9 @@ async def test_filter_sort_hide_idle() -> None:
         await pilot.press("slash", "ctrl+u", "enter")  # clear
         await pilot.pause()
         assert table.row_count == 9
-        # s cycles: duration -> xact; S reverses
+        # s cycles: duration -> query (the next column); S reverses
         await pilot.press("s")
-        assert table.sort_column == "xact"
+        assert table.sort_column == "query"
         app.action_sort_by("pid")
         await pilot.pause()
         assert ordered_pids(table) == sorted(ordered_pids(table))

@@ -195,7 +195,7 @@ def _blocked(r: SessionRow) -> str:
 ACTIVITY_COLUMNS: tuple[Column, ...] = (
     Column("instance", "instance", 16, lambda r, s: cell(r.instance, style=s, max_len=16), ("instance",)),
     Column("pid", "pid", 7, lambda r, s: cell(str(r.pid), num_key(r.pid), style=s), ("pid",)),
-    Column("user", "user", 14, lambda r, s: cell(r.usename, style=s, max_len=14), ("usename",)),
+    Column("user", "user", 13, lambda r, s: cell(r.usename, style=s, max_len=13), ("usename",)),
     Column("db", "db", 8, lambda r, s: cell(r.datname, style=s, max_len=8), ("datname",)),
     Column("state", "state", 11, _state_cell, ("state",)),
     Column(
@@ -238,6 +238,23 @@ ACTIVITY_COLUMNS: tuple[Column, ...] = (
     ),
     Column("query", "query", 60, lambda r, s: cell(r.query, style=s, max_len=200), ("query",)),
 )
+# Display order: what a DBA scans first, and the query early enough to be seen without scrolling
+# at 120 columns; the rest is a horizontal scroll away.
+_ORDER = (
+    "pid",
+    "user",
+    "state",
+    "duration",
+    "query",
+    "blocked_by",
+    "wait",
+    "xact",
+    "db",
+    "app",
+    "client",
+    "instance",
+)
+ACTIVITY_COLUMNS = tuple(sorted(ACTIVITY_COLUMNS, key=lambda c: _ORDER.index(c.key)))
 SORTABLE = tuple(c.key for c in ACTIVITY_COLUMNS)
 COLUMN_LABELS = {c.key: c.label for c in ACTIVITY_COLUMNS} | {"cluster": "cluster"}
 
