@@ -12,6 +12,10 @@ moto server runs in this process, so we wrap two moto methods, once per process:
 - ``BaseResponse._authenticate_and_authorize_normal_action`` (runs before every action of every service):
   a request signed with STS session credentials whose expiration has passed gets ``ExpiredToken``.
 
+It also mends one RDS quirk: ``modify_db_cluster(EnableIAMDatabaseAuthentication=...)`` stores the new
+value in an attribute moto never reports, so ``describe_db_clusters`` kept saying the old flag; the
+product reads describe (as on AWS), so the wrapper makes ``iam_auth`` follow the modification.
+
 The check is deliberately small: enough for the scenario's roles, not a full IAM policy engine.
 """
 
@@ -38,6 +42,7 @@ def install() -> None:
         if _installed:
             return
         from moto.core.responses import BaseResponse
+        from moto.rds.models import RDSBackend
         from moto.sts.responses import TokenResponse
 
         original_assume: Callable[[Any], Any] = TokenResponse.assume_role
@@ -51,6 +56,17 @@ def install() -> None:
             original_auth(self, resource)
             _check_not_expired(self.get_access_key(), str(self.headers.get("Content-Type", "")))
 
+        original_modify_cluster: Callable[[Any, dict[str, Any]], Any] = RDSBackend.modify_db_cluster
+
+        def modify_db_cluster(self: Any, kwargs: dict[str, Any]) -> Any:
+            flag = kwargs.get("enable_iam_database_authentication")
+            answer = original_modify_cluster(self, kwargs)  # a copy of the stored cluster ("modifying")
+            if flag is not None:
+                answer.iam_auth = bool(flag)
+                self.clusters[answer.db_cluster_identifier].iam_auth = bool(flag)
+            return answer
+
+        setattr(RDSBackend, "modify_db_cluster", modify_db_cluster)  # noqa: B010
         setattr(TokenResponse, "assume_role", assume_role)  # noqa: B010 (mypy forbids assigning methods)
         setattr(BaseResponse, "_authenticate_and_authorize_normal_action", authenticate)  # noqa: B010
         _installed = True
