@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from pgiam_tui.model import ClusterSnapshot
+from pgiam_tui.ui.activity_model import is_background
 from pgiam_tui.ui.messages import ClusterSelected
 from pgiam_tui.ui.render import fmt_countdown, safe_text
 
@@ -39,10 +40,11 @@ def health(snap: ClusterSnapshot | None) -> tuple[str, str, str]:
 
 
 def session_counts(snap: ClusterSnapshot) -> tuple[int, int, int]:
-    """(active, waiting, total)."""
-    active = sum(1 for r in snap.activity if r.state == "active")
-    waiting = sum(1 for r in snap.activity if r.blocked_by or r.wait_event_type == "Lock")
-    return active, waiting, len(snap.activity)
+    """(active, waiting, total) of client sessions (server background processes not counted)."""
+    rows = [r for r in snap.activity if not is_background(r)]
+    active = sum(1 for r in rows if r.state == "active")
+    waiting = sum(1 for r in rows if r.blocked_by or r.wait_event_type == "Lock")
+    return active, waiting, len(rows)
 
 
 def recent_failures(snap: ClusterSnapshot) -> int:
