@@ -26,11 +26,14 @@ def _env() -> dict[str, str]:
 
 @contextlib.contextmanager
 def _sandbox_up(directory: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
-    """Run `sandbox up` until it prints `ready` (or exits); always stopped by the pid we hold."""
+    """Run `sandbox up` (only the RDS for PostgreSQL instance: one server, quick) until `ready` or exit.
+
+    Always stopped by the pid we hold.
+    """
     # stderr to a file, not a pipe nobody reads (a full pipe would block the sandbox)
     errors = (directory.parent / f"{directory.name}.stderr").open("a")
     proc = subprocess.Popen(
-        [*CLI, "sandbox", "up", "--dir", str(directory), "--clusters", "1", "--no-workload", *extra],
+        [*CLI, "sandbox", "up", "--dir", str(directory), "--clusters", "0", "--no-workload", *extra],
         stdout=subprocess.PIPE,
         stderr=errors,
         text=True,
