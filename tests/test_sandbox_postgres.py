@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgiam_tui.sandbox import postgres
+from pgiam_tui.sandbox import pg_host, postgres
 from pgiam_tui.sandbox.errors import SandboxError
 from pgiam_tui.sandbox.postgres import LocalPostgres, find_pg_bindir, seed_statements
 
@@ -87,10 +87,10 @@ def test_find_pg_bindir_falls_back_to_pgserver_then_fails(
 ) -> None:
     monkeypatch.delenv("PGIAM_PG_BINDIR", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))  # no pg_config
-    monkeypatch.setattr(postgres, "_SYSTEM_PG_ROOT", tmp_path)  # no /usr/lib/postgresql/*/bin
+    monkeypatch.setattr(pg_host, "SYSTEM_PG_ROOT", tmp_path)  # no /usr/lib/postgresql/*/bin
     wheel = find_pg_bindir()
     assert wheel.parts[-3:] == ("pgserver", "pginstall", "bin")
-    monkeypatch.setattr(postgres, "_pgserver_bindir", lambda: None)
+    monkeypatch.setattr(pg_host, "pgserver_bindir", lambda: None)
     with pytest.raises(SandboxError) as err:
         find_pg_bindir()
     assert str(err.value) == "no PostgreSQL binaries found: set PGIAM_PG_BINDIR or install postgresql"
@@ -105,7 +105,7 @@ def test_newest_system_version_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: P
             (bindir / prog).chmod(0o755)
     monkeypatch.delenv("PGIAM_PG_BINDIR", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
-    monkeypatch.setattr(postgres, "_SYSTEM_PG_ROOT", tmp_path)
+    monkeypatch.setattr(pg_host, "SYSTEM_PG_ROOT", tmp_path)
     assert find_pg_bindir() == tmp_path / "15" / "bin"
 
 
@@ -317,7 +317,7 @@ def test_restart_keeps_port_and_data_and_stop_leaves_nothing(template: LocalPost
 
 
 def test_data_placement(template: LocalPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    in_memory = postgres._memory_base()
+    in_memory = pg_host.memory_base()
     server = LocalPostgres.clone(template, tmp_path / "placed")
     try:
         if in_memory is not None:
@@ -326,7 +326,7 @@ def test_data_placement(template: LocalPostgres, tmp_path: Path, monkeypatch: py
     finally:
         server.cleanup()
     monkeypatch.setenv("PGIAM_SANDBOX_PG_ON_DISK", "1")
-    assert postgres._memory_base() is None
+    assert pg_host.memory_base() is None
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     server = LocalPostgres.clone(template, private / "srv")
@@ -350,7 +350,7 @@ def test_stop_kills_a_server_that_ignores_shutdown(template: LocalPostgres, tmp_
         server.start()
         pid = server.pid
         assert pid is not None
-        segments = postgres._posix_shm_segments(pid)
+        segments = pg_host.posix_shm_segments(pid)
         assert segments  # dynamic shared memory (posix): what a SIGKILL would leak
         os.kill(pid, signal.SIGSTOP)  # a hung postmaster: SIGINT stays pending
         server.stop(timeout=0.5)
@@ -409,7 +409,7 @@ def test_long_paths_get_a_short_socket_dir(template: LocalPostgres, monkeypatch:
 
 
 def test_pgserver_binaries_work(tmp_path: Path) -> None:
-    wheel = postgres._pgserver_bindir()
+    wheel = pg_host.pgserver_bindir()
     assert wheel is not None
     tpl = LocalPostgres.init_template(tmp_path / "tpl16", bindir=wheel)
     server = LocalPostgres.clone(tpl, tmp_path / "srv16")
@@ -426,7 +426,7 @@ def test_pgserver_binaries_work(tmp_path: Path) -> None:
         tpl.cleanup()
 
 
-def _interpreter_for(user: postgres.RunAs, home: Path) -> tuple[str, dict[str, str]]:
+def _interpreter_for(user: pg_host.RunAs, home: Path) -> tuple[str, dict[str, str]]:
     """A Python the unprivileged user can run, with this venv's packages and our sources importable.
 
     The venv's interpreter may live under /root (pyenv), which that user cannot reach: then use the system
@@ -441,7 +441,7 @@ def _interpreter_for(user: postgres.RunAs, home: Path) -> tuple[str, dict[str, s
     env["PGIAM_SANDBOX_PG_ON_DISK"] = "1"  # exercise in-place data dirs (memory placement is tested above)
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     for candidate in (os.path.realpath(sys.executable), f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
-        if os.path.exists(candidate) and postgres._traversable_by(Path(candidate).parent, user):
+        if os.path.exists(candidate) and pg_host.traversable_by(Path(candidate).parent, user):
             return candidate, env
     pytest.skip(f"no {version} interpreter reachable by {user.name}")
 
@@ -450,7 +450,7 @@ def _interpreter_for(user: postgres.RunAs, home: Path) -> tuple[str, dict[str, s
 def test_works_as_an_ordinary_user(tmp_path: Path) -> None:
     user = postgres.run_as()
     assert user is not None and user.uid != 0
-    workdir = Path(postgres._public_tmp_base()) / f"pgiam-test-nonroot-{os.getpid()}"
+    workdir = Path(pg_host.public_tmp_base()) / f"pgiam-test-nonroot-{os.getpid()}"
     workdir.mkdir()
     os.chown(workdir, user.uid, user.gid)
     script = textwrap.dedent(

@@ -7,7 +7,9 @@ fraction of a second, initdb several seconds.
 PostgreSQL refuses to run as root, so when this process is root every PostgreSQL program runs as an
 unprivileged system user (``pgiam-sandbox``, created with useradd when missing, else ``nobody``), and data
 directories are placed where that user can reach them. Data lives in memory (/dev/shm) when it can: it is
-throw-away, and copies to a busy disk were the slowest part of sandbox start-up.
+throw-away, and copies to a busy disk were the slowest part of sandbox start-up. Those host matters (binaries,
+account, placement, configuration files, reaping a crashed run's leftovers) live in pg_host.py; the names
+other modules need are re-exported here.
 
 Typical use (what sandbox/core.py does)::
 
@@ -24,265 +26,45 @@ Typical use (what sandbox/core.py does)::
 from __future__ import annotations
 
 import contextlib
-import functools
-import grp
-import importlib.util
 import os
-import pwd
-import re
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from pgiam_tui.sandbox.errors import SandboxError
+from pgiam_tui.sandbox.pg_host import (
+    SANDBOX_SYSTEM_USER,
+    RunAs,
+    check_reachable,
+    child_env,
+    find_pg_bindir,
+    has_pg_stat_statements,
+    pgserver_bindir,
+    pid_alive,
+    place_data_dir,
+    posix_shm_segments,
+    public_tmp_base,
+    reap_orphans,
+    remove_data_dir,
+    run_as,
+    server_version,
+    user_kwargs,
+    write_config,
+    write_instance_config,
+)
 
 ADMIN_USER = "sandbox_admin"
 ADMIN_PASSWORD = "sandbox-admin"  # public on purpose: a local sandbox; TCP loopback requires scram
 DEMO_DATABASE = "demo"
-SANDBOX_SYSTEM_USER = "pgiam-sandbox"
 
-_NO_BINARIES = "no PostgreSQL binaries found: set PGIAM_PG_BINDIR or install postgresql"
-_REQUIRED_PROGRAMS = ("initdb", "postgres")
-_SYSTEM_PG_ROOT = Path("/usr/lib/postgresql")  # Debian/Ubuntu layout: <root>/<version>/bin
 # Unix socket paths are limited to 107 bytes (sun_path); ".s.PGSQL.65535" needs 15 of them.
 _MAX_SOCKET_DIR_LEN = 90
-
-
-# --------------------------------------------------------------------------------------------- binaries
-
-
-def _has_programs(bindir: Path) -> bool:
-    return all(os.access(bindir / name, os.X_OK) for name in _REQUIRED_PROGRAMS)
-
-
-def _version_key(path: Path) -> tuple[int, ...]:
-    # /usr/lib/postgresql/<version>/bin: newest version first, numerically (10 > 9.6).
-    parts = re.findall(r"\d+", path.parent.name)
-    return tuple(int(p) for p in parts)
-
-
-def _pgserver_bindir() -> Path | None:
-    # find_spec does not import pgserver (importing it starts machinery we don't want).
-    spec = importlib.util.find_spec("pgserver")
-    if spec is None or spec.origin is None:
-        return None
-    return Path(spec.origin).parent / "pginstall" / "bin"
-
-
-def find_pg_bindir(explicit: str | None = None) -> Path:
-    """Return the directory holding ``initdb`` and ``postgres``.
-
-    Order: ``explicit`` (e.g. ``--pg-bindir``), ``$PGIAM_PG_BINDIR``, ``pg_config --bindir``, the newest
-    ``/usr/lib/postgresql/*/bin``, the pgserver wheel's ``pginstall/bin``. An explicit or environment
-    directory without the programs is an error (naming it) rather than silently falling through.
-    Raises SandboxError when nothing is found.
-    """
-    for label, given in (("--pg-bindir", explicit), ("PGIAM_PG_BINDIR", os.environ.get("PGIAM_PG_BINDIR"))):
-        if given:
-            path = Path(given).expanduser()
-            if not _has_programs(path):
-                raise SandboxError(f"{label} {given!r} has no PostgreSQL server programs (initdb, postgres)")
-            return path
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run(
-                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
-            ).stdout.strip()
-            if out and _has_programs(Path(out)):
-                return Path(out)
-    candidates = sorted(_SYSTEM_PG_ROOT.glob("*/bin"), key=_version_key, reverse=True)
-    for candidate in candidates:
-        if _has_programs(candidate):
-            return candidate
-    wheel = _pgserver_bindir()
-    if wheel is not None and _has_programs(wheel):
-        return wheel
-    raise SandboxError(_NO_BINARIES)
-
-
-@functools.cache
-def server_version(bindir: Path) -> tuple[int, int]:
-    """(major, minor) of ``bindir/postgres``, e.g. (15, 18)."""
-    try:
-        out = subprocess.run(
-            [str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=30, check=True
-        ).stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise SandboxError(f"cannot run {bindir / 'postgres'}: {exc}") from None
-    match = re.search(r"(\d+)(?:\.(\d+))?", out)
-    if match is None:
-        raise SandboxError(f"cannot read the version of {bindir / 'postgres'}: {out.strip()[:80]}")
-    return int(match.group(1)), int(match.group(2) or 0)
-
-
-def _pg_config_value(bindir: Path, option: str) -> Path | None:
-    tool = bindir / "pg_config"
-    if not os.access(tool, os.X_OK):
-        return None
-    try:
-        out = subprocess.run([str(tool), option], capture_output=True, text=True, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    value = out.stdout.strip()
-    return Path(value) if value else None
-
-
-@functools.cache
-def has_pg_stat_statements(bindir: Path) -> bool:
-    """True when the extension's control file and library both ship with these binaries."""
-    major = server_version(bindir)[0]
-    share_dirs = [
-        _pg_config_value(bindir, "--sharedir"),
-        bindir.parent / "share" / "postgresql",
-        bindir.parent / "share",
-        Path(f"/usr/share/postgresql/{major}"),
-    ]
-    lib_dirs = [
-        _pg_config_value(bindir, "--pkglibdir"),
-        bindir.parent / "lib" / "postgresql",
-        bindir.parent / "lib",
-    ]
-    control = any(
-        d is not None and (d / "extension" / "pg_stat_statements.control").is_file() for d in share_dirs
-    )
-    library = any(d is not None and (d / "pg_stat_statements.so").is_file() for d in lib_dirs)
-    return control and library
-
-
-# ------------------------------------------------------------------------------------ unprivileged user
-
-
-@dataclass(frozen=True)
-class RunAs:
-    """The unprivileged account PostgreSQL runs as when this process is root."""
-
-    name: str
-    uid: int
-    gid: int
-
-
-_user_lock = threading.Lock()
-
-
-def _nologin_shell() -> str:
-    for shell in ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false"):
-        if os.path.exists(shell):
-            return shell
-    return "/bin/false"
-
-
-@functools.cache
-def _system_user() -> RunAs:
-    with _user_lock:
-        try:
-            entry = pwd.getpwnam(SANDBOX_SYSTEM_USER)
-        except KeyError:
-            useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-            with contextlib.suppress(OSError, subprocess.SubprocessError):
-                subprocess.run(
-                    [
-                        useradd,
-                        "--system",
-                        "--user-group",
-                        "--no-create-home",
-                        "--home-dir",
-                        "/nonexistent",
-                        "--shell",
-                        _nologin_shell(),
-                        SANDBOX_SYSTEM_USER,
-                    ],
-                    capture_output=True,
-                    timeout=30,
-                    check=False,
-                )
-            try:
-                # Another process may have won the race: look again either way.
-                entry = pwd.getpwnam(SANDBOX_SYSTEM_USER)
-            except KeyError:
-                try:
-                    entry = pwd.getpwnam("nobody")
-                except KeyError:
-                    raise SandboxError(
-                        f"running as root and cannot create the unprivileged user {SANDBOX_SYSTEM_USER!r} "
-                        "(and there is no 'nobody'): PostgreSQL refuses to run as root"
-                    ) from None
-        return RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid)
-
-
-def run_as() -> RunAs | None:
-    """The account PostgreSQL programs run as: None (this process's own) unless this process is root."""
-    if os.geteuid() != 0:
-        return None
-    return _system_user()
-
-
-def _supplementary_gids(user: RunAs) -> set[int]:
-    gids = {user.gid}
-    with contextlib.suppress(KeyError):
-        gids.update(g.gr_gid for g in grp.getgrall() if user.name in g.gr_mem)
-    return gids
-
-
-def _traversable_by(path: Path, user: RunAs) -> bool:
-    """True when ``user`` can search every directory from / down to ``path`` (which must exist)."""
-    gids = _supplementary_gids(user)
-    current = path.resolve()
-    for directory in (current, *current.parents):
-        st = directory.stat()
-        if st.st_uid == user.uid:
-            ok = bool(st.st_mode & stat.S_IXUSR)
-        elif st.st_gid in gids:
-            ok = bool(st.st_mode & stat.S_IXGRP)
-        else:
-            ok = bool(st.st_mode & stat.S_IXOTH)
-        if not ok:
-            return False
-    return True
-
-
-def _chown_tree(path: Path, user: RunAs) -> None:
-    os.chown(path, user.uid, user.gid, follow_symlinks=False)
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in (*dirnames, *filenames):
-            os.chown(os.path.join(dirpath, name), user.uid, user.gid, follow_symlinks=False)
-
-
-def _public_tmp_base() -> Path:
-    """A world-searchable temp directory (sticky /tmp), for data the unprivileged user must reach."""
-    for candidate in (tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"):
-        path = Path(candidate)
-        with contextlib.suppress(OSError):
-            st = path.stat()
-            if path.is_dir() and st.st_mode & stat.S_IXOTH and st.st_mode & stat.S_IWOTH:
-                return path
-    raise SandboxError("no world-writable temp directory for the unprivileged PostgreSQL user")
-
-
-def _child_env() -> dict[str, str]:
-    # A small, predictable environment: C locale, UTC, no PG* variables leaking in from the caller.
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "LANG": "C",
-        "LC_ALL": "C",
-        "TZ": "UTC",
-        "HOME": "/",
-    }
-
-
-def _user_kwargs(user: RunAs | None) -> dict[str, object]:
-    if user is None:
-        return {}
-    # Popen's user/group/extra_groups switch identity in the child without a preexec_fn (thread-safe).
-    return {"user": user.uid, "group": user.gid, "extra_groups": []}
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -293,26 +75,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def _port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _last_meaningful_line(text: str) -> str:
@@ -419,9 +181,9 @@ class LocalPostgres:
         """
         bindir = bindir if bindir is not None else find_pg_bindir()
         user = run_as()
-        _check_reachable(bindir, user)
+        check_reachable(bindir, user)
         reap_orphans()
-        real_dir, owned_base = _place_data_dir(Path(template_dir), user)
+        real_dir, owned_base = place_data_dir(Path(template_dir), user)
         cmd = [
             str(bindir / "initdb"),
             "-D",
@@ -446,17 +208,17 @@ class LocalPostgres:
                 text=True,
                 timeout=300,
                 cwd="/",
-                env=_child_env(),
+                env=child_env(),
                 check=False,
-                **_user_kwargs(user),  # type: ignore[call-overload]
+                **user_kwargs(user),  # type: ignore[call-overload]
             )
         except (OSError, subprocess.SubprocessError) as exc:
-            _remove_dir(Path(template_dir), owned_base)
+            remove_data_dir(Path(template_dir), owned_base)
             raise SandboxError(f"initdb could not run: {exc}") from None
         if done.returncode != 0:
-            _remove_dir(Path(template_dir), owned_base)
+            remove_data_dir(Path(template_dir), owned_base)
             raise SandboxError(f"initdb failed in {template_dir}: {_last_meaningful_line(done.stderr)}")
-        _write_config(real_dir, bindir)
+        write_config(real_dir, bindir)
         server = cls(real_dir, bindir=bindir, requested_dir=Path(template_dir), owned_base=owned_base)
         try:
             server.start()
@@ -493,8 +255,8 @@ class LocalPostgres:
             raise SandboxError(f"{source} is not a PostgreSQL data directory")
         user = run_as()
         new_dir = Path(new_dir)
-        real_dir, owned_base = _place_data_dir(new_dir, user)
-        real_dir.rmdir()  # cp -a creates it; _place_data_dir left it empty
+        real_dir, owned_base = place_data_dir(new_dir, user)
+        real_dir.rmdir()  # cp -a creates it; place_data_dir left it empty
         try:
             # cp -a keeps modes and (as root) ownership; it is also quicker than shutil.copytree.
             done = subprocess.run(
@@ -505,10 +267,10 @@ class LocalPostgres:
                 check=False,
             )
         except (OSError, subprocess.SubprocessError) as exc:
-            _remove_dir(new_dir, owned_base)
+            remove_data_dir(new_dir, owned_base)
             raise SandboxError(f"cannot copy {source} to {real_dir}: {exc}") from None
         if done.returncode != 0:
-            _remove_dir(new_dir, owned_base)
+            remove_data_dir(new_dir, owned_base)
             raise SandboxError(f"cannot copy {source} to {real_dir}: {_last_meaningful_line(done.stderr)}")
         for stale in ("postmaster.pid", "postmaster.opts", "server.log"):
             with contextlib.suppress(FileNotFoundError):
@@ -610,7 +372,7 @@ class LocalPostgres:
                 try:
                     proc.wait(timeout)
                 except subprocess.TimeoutExpired:
-                    segments = _posix_shm_segments(proc.pid)
+                    segments = posix_shm_segments(proc.pid)
                     with contextlib.suppress(ProcessLookupError):
                         proc.kill()
                     proc.wait(10)
@@ -642,7 +404,7 @@ class LocalPostgres:
             shutil.rmtree(self._socket_tmp, ignore_errors=True)
             self._socket_tmp = None
         if self._owned_base is not None:
-            _remove_dir(self.requested_dir, self._owned_base)
+            remove_data_dir(self.requested_dir, self._owned_base)
             self._owned_base = None
 
     def __enter__(self) -> LocalPostgres:
@@ -682,7 +444,7 @@ class LocalPostgres:
         # The data dir itself is 0700 and owned by the server's user: a private socket dir for free.
         if len(str(self.data_dir)) <= _MAX_SOCKET_DIR_LEN:
             return self.data_dir
-        self._socket_tmp = Path(tempfile.mkdtemp(prefix="pgiam-sock-", dir=_public_tmp_base()))
+        self._socket_tmp = Path(tempfile.mkdtemp(prefix="pgiam-sock-", dir=public_tmp_base()))
         if self._user is not None:
             os.chown(self._socket_tmp, self._user.uid, self._user.gid)
         return self._socket_tmp
@@ -693,7 +455,7 @@ class LocalPostgres:
             first = pidfile.read_text().splitlines()[0].strip()
         except (FileNotFoundError, IndexError):
             return
-        if first.isdigit() and _pid_alive(int(first)):
+        if first.isdigit() and pid_alive(int(first)):
             raise SandboxError(
                 f"a PostgreSQL server is already running in {self.data_dir} (pid {first}): "
                 "stop it or use another directory"
@@ -702,7 +464,7 @@ class LocalPostgres:
 
     def _start_once(self, timeout: float) -> None:
         assert self.port is not None
-        _write_instance_config(self.data_dir, self.port, self.socket_dir, self.read_only, self._user)
+        write_instance_config(self.data_dir, self.port, self.socket_dir, self.read_only, self._user)
         log = self.log_file
         # Opened here (as root if root) and handed over: the server appends its stderr to it.
         log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
@@ -716,9 +478,9 @@ class LocalPostgres:
                 stdout=log_fd,
                 stderr=log_fd,
                 cwd="/",
-                env=_child_env(),
+                env=child_env(),
                 start_new_session=True,  # a terminal's Ctrl-C goes to the sandbox, which stops us in order
-                **_user_kwargs(self._user),
+                **user_kwargs(self._user),
             )
         except OSError as exc:
             raise SandboxError(f"cannot run {self.bindir / 'postgres'}: {exc}") from None
@@ -755,86 +517,6 @@ class LocalPostgres:
             delay = min(delay * 1.5, 0.1)
 
 
-_OWNER_FILE = "pgiam-owner"  # in each pgiam-pg-* dir: "<pid> <start time>" of the process that made it
-
-
-def _owner_stamp(pid: int) -> str:
-    """``pid`` plus its start time (clock ticks after boot): a pid alone may have been reused."""
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return f"{pid} ?"
-    return f"{pid} {stat_line.rsplit(')', 1)[1].split()[19]}"
-
-
-def reap_orphans() -> list[Path]:
-    """Stop the servers and remove the data of sandboxes whose process died without cleaning up.
-
-    Only ``pgiam-pg-*`` directories (in /dev/shm or the public temp dir) whose owner file names a process
-    that no longer exists are touched; a server in one is stopped by the pid in its postmaster.pid, after
-    checking that this pid really is a postgres serving that directory. Returns the directories removed.
-    Called before each new template, so a crashed run (kill -9, CI timeout) does not hold memory for long.
-    """
-    removed: list[Path] = []
-    roots = {p for p in (_memory_base(), _public_tmp_base()) if p is not None}
-    for root in roots:
-        for base in root.glob("pgiam-pg-*"):
-            try:
-                owner = (base / _OWNER_FILE).read_text(encoding="ascii").strip()
-            except OSError:
-                continue  # not ours, or being made right now
-            pid_text = owner.split()[0]
-            if not pid_text.isdigit() or _owner_stamp(int(pid_text)) == owner:
-                continue  # the owner is alive
-            for data_dir in (d for d in base.iterdir() if d.is_dir()):
-                _stop_orphan(data_dir)
-            shutil.rmtree(base, ignore_errors=True)
-            removed.append(base)
-    return removed
-
-
-def _stop_orphan(data_dir: Path) -> None:
-    try:
-        pid = int((data_dir / "postmaster.pid").read_text().splitlines()[0])
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (OSError, ValueError, IndexError):
-        return
-    if str(data_dir).encode() not in cmdline or not cmdline[0].endswith(b"postgres"):
-        return  # the pid now belongs to something else
-    segments = _posix_shm_segments(pid)
-    with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGINT)  # fast shutdown
-    for _ in range(100):
-        if not _pid_alive(pid):
-            break
-        time.sleep(0.05)
-    else:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-        for segment in segments:
-            with contextlib.suppress(OSError):
-                segment.unlink()
-
-
-def _check_reachable(bindir: Path, user: RunAs | None) -> None:
-    """Fail clearly when the unprivileged server user cannot even reach the binaries (e.g. under /root)."""
-    if user is not None and not _traversable_by(bindir, user):
-        raise SandboxError(
-            f"PostgreSQL binaries in {bindir} are not reachable by {user.name!r}, the unprivileged user the "
-            "server must run as: set PGIAM_PG_BINDIR to binaries outside private directories"
-        )
-
-
-def _posix_shm_segments(pid: int) -> list[Path]:
-    """The /dev/shm/PostgreSQL.* files a postmaster has mapped (its dynamic shared memory)."""
-    try:
-        maps = Path(f"/proc/{pid}/maps").read_text()
-    except OSError:
-        return []
-    found = {line.split()[-1] for line in maps.splitlines() if "/dev/shm/PostgreSQL." in line}
-    return [Path(p) for p in sorted(found) if p.startswith("/dev/shm/PostgreSQL.")]
-
-
 class _PortTaken(Exception):
     """The picked port was taken between choosing and binding (retry with another one)."""
 
@@ -854,167 +536,20 @@ def _make_conninfo(parts: dict[str, str]) -> str:
     return make_conninfo(**parts)
 
 
-def _memory_base() -> Path | None:
-    """/dev/shm when it is a roomy, world-writable tmpfs, unless PGIAM_SANDBOX_PG_ON_DISK is set.
-
-    Sandbox data is throw-away, and on a busy 2-core box copying seven ~40 MB data directories to disk took
-    6-16 s (page-cache writeback contention) against ~1 s in memory; initdb gains too. About 40 MB per server.
-    """
-    if os.environ.get("PGIAM_SANDBOX_PG_ON_DISK"):
-        return None
-    shm = Path("/dev/shm")
-    try:
-        mounts = Path("/proc/self/mounts").read_text()
-        st = shm.stat()
-        vfs = os.statvfs(shm)
-    except OSError:
-        return None
-    is_tmpfs = any(line.split()[1:3] == ["/dev/shm", "tmpfs"] for line in mounts.splitlines() if line.strip())
-    public = bool(st.st_mode & stat.S_ISVTX and st.st_mode & stat.S_IWOTH and st.st_mode & stat.S_IXOTH)
-    roomy = vfs.f_bavail * vfs.f_frsize >= 1 << 30
-    return shm if is_tmpfs and public and roomy else None
-
-
-def _place_data_dir(requested: Path, user: RunAs | None) -> tuple[Path, Path | None]:
-    """Make an empty directory for a data dir; return (real path, temp base to remove later or None).
-
-    The data goes to a fresh ``pgiam-pg-*`` directory in memory (see :func:`_memory_base`), or else at
-    ``requested`` itself when the server's user can reach it, or else under a public temp dir; in the first
-    and last case ``requested`` becomes a symlink to it. Replaces whatever was at ``requested`` (a previous
-    run's data or symlink), refusing to touch a directory that a live postmaster still uses.
-    """
-    requested = Path(requested).absolute()
-    _remove_previous(requested)
-    requested.parent.mkdir(parents=True, exist_ok=True)
-    base_dir = _memory_base()
-    if base_dir is None:
-        if user is None or _traversable_by(requested.parent, user):
-            requested.mkdir(mode=0o700)
-            if user is not None:
-                os.chown(requested, user.uid, user.gid)
-            return requested, None
-        base_dir = _public_tmp_base()
-    base = Path(tempfile.mkdtemp(prefix="pgiam-pg-", dir=base_dir))
-    (base / _OWNER_FILE).write_text(_owner_stamp(os.getpid()) + "\n", encoding="ascii")
-    if user is not None:
-        os.chown(base, user.uid, user.gid)
-    os.chmod(base, 0o700)
-    real = base / requested.name
-    real.mkdir(mode=0o700)
-    if user is not None:
-        os.chown(real, user.uid, user.gid)
-    requested.symlink_to(real, target_is_directory=True)
-    return real, base
-
-
-def _remove_previous(requested: Path) -> None:
-    if requested.is_symlink():
-        target = Path(os.readlink(requested))
-        _refuse_live(target)
-        requested.unlink()
-        # Only ever delete a target we made ourselves (pgiam-pg-* under a temp dir).
-        if target.parent.name.startswith("pgiam-pg-"):
-            shutil.rmtree(target.parent, ignore_errors=True)
-    elif requested.exists():
-        _refuse_live(requested)
-        shutil.rmtree(requested)
-
-
-def _refuse_live(data_dir: Path) -> None:
-    with contextlib.suppress(OSError, IndexError):
-        first = (data_dir / "postmaster.pid").read_text().splitlines()[0].strip()
-        if first.isdigit() and _pid_alive(int(first)):
-            raise SandboxError(
-                f"a PostgreSQL server is still running in {data_dir} (pid {first}), left by an earlier "
-                "sandbox in this directory: stop it or use another directory"
-            )
-
-
-def _remove_dir(requested: Path, owned_base: Path | None) -> None:
-    with contextlib.suppress(OSError):
-        if requested.is_symlink():
-            requested.unlink()
-        elif owned_base is None and requested.exists():
-            shutil.rmtree(requested, ignore_errors=True)
-    if owned_base is not None:
-        shutil.rmtree(owned_base, ignore_errors=True)
-
-
-def _write_config(data_dir: Path, bindir: Path) -> None:
-    """Settings shared by every server cloned from this template (postgresql.conf + pg_hba.conf)."""
-    major = server_version(bindir)[0]
-    settings = [
-        "# --- pgiam-tui sandbox ---",
-        "listen_addresses = '127.0.0.1'",
-        "max_connections = 60",
-        "shared_buffers = 16MB",
-        "password_encryption = 'scram-sha-256'",
-        # Durability is pointless for throw-away sandbox data, and fsync on a shared 2-core box makes
-        # start-up, seeding and checkpoints slow: a crash only loses data we would delete anyway.
-        "fsync = off",
-        "synchronous_commit = off",
-        "full_page_writes = off",
-        "wal_level = minimal",
-        "max_wal_senders = 0",
-        "min_wal_size = 4MB",
-        "max_wal_size = 32MB",  # bounds the WAL each (possibly in-memory) server keeps
-        "checkpoint_timeout = 30min",
-        "jit = off",
-        "huge_pages = off",
-        # RDS-like logging: what the console's event pane parses.
-        "logging_collector = off",
-        "log_destination = 'stderr'",
-        "log_connections = on",
-        "log_disconnections = on",
-        "log_line_prefix = '%t:%r:%u@%d:[%p]:'",
-        "log_timezone = 'UTC'",
-        "timezone = 'UTC'",
-        "track_activity_query_size = 4096",
-    ]
-    if major >= 14:
-        settings.append("compute_query_id = on")
-    if has_pg_stat_statements(bindir):
-        settings.append("shared_preload_libraries = 'pg_stat_statements'")
-        settings.append("pg_stat_statements.track = 'all'")
-    settings.append("include_if_exists = 'pgiam_instance.conf'")
-    with (data_dir / "postgresql.conf").open("a", encoding="utf-8") as fh:
-        fh.write("\n" + "\n".join(settings) + "\n")
-    hba = (
-        "# pgiam-tui sandbox: the front doors come in over the 0700 unix socket directory (trust);\n"
-        "# anything over TCP loopback must know a password (scram-sha-256).\n"
-        "local   all   all                  trust\n"
-        "host    all   all   127.0.0.1/32   scram-sha-256\n"
-    )
-    (data_dir / "pg_hba.conf").write_text(hba, encoding="utf-8")
-
-
-def _write_instance_config(
-    data_dir: Path, port: int, socket_dir: Path, read_only: bool, user: RunAs | None
-) -> None:
-    lines = [
-        "# written by pgiam_tui.sandbox.postgres on every start",
-        f"port = {int(port)}",
-        "unix_socket_directories = '{}'".format(str(socket_dir).replace("'", "''")),
-    ]
-    if read_only:
-        # An Aurora reader: the sandbox clones the writer's template instead of replicating, so the best
-        # stand-in for "read-only replica" is a server where every transaction is read-only by default.
-        lines.append("default_transaction_read_only = on")
-    path = data_dir / "pgiam_instance.conf"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    if user is not None:
-        os.chown(path, user.uid, user.gid)
-
+# Older name, still imported by tests/test_sandbox_cli.py: use pgserver_bindir.
+_pgserver_bindir = pgserver_bindir
 
 __all__ = [
     "ADMIN_PASSWORD",
     "ADMIN_USER",
     "DEMO_DATABASE",
+    "SANDBOX_SYSTEM_USER",
     "LocalPostgres",
     "RunAs",
     "find_pg_bindir",
     "free_port",
     "has_pg_stat_statements",
+    "pgserver_bindir",
     "reap_orphans",
     "run_as",
     "seed_statements",
