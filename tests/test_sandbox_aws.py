@@ -234,7 +234,7 @@ def test_aurora_clusters_as_the_scenario_says(sandbox: Sandbox) -> None:
     assert {c.region for c in aurora} == {"us-east-1", "us-east-2"}
     for c in aurora:
         rds = sandbox.boto_session("iam-reader").client("rds", region_name=c.region)
-        desc = rds.describe_db_clusters(DBClusterIdentifier=c.cluster_id)["DBClusters"][0]
+        desc = rds.describe_db_clusters(DBClusterIdentifier=str(c.cluster_id))["DBClusters"][0]
         assert desc["Engine"] == "aurora-postgresql"
         assert desc["IAMDatabaseAuthenticationEnabled"] is True
         assert set(desc["EnabledCloudwatchLogsExports"]) == {"postgresql", "iam-db-auth-error"}
@@ -259,7 +259,7 @@ def test_instance_resource_ids_are_unique(sandbox: Sandbox) -> None:
 def test_rds_for_postgresql_instance(sandbox: Sandbox) -> None:
     (inst,) = [c for c in sandbox.clusters if c.kind == "instance"]
     rds = sandbox.boto_session("iam-reader").client("rds", region_name=inst.region)
-    d = rds.describe_db_instances(DBInstanceIdentifier=inst.instance_id)["DBInstances"][0]
+    d = rds.describe_db_instances(DBInstanceIdentifier=str(inst.instance_id))["DBInstances"][0]
     assert d["Engine"] == "postgres" and d["IAMDatabaseAuthenticationEnabled"] is True
     assert d["DbiResourceId"] == inst.resource_id
     assert inst.log_group == f"/aws/rds/instance/{inst.instance_id}/postgresql"
@@ -276,13 +276,13 @@ def test_log_groups_exist_per_export(sandbox: Sandbox) -> None:
 
 def test_iam_scenario_policies(sandbox: Sandbox) -> None:
     iam = sandbox.boto_session("iam-reader").client("iam")
-    trust = iam.get_role(RoleName="pg-monitor-role")["Role"]["AssumeRolePolicyDocument"]
+    trust: Any = iam.get_role(RoleName="pg-monitor-role")["Role"]["AssumeRolePolicyDocument"]
     assert trust["Statement"][0]["Principal"]["AWS"] == f"arn:aws:iam::{MGMT}:role/pg-mgmt-role"
     attached = iam.list_attached_role_policies(RoleName="pg-monitor-role")["AttachedPolicies"]
     assert [p["PolicyName"] for p in attached] == ["pg-db-monitor-policy"]
     arn = attached[0]["PolicyArn"]
     version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
-    doc = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+    doc: Any = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
     connect = next(s for s in doc["Statement"] if s["Action"] == "rds-db:connect")
     assert connect["Resource"] == f"arn:aws:rds-db:*:{DB}:dbuser:*/pgmonitor"
 

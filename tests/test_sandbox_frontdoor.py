@@ -225,15 +225,17 @@ def test_expired_token_by_old_x_amz_date(
     old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)
 
     class OldClock(dt.datetime):
-        @classmethod
-        def utcnow(cls) -> OldClock:  # type: ignore[override]
-            return cls.fromtimestamp(old.timestamp(), dt.UTC).replace(tzinfo=None)  # type: ignore[return-value]
+        """botocore's SigV4 reads the time through datetime.datetime: twenty minutes ago."""
 
         @classmethod
-        def now(cls, tz: dt.tzinfo | None = None) -> OldClock:  # type: ignore[override]
-            return cls.fromtimestamp(old.timestamp(), tz)  # type: ignore[return-value]
+        def utcnow(cls) -> Any:
+            return dt.datetime.fromtimestamp(old.timestamp(), dt.UTC).replace(tzinfo=None)
 
-    with mock.patch.object(botocore.auth.datetime, "datetime", OldClock):
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> Any:
+            return dt.datetime.fromtimestamp(old.timestamp(), tz)
+
+    with mock.patch.object(getattr(botocore.auth, "datetime"), "datetime", OldClock):  # noqa: B009
         token = _token(monitor, aurora.endpoint, aurora.region, "pgmonitor")
     assert f"X-Amz-Date={old:%Y%m%dT%H%M}" in token
     _refused(sandbox, aurora, "pgmonitor", token, code="ExpiredToken", reason="token expired")
@@ -330,7 +332,9 @@ def test_iam_auth_turned_off_on_the_cluster(sandbox: Sandbox, monitor: boto3.Ses
     rds = sandbox.boto_session("sandbox-db-admin").client("rds", region_name=cluster.region)
     token = _token(monitor, cluster.endpoint, cluster.region, "pgmonitor")
     rds.modify_db_cluster(
-        DBClusterIdentifier=cluster.cluster_id, EnableIAMDatabaseAuthentication=False, ApplyImmediately=True
+        DBClusterIdentifier=str(cluster.cluster_id),
+        EnableIAMDatabaseAuthentication=False,
+        ApplyImmediately=True,
     )
     try:
         marks_iam = _cloudwatch(sandbox, cluster, cluster.iam_log_group, "for user 'pgmonitor'")
@@ -341,7 +345,7 @@ def test_iam_auth_turned_off_on_the_cluster(sandbox: Sandbox, monitor: boto3.Ses
         assert _cloudwatch(sandbox, cluster, cluster.iam_log_group, "for user 'pgmonitor'") == marks_iam
     finally:
         rds.modify_db_cluster(
-            DBClusterIdentifier=cluster.cluster_id,
+            DBClusterIdentifier=str(cluster.cluster_id),
             EnableIAMDatabaseAuthentication=True,
             ApplyImmediately=True,
         )
