@@ -69,7 +69,10 @@ class Tmux:
         return self.run("display-message", "-p", "-t", "ui", spec).strip()
 
     def kill(self) -> None:
+        """Kill this test's tmux server by its socket name, and remove the socket file it leaves."""
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=30)
+        tmpdir = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
+        (tmpdir / self.socket).unlink(missing_ok=True)
 
 
 @pytest.fixture
