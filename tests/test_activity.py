@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from helpers.local_pg import running_postgres
 from pgiam_tui.collect.activity import (
     COLUMNS,
     INSUFFICIENT_PRIVILEGE,
@@ -53,15 +54,8 @@ def server(
 ) -> Iterator[LocalPostgres]:
     """A seeded LocalPostgres of the parametrised version, running for this module."""
     bindir: Path = request.param
-    root = tmp_path_factory.mktemp("activity")
-    template = LocalPostgres.init_template(root / "template", bindir=bindir)
-    pg = LocalPostgres.clone(template, root / "server")
-    try:
-        pg.start()
+    with running_postgres(tmp_path_factory.mktemp("activity"), bindir=bindir) as pg:
         yield pg
-    finally:
-        pg.cleanup()
-        template.cleanup()
 
 
 def _target(pg: LocalPostgres, user: str, *, tcp: bool = False) -> ConnTarget:

@@ -14,14 +14,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import keyring
 import pytest
 
+from helpers.memory_keyring import MemoryKeyring, installed_keyring
 from pgiam_tui.aws.session import SessionFactory
 from pgiam_tui.config import Config, load_config
 from pgiam_tui.diagnose import result_to_json
 from test_check_support import (
-    MemoryKeyring,
     UnansweringPort,
     aurora,
     check,
@@ -205,17 +204,12 @@ async def test_password_auth_from_the_keyring(
 ) -> None:
     cfg, _sb = aurora(sandbox, config)
     pw_cfg = replace(cfg, name="pw-user", auth="password", user="app_password_user")
-    previous = keyring.get_keyring()
-    store = MemoryKeyring()
-    keyring.set_keyring(store)
-    try:
+    with installed_keyring(MemoryKeyring()) as store:
         missing = await check(pw_cfg, sessions)
         store.set_password("pgiam-tui", "pw-user", "app-password")
         right = await check(pw_cfg, sessions)
         store.set_password("pgiam-tui", "pw-user", "wrong-password")
         wrong = await check(pw_cfg, sessions)
-    finally:
-        keyring.set_keyring(previous)
     assert failed(missing) == "authentication" and missing.cause == "config_invalid"
     assert missing.fix == "pgiam-tui password set pw-user"
     assert right.step("token").status == "skipped" and right.connected

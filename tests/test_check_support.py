@@ -8,8 +8,6 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import keyring.backend
-
 from pgiam_tui.aws.session import SessionFactory
 from pgiam_tui.config import ClusterConfig, Config
 from pgiam_tui.diagnose import CheckResult, run_check
@@ -147,22 +145,3 @@ class UnansweringPort:
         for c in self.fillers:
             c.close()
         self.listener.close()
-
-
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    """An in-memory OS keyring stand-in (the check reads passwords through the keyring API)."""
-
-    priority = 1
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.store: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.store.pop((service, username), None)

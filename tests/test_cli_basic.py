@@ -21,6 +21,7 @@ import keyring.backend
 import keyring.errors
 import pytest
 
+from helpers.memory_keyring import installed_keyring
 from pgiam_tui import secrets
 from pgiam_tui.commands import password as password_command
 
@@ -177,13 +178,8 @@ def test_help_lists_our_commands() -> None:
 
 @pytest.fixture
 def memory_keyring() -> Any:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    try:
+    with installed_keyring(MemoryKeyring()) as backend:
         yield backend
-    finally:
-        keyring.set_keyring(previous)
 
 
 def run_password(config: Path, *argv: str) -> int:
@@ -245,13 +241,9 @@ def test_broken_keyring_is_one_line(
 ) -> None:
     from keyring.backends import fail
 
-    previous = keyring.get_keyring()
-    keyring.set_keyring(fail.Keyring())  # type: ignore[no-untyped-call]
-    try:
+    with installed_keyring(fail.Keyring()):  # type: ignore[no-untyped-call]
         monkeypatch.setattr(sys, "stdin", io.StringIO("pw-value\n"))
         assert run_password(config, "set", "legacy", "--stdin") == 1
-    finally:
-        keyring.set_keyring(previous)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot store the password of 'legacy' in the OS keyring" in err
     assert "pw-value" not in err

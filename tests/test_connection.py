@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from helpers.local_pg import running_postgres
 from pgiam_tui.db.connection import (
     Backoff,
     ConnectError,
@@ -37,15 +38,8 @@ FAST = Backoff(base_s=0.05, factor=2.0, cap_s=0.2)
 @pytest.fixture(scope="module")
 def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
     """One seeded PostgreSQL (system binaries) for this module."""
-    root = tmp_path_factory.mktemp("conn")
-    template = LocalPostgres.init_template(root / "template")
-    server = LocalPostgres.clone(template, root / "server")
-    try:
-        server.start()
+    with running_postgres(tmp_path_factory.mktemp("conn")) as server:
         yield server
-    finally:
-        server.cleanup()
-        template.cleanup()
 
 
 class CountingPassword:

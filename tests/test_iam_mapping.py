@@ -15,6 +15,8 @@ import boto3
 import psycopg
 import pytest
 
+from helpers.local_pg import running_postgres
+from helpers.moto_server import running_moto
 from pgiam_tui.aws.iam_read import AccessAdvice, IamInventory, IamReadError, Principal
 from pgiam_tui.aws.policy import NamedPolicy
 from pgiam_tui.collect.iam_findings import MappingContext, RoleRow, build_snapshot
@@ -258,33 +260,18 @@ def test_untrusted_names_are_made_visible_in_findings() -> None:
 
 @pytest.fixture(scope="module")
 def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from pgiam_tui.sandbox.postgres import LocalPostgres
-
     bindir = Path("/usr/lib/postgresql/15/bin")
     if not (bindir / "postgres").exists():
         pytest.skip("PostgreSQL 15 binaries missing")
-    root = tmp_path_factory.mktemp("iam-mapping")
-    template = LocalPostgres.init_template(root / "template", bindir=bindir)
-    server = LocalPostgres.clone(template, root / "server")
-    try:
-        server.start()
+    with running_postgres(tmp_path_factory.mktemp("iam-mapping"), bindir=bindir) as server:
         yield server
-    finally:
-        server.cleanup()
-        template.cleanup()
 
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    """A moto server of this module's own (real HTTP), stopped at the end."""
+    with running_moto() as url:
+        yield url
 
 
 @dataclass(frozen=True)
@@ -378,6 +365,7 @@ async def test_collector_on_real_postgres_and_moto_iam(
         snap = await col.collect(resolved, session, fetch)
         users = {u.name: u for u in snap.users}
         assert users["pgmonitor"].rds_iam and "pg_monitor" in users["pgmonitor"].member_of
+
         # moto's backends are process-wide: other test modules' principals share account 123456789012,
         # so look only at the principals this test made (their names carry its tag).
         def ours(user: str) -> list[str]:

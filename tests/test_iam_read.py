@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from helpers.moto_server import running_moto
 from pgiam_tui.aws.cloudtrail import lookup_assume_role_events
 from pgiam_tui.aws.iam_read import IamReadError, last_used_rds_db, read_inventory
 from pgiam_tui.aws.metrics import IAM_METRICS, fetch_iam_metrics
@@ -25,15 +26,8 @@ JOB = "00000000-0000-0000-0000-000000000002"
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
     """A moto server of this module's own (real HTTP), stopped at the end."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with running_moto() as url:
+        yield url
 
 
 @pytest.fixture()

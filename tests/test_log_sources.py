@@ -16,6 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from helpers.moto_server import running_moto
 from pgiam_tui.collect.events import EventsCollector, choose_source
 from pgiam_tui.collect.iam_log import failure_counts, join_iam_reasons, parse_iam_line
 from pgiam_tui.collect.log_sources import (
@@ -38,15 +39,8 @@ REGION = "us-east-1"
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
     """A moto server of this module's own (real HTTP), stopped at the end."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with running_moto() as url:
+        yield url
 
 
 @pytest.fixture()

@@ -15,11 +15,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import keyring
-import keyring.backend
 import psycopg
 import pytest
 
+from helpers.memory_keyring import MemoryKeyring, installed_keyring
 from pgiam_tui.aws.session import SessionFactory
 from pgiam_tui.config import ClusterConfig, Config, ConfigError
 from pgiam_tui.db.connection import Backoff
@@ -32,25 +31,6 @@ MON_USER = "monitor_pw"
 MON_PASSWORD = "monitor-pw-Secret-42"
 FAST = Backoff(base_s=0.05, factor=2.0, cap_s=0.3)
 GUARD_S = 90.0  # hang guard for waits (not an assertion on timing)
-
-
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    """keyring's documented extension point: a backend keeping passwords in a dict."""
-
-    priority = 1
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.store: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.store.pop((service, username), None)
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +60,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Loca
 @pytest.fixture
 def passwords() -> Iterator[MemoryKeyring]:
     """Passwords for the test clusters in an in-memory keyring; the previous keyring is put back."""
-    previous = keyring.get_keyring()
-    ring = MemoryKeyring()
-    keyring.set_keyring(ring)
-    try:
+    with installed_keyring(MemoryKeyring()) as ring:
         yield ring
-    finally:
-        keyring.set_keyring(previous)
 
 
 def _cluster(name: str, port: int | None, **over: Any) -> ClusterConfig:

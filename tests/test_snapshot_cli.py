@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from helpers.local_pg import running_postgres
 from pgiam_tui.sandbox.postgres import LocalPostgres, free_port
 
 if TYPE_CHECKING:
@@ -103,15 +104,8 @@ def test_config_errors_exit_2_with_one_line(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
-    root = tmp_path_factory.mktemp("snapcli")
-    template = LocalPostgres.init_template(root / "template")
-    server = LocalPostgres.clone(template, root / "server")
-    try:
-        server.start()
+    with running_postgres(tmp_path_factory.mktemp("snapcli")) as server:
         yield server
-    finally:
-        server.cleanup()
-        template.cleanup()
 
 
 def _direct_setup(tmp_path: Path, pg: LocalPostgres, extra: str = "") -> tuple[Path, dict[str, str]]:

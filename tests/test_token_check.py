@@ -17,6 +17,7 @@ from botocore.credentials import Credentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers.moto_server import running_moto
 from pgiam_tui.sandbox.token_check import TokenTarget, TokenVerifier, Verdict, _parse, _Refused
 
 REGION = "us-east-1"
@@ -66,13 +67,8 @@ def moto_url() -> Iterator[str]:
     Not mock_aws: that resets every moto backend of the process, which would wipe a session-wide sandbox.
     Each test makes its own uniquely named resources in moto's default account instead.
     """
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer("127.0.0.1", 0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with running_moto() as url:
+        yield url
 
 
 def _client(service: str, url: str, creds: Credentials | None = None) -> Any:

@@ -1,0 +1,24 @@
+"""moto's server in this process, over real HTTP on a free loopback port.
+
+Not ``mock_aws``: that resets every moto backend of the process, which would wipe a session-wide sandbox.
+Tests make their own uniquely named resources in moto's default account instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def running_moto() -> Iterator[str]:
+    """Start a ThreadedMotoServer on 127.0.0.1 (port chosen by the OS), yield its URL, stop it on exit."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
