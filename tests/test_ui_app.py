@@ -329,12 +329,16 @@ async def test_mfa_code_asked_in_a_modal_from_a_worker_thread() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app, 3)
         loop = asyncio.get_running_loop()
-        answer = loop.run_in_executor(None, app._ask_mfa, "arn:aws:iam::111111111111:mfa/dba")
+        answer = loop.run_in_executor(
+            None, app._ask_mfa, "Enter MFA code for arn:aws:iam::111111111111:mfa/dba: "
+        )
         for _ in range(200):
             await pilot.pause()
             if isinstance(app.screen, MfaScreen):
                 break
         assert isinstance(app.screen, MfaScreen)
+        shown = " ".join(" ".join(lines(w)) for w in app.screen.query("Static"))
+        assert "Enter MFA code for arn:aws:iam::111111111111:mfa/dba" in shown
         await pilot.press(*"123456", "enter")
         assert await answer == "123456"
 

@@ -263,7 +263,7 @@ class PgiamApp(App[int]):
 
     # ----- MFA ------------------------------------------------------------------------------------
 
-    def _ask_mfa(self, serial: str) -> str:
+    def _ask_mfa(self, prompt: str) -> str:
         """SessionFactory's mfa_prompt: runs in a boto3 thread, waits for the modal's answer."""
         done = threading.Event()
         answer: list[str | None] = []
@@ -272,10 +272,10 @@ class PgiamApp(App[int]):
             answer.append(value)
             done.set()
 
-        self.call_from_thread(self.push_screen, MfaScreen(serial), got)
+        self.call_from_thread(self.push_screen, MfaScreen(prompt), got)
         done.wait(timeout=600)
         if not answer or not answer[0]:
-            raise RuntimeError(f"no MFA code entered for {serial}")
+            raise RuntimeError("no MFA code entered")
         return answer[0]
 
     # ----- actions --------------------------------------------------------------------------------

@@ -192,11 +192,11 @@ class MonitorSource:
         self._monitor: Any = None
         self._mfa_handler: MfaHandler | None = None
 
-    def _mfa_prompt(self, serial: str) -> str:
+    def _mfa_prompt(self, prompt: str) -> str:
         """Called by boto3 (in a worker thread) when an assumed role needs an MFA code."""
         if self._mfa_handler is None:
-            raise SourceUnavailable(f"MFA code needed for {serial} but no prompt is available")
-        return self._mfa_handler(serial)
+            raise SourceUnavailable("an MFA code is needed but no prompt is available")
+        return self._mfa_handler(prompt)
 
     @property
     def sessions(self) -> Any:

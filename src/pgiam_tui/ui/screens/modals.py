@@ -128,14 +128,16 @@ class MfaScreen(ModalScreen[str | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, serial: str) -> None:
+    def __init__(self, prompt: str) -> None:
         super().__init__(classes="modal")
-        self.serial = serial
+        # botocore's own prompt text, e.g. "Enter MFA code for arn:aws:iam::111111111111:mfa/dba: "
+        self.prompt = prompt.strip().rstrip(":")
 
     def compose(self) -> ComposeResult:
         """Prompt and a masked input."""
         with Vertical(classes="dialog"):
-            yield Static(Text.assemble(("MFA code for ", "bold"), safe_text(self.serial, 120)))
+            yield Label("MFA code needed", classes="dialog-title")
+            yield Static(safe_text(self.prompt, 200))
             yield Input(placeholder="123456", password=True, id="mfa-code", max_length=12)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
