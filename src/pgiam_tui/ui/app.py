@@ -7,7 +7,6 @@ through `SnapshotArrived` messages; handlers only render what they receive -- no
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -31,7 +30,13 @@ from pgiam_tui.ui.palette import PALETTE
 from pgiam_tui.ui.render import safe_text
 from pgiam_tui.ui.screens.all_sessions import AllSessionsScreen
 from pgiam_tui.ui.screens.detail import SessionDetailScreen
-from pgiam_tui.ui.screens.modals import CheckScreen, ConfirmScreen, HelpScreen, MfaScreen
+from pgiam_tui.ui.screens.modals import (
+    CheckScreen,
+    ConfirmScreen,
+    HelpScreen,
+    ask_mfa_blocking,
+    backend_question,
+)
 from pgiam_tui.ui.source import BackendAction, SnapshotSource, action_event
 from pgiam_tui.ui.widgets.activity import ActivityPane
 from pgiam_tui.ui.widgets.cluster_list import ClusterEntry, ClusterList, group_of
@@ -190,19 +195,7 @@ class PgiamApp(App[int]):
         self.snapshots_seen += 1
         self.latest[snap.name] = snap
         clusters = self.cluster_list
-        cfg = self.cluster_configs.get(snap.name)
-        fallback = self._configured_group(cfg) if cfg is not None else ""
-        if clusters.ensure(snap.name, group_of(snap, fallback)):
-            pass
-        elif not fallback:
-            entry = next(e for e in clusters.entries if e.name == snap.name)
-            wanted = group_of(snap, "")
-            if entry.group != wanted:
-                clusters.set_entries(
-                    [ClusterEntry(e.name, wanted) if e.name == snap.name else e for e in clusters.entries]
-                )
-                for name, other in self.latest.items():
-                    clusters.update_cluster(name, other, self.now())
+        self._place_in_list(snap)
         if self.selected is None:
             self.selected = snap.name
             clusters.select(snap.name)
@@ -214,6 +207,22 @@ class PgiamApp(App[int]):
             screen.update(self.latest)
         elif isinstance(screen, SessionDetailScreen) and screen.cluster == snap.name:
             screen.update_rows(snap.activity)
+
+    def _place_in_list(self, snap: ClusterSnapshot) -> None:
+        """A cluster not in the config gets a row; one without a configured group moves under its account."""
+        clusters = self.cluster_list
+        cfg = self.cluster_configs.get(snap.name)
+        configured = self._configured_group(cfg) if cfg is not None else ""
+        if clusters.ensure(snap.name, group_of(snap, configured)) or configured:
+            return
+        entry = next(e for e in clusters.entries if e.name == snap.name)
+        wanted = group_of(snap, "")
+        if entry.group != wanted:
+            clusters.set_entries(
+                [ClusterEntry(e.name, wanted) if e.name == snap.name else e for e in clusters.entries]
+            )
+            for name, other in self.latest.items():
+                clusters.update_cluster(name, other, self.now())
 
     def on_cluster_selected(self, message: ClusterSelected) -> None:
         """Switch every pane to the chosen cluster, from the data already held (no waiting)."""
@@ -265,18 +274,7 @@ class PgiamApp(App[int]):
 
     def _ask_mfa(self, prompt: str) -> str:
         """SessionFactory's mfa_prompt: runs in a boto3 thread, waits for the modal's answer."""
-        done = threading.Event()
-        answer: list[str | None] = []
-
-        def got(value: str | None) -> None:
-            answer.append(value)
-            done.set()
-
-        self.call_from_thread(self.push_screen, MfaScreen(prompt), got)
-        done.wait(timeout=600)
-        if not answer or not answer[0]:
-            raise RuntimeError("no MFA code entered")
-        return answer[0]
+        return ask_mfa_blocking(self, prompt)
 
     # ----- actions --------------------------------------------------------------------------------
 
@@ -449,17 +447,7 @@ class PgiamApp(App[int]):
                 markup=False,
             )
             return
-        question = Text()
-        question.append(f"{action.capitalize()} backend pid {pid}", style="bold")
-        question.append(" on ")
-        question.append_text(safe_text(f"{cluster} / {instance}"))
-        question.append("?\n")
-        question.append(
-            "pg_cancel_backend stops its current query."
-            if action == "cancel"
-            else "pg_terminate_backend closes the whole session (its transaction rolls back).",
-            style="dim",
-        )
+        question = backend_question(cluster, instance, pid, action)
         kind: BackendAction = "cancel" if action == "cancel" else "terminate"
 
         def answered(yes: bool | None) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
@@ -147,6 +148,38 @@ class MfaScreen(ModalScreen[str | None]):
     def action_cancel(self) -> None:
         """No code."""
         self.dismiss(None)
+
+
+def ask_mfa_blocking(app: App[Any], prompt: str, timeout_s: float = 600.0) -> str:
+    """Ask for an MFA code in a modal from a non-UI thread (boto3's); blocks that thread until answered."""
+    done = threading.Event()
+    answer: list[str | None] = []
+
+    def got(value: str | None) -> None:
+        answer.append(value)
+        done.set()
+
+    app.call_from_thread(app.push_screen, MfaScreen(prompt), got)
+    done.wait(timeout=timeout_s)
+    if not answer or not answer[0]:
+        raise RuntimeError("no MFA code entered")
+    return answer[0]
+
+
+def backend_question(cluster: str, instance: str, pid: int, action: str) -> Text:
+    """The confirmation question for cancel / terminate."""
+    question = Text()
+    question.append(f"{action.capitalize()} backend pid {pid}", style="bold")
+    question.append(" on ")
+    question.append_text(safe_text(f"{cluster} / {instance}"))
+    question.append("?\n")
+    question.append(
+        "pg_cancel_backend stops its current query."
+        if action == "cancel"
+        else "pg_terminate_backend closes the whole session (its transaction rolls back).",
+        style="dim",
+    )
+    return question
 
 
 HELP = """\
