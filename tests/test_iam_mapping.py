@@ -437,7 +437,7 @@ async def test_collector_access_advisor_unused_grant(pg: Any) -> None:
     job = "00000000-0000-0000-0000-000000000003"
 
     class _IamSession:
-        def client(self, service: str, region_name: str | None = None) -> Any:
+        def client(self, service: str, region_name: str | None = None, **_: Any) -> Any:
             assert service == "iam"
             return iam
 

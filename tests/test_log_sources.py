@@ -571,7 +571,7 @@ async def test_events_collector_on_rds_log_files_without_cloudwatch_export() -> 
     class _Session:
         """Hands out the stubbed RDS client, as boto3.Session.client would a real one."""
 
-        def client(self, service: str, region_name: str | None = None) -> Any:
+        def client(self, service: str, region_name: str | None = None, **_: Any) -> Any:
             assert (service, region_name) == ("rds", REGION)
             return client
 

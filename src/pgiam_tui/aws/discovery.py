@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import boto3
 import botocore.exceptions
 
-from pgiam_tui.aws.errors import AwsCredentialError, DiscoveryError, classify_aws_error
+from pgiam_tui.aws.errors import AwsCredentialError, DiscoveryError, aws_error_code, classify_aws_error
 from pgiam_tui.aws.session import rds_client, sts_client
 from pgiam_tui.config import ClusterConfig, parse_hostport
 
@@ -136,7 +136,7 @@ def _resolve_aurora(
     try:
         found = rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"]
     except botocore.exceptions.ClientError as exc:
-        if error_code(exc) == "DBClusterNotFoundFault":
+        if aws_error_code(exc) == "DBClusterNotFoundFault":
             raise _not_found(cfg, session, region, "Aurora cluster", cluster_id, instance_hint=True) from None
         raise _api_error(exc, cfg, region) from None
     except botocore.exceptions.BotoCoreError as exc:
@@ -239,7 +239,7 @@ def _resolve_instance(
     try:
         found = rds.describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"]
     except botocore.exceptions.ClientError as exc:
-        if error_code(exc) == "DBInstanceNotFound" or error_code(exc) == "DBInstanceNotFoundFault":
+        if aws_error_code(exc) in ("DBInstanceNotFound", "DBInstanceNotFoundFault"):
             raise _not_found(cfg, session, region, "RDS instance", instance_id) from None
         raise _api_error(exc, cfg, region) from None
     except botocore.exceptions.BotoCoreError as exc:
@@ -358,11 +358,6 @@ def _require_postgres(cfg: ClusterConfig, engine: str, ident: str) -> None:
         )
 
 
-def error_code(exc: botocore.exceptions.ClientError) -> str:
-    """The error code of a ClientError (e.g. "DBClusterNotFoundFault")."""
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 def account_from_arn(arn: object) -> str | None:
     """The 12-digit account id of an ARN, or None."""
     if not isinstance(arn, str):
@@ -405,7 +400,7 @@ def _not_found(
 
 
 def _api_error(exc: botocore.exceptions.ClientError, cfg: ClusterConfig, region: str) -> Exception:
-    code = error_code(exc)
+    code = aws_error_code(exc)
     if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
         return DiscoveryError(
             f"cluster {cfg.name!r}: {exc.operation_name} denied in {region} for profile "

@@ -29,6 +29,29 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def aws_error_code(exc: BaseException) -> str | None:
+    """The service error code of an AWS error (a ClientError, or anything carrying botocore's `response`)."""
+    resp = getattr(exc, "response", None)
+    if not isinstance(resp, dict):
+        return None
+    code = (resp.get("Error") or {}).get("Code")
+    return str(code) if code else None
+
+
+def describe_aws_error(exc: BaseException) -> str:
+    """One line naming an error: "Code: Message" for an AWS service error, else "ExceptionType: text".
+
+    Callers that show it to a user still make control characters visible (the message is the server's).
+    """
+    resp = getattr(exc, "response", None)
+    if isinstance(resp, dict):
+        err = resp.get("Error") or {}
+        text = f"{err.get('Code', '')}: {err.get('Message', '')}".strip(": ")
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return _one_line(text)
+
+
 class AwsCredentialError(Exception):
     """Credentials for a profile could not be obtained or were refused; str() is one line."""
 

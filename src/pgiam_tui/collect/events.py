@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from pgiam_tui.aws.errors import describe_aws_error
+from pgiam_tui.aws.session import cached_client
 from pgiam_tui.collect.iam_log import IAM_KINDS, failure_counts, join_iam_reasons, parse_iam_line
 from pgiam_tui.collect.log_sources import (
     CloudWatchLogSource,
@@ -126,7 +128,6 @@ class EventsCollector:
         self._iam: CloudWatchLogSource | None = None
         self._events: list[ConnEvent] = []
         self._keys: set[tuple[object, ...]] = set()
-        self._clients: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._plan_key: tuple[object, ...] | None = None
         self._setup_problem: Finding | None = None
         self.problems: tuple[Finding, ...] = ()
@@ -176,16 +177,6 @@ class EventsCollector:
                 clock=self._clock,
             )
 
-    def _client(self, session: Any, service: str, region: str | None) -> Any:
-        # keyed by the session object itself (not id(): a new session could reuse a dead one's id)
-        key = (service, region or "")
-        hit = self._clients.get(key)
-        if hit is not None and hit[0] is session:
-            return hit[1]
-        client = session.client(service, region_name=region) if region else session.client(service)
-        self._clients[key] = (session, client)
-        return client
-
     def _read(
         self, resolved: ResolvedClusterLike | None, session: Any
     ) -> tuple[list[ConnEvent], list[Finding]]:
@@ -202,7 +193,7 @@ class EventsCollector:
                     raw = []
                 else:
                     service = "logs" if isinstance(main, CloudWatchLogSource) else "rds"
-                    raw = main.poll(self._client(session, service, region))
+                    raw = main.poll(cached_client(session, service, region))
                 out.extend(self._parse(raw))
                 errors = getattr(main, "last_errors", None)
                 if errors:
@@ -211,7 +202,7 @@ class EventsCollector:
                 problems.append(_unreadable("events_unreadable", self._source_kind, _describe(exc)))
         if self._iam is not None and session is not None:
             try:
-                for line in self._iam.poll(self._client(session, "logs", region)):
+                for line in self._iam.poll(cached_client(session, "logs", region)):
                     out.append(parse_iam_line(line.text, fallback_time=line.time, instance=line.instance))
             except Exception as exc:
                 problems.append(_unreadable("iam_log_unreadable", "cloudwatch", _describe(exc)))
@@ -275,13 +266,7 @@ class EventsCollector:
 
 
 def _describe(exc: BaseException) -> str:
-    resp = getattr(exc, "response", None)
-    if isinstance(resp, dict):
-        err = resp.get("Error", {})
-        code = err.get("Code", "")
-        msg = err.get("Message", "")
-        return visible(f"{code}: {msg}".strip(": "))
-    return visible(f"{type(exc).__name__}: {exc}")
+    return visible(describe_aws_error(exc))
 
 
 def _unreadable(code: str, source: str | None, detail: str) -> Finding:

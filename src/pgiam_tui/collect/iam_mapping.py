@@ -22,11 +22,13 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, LiteralString
 
 from pgiam_tui.aws.cloudtrail import lookup_assume_role_events
+from pgiam_tui.aws.errors import aws_error_code
 from pgiam_tui.aws.iam_read import AccessAdvice, IamInventory, IamReadError, last_used_rds_db, read_inventory
 from pgiam_tui.aws.metrics import fetch_iam_metrics
 from pgiam_tui.aws.policy import (
     connect_grants,
 )
+from pgiam_tui.aws.session import cached_client
 from pgiam_tui.collect.events import ResolvedClusterLike
 from pgiam_tui.collect.iam_findings import FINDING_CODES, MappingContext, RoleRow, build_snapshot
 from pgiam_tui.collect.logparse import visible
@@ -111,7 +113,6 @@ class IamMappingCollector:
         self.advisor_wait_s = advisor_wait_s
         self._advisor: concurrent.futures.Future[None] | None = None
         self._advisor_client: Any = None
-        self._clients: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._member_resource_ids: frozenset[str] = frozenset()
         self._clock = clock
         self._inventory: IamInventory | None = None
@@ -193,7 +194,7 @@ class IamMappingCollector:
             self._metrics = fetch_iam_metrics(client, instance_ids)
             self._notes.pop("metrics", None)
         except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+            code = aws_error_code(exc) or type(exc).__name__
             self._notes["metrics"] = Finding(
                 "info", "metrics_unreadable", f"IamDbAuthConnection* metrics unreadable: {code}",
                 "allow cloudwatch:GetMetricData to the cluster's profile",
@@ -205,7 +206,7 @@ class IamMappingCollector:
             self._trail = lookup_assume_role_events(client, role_arn)
             self._notes.pop("cloudtrail", None)
         except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+            code = aws_error_code(exc) or type(exc).__name__
             self._notes["cloudtrail"] = Finding(
                 "info", "cloudtrail_unreadable", f"CloudTrail AssumeRole events unreadable: {code}",
                 "allow cloudtrail:LookupEvents to the cluster's profile",
@@ -222,15 +223,15 @@ class IamMappingCollector:
                 iam_due = False
         iam_sess = iam_session or session
         if session is not None and iam_due and resolved.kind == "aurora" and self.cfg.cluster_id:
-            self._member_resource_ids = self._read_member_ids(self._client(session, "rds", region))
+            self._member_resource_ids = self._read_member_ids(cached_client(session, "rds", region))
         if iam_sess is not None and iam_due:
             # clients are thread-safe (sessions are not): the advisor thread reuses this one
-            self._advisor_client = self._client(iam_sess, "iam", None)
+            self._advisor_client = cached_client(iam_sess, "iam", None)
             self._read_iam(self._advisor_client)
         if session is not None and self._due(self._metrics_at, self.metrics_refresh_s):
             ids = [i.id for i in resolved.instances]
             if ids:
-                self._read_metrics(self._client(session, "cloudwatch", region), ids)
+                self._read_metrics(cached_client(session, "cloudwatch", region), ids)
         if (
             self.cfg.cloudtrail
             and session is not None
@@ -238,24 +239,14 @@ class IamMappingCollector:
         ):
             role = self.cfg.monitor_role_arn or self._role_of(session)
             if role:
-                self._read_trail(self._client(session, "cloudtrail", region), role)
+                self._read_trail(cached_client(session, "cloudtrail", region), role)
             else:
                 self._trail_at = self._clock()
-
-    def _client(self, session: Any, service: str, region: str | None) -> Any:
-        """A client per (session, service, region), made once: creating one costs tens of milliseconds."""
-        key = (service, region or "")
-        hit = self._clients.get(key)
-        if hit is not None and hit[0] is session:
-            return hit[1]
-        client = session.client(service, region_name=region) if region else session.client(service)
-        self._clients[key] = (session, client)
-        return client
 
     def _role_of(self, session: Any) -> str | None:
         """The role the cluster's session has assumed (the monitoring role), via sts get-caller-identity."""
         try:
-            arn = str(self._client(session, "sts", None).get_caller_identity()["Arn"])
+            arn = str(cached_client(session, "sts", None).get_caller_identity()["Arn"])
         except Exception as exc:
             log.debug("caller identity unavailable: %s", exc)
             return None

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from pgiam_tui.aws.errors import aws_error_code
+
 __all__ = [
     "CONNECTION_FILTER_PATTERN",
     "TRUNCATION_MARKER",
@@ -193,7 +195,7 @@ class RdsLogFileSource:
             try:
                 out.extend(self._poll_instance(client, inst))
             except Exception as exc:  # one instance's failure must not hide the others' lines
-                errors.append(f"{inst}: {_error_code(exc) or type(exc).__name__}")
+                errors.append(f"{inst}: {aws_error_code(exc) or type(exc).__name__}")
                 last_exc = exc
         self.last_errors = errors
         if last_exc is not None and len(errors) == len(self.instance_ids):
@@ -254,7 +256,7 @@ class RdsLogFileSource:
             try:
                 resp = client.download_db_log_file_portion(**kwargs)
             except Exception as exc:
-                if _error_code(exc) == "DBLogFileNotFoundFault":
+                if aws_error_code(exc) == "DBLogFileNotFoundFault":
                     break  # rotated away between list and download: nothing more to read there
                 raise
             data = str(resp.get("LogFileData") or "")
@@ -284,14 +286,6 @@ def _split(text: str) -> tuple[list[str], str]:
     parts = text.split("\n")
     rest = parts.pop()
     return [p.rstrip("\r") for p in parts], rest
-
-
-def _error_code(exc: BaseException) -> str | None:
-    resp = getattr(exc, "response", None)
-    if isinstance(resp, dict):
-        code = resp.get("Error", {}).get("Code")
-        return str(code) if code is not None else None
-    return None
 
 
 class FileTailSource:

@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
+from pgiam_tui.aws.errors import describe_aws_error
 from pgiam_tui.aws.policy import CONNECT_ACTION, MatchedStatement, NamedPolicy, connect_grants, evaluate
 from pgiam_tui.collect.iam_log import IAM_CODE_KINDS, parse_iam_line
 from pgiam_tui.diagnose.text import visible
@@ -95,10 +96,8 @@ def newest_iam_log_line(
                     break
                 kwargs["nextToken"] = token
         except botocore.exceptions.ClientError as exc:
-            error = exc.response.get("Error", {})
             raise EvidenceUnavailable(
-                f"cannot read log group {group}: {error.get('Code', '?')}: "
-                f"{visible(str(error.get('Message', '')))}"
+                f"cannot read log group {group}: {visible(describe_aws_error(exc))}"
             ) from None
         except botocore.exceptions.BotoCoreError as exc:
             raise EvidenceUnavailable(f"cannot read log group {group}: {visible(str(exc))}") from None
@@ -168,10 +167,9 @@ def principal_policies(session: boto3.Session, principal: Principal) -> list[Nam
                     doc = iam.get_group_policy(GroupName=gname, PolicyName=name)["PolicyDocument"]
                     policies.append(NamedPolicy(f"group/{gname}/{name}", None, _doc(doc)))
     except botocore.exceptions.ClientError as exc:
-        error = exc.response.get("Error", {})
         raise EvidenceUnavailable(
             f"cannot read the policies of {principal.kind} {principal.name}: "
-            f"{error.get('Code', '?')}: {visible(str(error.get('Message', '')))}"
+            f"{visible(describe_aws_error(exc))}"
         ) from None
     except botocore.exceptions.BotoCoreError as exc:
         raise EvidenceUnavailable(f"cannot read IAM: {visible(str(exc))}") from None
