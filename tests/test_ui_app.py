@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from rich.text import Text
 from textual.pilot import Pilot
 from textual.screen import Screen
@@ -419,3 +421,19 @@ async def test_token_countdown_ticks_with_the_clock() -> None:
         app._tick()
         await pilot.pause()
         assert "●  exp " in "\n".join(lines(app.cluster_list))
+
+
+def test_console_command_bad_config_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pgiam_tui.cli import main
+
+    bad = tmp_path / "profiles.toml"
+    bad.write_text("[[clusters]]\nname = \n")
+    assert main(["--config", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0] and "Traceback" not in err[0]
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    assert main(["--config", str(empty)]) == 2
+    assert "no clusters" in capsys.readouterr().err

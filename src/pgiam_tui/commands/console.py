@@ -51,13 +51,3 @@ def run(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     return run_console(config)
-
-
-def config_path(explicit: str | None) -> Path | None:
-    """Where the config would be read from (for messages)."""
-    from pgiam_tui.config import resolve_config_path
-
-    try:
-        return resolve_config_path(explicit)
-    except Exception:
-        return None

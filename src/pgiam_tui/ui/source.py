@@ -6,7 +6,6 @@ exercises the same rendering path as the live Monitor. Heavy imports (boto3, psy
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -277,8 +276,3 @@ def action_event(name: str, instance: str, pid: int, action: str, outcome: str, 
         message=f"{action} backend pid {pid} on {instance}: {outcome}",
         instance=instance,
     )
-
-
-async def gather_quietly(*aws: Any) -> None:
-    """Await several coroutines, ignoring their errors (used on shutdown)."""
-    await asyncio.gather(*aws, return_exceptions=True)
