@@ -13,24 +13,24 @@ It speaks the PostgreSQL protocol up to authentication, as RDS does:
 
 Every front door of the process shares one asyncio loop in one daemon thread; start()/stop() are thread-safe
 (call them from any thread but that loop's). The switches' `latency_ms` delays every relayed chunk, both ways.
+What it logs about each connection (RDS lines, diagnostic reasons) is in frontdoor_log.ConnectionLog.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import ssl
 import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pgiam_tui.sandbox import pgwire
+from pgiam_tui.sandbox.frontdoor_log import ClientConn, ConnectionLog
 from pgiam_tui.sandbox.rds_logs import DiagnosticLog, RdsLogSink, SslInfo
 from pgiam_tui.sandbox.token_check import Verdict
 
@@ -41,8 +41,8 @@ STARTUP_TIMEOUT = (
     30.0  # a client that stalls during login is dropped (PostgreSQL: authentication_timeout 60s)
 )
 MEMBERSHIP_TTL = 1.0
+STARTING_UP = "the database system is starting up"  # 57P03, as a server that is not ready yet says
 log = logging.getLogger(__name__)
-_pids = itertools.count(40000)  # "pid" of sessions that never reach a backend (RDS logs the backend's pid)
 _sni: dict[int, str] = {}  # id(SSLObject) -> SNI host name, filled by the context's sni_callback
 
 
@@ -93,17 +93,6 @@ class _LoopThread:
         loop.close()
 
 
-@dataclass
-class _Client:
-    host: str
-    port: int
-    received_at: datetime
-    ssl: SslInfo | None = None
-    sni: str | None = None
-    tls: bool = False
-    pid: int = field(default_factory=lambda: next(_pids))
-
-
 class FrontDoor:
     """One RDS endpoint (cluster, reader or instance endpoint) on 127.0.0.1.
 
@@ -145,6 +134,7 @@ class FrontDoor:
         self.log_sink = log_sink
         self.switches = switches
         self.diagnostics = diagnostics
+        self._log = ConnectionLog(instance_id, log_sink, diagnostics)
         self.listen_host = listen_host
         self.port = listen_port
         self.admin_user = admin_user
@@ -219,7 +209,7 @@ class FrontDoor:
         self._tasks.add(task)
         self.stats["connections"] += 1
         peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
-        client = _Client(str(peer[0]), int(peer[1]), datetime.now(UTC))
+        client = ClientConn(str(peer[0]), int(peer[1]), datetime.now(UTC))
         try:
             async with asyncio.timeout(STARTUP_TIMEOUT):
                 params = await self._negotiate(reader, writer, client)
@@ -239,14 +229,7 @@ class FrontDoor:
             pass
         except Exception as exc:  # a bug here must cost one connection, never the listener
             log.exception("front door %s: unexpected error", self.name)
-            if self.diagnostics is not None:
-                self.diagnostics.write(
-                    self.instance_id,
-                    None,
-                    f"{client.host}:{client.port}",
-                    None,
-                    f"front door internal error: {type(exc).__name__}",
-                )
+            self._log.internal_error(client, exc)
             with contextlib.suppress(Exception):
                 writer.write(pgwire.error_response("FATAL", "XX000", "internal error"))
                 await writer.drain()
@@ -255,7 +238,7 @@ class FrontDoor:
             _close(writer)
 
     async def _negotiate(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: _Client
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: ClientConn
     ) -> dict[str, str] | None:
         """SSL/GSS negotiation and cancel forwarding; the StartupMessage parameters, or None when done."""
         for _ in range(3):  # at most GSSENCRequest, SSLRequest, then the real packet
@@ -306,26 +289,22 @@ class FrontDoor:
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        client: _Client,
+        client: ClientConn,
         params: dict[str, str],
     ) -> None:
         user = params["user"]
         database = params.get("database") or user
         if self.force_ssl and not client.tls:
-            self._received(client)
             text = (
                 f'no pg_hba.conf entry for host "{client.host}", user "{user}", database "{database}", '
                 "no encryption"
             )
-            await self._refuse(writer, client, user, database, "28000", text, None)
+            await self._refuse(writer, client, user, database, "28000", text)
             return
         try:
             iam_user = await self._is_rds_iam(user)
         except Exception:
-            self._received(client)
-            await self._refuse(
-                writer, client, user, database, "57P03", "the database system is starting up", None
-            )
+            await self._refuse(writer, client, user, database, "57P03", STARTING_UP)
             return
         if not iam_user:
             self.stats["relayed_password"] += 1
@@ -340,19 +319,10 @@ class FrontDoor:
         token = pgwire.password_from(body)
         verdict = await asyncio.to_thread(self.verifier, token, user, client.sni)
         del token, body  # nothing below needs the token; keep it out of tracebacks and locals
-        if self.log_sink is not None:
-            self.log_sink.iam_result(self.instance_id, user, verdict)
+        self._log.iam_result(user, verdict)
         self.stats["iam_ok" if verdict.ok else "iam_refused"] += 1
         if not verdict.ok:
-            self._received(client)
-            if self.log_sink is not None:
-                self.log_sink.pam_failed(
-                    self.instance_id, client.host, client.port, client.pid, user, database
-                )
-            if self.diagnostics is not None:
-                self.diagnostics.write(
-                    self.instance_id, user, f"{client.host}:{client.port}", verdict.error_code, verdict.reason
-                )
+            self._log.iam_refused(client, user, database, verdict)
             writer.write(
                 pgwire.error_response("FATAL", "28000", f'PAM authentication failed for user "{user}"')
             )
@@ -361,10 +331,7 @@ class FrontDoor:
         try:
             b_reader, b_writer = await asyncio.open_unix_connection(self._socket_path())
         except OSError:
-            self._received(client)
-            await self._refuse(
-                writer, client, user, database, "57P03", "the database system is starting up", None
-            )
+            await self._refuse(writer, client, user, database, "57P03", STARTING_UP)
             return
         await self._session(reader, writer, b_reader, b_writer, client, params)
 
@@ -372,18 +339,15 @@ class FrontDoor:
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        client: _Client,
+        client: ClientConn,
         params: dict[str, str],
     ) -> None:
         """Users outside rds_iam: the real server does the (scram) authentication, we only relay."""
         try:
             b_reader, b_writer = await asyncio.open_connection(self.backend_host, self.backend_port)
         except OSError:
-            self._received(client)
             database = params.get("database") or params["user"]
-            await self._refuse(
-                writer, client, params["user"], database, "57P03", "the database system is starting up", None
-            )
+            await self._refuse(writer, client, params["user"], database, "57P03", STARTING_UP)
             return
         await self._session(reader, writer, b_reader, b_writer, client, params)
 
@@ -393,7 +357,7 @@ class FrontDoor:
         writer: asyncio.StreamWriter,
         b_reader: asyncio.StreamReader,
         b_writer: asyncio.StreamWriter,
-        client: _Client,
+        client: ClientConn,
         params: dict[str, str],
     ) -> None:
         """Open the backend session with the client's parameters; relay, logging what RDS would log."""
@@ -409,10 +373,10 @@ class FrontDoor:
                 kind, body = await pgwire.read_message(b_reader)
                 # Log lines are written before the client hears the outcome, as the server does.
                 if kind == b"E":
-                    self._server_refused(client, user, database, pgwire.parse_error(body))
+                    self._log.server_refused(client, user, database, pgwire.parse_error(body))
                 elif kind == b"Z":
                     started = time.monotonic()
-                    self._authorized(client, user, database, params.get("application_name"))
+                    self._log.authorized(client, user, database, params.get("application_name"))
                 await self._delay()
                 writer.write(pgwire.message(kind, body))
                 await writer.drain()
@@ -431,53 +395,8 @@ class FrontDoor:
             await pgwire.relay(reader, writer, b_reader, b_writer, self.switches)
         finally:
             _close(b_writer)
-            if started is not None and self.log_sink is not None:
-                self.log_sink.disconnection(
-                    self.instance_id,
-                    client.host,
-                    client.port,
-                    client.pid,
-                    user,
-                    database,
-                    time.monotonic() - started,
-                )
-
-    def _authorized(self, client: _Client, user: str, database: str, application_name: str | None) -> None:
-        self._received(client)
-        if self.log_sink is not None:
-            self.log_sink.connection_authorized(
-                self.instance_id,
-                client.host,
-                client.port,
-                client.pid,
-                user,
-                database,
-                application_name,
-                client.ssl,
-            )
-
-    def _server_refused(self, client: _Client, user: str, database: str, err: dict[str, str]) -> None:
-        """The real server refused the login (e.g. 28P01 password authentication failed): log it like RDS."""
-        self._received(client)
-        if self.log_sink is not None:
-            self.log_sink.server_error(
-                self.instance_id,
-                client.host,
-                client.port,
-                client.pid,
-                user,
-                database,
-                err.get("S", "FATAL"),
-                err.get("M", ""),
-            )
-        if self.diagnostics is not None and err.get("C", "").startswith("28"):
-            self.diagnostics.write(
-                self.instance_id,
-                user,
-                f"{client.host}:{client.port}",
-                None,
-                f"server refused: {err.get('C')} {err.get('M', '')}",
-            )
+            if started is not None:
+                self._log.disconnection(client, user, database, time.monotonic() - started)
 
     async def _delay(self) -> None:
         latency = float(getattr(self.switches, "latency_ms", 0) or 0)
@@ -487,29 +406,16 @@ class FrontDoor:
     async def _refuse(
         self,
         writer: asyncio.StreamWriter,
-        client: _Client,
+        client: ClientConn,
         user: str,
         database: str,
         sqlstate: str,
         text: str,
-        code: str | None,
     ) -> None:
-        if self.log_sink is not None:
-            self.log_sink.server_error(
-                self.instance_id, client.host, client.port, client.pid, user, database, "FATAL", text
-            )
-        if self.diagnostics is not None:
-            self.diagnostics.write(self.instance_id, user, f"{client.host}:{client.port}", code, text)
+        """Refuse the login ourselves: log it like RDS, then send the client FATAL SQLSTATE TEXT."""
+        self._log.refused(client, user, database, text)
         writer.write(pgwire.error_response("FATAL", sqlstate, text))
         await writer.drain()
-
-    def _received(self, client: _Client) -> None:
-        """Write the `connection received` line once, with the session's pid when we know it."""
-        if self.log_sink is not None and client.received_at is not None:
-            self.log_sink.connection_received(
-                self.instance_id, client.host, client.port, client.pid, when=client.received_at
-            )
-        client.received_at = None  # type: ignore[assignment]
 
     async def _is_rds_iam(self, user: str) -> bool:
         """Whether `user` is a member (direct or not) of rds_iam, asked of the real server; cached ~1 s."""
