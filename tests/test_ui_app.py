@@ -437,3 +437,15 @@ def test_console_command_bad_config_is_one_line_exit_2(
     empty.write_text("")
     assert main(["--config", str(empty)]) == 2
     assert "no clusters" in capsys.readouterr().err
+
+
+async def test_member_instance_trouble_is_explained() -> None:
+    snaps = sample_snapshots()
+    reader = replace(snaps[0].instances[1], status="reconnecting", error="connection refused (attempt 3)")
+    first = replace(snaps[0], instances=(snaps[0].instances[0], reader))
+    app, _ = make_app([(first, *snaps[1:])])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        banner = " ".join(" ".join(lines(app.query_one("#activity-error"))).split())
+        assert "reader pgdemo-1-reader: reconnecting — connection refused (attempt 3)" in banner
+        assert "◐" in "\n".join(lines(app.cluster_list))

@@ -410,6 +410,19 @@ class ActivityPane(Vertical):
                 text.append(f"\n  showing data from {fmt_duration(snap.data_age_s)} ago", style="dim")
             banner.update(text)
             banner.display = True
+        elif troubled := [i for i in snap.instances if i.status != "connected"]:
+            # The cluster answers, but not every member does (e.g. a reader reconnecting).
+            text = Text()
+            for n, inst in enumerate(troubled):
+                if n:
+                    text.append("\n")
+                text.append("◐ ", style="bold yellow")
+                text.append_text(safe_text(f"{inst.role} {inst.id}: {inst.status}", style="bold"))
+                if inst.error:
+                    text.append(" — ")
+                    text.append_text(safe_text(inst.error, 200))
+            banner.update(text)
+            banner.display = True
         else:
             banner.display = False
         self._update_title(snap)
