@@ -8,8 +8,8 @@ PostgreSQL refuses to run as root, so when this process is root every PostgreSQL
 unprivileged system user (``pgiam-sandbox``, created with useradd when missing, else ``nobody``), and data
 directories are placed where that user can reach them. Data lives in memory (/dev/shm) when it can: it is
 throw-away, and copies to a busy disk were the slowest part of sandbox start-up. Those host matters (binaries,
-account, placement, configuration files, reaping a crashed run's leftovers) live in pg_host.py; the names
-other modules need are re-exported here.
+account, placement, configuration files, reaping a crashed run's leftovers) live in pg_host.py, making data
+directories (initdb, seed, copy) in pg_datadir.py; the names other modules need are re-exported here.
 
 Typical use (what sandbox/core.py does)::
 
@@ -34,10 +34,17 @@ import subprocess
 import tempfile
 import threading
 import time
-from importlib import resources
 from pathlib import Path
 
 from pgiam_tui.sandbox.errors import SandboxError
+from pgiam_tui.sandbox.pg_datadir import (
+    copy_data_dir,
+    initdb,
+    last_meaningful_line,
+    run_sql_script,
+    seed_sql,
+    seed_statements,
+)
 from pgiam_tui.sandbox.pg_host import (
     SANDBOX_SYSTEM_USER,
     RunAs,
@@ -47,7 +54,6 @@ from pgiam_tui.sandbox.pg_host import (
     has_pg_stat_statements,
     pgserver_bindir,
     pid_alive,
-    place_data_dir,
     posix_shm_segments,
     public_tmp_base,
     reap_orphans,
@@ -55,7 +61,6 @@ from pgiam_tui.sandbox.pg_host import (
     run_as,
     server_version,
     user_kwargs,
-    write_config,
     write_instance_config,
 )
 
@@ -75,46 +80,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def _last_meaningful_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if any(tag in line for tag in ("FATAL", "PANIC", "ERROR", "error", "could not")):
-            return line[:300]
-    return lines[-1][:300] if lines else "(no output)"
-
-
-def seed_statements(text: str) -> list[tuple[str | None, str]]:
-    """Split seed.sql into (database or None for the current one, statement) pairs.
-
-    A statement ends with ``;`` at the end of a line outside a ``$$`` block; a ``\\connect DB`` line switches
-    the database for the statements after it.
-    """
-    result: list[tuple[str | None, str]] = []
-    database: str | None = None
-    buffer: list[str] = []
-    in_dollar = False
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not in_dollar and not buffer and stripped.startswith("\\connect"):
-            database = stripped.split()[1]
-            continue
-        if not buffer and (not stripped or stripped.startswith("--")):
-            continue
-        buffer.append(line)
-        if stripped.count("$$") % 2 == 1:
-            in_dollar = not in_dollar
-        if not in_dollar and stripped.endswith(";"):
-            result.append((database, "\n".join(buffer)))
-            buffer = []
-    if buffer:
-        result.append((database, "\n".join(buffer)))
-    return result
-
-
-def _seed_sql() -> str:
-    return resources.files("pgiam_tui.sandbox").joinpath("seed.sql").read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------------------------------------------- server
@@ -183,46 +148,11 @@ class LocalPostgres:
         user = run_as()
         check_reachable(bindir, user)
         reap_orphans()
-        real_dir, owned_base = place_data_dir(Path(template_dir), user)
-        cmd = [
-            str(bindir / "initdb"),
-            "-D",
-            str(real_dir),
-            "-U",
-            ADMIN_USER,
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--auth-local=trust",
-            "--auth-host=scram-sha-256",
-            "--no-sync",
-            # 1 MB WAL segments instead of 16: every clone copies pg_wal, so this halves the copy.
-            "--wal-segsize=1",
-        ]
-        if server_version(bindir)[0] >= 14:
-            cmd.append("--no-instructions")
-        try:
-            done = subprocess.run(
-                cmd,
-                capture_output=True,
-                text=True,
-                timeout=300,
-                cwd="/",
-                env=child_env(),
-                check=False,
-                **user_kwargs(user),  # type: ignore[call-overload]
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            remove_data_dir(Path(template_dir), owned_base)
-            raise SandboxError(f"initdb could not run: {exc}") from None
-        if done.returncode != 0:
-            remove_data_dir(Path(template_dir), owned_base)
-            raise SandboxError(f"initdb failed in {template_dir}: {_last_meaningful_line(done.stderr)}")
-        write_config(real_dir, bindir)
+        real_dir, owned_base = initdb(Path(template_dir), bindir, user, ADMIN_USER)
         server = cls(real_dir, bindir=bindir, requested_dir=Path(template_dir), owned_base=owned_base)
         try:
             server.start()
-            server.run_sql_script(_seed_sql())
+            server.run_sql_script(seed_sql())
         except BaseException:
             server.cleanup()
             raise
@@ -253,28 +183,8 @@ class LocalPostgres:
             bindir = bindir if bindir is not None else find_pg_bindir()
         if not (source / "PG_VERSION").is_file():
             raise SandboxError(f"{source} is not a PostgreSQL data directory")
-        user = run_as()
         new_dir = Path(new_dir)
-        real_dir, owned_base = place_data_dir(new_dir, user)
-        real_dir.rmdir()  # cp -a creates it; place_data_dir left it empty
-        try:
-            # cp -a keeps modes and (as root) ownership; it is also quicker than shutil.copytree.
-            done = subprocess.run(
-                ["cp", "-a", "--", str(source), str(real_dir)],
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            remove_data_dir(new_dir, owned_base)
-            raise SandboxError(f"cannot copy {source} to {real_dir}: {exc}") from None
-        if done.returncode != 0:
-            remove_data_dir(new_dir, owned_base)
-            raise SandboxError(f"cannot copy {source} to {real_dir}: {_last_meaningful_line(done.stderr)}")
-        for stale in ("postmaster.pid", "postmaster.opts", "server.log"):
-            with contextlib.suppress(FileNotFoundError):
-                (real_dir / stale).unlink()
+        real_dir, owned_base = copy_data_dir(source, new_dir, run_as())
         return cls(
             real_dir,
             bindir=bindir,
@@ -418,25 +328,7 @@ class LocalPostgres:
 
     def run_sql_script(self, script: str, dbname: str = "postgres") -> None:
         """Run a psql-style script (see :func:`seed_statements`) as the superuser, autocommit."""
-        import psycopg  # heavy; only the sandbox needs it here
-
-        current = dbname
-        conn = psycopg.connect(self.dsn(current), autocommit=True)
-        try:
-            for database, statement in seed_statements(script):
-                if database is not None and database != current:
-                    conn.close()
-                    current = database
-                    conn = psycopg.connect(self.dsn(current), autocommit=True)
-                try:
-                    conn.execute(statement.encode())
-                except psycopg.Error as exc:
-                    first = statement.strip().splitlines()[0][:80]
-                    raise SandboxError(
-                        f"seed SQL failed at {first!r}: {str(exc).strip().splitlines()[0]}"
-                    ) from None
-        finally:
-            conn.close()
+        run_sql_script(self.dsn, script, dbname)
 
     # ---------------------------------------------------------------- internals
 
@@ -501,7 +393,7 @@ class LocalPostgres:
                 if "could not bind" in tail or "Address already in use" in tail:
                     raise _PortTaken()
                 raise SandboxError(
-                    f"PostgreSQL in {self.data_dir} did not start: {_last_meaningful_line(tail)}"
+                    f"PostgreSQL in {self.data_dir} did not start: {last_meaningful_line(tail)}"
                 )
             with contextlib.suppress(OSError):
                 lines = pidfile.read_text().splitlines()
