@@ -15,7 +15,8 @@ import psycopg
 import pytest
 
 from pgiam_tui.sandbox.postgres import LocalPostgres
-from pgiam_tui.sandbox.workload import Workload, WorkloadTarget, _garble, targets_from_sandbox
+from pgiam_tui.sandbox.workload import Workload
+from pgiam_tui.sandbox.workload_targets import WorkloadTarget, garble_token, targets_from_sandbox
 
 if TYPE_CHECKING:
     from pgiam_tui.sandbox import Sandbox
@@ -188,7 +189,7 @@ def test_connection_errors_back_off_and_are_recorded(tmp_path: Path) -> None:
 
 def test_garbled_token_stays_a_url_with_another_signature() -> None:
     token = "host:5432/?Action=connect&DBUser=u&X-Amz-Signature=abc123"
-    bad = _garble(token)
+    bad = garble_token(token)
     assert bad != token and bad[:-1] == token[:-1] and len(bad) == len(token)
 
 

@@ -32,118 +32,25 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+from pgiam_tui.sandbox.workload_targets import (
+    RO_PROFILE,
+    RW_PROFILE,
+    TOKEN_LIFETIME,
+    ConnectFn,
+    SandboxLike,
+    SessionFor,
+    TokenMaker,
+    WorkloadTarget,
+    garble_token,
+    targets_from_sandbox,
+)
 
 if TYPE_CHECKING:
-    import boto3
     import psycopg
 
 log = logging.getLogger(__name__)
-
-RW_PROFILE = "pgdemo-oltp-rw"
-RO_PROFILE = "pgdemo-oltp-ro"
-TOKEN_LIFETIME = 900.0  # seconds: RDS refuses a token older than this (ExpiredToken)
-
-
-@dataclass(frozen=True)
-class WorkloadTarget:
-    """Where one application endpoint is, and how a client reaches it.
-
-    ``endpoint``/``port`` are what tokens are signed for (the name in the certificate, canonical port 5432);
-    TCP goes to ``listen_host``/``listen_port`` (the front door), as libpq ``host`` + ``hostaddr``.
-    ``role`` is "writer" | "reader" | "instance"; ``kind`` is "aurora" | "instance".
-    """
-
-    cluster: str
-    kind: str
-    role: str
-    instance_id: str
-    endpoint: str
-    port: int
-    region: str
-    listen_host: str
-    listen_port: int
-    ca_path: str
-    database: str = "demo"
-
-
-#: (target, database user, application_name) -> an open psycopg connection (autocommit off).
-ConnectFn = Callable[[WorkloadTarget, str, str], "psycopg.Connection[Any]"]
-SessionFor = Callable[[str], "boto3.Session"]
-
-
-class _SandboxLike(Protocol):
-    """What Workload.from_sandbox reads from a Sandbox (sandbox/core.py)."""
-
-    @property
-    def clusters(self) -> Sequence[Any]: ...
-    @property
-    def ca_path(self) -> Any: ...
-
-    def boto_session(self, profile: str | None = None) -> boto3.Session: ...
-
-
-def targets_from_sandbox(sandbox: _SandboxLike) -> list[WorkloadTarget]:
-    """One target per application endpoint: the cluster (writer) endpoint and the reader endpoint of each
-    Aurora cluster, the instance endpoint of an RDS for PostgreSQL instance."""
-    targets: list[WorkloadTarget] = []
-    for c in sandbox.clusters:
-        writer = next(i for i in c.instances if i.role in ("writer", "instance"))
-        reader = next((i for i in c.instances if i.role == "reader"), None)
-        common = {"cluster": c.name, "kind": c.kind, "region": c.region, "ca_path": str(sandbox.ca_path),
-                  "database": c.database, "listen_host": c.listen_host}  # fmt: skip
-        targets.append(
-            WorkloadTarget(
-                role=writer.role,
-                instance_id=writer.id,
-                endpoint=c.endpoint,
-                port=c.port,
-                listen_port=c.listen_port,
-                **common,
-            )
-        )
-        if reader is not None:
-            endpoint = c.reader_endpoint or reader.endpoint
-            port = c.reader_listen_port or reader.listen_port
-            targets.append(
-                WorkloadTarget(
-                    role="reader",
-                    instance_id=reader.id,
-                    endpoint=endpoint,
-                    port=c.port,
-                    listen_port=port,
-                    **common,
-                )
-            )
-    return targets
-
-
-class _Tokens:
-    """IAM auth tokens via boto3 (SigV4 presign, no network call once credentials are cached)."""
-
-    def __init__(self, session_for: SessionFor) -> None:
-        self._session_for = session_for
-        self._clients: dict[tuple[str, str], Any] = {}
-        self._lock = threading.Lock()
-
-    def make(self, profile: str, target: WorkloadTarget, user: str) -> str:
-        with self._lock:
-            # boto3 sessions are not thread-safe for creating clients; clients themselves are.
-            client = self._clients.get((profile, target.region))
-            if client is None:
-                client = self._session_for(profile).client("rds", region_name=target.region)
-                self._clients[(profile, target.region)] = client
-        token: str = client.generate_db_auth_token(
-            DBHostname=target.endpoint, Port=target.port, DBUsername=user, Region=target.region
-        )
-        return token
-
-
-def _garble(token: str) -> str:
-    """Change the last character of the signature: still a well-formed URL, no longer a valid signature."""
-    last = token[-1]
-    return token[:-1] + ("0" if last != "0" else "1")
 
 
 def _cancel_quietly(conn: psycopg.Connection[Any], timeout: float) -> None:
@@ -168,7 +75,7 @@ class Workload:
 
     def __init__(
         self,
-        targets: Sequence[WorkloadTarget] | _SandboxLike,
+        targets: Sequence[WorkloadTarget] | SandboxLike,
         session_for: SessionFor | None = None,
         *,
         connect: ConnectFn | None = None,
@@ -188,7 +95,7 @@ class Workload:
                 "Workload needs session_for (boto3 sessions) unless connect is given and failed_logins is off"
             )
         self.targets: tuple[WorkloadTarget, ...] = tuple(targets)
-        self._tokens = _Tokens(session_for) if session_for is not None else None
+        self._tokens = TokenMaker(session_for) if session_for is not None else None
         self._connect_override = connect
         self._failed_logins = failed_logins
         self.oltp_interval = oltp_interval
@@ -204,7 +111,7 @@ class Workload:
         self._stale_tokens: dict[str, tuple[float, str]] = {}  # cluster -> (made at, token) for ExpiredToken
 
     @classmethod
-    def from_sandbox(cls, sandbox: _SandboxLike, **options: Any) -> Workload:
+    def from_sandbox(cls, sandbox: SandboxLike, **options: Any) -> Workload:
         """The workload for every cluster of a started Sandbox (tokens from its AWS profiles)."""
         return cls(targets_from_sandbox(sandbox), sandbox.boto_session, **options)
 
@@ -475,7 +382,7 @@ class Workload:
                 # A reporting host with the read-only role tries the read-write user: NotAuthorized.
                 token = self._tokens.make(RO_PROFILE, target, user)
             elif kind == "garbled":
-                token = _garble(self._tokens.make(RW_PROFILE, target, user))
+                token = garble_token(self._tokens.make(RW_PROFILE, target, user))
             else:
                 stale = self._stale_token(target, user)
                 if stale is None:
