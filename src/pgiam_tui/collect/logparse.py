@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from pgiam_tui import textsafe
 from pgiam_tui.model import ConnEvent, EventKind
 
 __all__ = [
@@ -69,8 +70,6 @@ _ESCAPES: dict[str, str] = {
 _GROUPS = ("ts", "epoch", "user", "db", "rhost", "rport", "rhost2", "host", "pid", "level", "msg")
 _ESCAPE_RE = re.compile(r"%(-?\d+)?(.)")
 
-_CTRL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
 _RECEIVED = "connection received: "
 _AUTHORIZED = "connection authorized: "
 _REPL_AUTHORIZED = "replication connection authorized: "
@@ -93,12 +92,8 @@ def _kv(text: str) -> dict[str, str]:
 
 
 def visible(text: str) -> str:
-    """`text` with C0/C1 control characters (other than tab) shown as `\\xNN`: safe to print to a terminal."""
-    # isprintable() is a fast C check that is False for every control character (and some harmless ones,
-    # which the regex then leaves alone)
-    if text.isprintable() or _CTRL_RE.search(text) is None:
-        return text
-    return _CTRL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """`text` with control, bidi and other unsafe characters shown as escapes (tab and line feed kept)."""
+    return textsafe.visible(text, layout="keep_lines")
 
 
 def compile_prefix(prefix: str) -> re.Pattern[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from pgiam_tui import textsafe
+
 if TYPE_CHECKING:
     from pgiam_tui.config import Config
 
@@ -17,7 +19,7 @@ def fail(message: str, hint: str | None = None) -> None:
 
 def visible(text: str) -> str:
     """One line with control characters shown as escapes (untrusted text from files or AWS)."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    return textsafe.visible(text)
 
 
 def load_cli_config(explicit: str | None) -> Config:

@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when every scan worked, 1 when some profile/region failed, 2 on a bad --write file."""
-    from pgiam_tui.commands._cliutil import fail
+    from pgiam_tui.commands._cliutil import fail, visible
     from pgiam_tui.config import ConfigError, load_config, parse_config
 
     existing: Config | None = None
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     skipped = [d for d in found if not d.iam_auth_enabled]
     if skipped:
         names = ", ".join(f"{d.identifier} ({d.region})" for d in skipped)
-        print(f"# skipped, IAM database authentication off: {names}", file=sys.stderr)
+        print(f"# skipped, IAM database authentication off: {visible(names)}", file=sys.stderr)
 
     entries = build_entries(enabled, existing, database=args.database, user=args.user)
     text = "".join(entries)

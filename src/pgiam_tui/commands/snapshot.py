@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from pgiam_tui import textsafe
+
 
 def register(subparsers: Any) -> None:
     """Add the `snapshot` subcommand."""
@@ -75,10 +77,8 @@ def visible(text: str | None, limit: int = 80) -> str:
     escape such as \\x1b, cut to LIMIT characters: text from the database is untrusted."""
     if text is None:
         return ""
-    if not text.isprintable():
-        # layout whitespace becomes a space; anything else is shown, never sent to the terminal
-        text = "".join(ch if ch.isprintable() else " " if ch in "\t\n\r" else ascii(ch)[1:-1] for ch in text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    # layout whitespace becomes a space (one readable line); anything unsafe is shown, never sent as is
+    return textsafe.visible(text, limit=limit, layout="space")
 
 
 def render_text(snapshots: Sequence[Any]) -> str:
