@@ -203,3 +203,23 @@ async def test_grant_naming_a_members_instance_resource_id_is_wrong(sandbox: San
     finally:
         iam.delete_user_policy(UserName=f"member-{tag}", PolicyName="member")
         iam.delete_user(UserName=f"member-{tag}")
+
+
+async def test_iam_metrics_of_fresh_logins_reach_the_iam_snapshot(sandbox: Sandbox, admin: Any) -> None:
+    """The front door's IamDbAuthConnection* counters, read by the collector with the cluster's own profile,
+    include the logins of the current minute (the window once ended at the minute's start and saw nothing)."""
+    assert await _login(sandbox, "pgmonitor", None)
+    assert await _login(sandbox, "pgmonitor", None)
+    assert not await _login(sandbox, "pgmonitor", "not-a-token")
+    assert sandbox.flush_logs()
+    collector = IamMappingCollector(_cfg(sandbox), access_advisor=False)
+    snap = await _iam_round(sandbox, collector, admin)
+    assert not [f for f in snap.findings if f.code == "metrics_unreadable"], snap.findings
+    totals: dict[str, float] = {}
+    for m in snap.metrics:
+        for key, value in m.totals.items():
+            totals[key] = totals.get(key, 0.0) + value
+    assert totals.get("requests", 0) >= 3 and totals.get("success", 0) >= 2, snap.metrics
+    assert totals.get("failure", 0) >= 1 and totals.get("failure_invalid_token", 0) >= 1, snap.metrics
+    writer = sandbox.cluster(NAME).writer.id
+    assert any(m.instance == writer and m.series.get("requests", ())[-1:] > (0.0,) for m in snap.metrics)

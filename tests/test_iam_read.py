@@ -273,13 +273,18 @@ def test_cloudtrail_assume_role_events_filtered_by_role() -> None:
 def test_iam_metrics_from_cloudwatch(session: boto3.Session) -> None:
     cw = session.client("cloudwatch")
     inst = f"db-{uuid.uuid4().hex[:6]}"
+    # two minutes past a period boundary: the window is [now - 57 min, now + 3 min), 12 slots of 5 minutes
     now = datetime.now(UTC).replace(second=0, microsecond=0)
+    now -= timedelta(minutes=now.minute % 5 - 2 + (5 if now.minute % 5 < 2 else 0))
     data = []
     for minutes_ago, name, value in [
         (50, "IamDbAuthConnectionRequests", 3),
         (10, "IamDbAuthConnectionRequests", 2),
         (10, "IamDbAuthConnectionFailureInvalidToken", 1),
         (10, "IamDbAuthConnectionSuccess", 4),
+        # the current minute (RDS stamps a datapoint with its minute's start) is part of the last hour
+        (0, "IamDbAuthConnectionRequests", 7),
+        (70, "IamDbAuthConnectionRequests", 100),  # older than the hour: left out
     ]:
         data.append(
             {
@@ -293,10 +298,11 @@ def test_iam_metrics_from_cloudwatch(session: boto3.Session) -> None:
     # a datapoint of another instance must not leak in
     data.append({**data[0], "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": inst + "-other"}]})
     cw.put_metric_data(Namespace="AWS/RDS", MetricData=data)
-    (m, quiet) = fetch_iam_metrics(cw, [inst, inst + "-quiet"], now=now)
+    (m, quiet) = fetch_iam_metrics(cw, [inst, inst + "-quiet"], now=now + timedelta(seconds=30))
     assert m.instance == inst
-    assert m.totals == {"requests": 5.0, "failure_invalid_token": 1.0, "success": 4.0}
-    assert len(m.series["requests"]) == 12 and sum(m.series["requests"]) == 5.0
-    assert (m.series["requests"][2], m.series["requests"][10]) == (3.0, 2.0)
+    assert m.totals == {"requests": 12.0, "failure_invalid_token": 1.0, "success": 4.0}
+    assert len(m.series["requests"]) == 12 and sum(m.series["requests"]) == 12.0
+    # slots start at now - 57 min: -50 min is slot 1, -10 min slot 9, the current minute the last
+    assert (m.series["requests"][1], m.series["requests"][9], m.series["requests"][11]) == (3.0, 2.0, 7.0)
     assert quiet.totals == {} and quiet.series == {}
     assert len(IAM_METRICS) == 7

@@ -37,13 +37,19 @@ def fetch_iam_metrics(
     hours: float = 1.0,
     period_s: int = 300,
 ) -> tuple[IamMetrics, ...]:
-    """Sum of each IamDbAuthConnection* metric over the last `hours`, and its per-`period_s` series (oldest
-    first, missing periods as 0), for every instance. Blocking (boto3): call it in a worker thread.
+    """Sum of each IamDbAuthConnection* metric over the last `hours` (up to the end of the current period),
+    and its per-`period_s` series (oldest first, the current period last, missing periods as 0), for every
+    instance. Blocking (boto3): call it in a worker thread.
 
     An instance with no datapoints at all gets empty totals (RDS publishes nothing when nothing happened, or
     when the metrics are not available for the engine version). Raises botocore errors (e.g. AccessDenied).
     """
-    end = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
+    # The window ends at the period boundary *after* now, so the current (partial) period is the last slot:
+    # RDS stamps a datapoint with the start of its minute, and a window ending at the start of the current
+    # minute (as it once did) missed everything of the last minute, i.e. all of a fresh cluster's logins.
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    epoch = int(moment.timestamp())
+    end = datetime.fromtimestamp(epoch - epoch % period_s + period_s, UTC)
     start = end - timedelta(hours=hours)
     slots = int(hours * 3600 // period_s)
     queries: list[dict[str, Any]] = []
