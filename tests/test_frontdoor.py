@@ -662,7 +662,7 @@ def test_rds_log_line_formats(tmp_path: Path) -> None:
 
     sink = RdsLogSink(log_file=tmp_path / "c.log", log_group="g", iam_log_group="i", now=lambda: when)
     sink.disconnection("inst-1", "127.0.0.1", 5000, 42, "u", "demo", 3723.5)
-    sink.connection_authorized("inst-1", "127.0.0.1", 5000, 42, "u\nFAKE", "demo", "app\x1b[31m", None)
+    sink.connection_authorized("inst-1", "127.0.0.1", 5000, 42, "u\nFAKE", "demo", "app\x1b[31m\u202e", None)
     sink.iam_result("inst-1", "u", Verdict(False, None, "IAM off", iam_enabled=False))
     sink.close()
     out = (tmp_path / "c.log").read_text().splitlines()
@@ -670,4 +670,4 @@ def test_rds_log_line_formats(tmp_path: Path) -> None:
         "LOG:  disconnection: session time: 1:02:03.500 user=u database=demo host=127.0.0.1 port=5000"
     )
     assert len(out) == 2  # a newline in a client-chosen name cannot forge a log line
-    assert "user=u\\x0aFAKE" in out[1] and "application_name=app\\x1b[31m" in out[1]
+    assert "user=u\\x0aFAKE" in out[1] and "application_name=app\\x1b[31m\\u202e" in out[1]

@@ -73,7 +73,13 @@ def _clean(value: str | None, unknown: str = "[unknown]") -> str:
     """A client-supplied value for a log line: no newlines or control characters (they could forge lines)."""
     if value is None or value == "":
         return unknown
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in value)
+    # \xNN for bytes, \uNNNN above: "\x202e" for U+202E would read as "\x20" followed by "2e"
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in value)
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def rds_prefix(
