@@ -262,17 +262,6 @@ def test_credential_repr_hides_password() -> None:
 # ------------------------------------------------------------------------------ IAM through the sandbox
 
 
-def _sandbox_ready() -> bool:
-    try:
-        from pgiam_tui.sandbox import frontdoor  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_sandbox = pytest.mark.skipif(not _sandbox_ready(), reason="sandbox front door not available")
-
-
 class RecordingTokens:
     """Wraps the product's IAM token provider and keeps every token it made (to tell fresh from reused)."""
 
@@ -323,7 +312,6 @@ async def _login_with(target: ConnTarget, token: str) -> str | None:
     return None
 
 
-@needs_sandbox
 async def test_iam_session_survives_token_expiry_and_reconnects_with_fresh_token(
     sandbox: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -371,7 +359,6 @@ async def test_iam_session_survives_token_expiry_and_reconnects_with_fresh_token
         await admin.close()
 
 
-@needs_sandbox
 async def test_iam_connections_come_back_after_restart(sandbox: Any, tmp_path: Any) -> None:
     from pgiam_tui.aws.session import SessionFactory
     from pgiam_tui.db.connection import iam_token_provider

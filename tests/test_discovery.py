@@ -44,6 +44,8 @@ def rds_instance(sandbox: Sandbox) -> SandboxCluster:
 
 def test_every_sandbox_cluster_resolves_as_configured(sandbox: Sandbox, factory: SessionFactory) -> None:
     config = load_config(sandbox.profiles_toml)
+    # both kinds must be there, or the branches below would check nothing
+    assert {sc.kind for sc in sandbox.clusters} == {"aurora", "instance"}
     for sc in sandbox.clusters:
         cfg = config.cluster(sc.name)
         rc = resolve_cluster(cfg, factory.session(cfg.profile))

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -260,10 +259,7 @@ def test_untrusted_names_are_made_visible_in_findings() -> None:
 
 @pytest.fixture(scope="module")
 def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    bindir = Path("/usr/lib/postgresql/15/bin")
-    if not (bindir / "postgres").exists():
-        pytest.skip("PostgreSQL 15 binaries missing")
-    with running_postgres(tmp_path_factory.mktemp("iam-mapping"), bindir=bindir) as server:
+    with running_postgres(tmp_path_factory.mktemp("iam-mapping")) as server:
         yield server
 
 

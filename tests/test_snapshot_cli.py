@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -187,17 +186,6 @@ local_port = {free_port()}
 # ---------------------------------------------------------------------------------------------- sandbox
 
 
-def _sandbox_ready() -> bool:
-    try:
-        from pgiam_tui.sandbox import frontdoor  # noqa: F401
-    except ImportError:
-        return False
-    return shutil.which(PGIAM) is not None
-
-
-needs_sandbox = pytest.mark.skipif(not _sandbox_ready(), reason="sandbox front door not available")
-
-
 def _blocked_seen(cluster: dict[str, Any]) -> bool:
     rows = cluster["activity"]
     holders = {r["pid"] for r in rows if r["application_name"] == "lock-holder"}
@@ -210,7 +198,6 @@ def _blocked_seen(cluster: dict[str, Any]) -> bool:
     )
 
 
-@needs_sandbox
 def test_snapshot_json_on_the_sandbox(sandbox: Sandbox, sandbox_env: dict[str, str], tmp_path: Path) -> None:
     env = dict(sandbox_env)
     env["HOME"] = str(tmp_path)  # the AWS CLI cache of assumed roles goes to this test's home
@@ -247,7 +234,6 @@ def test_snapshot_json_on_the_sandbox(sandbox: Sandbox, sandbox_env: dict[str, s
     assert "X-Amz-Signature" not in done.stdout and "X-Amz-Signature" not in done.stderr
 
 
-@needs_sandbox
 async def test_monitor_cluster_stopped_mid_run(sandbox: Sandbox, tmp_path: Path) -> None:
     from pgiam_tui.aws.session import SessionFactory
     from pgiam_tui.config import load_config
@@ -322,7 +308,6 @@ async def _sandbox_monitor(sandbox: Sandbox, tmp_path: Path, names: list[str]) -
     )
 
 
-@needs_sandbox
 async def test_one_instance_down_keeps_its_rows_stale(sandbox: Sandbox, tmp_path: Path) -> None:
     """The reader refuses the monitor (connection limit 0): writer rows stay fresh, the reader's go stale."""
     import psycopg
@@ -366,7 +351,6 @@ async def test_one_instance_down_keeps_its_rows_stale(sandbox: Sandbox, tmp_path
         await monitor.stop()
 
 
-@needs_sandbox
 async def test_missing_pg_monitor_is_reported(sandbox: Sandbox, tmp_path: Path) -> None:
     """REVOKE pg_monitor: other users' sessions turn <insufficient privilege>, reported with the fix."""
     cluster = next(c for c in sandbox.clusters if c.kind == "aurora")
@@ -430,7 +414,6 @@ def test_render_text_escapes_untrusted_strings() -> None:
     assert visible("a\tb\nc") == "a b c" and visible("x" * 100, 10) == "x" * 9 + "…"
 
 
-@needs_sandbox
 async def test_failed_rediscovery_keeps_watching(sandbox: Sandbox, tmp_path: Path) -> None:
     """The monitoring role's credentials expire (moto says ExpiredToken): rediscovery fails, but the open
     sessions keep answering, so the cluster stays ok with a `discovery_failed` finding."""
@@ -459,7 +442,6 @@ async def test_failed_rediscovery_keeps_watching(sandbox: Sandbox, tmp_path: Pat
         await monitor.stop()
 
 
-@needs_sandbox
 def test_snapshot_exit_1_for_a_stopped_sandbox_cluster(
     sandbox: Sandbox, sandbox_env: dict[str, str], tmp_path: Path
 ) -> None:

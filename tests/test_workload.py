@@ -250,6 +250,8 @@ def test_sandbox_workload_over_iam(sandbox: Sandbox) -> None:
 
 def test_targets_from_sandbox_use_cluster_and_reader_endpoints(sandbox: Sandbox) -> None:
     targets = targets_from_sandbox(sandbox)
+    assert {c.kind for c in sandbox.clusters} == {"aurora", "instance"}  # else the loop checks too little
+    assert len(targets) == sum(2 if c.kind == "aurora" else 1 for c in sandbox.clusters)
     for c in sandbox.clusters:
         mine = [t for t in targets if t.cluster == c.name]
         writer = next(t for t in mine if t.role in ("writer", "instance"))
