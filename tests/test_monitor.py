@@ -138,7 +138,10 @@ async def test_collect_once_and_json(
         await monitor.stop()
         await probe.close()
     assert [s.name for s in snaps] == ["alpha", "beta"]  # config order
-    assert sorted(s.name for s in seen.all) == ["alpha", "beta"]  # each emitted once, in finishing order
+    for snap in snaps:  # the activity snapshot went out first; the returned one has the side parts merged
+        mine = seen.of(snap.name)
+        assert mine[-1] is snap and mine[0].activity is snap.activity
+        assert mine[0].iam is None and snap.iam is not None
     alpha = snaps[0]
     assert alpha.status == "ok" and alpha.error is None and not alpha.stale
     assert alpha.server_version is not None and alpha.server_version.startswith("15.")
@@ -351,3 +354,82 @@ async def test_signal_backend_needs_allow_actions(
     finally:
         await monitor.stop()
         await victim.close()
+
+
+class _SilentAws:
+    """An "AWS endpoint" that takes HTTP requests and holds them without an answer until `release()`:
+    every boto3 call to it hangs (up to its read timeout), so the test decides when the call ends."""
+
+    def __init__(self) -> None:
+        self.called = asyncio.Event()
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._hold, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        if await reader.read(1):  # a request began to arrive
+            self.called.set()
+
+    async def release(self) -> None:
+        """Drop every held request (the callers see the connection closed) and stop listening."""
+        if self._server is not None:
+            self._server.close()
+        for writer in self._writers:
+            writer.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+
+async def test_slow_iam_never_delays_activity(
+    servers: dict[str, LocalPostgres],
+    passwords: MemoryKeyring,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """IAM reads through an iam_profile whose endpoint never answers: the activity snapshot goes out first,
+    later rounds keep coming while IAM still waits, and IAM's outcome arrives afterwards as an update."""
+    passwords.set_password("pgiam-tui", "alpha", MON_PASSWORD)
+    aws = _SilentAws()
+    await aws.start()
+    aws_config = tmp_path / "aws-config"
+    aws_config.write_text(
+        "[profile iam-reader]\nregion = us-east-1\naws_access_key_id = AKIDEXAMPLE\n"
+        f"aws_secret_access_key = not-a-secret\nendpoint_url = http://127.0.0.1:{aws.port}\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(aws_config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    probe = await _session(servers["alpha"], "probe-slow-iam")
+    config = _config(_cluster("alpha", servers["alpha"].port, iam_profile="iam-reader"))
+    seen = Snapshots()
+    monitor = _monitor(config, tmp_path, seen)
+    await monitor.start()
+    try:
+        async with asyncio.timeout(GUARD_S):
+            await aws.called.wait()  # the IAM part is now waiting on the silent endpoint
+        # ORDER: snapshots with this session's activity went out while the IAM part was not done
+        first = await seen.wait(lambda s: any(r.application_name == "probe-slow-iam" for r in s.activity))
+        assert first.status == "ok" and first.iam is None
+        # and later rounds are not held up by it either: two more activity rounds, IAM still pending
+        mark = len(seen.all)
+        await seen.wait(lambda s: s.status == "ok", after=mark)
+        await seen.wait(lambda s: s.status == "ok", after=len(seen.all))
+        assert all(s.iam is None for s in seen.all), "IAM finished although its endpoint never answered"
+        await aws.release()
+        # the IAM part ends (unreadable: the endpoint hung up) and is merged into an updated snapshot
+        done = await seen.wait(lambda s: s.iam is not None, after=mark)
+        assert done.activity and not done.iam.iam_readable
+        assert any(f.code == "iam_unreadable" for f in done.findings + done.iam.findings)
+    finally:
+        await monitor.stop()
+        await aws.release()
+        await probe.close()

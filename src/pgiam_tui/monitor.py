@@ -6,6 +6,13 @@ instances of the cluster (Aurora writer and readers each have their own pg_stat_
 concurrently, each bounded by its connect and statement timeouts. A cluster in error keeps showing its last
 good data, marked stale with its age, beside an ErrorInfo(step, message, hint).
 
+A round is discovery + connections + the activity query, and its snapshot goes out as soon as that is in.
+The side parts (connection events, IAM mapping, caller identity) are slow AWS reads: each round starts them
+in the background (at most one of each in flight per cluster, in a thread pool of their own), and when one
+finishes, an updated snapshot (the last one with the new part merged in) goes out; a round that runs while
+they are busy merges their latest results. So activity never waits for IAM or CloudWatch, on the first
+round (first paint) or any later one. `collect_once` (the `snapshot` command) waits for the side parts too.
+
 boto3 (sessions, discovery, identity) runs in worker threads; psycopg is async on the caller's loop, so the
 Monitor can run on Textual's own loop. No UI imports here (tests/test_import_hygiene.py checks it).
 """
@@ -16,11 +23,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import replace
 from typing import Any
 
 from pgiam_tui.collect.activity import ActivityCollector, ActivityResult
+from pgiam_tui.collect.aws_threads import run_side_thread
 from pgiam_tui.config import Config, ConfigError
 from pgiam_tui.db.connection import (
     Backoff,
@@ -43,6 +51,7 @@ from pgiam_tui.monitor_state import (
     make_iam_hook,
     resolved_id,
     target_for,
+    with_side_parts,
 )
 
 __all__ = ["Monitor", "SnapshotCallback"]
@@ -108,14 +117,16 @@ class Monitor:
             w.task = asyncio.create_task(self._loop(w), name=f"monitor:{w.cfg.name}")
 
     async def stop(self) -> None:
-        """Stop every loop and close every connection."""
+        """Stop every loop and side task and close every connection."""
         self._running = False
         tasks = [w.task for w in self._watches.values() if w.task is not None]
+        tasks += [t for w in self._watches.values() for t in w.side_tasks.values()]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for w in self._watches.values():
             w.task = None
+            w.side_tasks.clear()
             await self._close_all(w)
 
     async def __aenter__(self) -> Monitor:
@@ -168,9 +179,18 @@ class Monitor:
         return {iid: c.status for iid, c in self._select([name])[0].conns.items()}
 
     async def collect_once(self, names: Iterable[str] | None = None) -> list[ClusterSnapshot]:
-        """One round of NAMES (default: all) concurrently; the snapshots, in config order."""
+        """One round of NAMES (default: all) concurrently, side parts (events, IAM) included; the snapshots,
+        in config order."""
         watches = self._select(list(names) if names is not None else None)
-        return list(await asyncio.gather(*(self._run_round(w) for w in watches)))
+        snaps = list(await asyncio.gather(*(self._run_round(w) for w in watches)))
+        await asyncio.gather(*(self.side_settled(w.cfg.name) for w in watches))
+        return [w.latest or snap for w, snap in zip(watches, snaps, strict=True)]
+
+    async def side_settled(self, name: str) -> None:
+        """Wait until the side parts (events, IAM, identity) of NAME in flight now are done and merged."""
+        w = self._select([name])[0]
+        pending = [t for t in w.side_tasks.values() if not t.done()]
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def signal_backend(self, name: str, instance: str, pid: int, *, terminate: bool = False) -> str:
         """Cancel (or terminate) backend PID on INSTANCE of NAME; only where the config allows actions.
@@ -251,12 +271,15 @@ class Monitor:
             snap = replace(snap, round_ms=(time.monotonic() - started) * 1000.0)
             w.latest = snap
             w.last_round_end = time.monotonic()
+        self._emit(w, snap)
+        return snap
+
+    def _emit(self, w: ClusterWatch, snap: ClusterSnapshot) -> None:
         if self._on_snapshot is not None:
             try:
                 self._on_snapshot(snap)
             except Exception:  # the listener's problem must not stop collection
                 log.exception("on_snapshot callback failed for %s", w.cfg.name)
-        return snap
 
     async def _round(self, w: ClusterWatch) -> ClusterSnapshot:
         cfg = w.cfg
@@ -282,8 +305,7 @@ class Monitor:
             w.resolved_at = time.monotonic()  # try again after the next refresh period, not every round
             resolved = w.resolved
         if w.identity_arn is None and cfg.auth == "iam":
-            with contextlib.suppress(Exception):  # identity is informative; the token step reports failures
-                w.identity_arn = await asyncio.to_thread(self._sessions.identity, cfg.profile)
+            self._start_side(w, "identity", self._identity(w))
         try:
             await self._sync_connections(w, resolved, session)
         except ConnectError as exc:
@@ -295,11 +317,48 @@ class Monitor:
             return error_snapshot(
                 w, ErrorInfo("discovery", message, "is the cluster being created or deleted?")
             )
-        activity = asyncio.gather(*(self._activity(w, c) for c in conns))
-        results, _ = await asyncio.gather(activity, self._iam(w, resolved, session))
-        # events after activity, so this round's own connection attempts are merged into this round's events
-        await self._events(w, resolved, session)
-        return build_snapshot(w, resolved, conns, results)
+        results = await asyncio.gather(*(self._activity(w, c) for c in conns))
+        snap = build_snapshot(w, resolved, conns, results)
+        # the side parts start after activity: they never hold up this round's snapshot, they use the
+        # connections this round opened (IAM's roles query), and the events merge this round's own attempts
+        self._start_side(w, "iam", self._iam(w, resolved, session))
+        self._start_side(w, "events", self._events(w, resolved, session))
+        return snap
+
+    def _start_side(self, w: ClusterWatch, part: str, work: Coroutine[Any, Any, None]) -> None:
+        """Run WORK in the background unless that part of W is still busy from an earlier round."""
+        busy = w.side_tasks.get(part)
+        if busy is not None and not busy.done():
+            work.close()  # never started: no "coroutine was never awaited" warning
+            return
+        w.side_tasks[part] = asyncio.create_task(
+            self._side(w, part, work), name=f"monitor:{w.cfg.name}:{part}"
+        )
+
+    async def _side(self, w: ClusterWatch, part: str, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except Exception as exc:  # a bug must not go unseen, nor stop later rounds from starting this part
+            log.error("%s of %s failed: %s", part, w.cfg.name, _describe(exc))
+            return
+        self._publish_side(w)
+
+    def _publish_side(self, w: ClusterWatch) -> None:
+        """Send the last snapshot again with the side parts' latest results merged in.
+
+        Not while a round is running: that round's snapshot merges them anyway (and the loop is
+        single-threaded, so no round can be between building its snapshot and storing it as `latest`)."""
+        if w.latest is None or w.lock.locked():
+            return
+        snap = with_side_parts(w.latest, w)
+        if snap == w.latest:
+            return
+        w.latest = snap
+        self._emit(w, snap)
+
+    async def _identity(self, w: ClusterWatch) -> None:
+        with contextlib.suppress(Exception):  # identity is informative; the token step reports failures
+            w.identity_arn = await run_side_thread(self._sessions.identity, w.cfg.profile)
 
     async def _resolve(self, w: ClusterWatch, session: Any) -> Any:
         now = time.monotonic()
@@ -383,7 +442,7 @@ class Monitor:
             w.iam_problems = ()
             if w.cfg.iam_profile:
                 try:
-                    iam_session = await asyncio.to_thread(self._sessions.session, w.cfg.iam_profile)
+                    iam_session = await run_side_thread(self._sessions.session, w.cfg.iam_profile)
                 except Exception as exc:
                     w.iam_problems = (
                         Finding(

@@ -11,7 +11,7 @@ import importlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +70,9 @@ class ClusterWatch:
     iam: IamSnapshot | None = None
     iam_at: float = 0.0
     latest: ClusterSnapshot | None = None
+    # the side parts ("iam", "events", "identity") running in the background: at most one of each
+    side_tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    activity_findings: tuple[Finding, ...] = ()  # of the last round's activity query (kept for side updates)
 
 
 def build_snapshot(
@@ -97,6 +100,7 @@ def build_snapshot(
                 rows, at = w.rows[iid]
                 activity.extend(rows)
                 oldest = at if oldest is None or at < oldest else oldest
+    w.activity_findings = tuple(findings)
     instances = tuple(instance_info(c) for c in conns)
     writer = next((c for c in conns if c.target.role in ("writer", "instance")), conns[0] if conns else None)
     error: ErrorInfo | None = None
@@ -127,12 +131,30 @@ def build_snapshot(
         events=merged_events(w),
         failures=w.failures,
         iam=w.iam,
-        findings=(*findings, *w.discovery_problems, *w.events_problems, *w.iam_problems),
+        findings=side_findings(w),
         stale=oldest is not None,
         data_age_s=(now - oldest).total_seconds() if oldest is not None else None,
         actions_allowed=w.cfg.allow_actions,
     )
     return snap
+
+
+def side_findings(w: ClusterWatch) -> tuple[Finding, ...]:
+    """The snapshot's findings: the last activity round's, discovery's, the events' and IAM's problems."""
+    return (*w.activity_findings, *w.discovery_problems, *w.events_problems, *w.iam_problems)
+
+
+def with_side_parts(snap: ClusterSnapshot, w: ClusterWatch) -> ClusterSnapshot:
+    """SNAP (immutable, unchanged) copied with the latest events, failures, IAM mapping, identity and findings
+    of W: what a side part that finished after SNAP's round adds to it."""
+    return replace(
+        snap,
+        identity_arn=w.identity_arn or snap.identity_arn,
+        events=merged_events(w),
+        failures=w.failures,
+        iam=w.iam,
+        findings=side_findings(w) if snap.status == "ok" or w.activity_findings else snap.findings,
+    )
 
 
 def merged_events(w: ClusterWatch) -> tuple[ConnEvent, ...]:

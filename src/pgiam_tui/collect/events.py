@@ -12,7 +12,6 @@ code `events_unreadable` / `iam_log_unreadable`) and the last events are kept.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 
 from pgiam_tui.aws.errors import describe_aws_error
 from pgiam_tui.aws.session import cached_client
+from pgiam_tui.collect.aws_threads import run_side_thread
 from pgiam_tui.collect.iam_log import IAM_KINDS, failure_counts, join_iam_reasons, parse_iam_line
 from pgiam_tui.collect.log_sources import (
     CloudWatchLogSource,
@@ -231,7 +231,7 @@ class EventsCollector:
         client = tuple(client_events)
         # Reading, parsing, merging and joining all run in a worker thread: a burst of log lines must not
         # stall the event loop the UI runs on. Rounds of one collector never overlap (the monitor's rule).
-        return await asyncio.to_thread(self._round, resolved, session, client)
+        return await run_side_thread(self._round, resolved, session, client)
 
     def _round(
         self, resolved: ResolvedClusterLike | None, session: Any, client: tuple[ConnEvent, ...]

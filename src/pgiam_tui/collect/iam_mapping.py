@@ -29,6 +29,7 @@ from pgiam_tui.aws.policy import (
     connect_grants,
 )
 from pgiam_tui.aws.session import cached_client
+from pgiam_tui.collect.aws_threads import run_side_thread
 from pgiam_tui.collect.events import ResolvedClusterLike
 from pgiam_tui.collect.iam_findings import FINDING_CODES, MappingContext, RoleRow, build_snapshot
 from pgiam_tui.collect.logparse import visible
@@ -324,7 +325,7 @@ class IamMappingCollector:
         iam_session: Any = None,
     ) -> IamSnapshot:
         """One round: the roles query, plus whatever AWS reads are due. See the class docstring."""
-        aws = asyncio.to_thread(self._aws_round, resolved, session, iam_session, resolved.region)
+        aws = run_side_thread(self._aws_round, resolved, session, iam_session, resolved.region)
         rows, _ = await asyncio.gather(fetch(ROLES_SQL, None), aws)
         ctx = self._context(resolved)
         # Access Advisor is slow (a job per principal, polled): it runs in the background and this round waits
