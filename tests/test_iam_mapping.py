@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from helpers.local_pg import running_postgres
-from helpers.moto_server import running_moto
+from helpers.moto_server import moto_session, running_moto
 from pgiam_tui.aws.iam_read import AccessAdvice, IamInventory, IamReadError, Principal
 from pgiam_tui.aws.policy import NamedPolicy
 from pgiam_tui.collect.iam_findings import MappingContext, RoleRow, build_snapshot
@@ -292,8 +292,7 @@ class _Resolved:
 async def test_collector_on_real_postgres_and_moto_iam(
     pg: Any, moto_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    session = moto_session(moto_url, monkeypatch, REGION)
     iam = session.client("iam")
     acct = "123456789012"  # moto's default account for unknown keys
     rid = f"cluster-{uuid.uuid4().hex[:12].upper()}"
@@ -396,8 +395,7 @@ async def test_collector_on_real_postgres_and_moto_iam(
 def test_monitoring_role_is_derived_from_the_session_for_cloudtrail(
     moto_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    base = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    base = moto_session(moto_url, monkeypatch, REGION)
     tag = uuid.uuid4().hex[:6]
     trust = json.dumps(
         {"Version": "2012-10-17",

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from helpers.moto_server import running_moto
+from helpers.moto_server import moto_session, running_moto
 from pgiam_tui.aws.cloudtrail import lookup_assume_role_events
 from pgiam_tui.aws.iam_read import IamReadError, last_used_rds_db, read_inventory
 from pgiam_tui.aws.metrics import IAM_METRICS, fetch_iam_metrics
@@ -32,8 +32,7 @@ def moto_url() -> Iterator[str]:
 
 @pytest.fixture()
 def session(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> boto3.Session:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    return boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    return moto_session(moto_url, monkeypatch, REGION)
 
 
 def _doc(resource: str | list[str], action: str = "rds-db:connect", effect: str = "Allow") -> str:

@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from helpers.moto_server import running_moto
+from helpers.moto_server import moto_session, running_moto
 from pgiam_tui.collect.events import EventsCollector, choose_source
 from pgiam_tui.collect.iam_log import failure_counts, join_iam_reasons, parse_iam_line
 from pgiam_tui.collect.log_sources import (
@@ -45,8 +45,7 @@ def moto_url() -> Iterator[str]:
 
 @pytest.fixture()
 def session(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> boto3.Session:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    return boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    return moto_session(moto_url, monkeypatch, REGION)
 
 
 @pytest.fixture()

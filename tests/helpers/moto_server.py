@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import boto3
+import pytest
+
 
 @contextmanager
 def running_moto() -> Iterator[str]:
@@ -22,3 +25,10 @@ def running_moto() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+def moto_session(url: str, monkeypatch: pytest.MonkeyPatch, region: str = "us-east-1") -> boto3.Session:
+    """A boto3 session whose clients talk to the moto server at URL (AWS_ENDPOINT_URL, as the product reads
+    it), with moto's default test keys (requests land in moto's default account 123456789012)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    return boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
