@@ -108,7 +108,10 @@ def run(args: argparse.Namespace) -> int:
                 flush=True,
             )
             print("ready", flush=True)
-            while not stop.wait(3600):
+            # Poll: a process-directed SIGTERM may be delivered to any of the sandbox's threads, and then
+            # nothing interrupts the main thread's wait; Python runs the handler only once the main thread
+            # wakes up. A long wait here made SIGTERM take up to that long.
+            while not stop.wait(0.25):
                 pass
         return 0
     finally:
