@@ -449,3 +449,66 @@ async def test_member_instance_trouble_is_explained() -> None:
         banner = " ".join(" ".join(lines(app.query_one("#activity-error"))).split())
         assert "reader pgdemo-1-reader: reconnecting — connection refused (attempt 3)" in banner
         assert "◐" in "\n".join(lines(app.cluster_list))
+
+
+async def test_big_diff_keeps_order_cursor_rendering_and_scroll_range() -> None:
+    """A 2,000-row round applied as a diff: what a user sees matches the new sessions.
+
+    ActivityTable keeps DataTable's row bookkeeping itself for speed (Textual internals); this checks
+    the outcome through DataTable's public reading API and its rendered lines, so a Textual change
+    that breaks those internals fails here.
+    """
+    from pgiam_tui.config import ClusterConfig
+    from pgiam_tui.ui.render import fmt_duration
+    from pgiam_tui.ui.sample import synthetic_snapshot
+    from pgiam_tui.ui.widgets.activity import Located
+
+    first = synthetic_snapshot("big", 2000, 0)
+    second = synthetic_snapshot("big", 2000, 1, churn=40)
+    app = PgiamApp(StaticSource([[]]), [ClusterConfig(name="big")], tick=False)
+    async with app.run_test(size=(160, 40)) as pilot:
+        table = app.activity.table
+        table.show([Located("big", r) for r in first.activity], reset=True)
+        await pilot.pause()
+        # the cursor on a session that survives the round and moves in the duration order
+        keep = Located("big", first.activity[1000])
+        table.move_cursor(row=table.get_row_index(keep.key))
+        table.show([Located("big", r) for r in second.activity])
+        await pilot.pause()
+
+        expected = {
+            Located("big", r).key: r for r in second.activity if r.backend_type in (None, "client backend")
+        }
+        assert table.row_count == len(expected)
+        shown = [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(table.row_count)]  # type: ignore[arg-type]
+        assert set(shown) == set(expected)  # churned sessions gone, new ones in
+        durations = [expected[k].duration_s or 0.0 for k in shown]
+        assert durations == sorted(durations, reverse=True)
+        # each row's cells are the new session's values (read through DataTable's public API)
+        for i in (0, 777, len(shown) - 1):
+            cells = table.get_row_at(i)
+            assert isinstance(cells[0], SortCell)
+            row = expected[shown[i]]
+            labels = [c.plain for c in cells]
+            assert str(row.pid) in labels and fmt_duration(row.duration_s) in labels
+        cur = table.current()
+        assert cur is not None and cur.key == keep.key
+        assert table.cursor_row == shown.index(keep.key)
+        # the rendered screen: header + rows, the first row drawn is the longest-running session
+        assert table.virtual_size.height == len(shown) + 1
+        table.move_cursor(row=0)
+        await pilot.pause()
+        top = lines(table)[1]
+        assert str(expected[shown[0]].pid) in top and fmt_duration(expected[shown[0]].duration_s) in top
+        # scrolling to the end reaches the last session and no further
+        table.action_scroll_bottom()
+        await pilot.pause()
+        drawn = [line for line in lines(table) if line.strip()]
+        last = expected[shown[-1]]
+        assert str(last.pid) in drawn[-1] or str(last.pid) in drawn[-2]  # a scrollbar may take the last line
+        assert table.cursor_row == len(shown) - 1
+        # a smaller round: the scroll range shrinks with it
+        table.show([Located("big", r) for r in second.activity[:1500]])
+        await pilot.pause()
+        assert table.row_count == 1500 and table.virtual_size.height == 1501
+        assert table.cursor_row == 1499  # still on the last row, within the new range

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import attrgetter
+from datetime import datetime
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual._two_way_dict import TwoWayDict
@@ -19,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import ContentSwitcher, DataTable, Input, Static, Tree
-from textual.widgets.data_table import CellKey, ColumnKey, RowKey
+from textual.widgets.data_table import ColumnKey, Row, RowKey
 from textual.widgets.tree import TreeNode
 
 from pgiam_tui.model import ClusterSnapshot, SessionRow
@@ -32,14 +33,13 @@ from pgiam_tui.ui.activity_model import (
     SessionFilter,
     blockers_of,
     blocking_forest,
-    is_background,
-    is_idle,
     parse_filter,
-    row_cells,
     row_class,
+    styled_cells,
+    text_key,
 )
 from pgiam_tui.ui.messages import SessionChosen
-from pgiam_tui.ui.render import SortCell, cell, fmt_duration, safe_text
+from pgiam_tui.ui.render import SortCell, fmt_duration, safe_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,19 +55,74 @@ class Located:
         return f"{self.cluster}/{self.row.key}"
 
 
-# Per column, a getter of the SessionRow fields it shows (C-speed comparison of old vs new row).
-_COLUMN_FIELDS = tuple((i, col, attrgetter(*col.fields)) for i, col in enumerate(ACTIVITY_COLUMNS))
-_VOLATILE_KEYS = ("duration", "xact")  # change every round while a session runs
-_VOLATILE = tuple(c for c in _COLUMN_FIELDS if c[1].key in _VOLATILE_KEYS)
-_STATIC = attrgetter(*(f for c in ACTIVITY_COLUMNS if c.key not in _VOLATILE_KEYS for f in c.fields))
+class _LiveRow:
+    """What the table holds per row key: the session as of the last round, its highlight, its cells.
+
+    The cells are made only when the row is drawn (or read), and made again only after the session
+    changed: a round that moves every duration of 10,000 sessions costs one assignment per row, and
+    text is built for the few dozen rows on screen.
+    """
+
+    __slots__ = ("_cells", "cluster", "row", "row_key", "style")
+
+    def __init__(self, row_key: RowKey, row: SessionRow, style: str, cluster: str | None) -> None:
+        self.row_key = row_key
+        self.row = row
+        self.style = style
+        self.cluster = cluster  # None unless the table has a cluster column
+        self._cells: tuple[SortCell, ...] | None = None
+
+    def update(self, row: SessionRow, style: str) -> None:
+        """A newer state of the same session."""
+        self.row = row
+        self.style = style
+        self._cells = None
+
+    def cells(self) -> tuple[SortCell, ...]:
+        """The row's cells, made on first use after a change."""
+        cells = self._cells
+        if cells is None:
+            cells = self._cells = styled_cells(self.row, self.style, self.cluster)
+        return cells
 
 
-def _same(a: SortCell, b: SortCell) -> bool:
-    return a.plain == b.plain and a.style == b.style and a.sort_key == b.sort_key
+class LiveCell(SortCell):
+    """One cell of a `_LiveRow`: DataTable keeps these, they read the row's current cells when drawn."""
+
+    __slots__ = ("_index", "_live")
+
+    def __init__(self, live: _LiveRow, index: int) -> None:
+        self._live = live
+        self._index = index
+
+    @property
+    def plain(self) -> str:
+        """The text shown."""
+        return self._live.cells()[self._index].plain
+
+    @property
+    def sort_key(self) -> object:
+        """What sorting compares."""
+        return self._live.cells()[self._index].sort_key
+
+    @property
+    def style(self) -> str | Style:
+        """The row highlight or the column's own style."""
+        return self._live.cells()[self._index].style
+
+    def __rich__(self) -> Text:
+        return self._live.cells()[self._index].__rich__()
 
 
 class ActivityTable(DataTable[SortCell]):
-    """Sessions of one cluster (or of all clusters, with a cluster column), diff-updated by row key."""
+    """Sessions of one cluster (or of all clusters, with a cluster column), diff-updated by row key.
+
+    DataTable's public API re-indexes every row per add/remove and measures every new cell, which made
+    a 10,000-row round take hundreds of ms; `show` keeps DataTable's row bookkeeping (`rows`, `_data`,
+    `_row_locations`, `_update_count`, `_require_update_dimensions`) itself, once per round. Those are
+    Textual 8 internals: tests/test_ui_app.py (`test_big_diff_*`) checks what a user sees through them
+    (order, cursor, scrolling to the last row, the rendered lines), so a Textual change shows up there.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "choose", "Detail", show=False)]
 
@@ -79,23 +134,22 @@ class ActivityTable(DataTable[SortCell]):
         self.session_filter = SessionFilter()
         self.hide_idle = False
         self.show_background = False  # autovacuum, walwriter, ...: noise for a DBA watching sessions
-        self._shown: dict[str, tuple[SortCell, ...]] = {}
-        self._prev: dict[str, tuple[SessionRow, str]] = {}
-        # direct references to DataTable's per-row cell dicts and column keys (hot path of big diffs)
-        self._cell_data: dict[str, dict[ColumnKey, SortCell]] = {}
-        self._col_objs: dict[str, ColumnKey] = {}
+        self._live: dict[str, _LiveRow] = {}
+        self._order: list[str] = []  # row keys in display order (mirrors _row_locations)
+        self._col_objs: list[ColumnKey] = []
         self._rows: dict[str, Located] = {}
         self._col_keys: tuple[str, ...] = (("cluster",) if with_cluster else ()) + tuple(
             c.key for c in ACTIVITY_COLUMNS
         )
         self._sources: list[Located] = []
+        self._key_memo: dict[tuple[str, str, int, datetime | None], str] = {}
 
     def on_mount(self) -> None:
         """Fixed-width columns: widths never depend on data, so updates never re-layout."""
         if self.with_cluster:
-            self._col_objs["cluster"] = self.add_column("cluster", width=12, key="cluster")
+            self._col_objs.append(self.add_column("cluster", width=12, key="cluster"))
         for col in ACTIVITY_COLUMNS:
-            self._col_objs[col.key] = self.add_column(col.label, width=col.width, key=col.key)
+            self._col_objs.append(self.add_column(col.label, width=col.width, key=col.key))
 
     @property
     def row_count_total(self) -> int:
@@ -108,13 +162,8 @@ class ActivityTable(DataTable[SortCell]):
 
     def current(self) -> Located | None:
         """The session under the cursor."""
-        if self.row_count == 0:
-            return None
-        try:
-            row_key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        except Exception:  # cursor outside the table (empty after a filter)
-            return None
-        return self._rows.get(str(row_key.value))
+        key = self._cursor_key()
+        return None if key is None else self._rows.get(key)
 
     def action_choose(self) -> None:
         """Enter: ask the app for the detail screen of the row under the cursor."""
@@ -122,134 +171,142 @@ class ActivityTable(DataTable[SortCell]):
         if loc is not None:
             self.post_message(SessionChosen(loc.cluster, loc.key))
 
+    def _visible(self, sessions: Sequence[Located]) -> dict[str, Located]:
+        """The sessions that pass hide-idle, background and the filter, by row key."""
+        rows: dict[str, Located] = {}
+        flt = self.session_filter
+        filtering = flt.active
+        hide_idle, show_background = self.hide_idle, self.show_background
+        # Located.key formats a timestamp (~2 us); the same session keeps its key from round to round.
+        memo, new_memo = self._key_memo, {}
+        for loc in sessions:
+            row = loc.row
+            # is_idle / is_background, inlined: this loop runs once per session per round
+            if hide_idle and row.state == "idle":
+                continue
+            if not show_background and row.backend_type not in (None, "client backend"):
+                continue
+            if filtering and not flt.matches(row, loc.cluster):
+                continue
+            ident = (loc.cluster, row.instance, row.pid, row.backend_start)
+            key = memo.get(ident)
+            if key is None:
+                key = loc.key
+            new_memo[ident] = key
+            rows.setdefault(key, loc)  # a duplicate key in one snapshot: keep the first
+        self._key_memo = new_memo
+        return rows
+
     def show(self, sessions: Sequence[Located], *, reset: bool = False) -> None:
         """Bring the table in line with `sessions` (a diff unless `reset`: a new cluster starts afresh)."""
         self._sources = list(sessions)
+        cursor_key = None if reset else self._cursor_key()
         if reset:
             self.clear()
-            self._shown.clear()
-            self._rows.clear()
-            self._prev.clear()
-            self._cell_data.clear()
+            self._live.clear()
+            self._order = []
         blockers = blockers_of(loc.row for loc in sessions)
-        rows: dict[str, Located] = {}
-        flt = self.session_filter
-        for loc in sessions:
-            row = loc.row
-            if self.hide_idle and is_idle(row):
-                continue
-            if not self.show_background and is_background(row):
-                continue
-            if flt.active and not flt.matches(row, loc.cluster):
-                continue
-            rows.setdefault(loc.key, loc)  # a duplicate key in one snapshot: keep the first
-        self._rows = rows
-        offset = 1 if self.with_cluster else 0
-        sort_index = self._col_keys.index(self.sort_column) if self.sort_column in self._col_keys else -1
-        resort = False
+        rows = self._rows = self._visible(sessions)
+        live = self._live
+        data, meta = self._data, self.rows
         changed = False
-        cursor_key = self._cursor_key()
-        with self.app.batch_update():
-            gone = [k for k in self._shown if k not in rows]
-            if gone:
-                self._remove_rows(gone)
-            for key, loc in rows.items():
-                row = loc.row
-                style = ROW_STYLES[row_class(row, blockers)]
-                prev = self._prev.get(key)
-                if prev is None:
-                    cells = row_cells(row, blockers, loc.cluster if self.with_cluster else None)
-                    row_key = self.add_row(*cells, key=key)
-                    self._cell_data[key] = self._data[row_key]
-                    self._shown[key] = cells
-                    self._prev[key] = (row, style)
-                    resort = True
-                    continue
-                prev_row, prev_style = prev
-                if prev_row is row:
-                    continue
-                old = self._shown[key]
-                new = list(old)
-                restyle = prev_style != style
-                data = self._cell_data[key]
-                col_objs = self._col_objs
-                if restyle and offset:
-                    new[0] = cell(loc.cluster, style=style, max_len=12)
-                    data[col_objs["cluster"]] = new[0]
-                    changed = True
-                # Usually only the durations moved: one tuple comparison rules out the other columns.
-                check = _COLUMN_FIELDS if restyle or _STATIC(prev_row) != _STATIC(row) else _VOLATILE
-                for i, col, fields_of in check:
-                    if not restyle and fields_of(prev_row) == fields_of(row):
-                        continue
-                    after = col.make(row, style)
-                    if not _same(old[i + offset], after):
-                        new[i + offset] = after
-                        # What update_cell does, minus its refresh per call (one refresh below).
-                        data[col_objs[col.key]] = after
-                        changed = True
-                        if i + offset == sort_index:
-                            resort = True
-                self._shown[key] = tuple(new)
-                self._prev[key] = (row, style)
-            if changed:
-                self._update_count += 1
-                self.refresh()
-            if resort:
-                self._resort(cursor_key)
+        gone = [k for k in live if k not in rows] if len(live) + len(rows) else []
+        for key in gone:
+            row_key = live.pop(key).row_key
+            del data[row_key]
+            del meta[row_key]
+        added: list[str] = []
+        col_objs = self._col_objs
+        with_cluster = self.with_cluster
+        for key, loc in rows.items():
+            row = loc.row
+            style = ROW_STYLES[row_class(row, blockers)]
+            entry = live.get(key)
+            if entry is None:
+                row_key = RowKey(key)
+                entry = live[key] = _LiveRow(row_key, row, style, loc.cluster if with_cluster else None)
+                data[row_key] = {col: LiveCell(entry, i) for i, col in enumerate(col_objs)}
+                meta[row_key] = Row(row_key, 1)
+                added.append(key)
+            elif entry.row is not row or entry.style != style:
+                entry.update(row, style)
+                changed = True
+        if gone or added:
+            order = [k for k in self._order if k in rows] if gone else self._order
+            order.extend(added)
+            self._order = order
+            # Heights are fixed at 1 and widths are fixed: only the virtual size needs working out
+            # again (DataTable measures every cell of rows in _new_rows, which we never fill).
+            self._require_update_dimensions = True
+        if gone or added or changed:
+            self._apply_order(force=bool(gone or added))
+            self._publish()
+            self.check_idle()
+            self._keep_cursor(cursor_key)
 
-    def _remove_rows(self, keys: list[str]) -> None:
-        """Remove many rows in one pass.
+    def _publish(self) -> None:
+        """Tell DataTable its rows changed, handing it the row order we already know.
 
-        DataTable.remove_row re-indexes every remaining row per call (O(n) each, plus a re-render of the
-        hover cell), which makes a round that drops hundreds of sessions from a 10,000-row table take
-        seconds. For more than a few rows we do the same bookkeeping once (Textual 8 internals).
+        DataTable caches its ordered rows and per-line offsets by update count and rebuilds both by
+        walking every row after each change (~25 ms at 10,000 rows); every row is one line high here,
+        so both lists are one comprehension each.
         """
-        for key in keys:
-            del self._shown[key]
-            self._prev.pop(key, None)
-            self._cell_data.pop(key, None)
-        if len(keys) <= 8:
-            for key in keys:
-                self.remove_row(key)
-            return
-        gone = {RowKey(k) for k in keys}
-        remaining = sorted(
-            (index, row_key)
-            for row_key, index in ((rk, self._row_locations.get(rk)) for rk in self._row_locations)
-            if row_key not in gone
-        )
-        self._row_locations = TwoWayDict({row_key: i for i, (_, row_key) in enumerate(remaining)})
-        for row_key in gone:
-            for column_key in self._data.get(row_key, {}):
-                self._updated_cells.discard(CellKey(row_key, column_key))
-            self.rows.pop(row_key, None)
-            self._data.pop(row_key, None)
-            self._new_rows.discard(row_key)
-        self._require_update_dimensions = True
-        self.cursor_coordinate = self.cursor_coordinate
-        self.hover_coordinate = self.hover_coordinate
         self._update_count += 1
-        self.check_idle()
-        self.refresh(layout=True)
+        count = self._update_count
+        live, meta = self._live, self.rows
+        row_keys = [live[k].row_key for k in self._order]
+        self._ordered_row_cache[(len(meta), count)] = [meta[rk] for rk in row_keys]
+        self._offset_cache[count] = [(rk, 0) for rk in row_keys]
+        self.refresh()
+
+    def _sorted_keys(self) -> list[str]:
+        """self._order sorted by the current sort column (stable: ties keep their place)."""
+        live, order = self._live, self._order
+        if self.sort_column == "cluster":
+            keys = [text_key(live[k].cluster) for k in order]
+        else:
+            column = next((c for c in ACTIVITY_COLUMNS if c.key == self.sort_column), None)
+            if column is None:
+                return order
+            key_of = column.sort_key_of
+            keys = [key_of(live[k].row) for k in order]
+        # Sorting positions by a precomputed key list keeps the comparisons in C.
+        return [order[i] for i in sorted(range(len(order)), key=keys.__getitem__, reverse=self.sort_reverse)]
+
+    def _apply_order(self, *, force: bool) -> bool:
+        """Sort; re-index DataTable's rows only when the order changed (or rows came and went)."""
+        order = self._sorted_keys()
+        if not force and order == self._order:
+            return False
+        self._order = order
+        live = self._live
+        self._row_locations = TwoWayDict({live[k].row_key: i for i, k in enumerate(order)})
+        return True
+
+    def _keep_cursor(self, cursor_key: str | None) -> None:
+        """Keep the cursor on the same session, not on the same line number (clamped when it left)."""
+        count = len(self._order)
+        # Re-assigning clamps to the new row count; only done when needed, since each assignment
+        # refreshes regions found by walking the rows (O(rows)).
+        if self.cursor_row >= count:
+            self.cursor_coordinate = self.cursor_coordinate
+        if self.hover_row >= count:
+            self.hover_coordinate = self.hover_coordinate
+        if cursor_key is not None and cursor_key in self._live:
+            index = self._row_locations.get(self._live[cursor_key].row_key)
+            if index is not None and index != self.cursor_row:
+                self.move_cursor(row=index, scroll=False)
 
     def _cursor_key(self) -> str | None:
-        if self.row_count == 0:
+        if not self._order:
             return None
-        try:
-            return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
-        except Exception:
-            return None
+        row = self.cursor_row
+        return self._order[row] if 0 <= row < len(self._order) else None
 
     def _resort(self, cursor_key: str | None) -> None:
-        if self.sort_column not in self._col_keys:
-            return
-        self.sort(self.sort_column, key=lambda c: c.sort_key, reverse=self.sort_reverse)
-        # Keep the cursor on the same session, not on the same line number.
-        if cursor_key is not None and cursor_key in self._shown:
-            index = self.get_row_index(cursor_key)
-            if index != self.cursor_row:
-                self.move_cursor(row=index, scroll=False)
+        if self._apply_order(force=False):
+            self._publish()
+        self._keep_cursor(cursor_key)
 
     def set_sort(self, column: str, reverse: bool | None = None) -> None:
         """Sort by `column` (a key of ACTIVITY_COLUMNS, or 'cluster')."""
