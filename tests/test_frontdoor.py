@@ -7,7 +7,6 @@ unique names, so a session-wide sandbox in the same process is not disturbed.
 
 from __future__ import annotations
 
-import json
 import socket
 import ssl
 import struct
@@ -27,6 +26,8 @@ from botocore.credentials import Credentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers.moto_server import create_aurora_cluster
+from helpers.moto_server import policy_document as _policy
 from pgiam_tui.sandbox import Switches
 from pgiam_tui.sandbox.frontdoor import FrontDoor
 from pgiam_tui.sandbox.postgres import LocalPostgres
@@ -104,12 +105,6 @@ class Env:
         return self.sink.read_file()
 
 
-def _policy(resource: str, action: str = "rds-db:connect") -> str:
-    return json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}]}
-    )
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     import trustme
@@ -139,20 +134,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 
         rds, iam = client("rds"), client("iam")
         cluster_id = f"fd-{sfx}"
-        cl = rds.create_db_cluster(
-            DBClusterIdentifier=cluster_id,
-            Engine="aurora-postgresql",
-            MasterUsername="postgres",
-            MasterUserPassword="postgres-pw",
-            EnableIAMDatabaseAuthentication=True,
-        )["DBCluster"]
-        writer_id = f"{cluster_id}-writer"
-        writer = rds.create_db_instance(
-            DBInstanceIdentifier=writer_id,
-            DBClusterIdentifier=cluster_id,
-            Engine="aurora-postgresql",
-            DBInstanceClass="db.r6g.large",
-        )["DBInstance"]
+        cl, writer = create_aurora_cluster(rds, cluster_id)
+        writer_id = writer["DBInstanceIdentifier"]
         log_group = f"/aws/rds/cluster/{cluster_id}/postgresql"
         iam_group = f"/aws/rds/cluster/{cluster_id}/iam-db-auth-error"
         logs = client("logs")

@@ -14,6 +14,7 @@ import pytest
 from botocore.stub import Stubber
 
 from helpers.moto_server import moto_session, running_moto
+from helpers.moto_server import policy_document as _doc
 from pgiam_tui.aws.cloudtrail import lookup_assume_role_events
 from pgiam_tui.aws.iam_read import IamReadError, last_used_rds_db, read_inventory
 from pgiam_tui.aws.metrics import IAM_METRICS, fetch_iam_metrics
@@ -33,12 +34,6 @@ def moto_url() -> Iterator[str]:
 @pytest.fixture()
 def session(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> boto3.Session:
     return moto_session(moto_url, monkeypatch, REGION)
-
-
-def _doc(resource: str | list[str], action: str = "rds-db:connect", effect: str = "Allow") -> str:
-    return json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": effect, "Action": action, "Resource": resource}]}
-    )
 
 
 def test_inventory_users_groups_roles_inline_and_managed(session: boto3.Session) -> None:

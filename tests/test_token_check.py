@@ -17,7 +17,8 @@ from botocore.credentials import Credentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers.moto_server import running_moto
+from helpers.moto_server import create_aurora_cluster, running_moto
+from helpers.moto_server import policy_document as _policy
 from pgiam_tui.sandbox.token_check import TokenTarget, TokenVerifier, Verdict, _parse, _Refused
 
 REGION = "us-east-1"
@@ -50,12 +51,6 @@ class World:
     instance: TokenTarget
 
 
-def _policy(resource: str, effect: str = "Allow", action: str = "rds-db:connect") -> str:
-    return json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": effect, "Action": action, "Resource": resource}]}
-    )
-
-
 def _creds(key: dict[str, Any]) -> Credentials:
     return Credentials(key["AccessKeyId"], key["SecretAccessKey"], key.get("SessionToken"))
 
@@ -85,19 +80,7 @@ def world(moto_url: str) -> World:
     iam = _client("iam", moto_url)
     rds = _client("rds", moto_url)
     cluster_id = f"pgdemo-{sfx}"
-    cl = rds.create_db_cluster(
-        DBClusterIdentifier=cluster_id,
-        Engine="aurora-postgresql",
-        MasterUsername="postgres",
-        MasterUserPassword="postgres-pw",
-        EnableIAMDatabaseAuthentication=True,
-    )["DBCluster"]
-    writer = rds.create_db_instance(
-        DBInstanceIdentifier=f"{cluster_id}-writer",
-        DBClusterIdentifier=cluster_id,
-        Engine="aurora-postgresql",
-        DBInstanceClass="db.r6g.large",
-    )["DBInstance"]
+    cl, writer = create_aurora_cluster(rds, cluster_id)
     inst = rds.create_db_instance(
         DBInstanceIdentifier=f"pgdemo-rds-{sfx}",
         Engine="postgres",
@@ -372,7 +355,7 @@ def test_policy_naming_cluster_identifier(world: World) -> None:
 
 def test_explicit_deny(world: World) -> None:
     world.iam.put_user_policy(
-        UserName=world.alice_name, PolicyName="no-db", PolicyDocument=_policy("*", "Deny")
+        UserName=world.alice_name, PolicyName="no-db", PolicyDocument=_policy("*", effect="Deny")
     )
     tok = token(world.alice, world.cluster_endpoint, "pgmonitor")
     verdict = TokenVerifier().verify(tok, "pgmonitor", world.aurora)
