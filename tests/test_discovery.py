@@ -158,6 +158,16 @@ def test_cluster_not_found_names_profile_region_account(sandbox: Sandbox, sessio
         info.value.hint is not None and "pgiam-tui discover --profile instancecrossaccount" in info.value.hint
     )
 
+    # the RDS-instance path says the same, naming what it looked for
+    cfg = ClusterConfig(name="y", instance_id="nope-db", region="us-east-1", profile="instancecrossaccount")
+    with pytest.raises(DiscoveryError) as info:
+        resolve_cluster(cfg, session)
+    assert info.value.kind == "not_found"
+    assert str(info.value) == (
+        "cluster 'y': RDS instance 'nope-db' not found in account 111111111111, region us-east-1 "
+        "(profile instancecrossaccount)"
+    )
+
 
 def test_wrong_kind_of_identifier_is_explained(sandbox: Sandbox, session: boto3.Session) -> None:
     inst = rds_instance(sandbox)

@@ -11,7 +11,7 @@ TLS name stay the endpoint's.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -133,17 +133,15 @@ def _resolve_aurora(
     cfg: ClusterConfig, session: boto3.Session, region: str, cluster_id: str
 ) -> ResolvedCluster:
     rds = rds_client(session, region)
-    try:
-        found = rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"]
-    except botocore.exceptions.ClientError as exc:
-        if aws_error_code(exc) == "DBClusterNotFoundFault":
-            raise _not_found(cfg, session, region, "Aurora cluster", cluster_id, instance_hint=True) from None
-        raise _api_error(exc, cfg, region) from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise classify_aws_error(exc, cfg.profile) from None
-    if not found:
-        raise _not_found(cfg, session, region, "Aurora cluster", cluster_id, instance_hint=True)
-    cluster: Mapping[str, Any] = found[0]
+    cluster = _describe_one(
+        cfg,
+        session,
+        region,
+        ("Aurora cluster", cluster_id),
+        lambda: rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"],
+        ("DBClusterNotFoundFault",),
+        instance_hint=True,
+    )
     engine = str(cluster.get("Engine", ""))
     _require_postgres(cfg, engine, cluster_id)
 
@@ -212,6 +210,35 @@ def _resolve_aurora(
     )
 
 
+def _describe_one(
+    cfg: ClusterConfig,
+    session: boto3.Session,
+    region: str,
+    what: tuple[str, str],
+    describe: Callable[[], Sequence[Mapping[str, Any]]],
+    not_found_codes: tuple[str, ...],
+    *,
+    instance_hint: bool = False,
+) -> Mapping[str, Any]:
+    """The one DB cluster or instance DESCRIBE returns; WHAT is (kind, identifier) for the messages.
+
+    Not found (an error code in NOT_FOUND_CODES, or an empty answer) is a DiscoveryError naming the account
+    and region searched; other AWS errors are classified (access denied, credentials, network).
+    """
+    kind, ident = what
+    try:
+        found = describe()
+    except botocore.exceptions.ClientError as exc:
+        if aws_error_code(exc) in not_found_codes:
+            raise _not_found(cfg, session, region, kind, ident, instance_hint=instance_hint) from None
+        raise _api_error(exc, cfg, region) from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise classify_aws_error(exc, cfg.profile) from None
+    if not found:
+        raise _not_found(cfg, session, region, kind, ident, instance_hint=instance_hint)
+    return found[0]
+
+
 def _describe_members(
     rds: RDSClient, cfg: ClusterConfig, region: str, ids: Sequence[str]
 ) -> dict[str, Mapping[str, Any]]:
@@ -236,17 +263,14 @@ def _resolve_instance(
     cfg: ClusterConfig, session: boto3.Session, region: str, instance_id: str
 ) -> ResolvedCluster:
     rds = rds_client(session, region)
-    try:
-        found = rds.describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"]
-    except botocore.exceptions.ClientError as exc:
-        if aws_error_code(exc) in ("DBInstanceNotFound", "DBInstanceNotFoundFault"):
-            raise _not_found(cfg, session, region, "RDS instance", instance_id) from None
-        raise _api_error(exc, cfg, region) from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise classify_aws_error(exc, cfg.profile) from None
-    if not found:
-        raise _not_found(cfg, session, region, "RDS instance", instance_id)
-    info: Mapping[str, Any] = found[0]
+    info = _describe_one(
+        cfg,
+        session,
+        region,
+        ("RDS instance", instance_id),
+        lambda: rds.describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"],
+        ("DBInstanceNotFound", "DBInstanceNotFoundFault"),
+    )
     engine = str(info.get("Engine", ""))
     if info.get("DBClusterIdentifier") and engine == "aurora-postgresql":
         cluster_id = info["DBClusterIdentifier"]
