@@ -1,7 +1,7 @@
 """Run every bench/bench_*.py and rewrite docs/BENCHMARKS.md with their figures, the date and the machine.
 
-Each benchmark prints a markdown fragment (a heading and a table) to stdout; this runner only collects them.
-A benchmark that fails is reported as failed in the document (with its last lines of stderr), never silently dropped.
+Each benchmark prints a markdown fragment (a heading and a table) to stdout; this runner collects them.
+A benchmark that fails is reported as failed in the document (with the end of its stderr), never dropped.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def machine_description() -> str:
         mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
     except (OSError, ValueError, IndexError):
         pass
-    return f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    system = f"{platform.system()} {platform.release()}"
+    return f"{cpu}, {os.cpu_count()} cores{mem}, {system}, Python {platform.python_version()}"
 
 
 def main() -> int:

@@ -21,7 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pgiam-tui",
         description="Watch RDS / Aurora PostgreSQL clusters with IAM database authentication.",
     )
-    parser.add_argument("--config", metavar="FILE", help="profiles.toml (else $PGIAM_TUI_CONFIG, else the config dir)")
+    parser.add_argument(
+        "--config", metavar="FILE", help="profiles.toml (else $PGIAM_TUI_CONFIG, else the config dir)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"pgiam_tui.commands.{name}")
