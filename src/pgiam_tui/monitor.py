@@ -340,8 +340,11 @@ class Monitor:
             await work
         except Exception as exc:  # a bug must not go unseen, nor stop later rounds from starting this part
             log.error("%s of %s failed: %s", part, w.cfg.name, _describe(exc))
-            return
-        self._publish_side(w)
+        # one update for the parts that run together (fewer repaints): the last one to finish publishes;
+        # a part still busy at the next round has its results merged by that round's snapshot anyway
+        me = asyncio.current_task()
+        if not any(t is not me and not t.done() for t in w.side_tasks.values()):
+            self._publish_side(w)
 
     def _publish_side(self, w: ClusterWatch) -> None:
         """Send the last snapshot again with the side parts' latest results merged in.
