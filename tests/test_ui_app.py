@@ -512,3 +512,36 @@ async def test_big_diff_keeps_order_cursor_rendering_and_scroll_range() -> None:
         await pilot.pause()
         assert table.row_count == 1500 and table.virtual_size.height == 1501
         assert table.cursor_row == 1499  # still on the last row, within the new range
+
+
+async def test_layout_at_120x40_narrow_cluster_list_and_query_takes_the_rest() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        clusters = app.cluster_list
+        assert 30 <= clusters.outer_size.width <= 34
+        listed = lines(clusters)
+        assert any(line.startswith("prod (111111111111)") for line in listed)  # heading not cut at 16
+        assert any("pgdemo-1" in line and "●" in line and "6/2/9" in line and "3" in line for line in listed)
+        assert clusters.virtual_size.width <= clusters.scrollable_content_region.width  # no sideways scroll
+        table = app.activity.table
+        header = lines(table)[0]
+        # pgdemo-1 has a reader: the instance column is there; the query column ends at the right edge
+        for label in ("instance", "pid", "user", "state", "wait", "blk by", "dur", "query"):
+            assert label in header, (label, header)
+        assert header.index("query") > header.index("dur") > header.index("pid")
+        assert table.virtual_size.width == table.scrollable_content_region.width
+        query_width = table.columns[next(k for k in table.columns if k.value == "query")].width
+        assert query_width >= 16
+        # an RDS cluster (one instance): no instance column, the db column comes back
+        app.cluster_list.select("pgdemo-2")
+        await pilot.pause()
+        header = lines(table)[0]
+        assert "instance" not in header and " db " in header and "query" in header
+        assert table.virtual_size.width == table.scrollable_content_region.width
+    app, _ = make_app()
+    async with app.run_test(size=(200, 40)) as pilot:
+        await settle(pilot, app, 3)
+        header = lines(app.activity.table)[0]
+        for label in ("instance", "pid", "user", " db ", "app", "state", "wait", "blk by", "dur", "query"):
+            assert label in header, (label, header)

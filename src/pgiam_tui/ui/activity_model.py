@@ -13,7 +13,7 @@ from operator import attrgetter
 from typing import Any
 
 from pgiam_tui.model import SessionRow
-from pgiam_tui.ui.render import SortCell, cell, fmt_duration, num_key
+from pgiam_tui.ui.render import ELLIPSIS, SortCell, cell, fmt_duration, num_key
 
 LONG_RUNNING_S = 60.0  # an active query older than this stands out
 
@@ -161,17 +161,23 @@ STATE_STYLES = {"active": "green", "idle": "dim"}
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """One activity column: header, width and how to make its cell from a row."""
+    """One activity column: header, width and how to make its cell from a row.
+
+    The table draws cells without padding: `width` includes one trailing space, and cells are cut to
+    `width - 1` characters (with "…"), so columns stay apart and 120 columns hold ten of them.
+    """
 
     key: str
     label: str
-    width: int | None
+    width: int | None  # None: takes the rest of the table's width (the query)
     make: Callable[[SessionRow, str], SortCell]
     # SessionRow fields the cell is made from.
     fields: tuple[str, ...] = ()
     # The sort key straight from the row, without making the cell: sorting 10,000 rows then costs one
     # cheap call per row (None: the made cell's own sort_key).
     sort_by: Callable[[SessionRow], Any] | None = None
+    # False: sortable (palette, `s`) and in the detail screen, but not a table column.
+    shown: bool = True
 
     def sort_key_of(self, row: SessionRow) -> Any:
         """What sorting by this column compares for `row`."""
@@ -181,6 +187,19 @@ class Column:
 
 
 _NONE_FIRST = -math.inf  # a missing number sorts first, as num_key does (plain floats compare faster)
+QUERY_MIN_WIDTH = 20
+QUERY_FLOOR = 8  # narrower than this, the query column scrolls out instead
+# When the query would get less than QUERY_MIN_WIDTH, these columns are left out, in this order
+# (at 120 columns with an Aurora instance column): still in the detail screen, the filter and sorting.
+COLUMNS_GIVING_WAY = ("app", "db")
+QUERY_MAX_LEN = 400  # characters kept in the query cell (the detail screen has the whole text)
+
+# pg_stat_activity states, shortened to fit an 8-column state cell
+_STATE_SHORT = {
+    "idle in transaction": "idle tx",
+    "idle in transaction (aborted)": "idle tx!",
+    "fastpath function call": "fastpath",
+}
 
 
 def text_key(s: str | None) -> tuple[int, str]:
@@ -190,8 +209,8 @@ def text_key(s: str | None) -> tuple[int, str]:
 
 def _state_cell(r: SessionRow, style: str) -> SortCell:
     state = r.state or ""
-    short = state.replace("idle in transaction", "idle in tx")
-    return cell(short, (1, state), style=style or STATE_STYLES.get(state, ""))
+    short = _STATE_SHORT.get(state, state)
+    return cell(short, (1, state), style=style or STATE_STYLES.get(state, ""), max_len=7)
 
 
 def _client(r: SessionRow) -> str | None:
@@ -211,85 +230,89 @@ def _blocked(r: SessionRow) -> str:
     return ",".join(str(p) for p in r.blocked_by)
 
 
+def _tail(s: str, keep: int) -> str:
+    """The end of `s` in `keep` characters: instance ids differ at the end ("…1-reader")."""
+    return s if len(s) <= keep else ELLIPSIS + s[-(keep - 1) :]
+
+
+def _text_column(key: str, label: str, width: int, field: str) -> Column:
+    """A column showing one optional text field, cut to fit."""
+    get = attrgetter(field)
+    return Column(
+        key,
+        label,
+        width,
+        lambda r, s: cell(get(r), style=s, max_len=width - 1),
+        (field,),
+        lambda r: text_key(get(r)),
+    )
+
+
+# In display order: what a DBA scans first, the query last, taking the rest of the width.
 ACTIVITY_COLUMNS: tuple[Column, ...] = (
-    Column("instance", "instance", 16, lambda r, s: cell(r.instance, style=s, max_len=16), ("instance",)),
     Column(
-        "pid",
-        "pid",
-        7,
-        lambda r, s: cell(str(r.pid), num_key(r.pid), style=s),
-        ("pid",),
-        attrgetter("pid"),
+        "instance",
+        "instance",
+        11,
+        lambda r, s: cell(_tail(r.instance, 10), text_key(r.instance), style=s),
+        ("instance",),
+        lambda r: text_key(r.instance),
     ),
     Column(
-        "user",
-        "user",
-        13,
-        lambda r, s: cell(r.usename, style=s, max_len=13),
-        ("usename",),
-        lambda r: text_key(r.usename),
+        "pid", "pid", 7, lambda r, s: cell(str(r.pid), num_key(r.pid), style=s), ("pid",), attrgetter("pid")
     ),
-    Column("db", "db", 8, lambda r, s: cell(r.datname, style=s, max_len=8), ("datname",)),
-    Column("state", "state", 11, _state_cell, ("state",)),
+    _text_column("user", "user", 13, "usename"),
+    _text_column("db", "db", 8, "datname"),
+    _text_column("app", "app", 12, "application_name"),
+    Column("state", "state", 8, _state_cell, ("state",)),
     Column(
         "wait",
         "wait",
-        18,
-        lambda r, s: cell(_wait(r), style=s, max_len=18),
+        12,
+        lambda r, s: cell(_wait(r), style=s, max_len=11),
         ("wait_event_type", "wait_event"),
-    ),
-    Column(
-        "duration",
-        "dur",
-        6,
-        lambda r, s: cell(fmt_duration(r.duration_s), num_key(r.duration_s), style=s),
-        ("duration_s",),
-        lambda r: _NONE_FIRST if r.duration_s is None else r.duration_s,
-    ),
-    Column(
-        "xact",
-        "xact",
-        6,
-        lambda r, s: cell(fmt_duration(r.xact_duration_s), num_key(r.xact_duration_s), style=s),
-        ("xact_duration_s",),
-        lambda r: _NONE_FIRST if r.xact_duration_s is None else r.xact_duration_s,
     ),
     Column(
         "blocked_by",
         "blk by",
         7,
-        lambda r, s: cell(_blocked(r), (len(r.blocked_by), _blocked(r)), style=s),
+        lambda r, s: cell(_blocked(r), (len(r.blocked_by), _blocked(r)), style=s, max_len=6),
         ("blocked_by",),
     ),
     Column(
-        "app", "app", 12, lambda r, s: cell(r.application_name, style=s, max_len=12), ("application_name",)
+        "duration",
+        "dur",
+        7,
+        lambda r, s: cell(fmt_duration(r.duration_s), num_key(r.duration_s), style=s),
+        ("duration_s",),
+        lambda r: _NONE_FIRST if r.duration_s is None else r.duration_s,
+    ),
+    Column(
+        "query",
+        "query",
+        None,
+        lambda r, s: cell(r.query, style=s, max_len=QUERY_MAX_LEN),
+        ("query",),
+        lambda r: text_key(r.query),
+    ),
+    Column(
+        "xact",
+        "xact",
+        7,
+        lambda r, s: cell(fmt_duration(r.xact_duration_s), num_key(r.xact_duration_s), style=s),
+        ("xact_duration_s",),
+        lambda r: _NONE_FIRST if r.xact_duration_s is None else r.xact_duration_s,
+        shown=False,
     ),
     Column(
         "client",
         "client",
-        15,
+        16,
         lambda r, s: cell(_client(r), style=s, max_len=15),
         ("client_hostname", "client_addr", "client_port"),
+        shown=False,
     ),
-    Column("query", "query", 60, lambda r, s: cell(r.query, style=s, max_len=200), ("query",)),
 )
-# Display order: what a DBA scans first, and the query early enough to be seen without scrolling
-# at 120 columns; the rest is a horizontal scroll away.
-_ORDER = (
-    "pid",
-    "user",
-    "state",
-    "duration",
-    "query",
-    "blocked_by",
-    "wait",
-    "xact",
-    "db",
-    "app",
-    "client",
-    "instance",
-)
-ACTIVITY_COLUMNS = tuple(sorted(ACTIVITY_COLUMNS, key=lambda c: _ORDER.index(c.key)))
 SORTABLE = tuple(c.key for c in ACTIVITY_COLUMNS)
 COLUMN_LABELS = {c.key: c.label for c in ACTIVITY_COLUMNS} | {"cluster": "cluster"}
 

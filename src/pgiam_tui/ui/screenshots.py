@@ -39,6 +39,19 @@ async def _wait(pilot: Pilot[int], what: str, cond: Callable[[], bool], limit_s:
         await pilot.pause(0.25)
 
 
+def preserve_spaces(svg: Path) -> None:
+    """Mark the SVG's text as whitespace-preserving.
+
+    Textual writes each styled run as its own <text> element, spaces as &#160;. Without
+    xml:space="preserve" some renderers (librsvg, used to turn these into PNGs) drop a run's leading
+    spaces, so "enabled  resource" showed as "enabledresource" although the terminal had the spaces.
+    """
+    text = svg.read_text(encoding="utf-8")
+    if 'xml:space="preserve"' not in text:
+        text = text.replace("<svg ", '<svg xml:space="preserve" ', 1)
+        svg.write_text(text, encoding="utf-8")
+
+
 def _blocked_row_index(table: ActivityTable) -> int | None:
     for key in table.rows:
         loc = table.located(str(key.value))
@@ -54,6 +67,7 @@ async def take(app: PgiamApp, out: Path, check_cluster: str | None = None) -> li
 
     def save(name: str) -> None:
         app.save_screenshot(filename=name, path=str(out))
+        preserve_spaces(out / name)
         written.append(out / name)
 
     async with app.run_test(size=SIZE) as pilot:

@@ -27,6 +27,9 @@ from pgiam_tui.model import ClusterSnapshot, SessionRow
 from pgiam_tui.ui.activity_model import (
     ACTIVITY_COLUMNS,
     COLUMN_LABELS,
+    COLUMNS_GIVING_WAY,
+    QUERY_FLOOR,
+    QUERY_MIN_WIDTH,
     ROW_STYLES,
     BlockNode,
     FilterError,
@@ -127,29 +130,95 @@ class ActivityTable(DataTable[SortCell]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "choose", "Detail", show=False)]
 
     def __init__(self, *, with_cluster: bool = False, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        # No cell padding: each column's width holds one trailing space (see activity_model.Column).
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=0)
         self.with_cluster = with_cluster
         self.sort_column = "duration"
         self.sort_reverse = True
         self.session_filter = SessionFilter()
         self.hide_idle = False
         self.show_background = False  # autovacuum, walwriter, ...: noise for a DBA watching sessions
+        # shown for clusters with several instances (Aurora readers), and in the all-clusters view
+        self.instance_column = with_cluster
         self._live: dict[str, _LiveRow] = {}
         self._order: list[str] = []  # row keys in display order (mirrors _row_locations)
-        self._col_objs: list[ColumnKey] = []
+        # (DataTable column key, index into styled_cells' tuple) of each column on screen
+        self._col_objs: list[tuple[ColumnKey, int]] = []
         self._rows: dict[str, Located] = {}
         self._col_keys: tuple[str, ...] = (("cluster",) if with_cluster else ()) + tuple(
             c.key for c in ACTIVITY_COLUMNS
         )
         self._sources: list[Located] = []
         self._key_memo: dict[tuple[str, str, int, datetime | None], str] = {}
+        self._shown_keys: tuple[str, ...] = ()
 
     def on_mount(self) -> None:
         """Fixed-width columns: widths never depend on data, so updates never re-layout."""
+        self._add_columns()
+
+    def _wanted_columns(self, available: int) -> tuple[str, ...]:
+        """Keys of the columns to show in `available` cells: app, then db, give way to the query."""
+        keys = [c.key for c in ACTIVITY_COLUMNS if c.shown and (c.key != "instance" or self.instance_column)]
+        widths = {c.key: c.width or 0 for c in ACTIVITY_COLUMNS} | {"cluster": 13}
+        fixed = sum(widths[k] for k in keys) + (13 if self.with_cluster else 0)
+        for optional in COLUMNS_GIVING_WAY:
+            if available <= 0 or available - fixed >= QUERY_MIN_WIDTH:
+                break
+            keys.remove(optional)
+            fixed -= widths[optional]
+        return tuple(keys)
+
+    def _add_columns(self) -> None:
+        offset = 1 if self.with_cluster else 0
+        self._col_objs = []
         if self.with_cluster:
-            self._col_objs.append(self.add_column("cluster", width=12, key="cluster"))
-        for col in ACTIVITY_COLUMNS:
-            self._col_objs.append(self.add_column(col.label, width=col.width, key=col.key))
+            self._col_objs.append((self.add_column("cluster", width=13, key="cluster"), 0))
+        self._shown_keys = self._wanted_columns(self.scrollable_content_region.width)
+        for i, col in enumerate(ACTIVITY_COLUMNS):
+            if col.key not in self._shown_keys:
+                continue
+            width = col.width if col.width is not None else QUERY_MIN_WIDTH
+            self._col_objs.append((self.add_column(col.label, width=width, key=col.key), i + offset))
+        self._fit_query()
+
+    def _rebuild_columns(self) -> None:
+        """New column set: empty the table, add the columns, fill it again from the last sessions."""
+        cursor_key = self._cursor_key()
+        self.clear(columns=True)
+        self._live.clear()
+        self._order = []
+        self._add_columns()
+        self.show(self._sources)
+        if cursor_key is not None and cursor_key in self._live:
+            self._keep_cursor(cursor_key)
+
+    def set_instance_column(self, shown: bool) -> None:
+        """Show or hide the instance column."""
+        if shown == self.instance_column:
+            return
+        self.instance_column = shown
+        self._rebuild_columns()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """The query column takes whatever width the other columns leave (app and db give way)."""
+        if self._wanted_columns(self.scrollable_content_region.width) != self._shown_keys:
+            self._rebuild_columns()
+        else:
+            self._fit_query()
+
+    def _fit_query(self) -> None:
+        query = self.columns.get(ColumnKey("query"))
+        if query is None:
+            return
+        others = sum(c.width for key, c in self.columns.items() if key != query.key)
+        # scrollable_content_region leaves out the vertical scrollbar's gutter (kept stable in CSS)
+        # never wider than what is left: a horizontal scrollbar would hide a line of sessions
+        width = max(QUERY_FLOOR, self.scrollable_content_region.width - others)
+        if width != query.width:
+            query.width = width
+            self._require_update_dimensions = True
+            self._update_count += 1
+            self.refresh()
 
     @property
     def row_count_total(self) -> int:
@@ -225,7 +294,7 @@ class ActivityTable(DataTable[SortCell]):
             if entry is None:
                 row_key = RowKey(key)
                 entry = live[key] = _LiveRow(row_key, row, style, loc.cluster if with_cluster else None)
-                data[row_key] = {col: LiveCell(entry, i) for i, col in enumerate(col_objs)}
+                data[row_key] = {col: LiveCell(entry, i) for col, i in col_objs}
                 meta[row_key] = Row(row_key, 1)
                 added.append(key)
             elif entry.row is not row or entry.style != style:
@@ -453,7 +522,11 @@ class ActivityPane(Vertical):
             self._update_title(None)
             return
         sessions = [Located(snap.name, r) for r in snap.activity]
-        self.table.show(sessions, reset=reset)
+        several = len({i.id for i in snap.instances} | {r.instance for r in snap.activity}) > 1
+        if reset:
+            self.table.show([], reset=True)
+        self.table.set_instance_column(several)
+        self.table.show(sessions)
         if self.tree_shown:
             self.blocking_tree.show(snap.activity)
         if snap.error is not None:

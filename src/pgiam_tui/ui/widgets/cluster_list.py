@@ -12,11 +12,37 @@ from textual.widgets import DataTable
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.ui.activity_model import is_background
 from pgiam_tui.ui.messages import ClusterSelected
-from pgiam_tui.ui.render import fmt_countdown, safe_text
+from pgiam_tui.ui.render import ELLIPSIS, fmt_countdown, safe_text
 
 GROUP_PREFIX = "group:"
 CLUSTER_PREFIX = "cluster:"
-COLUMNS = (("cluster", 16), ("", 1), ("token", 5), ("a/w/all", 8), ("fail", 4))
+# (key, header, width): drawn without cell padding, so each width after the first includes one
+# leading space; 33 columns in all (the list is 34 wide with its border).
+COLUMNS = (
+    ("cluster", "cluster", 10),
+    ("health", "", 3),
+    ("token", " token", 6),
+    ("a/w/all", " a/w/all", 9),
+    ("fail", " fail", 5),
+)
+LIST_WIDTH = sum(w for _, _, w in COLUMNS)
+NAME_WIDTH = COLUMNS[0][2]
+
+
+def heading_cells(group: str, style: str = "bold underline") -> tuple[Text, ...]:
+    """A group heading spread over the row's cells: with no cell padding the pieces join up, so the
+    heading gets the list's whole width instead of the name column's ("db-account/us-east-1").
+    Longer headings keep their start and end ("db-account-prod…us-east-1")."""
+    shown = safe_text(group).plain
+    if len(shown) > LIST_WIDTH:
+        keep = LIST_WIDTH - 1
+        shown = shown[: keep - keep // 2] + ELLIPSIS + shown[len(shown) - keep // 2 :]
+    cells = []
+    start = 0
+    for _, _, width in COLUMNS:
+        cells.append(Text(shown[start : start + width], style=style, no_wrap=True, end=""))
+        start += width
+    return tuple(cells)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +95,7 @@ class ClusterList(DataTable[Text]):
     """Clusters grouped by label or account; selecting a row switches every pane to that cluster."""
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=0)
         self.entries: list[ClusterEntry] = []
         self._cells: dict[str, tuple[Text, ...]] = {}
         self.selected: str | None = None
@@ -77,8 +103,8 @@ class ClusterList(DataTable[Text]):
 
     def on_mount(self) -> None:
         """Fixed columns."""
-        for label, width in COLUMNS:
-            self.add_column(label, width=width, key=label or "health")
+        for key, label, width in COLUMNS:
+            self.add_column(label, width=width, key=key)
 
     def set_entries(self, entries: Sequence[ClusterEntry]) -> None:
         """(Re)build the row layout: group headings, then their clusters in config order."""
@@ -90,8 +116,7 @@ class ClusterList(DataTable[Text]):
         for e in self.entries:
             groups.setdefault(e.group, []).append(e)
         for group, members in groups.items():
-            heading = Text(group, style="bold underline", no_wrap=True, overflow="ellipsis")
-            self.add_row(heading, Text(""), Text(""), Text(""), Text(""), key=GROUP_PREFIX + group)
+            self.add_row(*heading_cells(group), key=GROUP_PREFIX + group)
             for e in members:
                 cells = self._row(e.name, None, None)
                 self.add_row(*cells, key=CLUSTER_PREFIX + e.name)
@@ -111,7 +136,13 @@ class ClusterList(DataTable[Text]):
     def _row(self, name: str, snap: ClusterSnapshot | None, now: datetime | None) -> tuple[Text, ...]:
         symbol, style, _ = health(snap)
         if snap is None:
-            return (safe_text(name, 16), Text(symbol, style=style), Text(""), Text(""), Text(""))
+            return (
+                safe_text(name, NAME_WIDTH),
+                Text(" " + symbol, style=style),
+                Text(""),
+                Text(""),
+                Text(""),
+            )
         active, waiting, total = session_counts(snap)
         fails = recent_failures(snap)
         countdown = fmt_countdown(snap.token_expires_at, now) if now is not None else ""
@@ -121,11 +152,11 @@ class ClusterList(DataTable[Text]):
         if countdown == "expired":
             countdown, token_style = "exp", "dim"
         return (
-            safe_text(name, 16),
-            Text(symbol, style=style),
-            Text(countdown, style=token_style),
-            Text(f"{active}/{waiting}/{total}", style="red" if waiting else ""),
-            Text(str(fails) if fails else "", style="bold red" if fails else ""),
+            safe_text(name, NAME_WIDTH),
+            Text(" " + symbol, style=style),
+            Text(" " + countdown, style=token_style),
+            Text(f" {active}/{waiting}/{total}", style="red" if waiting else ""),
+            Text(f" {fails}" if fails else "", style="bold red" if fails else ""),
         )
 
     def update_cluster(self, name: str, snap: ClusterSnapshot | None, now: datetime) -> None:
@@ -134,7 +165,7 @@ class ClusterList(DataTable[Text]):
             return
         cells = self._row(name, snap, now)
         old = self._cells[name]
-        keys = [label or "health" for label, _ in COLUMNS]
+        keys = [key for key, _, _ in COLUMNS]
         for col, before, after in zip(keys, old, cells, strict=True):
             if before.plain != after.plain or before.style != after.style:
                 self.update_cell(CLUSTER_PREFIX + name, col, after)
