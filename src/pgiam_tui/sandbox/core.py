@@ -67,6 +67,7 @@ class Sandbox:
         self.aws_credentials_file = self.root / "aws" / "credentials"
         self.profiles_toml = self.root / "profiles.toml"
         self.diagnostic_log = self.root / "frontdoor-diagnostics.log"
+        self.moto_log = self.root / "moto.log"  # moto's server errors (tracebacks of actions it lacks)
         self.env: dict[str, str] = {}
         self._aws_port = aws_port
         self._imds_port = imds_port
@@ -116,7 +117,7 @@ class Sandbox:
         specs = fake_aws.default_specs(self.cluster_count)
         self._runtime = Runtime(self.root, bindir, self.switches, self.diagnostic_log)
         # Bind the fixed-port parts first: a busy port is reported before anything slow has started.
-        self._moto = fake_aws.MotoServer(LISTEN_HOST, self._aws_port)
+        self._moto = fake_aws.MotoServer(LISTEN_HOST, self._aws_port, log_file=self.moto_log)
         self._moto.start()
         self.endpoint_url = self._moto.url
         self.imds = ImdsServer(self.mgmt_account_id, port=self._imds_port)

@@ -14,8 +14,10 @@ import secrets
 import socket
 import string
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -35,12 +37,20 @@ class MotoServer:
 
     Not moto's ThreadedMotoServer: that binds inside its thread, so a busy port makes start() wait forever.
     Here the socket is bound in the caller's thread and errors surface as SandboxError.
+
+    What werkzeug would print (a traceback on stderr for every action moto lacks, e.g. Access Advisor or
+    CloudTrail lookups, which the product asks for and handles) goes to `log_file` instead (the sandbox dir's
+    moto.log), or to this module's logger at debug level without one: `sandbox up`, the demo and the TUI on
+    top of it stay readable, and real errors are still there to read. `errors` counts them.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, log_file: Path | None = None) -> None:
         self.host = host
         self.requested_port = port
         self.port = 0
+        self.log_file = log_file
+        self.errors = 0
+        self._log_lock = threading.Lock()
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -54,9 +64,15 @@ class MotoServer:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import WSGIRequestHandler, make_server
 
+        record = self._record
+
         class QuietHandler(WSGIRequestHandler):
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 """Requests are not logged (the sandbox is chatty enough)."""
+
+            def log(self, type: str, message: str, *args: Any) -> None:
+                """werkzeug's per-request messages go to moto.log, not stderr."""
+                record(type, message % args if args else message)
 
         # werkzeug's own bind prints to stderr and sys.exit(1)s on a busy port: bind here, hand it the fd.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -81,9 +97,25 @@ class MotoServer:
             )
         finally:
             sock.close()  # werkzeug holds its own duplicate of the descriptor
+        # "Error on request:\n<traceback>" is logged by the server object, not the handler: route it too
+        self._server.log = lambda type, message, *args: record(type, message % args if args else message)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-moto", daemon=True)
         self._thread.start()
+
+    def _record(self, level: str, message: str) -> None:
+        """Keep one werkzeug message (errors with their traceback) in the log file, or at debug level."""
+        if level == "error":
+            self.errors += 1
+        if self.log_file is None:
+            log.debug("moto %s: %s", level, message.rstrip())
+            return
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        try:
+            with self._log_lock, self.log_file.open("a", encoding="utf-8") as fh:
+                fh.write(f"{stamp} {level.upper()} {message.rstrip()}\n")
+        except OSError:  # the sandbox dir went away under us: nothing better to do than stay quiet
+            log.debug("cannot write %s", self.log_file, exc_info=True)
 
     def stop(self) -> None:
         """Stop serving, close the socket, join the thread (idempotent)."""
