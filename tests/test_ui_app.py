@@ -545,3 +545,13 @@ async def test_layout_at_120x40_narrow_cluster_list_and_query_takes_the_rest() -
         header = lines(app.activity.table)[0]
         for label in ("instance", "pid", "user", " db ", "app", "state", "wait", "blk by", "dur", "query"):
             assert label in header, (label, header)
+
+
+async def test_iam_pane_text_keeps_its_spaces() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot, app, 3)
+        title = "".join(lines(app.query_one("#iam-title")))
+        assert "IAM auth enabled  resource cluster-" in title
+        body = "\n".join(lines(app.query_one("#iam-findings")))
+        assert "wildcard_grant (pgmonitor)" in body

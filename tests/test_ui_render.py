@@ -155,3 +155,39 @@ def test_formatters() -> None:
     assert fmt_countdown(None, T0) == ""
     assert sparkline([0, 5, 10]) == "▁▄█"
     assert sparkline([]) == ""
+
+
+def test_iam_counters_read_the_collectors_snake_case_keys_and_cloudwatch_names() -> None:
+    from pgiam_tui.model import IamMetrics
+    from pgiam_tui.ui.widgets.iam import metrics_text
+
+    # aws/metrics.py's keys (snake case) and CloudWatch's own names add up under one label
+    text = metrics_text(
+        [
+            IamMetrics("i-1", {"requests": 5.0, "failure_invalid_token": 2.0}, {"requests": (1.0, 4.0)}),
+            IamMetrics("i-2", {"IamDbAuthConnectionRequests": 3.0}, {}),
+        ]
+    ).plain
+    lines = text.splitlines()
+    assert any(line.split() == ["requests", "8", "▂█"] for line in lines), lines
+    assert any(line.split()[:3] == ["invalid", "token", "2"] for line in lines), lines
+    assert "no datapoints" not in text
+    empty = metrics_text([IamMetrics("i-1", {}, {})]).plain
+    assert "no datapoints" in empty
+    assert "no CloudWatch data" in metrics_text([]).plain
+
+
+def test_iam_last_use_is_unknown_not_never_without_access_advisor_data() -> None:
+    from pgiam_tui.model import DbUser, Grant
+    from pgiam_tui.ui.widgets.iam import user_cells
+
+    arn = "arn:aws:iam::111111111111:role/pg-monitor-role"
+    unknown = user_cells(
+        DbUser("pgmonitor", True, ("rds_iam",), True, iam_principals=(Grant(arn, "p", "*"),)), T0
+    )
+    assert unknown[-1].plain == "unknown"
+    used = Grant(arn, "p", "*", last_used=T0 - timedelta(minutes=5))
+    assert (
+        user_cells(DbUser("pgmonitor", True, (), True, iam_principals=(used,)), T0)[-1].plain == "5m00s ago"
+    )
+    assert user_cells(DbUser("nobody", False, (), True), T0)[-1].plain == ""

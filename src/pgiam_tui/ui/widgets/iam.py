@@ -39,8 +39,28 @@ def sparkline(values: Sequence[float]) -> str:
     return "".join(_BARS[min(len(_BARS) - 1, int(v / top * (len(_BARS) - 1)))] for v in values)
 
 
+_METRIC_LABELS = {
+    "Requests": "requests",
+    "Success": "successes",
+    "Failure": "failures",
+    "FailureInvalidToken": "  invalid token",
+    "FailureInsufficientPermissions": "  not authorized",
+    "FailureThrottling": "  throttled",
+    "FailureServerError": "  server error",
+}
+
+
 def _metric_name(key: str) -> str:
-    return key[len(METRIC_PREFIX) :] if key.startswith(METRIC_PREFIX) else key
+    """A counter's name in METRIC_ORDER's form, whichever form the collector used.
+
+    aws/metrics.py keys counters in snake case ("failure_invalid_token"); CloudWatch names them
+    "IamDbAuthConnectionFailureInvalidToken". Both (and the bare "FailureInvalidToken") map to one name.
+    """
+    if key.startswith(METRIC_PREFIX):
+        return key[len(METRIC_PREFIX) :]
+    if "_" in key or key.islower():
+        return "".join(part.capitalize() for part in key.split("_"))
+    return key
 
 
 def metrics_text(metrics: Sequence[IamMetrics]) -> Text:
@@ -66,11 +86,12 @@ def metrics_text(metrics: Sequence[IamMetrics]) -> Text:
     names = [n for n in METRIC_ORDER if n in totals or n in series]
     names += sorted(n for n in set(totals) | set(series) if n not in METRIC_ORDER)
     if not names:
-        text.append(": no data points", style="dim")
+        # CloudWatch answered, with no datapoints: RDS publishes none while nobody logs in with IAM.
+        text.append(": no datapoints (no IAM logins this hour)", style="dim")
     for name in names:
         total = totals.get(name, sum(series.get(name, [])))
         style = "red" if name.startswith("Failure") and total > 0 else ""
-        text.append(f"\n  {name:<31}", style="dim")
+        text.append(f"\n  {_METRIC_LABELS.get(name, name):<18}", style="dim")
         text.append(f"{total:>7.0f} ", style=style or "bold")
         text.append(sparkline(series.get(name, [])), style=style or "green")
     return text
@@ -149,7 +170,13 @@ def user_cells(u: DbUser, now: datetime) -> tuple[SortCell, ...]:
         cell("yes" if u.can_login else "no"),
         cell(", ".join(u.member_of), max_len=40),
         cell(principals or ("—" if u.rds_iam else ""), max_len=200),
-        cell(fmt_ago(last, now) if u.iam_principals else "", (last.timestamp() if last else 0.0,)),
+        # Grant.last_used is None both when Access Advisor found no use and when it could not be asked
+        # (moto lacks it; accounts may deny it): the snapshot cannot tell these apart, so no "never".
+        cell(
+            (fmt_ago(last, now) if last else "unknown") if u.iam_principals else "",
+            (last.timestamp() if last else 0.0,),
+            style="" if last else "dim",
+        ),
     )
 
 
@@ -191,7 +218,7 @@ class IamPane(Vertical):
             title.update(Text("IAM", style="bold"))
             body.update(Text(""))
             return
-        title.update(Text.assemble(("IAM  ", "bold"), header_text(snap, iam)))
+        title.update(header_text(snap, iam))  # starts with "IAM auth": no separate "IAM" word
         users = {u.name: user_cells(u, now) for u in (iam.users if iam else ())}
         with self.app.batch_update():
             for key in [k for k in self._shown_users if k not in users]:
