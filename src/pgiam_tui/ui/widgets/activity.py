@@ -66,10 +66,11 @@ class _LiveRow:
     text is built for the few dozen rows on screen.
     """
 
-    __slots__ = ("_cells", "cluster", "row", "row_key", "style")
+    __slots__ = ("_cells", "cluster", "line", "row", "row_key", "style")
 
     def __init__(self, row_key: RowKey, row: SessionRow, style: str, cluster: str | None) -> None:
         self.row_key = row_key
+        self.line = (row_key, 0)  # DataTable's per-line offset entry, made once (see _publish)
         self.row = row
         self.style = style
         self.cluster = cluster  # None unless the table has a cluster column
@@ -342,9 +343,9 @@ class ActivityTable(DataTable[SortCell]):
         self._update_count += 1
         count = self._update_count
         live, meta = self._live, self.rows
-        row_keys = [live[k].row_key for k in self._order]
-        self._ordered_row_cache[(len(meta), count)] = [meta[rk] for rk in row_keys]
-        self._offset_cache[count] = [(rk, 0) for rk in row_keys]
+        entries = [live[k] for k in self._order]
+        self._ordered_row_cache[(len(meta), count)] = [meta[e.row_key] for e in entries]
+        self._offset_cache[count] = [e.line for e in entries]
         self.refresh()
 
     def _sorted_keys(self) -> list[str]:
