@@ -113,7 +113,11 @@ class Monitor:
         if self._running:
             return
         self._running = True
+        loop = asyncio.get_running_loop()
         for w in self._watches.values():
+            # the first round's slow blocking part (credentials, discovery) starts in a thread right now,
+            # not when the loop first runs the task: the UI composing its screen meanwhile is not waited for
+            w.warmup = loop.run_in_executor(None, self._warm, w.cfg)
             w.task = asyncio.create_task(self._loop(w), name=f"monitor:{w.cfg.name}")
 
     async def stop(self) -> None:
@@ -125,6 +129,9 @@ class Monitor:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for w in self._watches.values():
+            if w.warmup is not None:
+                w.warmup.cancel()  # its thread finishes on its own; the result is dropped
+                w.warmup = None
             w.task = None
             w.side_tasks.clear()
             await self._close_all(w)
@@ -281,8 +288,20 @@ class Monitor:
             except Exception:  # the listener's problem must not stop collection
                 log.exception("on_snapshot callback failed for %s", w.cfg.name)
 
+    def _warm(self, cfg: Any) -> tuple[Any, Any]:
+        """Session and discovery of CFG (blocking, in a worker thread): the start of a first round."""
+        from pgiam_tui.aws.discovery import resolve_cluster
+
+        session = self._sessions.session(cfg.profile)
+        return session, resolve_cluster(cfg, session)
+
     async def _round(self, w: ClusterWatch) -> ClusterSnapshot:
         cfg = w.cfg
+        if w.warmup is not None:
+            warm, w.warmup = w.warmup, None
+            with contextlib.suppress(Exception):  # on failure the steps below run again and report it
+                w.session, w.resolved = await warm
+                w.resolved_at = time.monotonic()
         session = w.session
         if session is None:
             # once per discovery period: the worker threads are shared (events and IAM reads use them too),

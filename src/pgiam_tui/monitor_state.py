@@ -50,6 +50,7 @@ class ClusterWatch:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     refresh_requested: bool = False
     task: asyncio.Task[None] | None = None
+    warmup: asyncio.Future[tuple[Any, Any]] | None = None  # (session, resolved) begun by Monitor.start()
     last_round_end: float = 0.0
     session: Any = None  # boto3.Session of cfg.profile, looked up once per discovery period
     resolved: Any = None  # aws.discovery.ResolvedCluster
