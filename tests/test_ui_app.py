@@ -387,9 +387,9 @@ async def test_palette_command_runs_its_action() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app, 3)
         commands = {c.title: c for c in app.get_system_commands(app.screen)}
-        await commands["Sort by pid"].callback()  # type: ignore[misc]
+        await commands["Sort by pid"].callback()
         assert app.activity.table.sort_column == "pid"
-        await commands["Pause / resume"].callback()  # type: ignore[misc]
+        await commands["Pause / resume"].callback()
         assert source.paused
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 from rich.console import Console, ConsoleOptions
 from rich.segment import Segment
@@ -112,8 +113,8 @@ class SortCell:
         raise NotImplementedError
 
     @property
-    def sort_key(self) -> object:
-        """What sorting compares."""
+    def sort_key(self) -> Any:
+        """What sorting compares (comparable with the other cells' keys of its column)."""
         raise NotImplementedError
 
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.style import Style
 from rich.text import Text
@@ -105,7 +105,7 @@ class LiveCell(SortCell):
         return self._live.cells()[self._index].plain
 
     @property
-    def sort_key(self) -> object:
+    def sort_key(self) -> Any:
         """What sorting compares."""
         return self._live.cells()[self._index].sort_key
 
