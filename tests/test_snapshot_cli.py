@@ -461,3 +461,32 @@ def test_snapshot_exit_1_for_a_stopped_sandbox_cluster(
     assert bad["status"] == "error" and bad["error"]["step"] == "connect" and bad["error"]["message"]
     assert all(i["status"] == "failed" for i in bad["instances"])
     assert "Traceback" not in done.stderr
+
+
+def test_render_text_shows_iam_users_and_counters() -> None:
+    from datetime import UTC, datetime
+
+    from pgiam_tui.commands.snapshot import render_text
+    from pgiam_tui.model import ClusterSnapshot, DbUser, Grant, IamMetrics, IamSnapshot
+
+    role = "arn:aws:iam::111111111111:role/pg-monitor-role"
+    grant = Grant(role, "pg-db-monitor-policy", "dbuser:*/pgmonitor")
+    iam = IamSnapshot(
+        iam_auth_enabled=False,
+        resource_id="cluster-ABC",
+        users=(
+            DbUser("pgmonitor", True, ("rds_iam", "pg_monitor"), True, iam_principals=(grant,)),
+            DbUser("orphan\x1b[31m", True, ("rds_iam",), True),
+            DbUser("app_password_user", False, (), True),
+        ),
+        metrics=(
+            IamMetrics("w", totals={"requests": 3.0, "success": 2.0, "failure": 1.0}),
+            IamMetrics("r", totals={"requests": 1.0, "success": 1.0}),
+        ),
+    )
+    out = render_text([ClusterSnapshot("c", "ok", datetime.now(UTC), iam=iam)])
+    assert "iam auth: DISABLED, resource id cluster-ABC" in out
+    assert "iam user pgmonitor (roles: pg_monitor); may connect: role/pg-monitor-role" in out
+    assert "iam user orphan\\x1b[31m (roles: -); may connect: nobody" in out and "\x1b" not in out
+    assert "app_password_user" not in out  # not an IAM user
+    assert "iam auth connections, last hour: requests 4, success 3, failure 1" in out

@@ -82,7 +82,7 @@ def visible(text: str | None, limit: int = 80) -> str:
 
 
 def render_text(snapshots: Sequence[Any]) -> str:
-    """A readable summary per cluster: status, instances, sessions by state, blocked sessions, findings.
+    """A readable summary per cluster: status, instances, sessions, blocked sessions, IAM, findings.
 
     Every string goes through visible(): names come from a hand-edited file, the rest from servers and AWS.
     """
@@ -115,7 +115,33 @@ def render_text(snapshots: Sequence[Any]) -> str:
                 )
         failed = sum(1 for e in s.events if e.kind in ("auth_failed", "client_failed"))
         out.append(f"  events: {len(s.events)} ({failed} failed logins)")
+        out.extend(_iam_lines(s.iam))
         findings = list(s.findings) + (list(s.iam.findings) if s.iam else [])
         for f in findings:
             out.append(f"  {f.severity}: [{v(f.code)}] {v(f.message, 160)}")
     return "\n".join(out) + "\n"
+
+
+def _iam_lines(iam: Any) -> list[str]:
+    """IAM flag and resource id, the IAM users with who may connect as them, and the last hour's counters."""
+    if iam is None:
+        return []
+    from pgiam_tui.aws.metrics import IAM_METRICS  # here: keeps `pgiam-tui --help` free of boto3
+
+    v = visible
+    flag = {True: "enabled", False: "DISABLED", None: "unknown"}[iam.iam_auth_enabled]
+    lines = [f"  iam auth: {flag}, resource id {v(iam.resource_id or '-')}"]
+    for u in iam.users:
+        if not u.rds_iam:
+            continue
+        names = (v(g.principal_arn.rsplit(":", 1)[-1], 60) for g in u.iam_principals)
+        principals = ", ".join(names) or "nobody"
+        roles = ", ".join(v(m, 30) for m in u.member_of if m != "rds_iam") or "-"
+        lines.append(f"  iam user {v(u.name, 40)} (roles: {roles}); may connect: {principals}")
+    totals: Counter[str] = Counter()
+    for m in iam.metrics:
+        totals.update({k: int(n) for k, n in m.totals.items()})
+    if totals:
+        counts = ", ".join(f"{k.replace('_', ' ')} {totals[k]}" for k in IAM_METRICS.values() if k in totals)
+        lines.append(f"  iam auth connections, last hour: {counts}")
+    return lines
