@@ -162,8 +162,8 @@ async def test_live_cluster_fails_when_stopped_others_keep_updating(sandbox: San
         finally:
             sandbox.start_cluster(victim)
         await wait_for(pilot, f"{victim} back", lambda: app.latest[victim].status == "ok", limit_s=120)
-        banner = app.query_one("#activity-error")
-        await wait_for(pilot, "the error banner to go (every instance back)", lambda: not banner.display)
+        error_box = app.query_one("#activity-error")
+        await wait_for(pilot, "the error banner to go (every instance back)", lambda: not error_box.display)
         await pilot.press("q")
     assert app.return_value == 0
 
