@@ -147,7 +147,7 @@ class InstanceConnection:
         self._on_event = on_event
         self._backoff = backoff or Backoff()
         self._clock = clock
-        self._rng = rng
+        self._rng = rng or random.Random()  # not the global state: apps and tests share it
         self._conn: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
         self._lock = asyncio.Lock()
         self._failures = 0  # consecutive failed attempts
