@@ -52,25 +52,44 @@ class Located:
         return f"{self.cluster}/{self.row.key}"
 
 
-class _LiveRow:
+class _LiveRow(dict[ColumnKey, SortCell]):
     """What the table holds per row key: the session as of the last round, its highlight, its cells.
 
-    The cells are made only when the row is drawn (or read), and made again only after the session
-    changed: a round that moves every duration of 10,000 sessions costs one assignment per row, and
-    text is built for the few dozen rows on screen.
+    It is also DataTable's cell mapping for the row (`_data[row_key]`), kept empty: DataTable reads a
+    cell as `mapping[column_key]` (drawing, get_cell, get_row), which lands in __missing__ and makes
+    a LiveCell. So a row costs no per-cell objects (ten per row were 100,000 more objects for every
+    full garbage collection to walk at 10,000 rows), and its text is made only when it is drawn, and
+    made again only after the session changed: a round that moves every duration of 10,000 sessions
+    costs one assignment per row.
     """
 
-    __slots__ = ("_cells", "cluster", "line", "row", "row_key", "style")
+    __slots__ = ("_cells", "_columns", "cluster", "line", "row", "row_key", "style")
 
-    def __init__(self, row_key: RowKey, row: SessionRow, style: str, cluster: str | None) -> None:
+    def __init__(
+        self,
+        row_key: RowKey,
+        row: SessionRow,
+        style: str,
+        cluster: str | None,
+        columns: dict[ColumnKey, int],
+    ) -> None:
+        super().__init__()
         self.row_key = row_key
         self.line = (row_key, 0)  # DataTable's per-line offset entry, made once (see _publish)
         self.row = row
         self.style = style
         self.cluster = cluster  # None unless the table has a cluster column
+        self._columns = columns  # column key -> index into styled_cells' tuple
         self._cells: tuple[SortCell, ...] | None = None
 
-    def update(self, row: SessionRow, style: str) -> None:
+    def __missing__(self, key: ColumnKey) -> SortCell:
+        return LiveCell(self, self._columns[key])
+
+    # a dict subclass compares by contents (always empty here): identity is what is meant
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__  # type: ignore[assignment]
+
+    def renew(self, row: SessionRow, style: str) -> None:
         """A newer state of the same session."""
         self.row = row
         self.style = style
@@ -110,25 +129,6 @@ class LiveCell(SortCell):
 
     def __rich__(self) -> Text:
         return self._live.cells()[self._index].__rich__()
-
-
-class _LazyCells(dict[ColumnKey, SortCell]):
-    """DataTable's cell mapping of one row, empty: a column's cell is made when DataTable asks for it.
-
-    DataTable reads cells as `row_cells[column_key]` (drawing, get_cell, get_row), which lands in
-    __missing__. Keeping no per-cell objects matters at 10,000 rows: ten objects per row were 100,000
-    more objects for every full garbage collection to walk (~50 ms a pass).
-    """
-
-    __slots__ = ("_columns", "_live")
-
-    def __init__(self, live: _LiveRow, columns: dict[ColumnKey, int]) -> None:
-        super().__init__()
-        self._live = live
-        self._columns = columns
-
-    def __missing__(self, key: ColumnKey) -> SortCell:
-        return LiveCell(self._live, self._columns[key])
 
 
 class ActivityTable(DataTable[SortCell]):
@@ -307,12 +307,13 @@ class ActivityTable(DataTable[SortCell]):
             entry = live.get(key)
             if entry is None:
                 row_key = RowKey(key)
-                entry = live[key] = _LiveRow(row_key, row, style, loc.cluster if with_cluster else None)
-                data[row_key] = _LazyCells(entry, col_index)
+                cluster = loc.cluster if with_cluster else None
+                entry = live[key] = _LiveRow(row_key, row, style, cluster, col_index)
+                data[row_key] = entry
                 meta[row_key] = Row(row_key, 1)
                 added.append(key)
             elif entry.row is not row or entry.style != style:
-                entry.update(row, style)
+                entry.renew(row, style)
                 changed = True
         if gone or added:
             order = [k for k in self._order if k in rows] if gone else self._order
