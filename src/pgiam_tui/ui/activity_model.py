@@ -253,23 +253,23 @@ ACTIVITY_COLUMNS: tuple[Column, ...] = (
     Column(
         "instance",
         "instance",
-        11,
-        lambda r, s: cell(_tail(r.instance, 10), text_key(r.instance), style=s),
+        10,
+        lambda r, s: cell(_tail(r.instance, 9), text_key(r.instance), style=s),
         ("instance",),
         lambda r: text_key(r.instance),
     ),
     Column(
         "pid", "pid", 7, lambda r, s: cell(str(r.pid), num_key(r.pid), style=s), ("pid",), attrgetter("pid")
     ),
-    _text_column("user", "user", 13, "usename"),
+    _text_column("user", "user", 12, "usename"),
     _text_column("db", "db", 8, "datname"),
     _text_column("app", "app", 12, "application_name"),
     Column("state", "state", 8, _state_cell, ("state",)),
     Column(
         "wait",
         "wait",
-        12,
-        lambda r, s: cell(_wait(r), style=s, max_len=11),
+        11,
+        lambda r, s: cell(_wait(r), style=s, max_len=10),
         ("wait_event_type", "wait_event"),
     ),
     Column(
