@@ -74,6 +74,10 @@ async def take(app: PgiamApp, out: Path, check_cluster: str | None = None) -> li
         table = app.activity.table
         await _wait(pilot, "activity rows", lambda: table.row_count > 0)
         await _wait(pilot, "a blocked session", lambda: _blocked_row_index(table) is not None)
+        # The workload fails a login every few seconds and the other clusters' sessions come up over the
+        # first rounds: wait for both, so the main screen shows what a DBA would see after a minute.
+        await _wait(pilot, "a failed login", lambda: _has_auth_failure(app))
+        await _wait(pilot, "every cluster's sessions", lambda: _all_clusters_busy(app))
         await pilot.pause()
         save("main.svg")
 
@@ -106,6 +110,16 @@ async def take(app: PgiamApp, out: Path, check_cluster: str | None = None) -> li
         await pilot.press("escape")
         await app.action_quit()
     return written
+
+
+def _has_auth_failure(app: PgiamApp) -> bool:
+    snap = app.latest.get(app.selected) if app.selected else None
+    return snap is not None and any(e.kind == "auth_failed" for e in snap.events)
+
+
+def _all_clusters_busy(app: PgiamApp) -> bool:
+    snaps = list(app.latest.values())
+    return bool(snaps) and all(len(s.activity) >= 1 for s in snaps)
 
 
 def _text(app: PgiamApp) -> str:
