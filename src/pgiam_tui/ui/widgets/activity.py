@@ -7,21 +7,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.text import Text
-from textual import events
 from textual.app import ComposeResult
-from textual.containers import Vertical
 from textual.widgets import ContentSwitcher, Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from pgiam_tui.model import ClusterSnapshot, SessionRow
 from pgiam_tui.ui.activity_model import (
     BlockNode,
-    FilterError,
     blocking_forest,
     parse_filter,
 )
 from pgiam_tui.ui.render import fmt_duration, safe_text
 from pgiam_tui.ui.widgets.activity_table import ActivityTable, LiveCell, Located
+from pgiam_tui.ui.widgets.filterable import FilterablePane
 
 __all__ = ["ActivityPane", "ActivityTable", "BlockingTree", "LiveCell", "Located"]
 
@@ -72,11 +70,12 @@ class BlockingTree(Tree[str]):
             add(self.root, node)
 
 
-class ActivityPane(Vertical):
+class ActivityPane(FilterablePane):
     """Title line, an error banner for a failing cluster, the table or the tree, and the filter input."""
 
     ALLOW_MAXIMIZE = True
     can_focus = False
+    FILTER_INPUT_ID = "activity-filter"
 
     def __init__(self, *, with_cluster: bool = False, id: str | None = None) -> None:
         super().__init__(id=id, classes="pane")
@@ -196,32 +195,10 @@ class ActivityPane(Vertical):
         """Re-draw the title after a sort/filter change."""
         self._update_title()
 
-    def open_filter(self) -> None:
-        """Show and focus the filter input."""
-        inp = self.query_one("#activity-filter", Input)
-        inp.value = self.table.session_filter.text
-        inp.display = True
-        inp.focus()
+    def current_filter_text(self) -> str:
+        """The text of the session filter in force."""
+        return self.table.session_filter.text
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        """Apply the filter (a bad expression is a one-line notice, the old filter stays)."""
-        if event.input.id != "activity-filter":
-            return
-        event.stop()
-        try:
-            self.table.session_filter = parse_filter(event.value)
-        except FilterError as exc:
-            self.notify(str(exc), severity="error", markup=False)
-            return
-        event.input.display = False
-        self.table.reapply()
-        self.table.focus()
-        self._update_title()
-
-    def on_key(self, event: events.Key) -> None:
-        """Escape in the filter input closes it."""
-        inp = self.query_one("#activity-filter", Input)
-        if event.key == "escape" and inp.has_focus:
-            inp.display = False
-            self.table.focus()
-            event.stop()
+    def set_filter(self, text: str) -> None:
+        """Parse and apply a session filter (FilterError, a ValueError, when it is not valid)."""
+        self.table.session_filter = parse_filter(text)

@@ -7,13 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual import events
 from textual.app import ComposeResult
-from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
 from pgiam_tui.model import ClusterSnapshot, ConnEvent
 from pgiam_tui.ui.render import SortCell, cell, fmt_time, safe_text
+from pgiam_tui.ui.widgets.filterable import FilterablePane
 
 # Label and colour per kind: a failure must be told from a login at a glance.
 KIND_LABELS: dict[str, tuple[str, str]] = {
@@ -225,11 +224,12 @@ def failures_text(snap: ClusterSnapshot) -> Text:
     return text
 
 
-class EventsPane(Vertical):
+class EventsPane(FilterablePane):
     """Title, events table, failures summary and filter input."""
 
     ALLOW_MAXIMIZE = True
     can_focus = False
+    FILTER_INPUT_ID = "events-filter"
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="pane")
@@ -266,32 +266,10 @@ class EventsPane(Vertical):
             title.append(f" · filter '{table.event_filter.text}'", style="dim")
         self.query_one("#events-title", Static).update(title)
 
-    def open_filter(self) -> None:
-        """Show and focus the filter input."""
-        inp = self.query_one("#events-filter", Input)
-        inp.value = self.table.event_filter.text
-        inp.display = True
-        inp.focus()
+    def current_filter_text(self) -> str:
+        """The text of the event filter in force."""
+        return self.table.event_filter.text
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        """Apply the filter; a bad one is a one-line notice."""
-        if event.input.id != "events-filter":
-            return
-        event.stop()
-        try:
-            self.table.event_filter = parse_event_filter(event.value)
-        except EventFilterError as exc:
-            self.notify(str(exc), severity="error", markup=False)
-            return
-        event.input.display = False
-        self.table.reapply()
-        self.table.focus()
-        self._update_title()
-
-    def on_key(self, event: events.Key) -> None:
-        """Escape in the filter input closes it."""
-        inp = self.query_one("#events-filter", Input)
-        if event.key == "escape" and inp.has_focus:
-            inp.display = False
-            self.table.focus()
-            event.stop()
+    def set_filter(self, text: str) -> None:
+        """Parse and apply an event filter (EventFilterError, a ValueError, when it is not valid)."""
+        self.table.event_filter = parse_event_filter(text)
