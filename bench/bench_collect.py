@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shlex
 import shutil
 import signal
 import statistics
@@ -30,6 +29,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from pgiam_tui.sandbox.environment import read_env_sh, sandbox_environ
 
 ROUNDS = 8
 LATENCY_MS = 50.0
@@ -192,15 +193,6 @@ async def _main(info: dict[str, Any], profiles: Path, work: Path) -> None:
     print()
 
 
-def _env_sh(path: Path) -> dict[str, str]:
-    env = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export "):
-            key, _, value = line[len("export ") :].partition("=")
-            env[key] = shlex.split(value)[0] if value else ""
-    return env
-
-
 def main() -> None:
     """Start `pgiam-tui sandbox up` (no workload: steady figures), measure, stop it by its pid."""
     work = Path(tempfile.mkdtemp(prefix="bench-collect-"))
@@ -220,7 +212,9 @@ def main() -> None:
                 break
         else:
             raise SystemExit(f"sandbox did not start: {proc.stderr.read() if proc.stderr else ''}")
-        os.environ.update(_env_sh(box / "env.sh"))
+        env = sandbox_environ(read_env_sh(box / "env.sh"))
+        os.environ.clear()
+        os.environ.update(env)
         os.environ["HOME"] = str(work / "home")
         info = json.loads((box / "sandbox.json").read_text())
         asyncio.run(_main(info, box / "profiles.toml", work))

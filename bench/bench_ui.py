@@ -88,13 +88,13 @@ def launch_sandbox() -> float | None:
     The sandbox runs in its own process (`pgiam-tui sandbox up`, workload on), as AWS and RDS would: in this
     process its moto server, front doors and workload would compete with the app for the GIL and the CPU.
     """
-    import shlex
     import shutil
     import signal
     import subprocess
     import tempfile
 
-    from pgiam_tui.config import load_config
+    from pgiam_tui.config import Config, load_config
+    from pgiam_tui.sandbox.environment import exported, read_env_sh
     from pgiam_tui.ui.source import MonitorSource
 
     root = Path(tempfile.mkdtemp(prefix="pgiam-bench-ui-"))
@@ -106,21 +106,15 @@ def launch_sandbox() -> float | None:
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    saved = dict(os.environ)
     try:
         assert proc.stdout is not None
         if not any(line.strip() == "ready" for line in proc.stdout):
             return None
-        for line in (box / "env.sh").read_text().splitlines():
-            if line.startswith("export "):
-                key, _, value = line[len("export ") :].partition("=")
-                os.environ[key] = shlex.split(value)[0] if value else ""
-        config = load_config(box / "profiles.toml")
         time.sleep(3)  # let the workload open its sessions, as on a cluster that is already busy
 
-        async def run() -> float | None:
+        async def run(config: Config) -> float | None:
             t0 = time.perf_counter()
-            app = PgiamApp(MonitorSource(config, cache_dir=root / "aws-cli-cache"), config.clusters)
+            app = PgiamApp(MonitorSource(config), config.clusters)
             async with app.run_test(size=SIZE) as pilot:
                 ok = await wait_rows(app, pilot)
                 await pilot.pause()
@@ -128,10 +122,9 @@ def launch_sandbox() -> float | None:
                 await app.action_quit()
             return elapsed if ok else None
 
-        return asyncio.run(run())
+        with exported(read_env_sh(box / "env.sh")):
+            return asyncio.run(run(load_config(box / "profiles.toml")))
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=60)

@@ -19,23 +19,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pgiam_tui.sandbox.environment import sandbox_environ
+
 if TYPE_CHECKING:
     from pgiam_tui.sandbox import Sandbox
-
-# Variables that would make boto3 ignore the sandbox's files (a developer's own AWS setup).
-_AWS_OVERRIDES = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_EC2_METADATA_DISABLED",
-)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -55,9 +42,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     sb.start()
     try:
-        for name in _AWS_OVERRIDES:
-            os.environ.pop(name, None)
-        os.environ.update(sb.env)
+        os.environ.clear()
+        os.environ.update(sandbox_environ(sb.env, saved))
         os.environ["AWS_MAX_ATTEMPTS"] = "2"
         os.environ["AWS_RETRY_MODE"] = "standard"
         # botocore reads this at first IMDS use; keep failures quick when a test breaks the IMDS on purpose.
@@ -73,7 +59,6 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 @pytest.fixture(scope="session")
 def sandbox_env(sandbox: Sandbox) -> dict[str, str]:
     """The variables env.sh exports (for tests that run `pgiam-tui` in a subprocess)."""
-    env = {k: v for k, v in os.environ.items() if k not in _AWS_OVERRIDES}
-    env.update(sandbox.env)
+    env = sandbox_environ(sandbox.env)
     env["AWS_MAX_ATTEMPTS"] = "2"
     return env

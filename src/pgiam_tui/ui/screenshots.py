@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -149,27 +147,22 @@ def from_demo(out: Path) -> list[Path]:
     """Screenshots of the console watching the sandbox with its workload."""
     from pgiam_tui.config import load_config
     from pgiam_tui.sandbox import Sandbox, SandboxError
+    from pgiam_tui.sandbox.environment import exported
     from pgiam_tui.ui.source import MonitorSource
 
-    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)  # moto's tracebacks for actions it lacks
     root = Path(tempfile.mkdtemp(prefix="pgiam-shots-"))
     sandbox = Sandbox(root, workload=True)
-    saved = dict(os.environ)
     try:
         try:
             sandbox.start()
         except SandboxError as exc:
             raise ScreenshotError(f"sandbox did not start: {exc}") from None
-        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            os.environ.pop(name, None)
-        os.environ.update(sandbox.env)
-        config = load_config(sandbox.profiles_toml)
-        app = PgiamApp(MonitorSource(config, cache_dir=root / "aws-cli-cache"), config.clusters)
-        return asyncio.run(take(app, out))
+        with exported(sandbox.env):
+            config = load_config(sandbox.profiles_toml)
+            app = PgiamApp(MonitorSource(config), config.clusters)
+            return asyncio.run(take(app, out))
     finally:
         sandbox.stop()
-        os.environ.clear()
-        os.environ.update(saved)
         shutil.rmtree(root, ignore_errors=True)
 
 
