@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -62,30 +61,17 @@ def failed(result: CheckResult) -> str:
 
 
 def set_cluster_iam_flag(sandbox: Sandbox, sb: SandboxCluster, enabled: bool) -> None:
-    """modify_db_cluster(EnableIAMDatabaseAuthentication=...) through moto's API, as an operator would.
-
-    moto 5.2 stores the new flag but keeps reporting the old one in describe_db_clusters (its `iam_auth`
-    attribute is not updated); the sandbox's front door reads the stored flag. Until the sandbox patches
-    describe, mirror the value into `iam_auth` so describe tells the truth, as RDS's does.
-    """
-    from moto.rds.models import rds_backends
-
+    """modify_db_cluster(EnableIAMDatabaseAuthentication=...) through moto's API, as an operator would."""
     assert sb.cluster_id is not None
     rds = sandbox.boto_session(ADMIN).client("rds", region_name=sb.region)
     rds.modify_db_cluster(
         DBClusterIdentifier=sb.cluster_id, EnableIAMDatabaseAuthentication=enabled, ApplyImmediately=True
     )
-    rds_backends[sb.account_id][sb.region].clusters[sb.cluster_id].iam_auth = enabled
 
 
 def admin_sql(sandbox: Sandbox, sb: SandboxCluster, sql: str) -> None:
-    """SQL as the sandbox superuser; the front doors' rds_iam membership cache (~1 s) is dropped after it."""
+    """SQL as the sandbox superuser (Sandbox.admin_sql also drops the front doors' rds_iam cache)."""
     sandbox.admin_sql(sb.name, sql)
-    forget = getattr(sandbox, "forget_memberships", None)
-    if callable(forget):
-        forget()
-    else:
-        time.sleep(1.1)  # the front door's MEMBERSHIP_TTL: let a cached answer from before the change expire
 
 
 class WrongMonitorPolicy:

@@ -188,11 +188,6 @@ def _set_cluster_iam(sandbox: Sandbox, sc: SandboxCluster, enabled: bool) -> Non
     rds.modify_db_cluster(
         DBClusterIdentifier=sc.cluster_id, EnableIAMDatabaseAuthentication=enabled, ApplyImmediately=True
     )
-    # moto 5.2 stores the new flag but keeps describing the old one (`iam_auth`); real RDS describes the
-    # new value once applied. The sandbox's moto runs in this process, so make describe tell the truth.
-    from moto.rds.models import rds_backends
-
-    rds_backends[sc.account_id][sc.region].clusters[sc.cluster_id].iam_auth = enabled
 
 
 @pytest.fixture

@@ -108,12 +108,6 @@ def _set_cluster_iam(sandbox: Sandbox, enabled: bool) -> None:
     rds = sandbox.boto_session("sandbox-db-admin").client("rds", region_name=c.region)
     rds.modify_db_cluster(DBClusterIdentifier=c.cluster_id, EnableIAMDatabaseAuthentication=enabled,
                           ApplyImmediately=True)  # fmt: skip
-    # moto 5.2 stores the new flag but keeps describing the old one; real RDS describes the new value once
-    # applied. The sandbox's moto runs in this process: make describe tell the truth (as test_discovery does).
-    from moto.rds.models import rds_backends
-
-    assert c.cluster_id is not None
-    rds_backends[c.account_id][c.region].clusters[c.cluster_id].iam_auth = enabled
 
 
 async def _iam_round(sandbox: Sandbox, collector: IamMappingCollector, admin: Any) -> IamSnapshot:
