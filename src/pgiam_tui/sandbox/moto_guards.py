@@ -25,7 +25,7 @@ import datetime as dt
 import json
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 # The sandbox's accounts (fake_aws.DB_ACCOUNT, MGMT_ACCOUNT): AssumeRole into them is checked.
@@ -217,24 +217,16 @@ def _as_list(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, Iterable) else []
 
 
-def _wildcard(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.IGNORECASE if ignore_case else 0) is not None
-
-
-def _matching(docs: Iterable[str], action: str, resource: str) -> Iterator[str]:
-    for doc in docs:
-        for stmt in _statements(doc):
-            if "Condition" in stmt:
-                continue  # conditions are not evaluated here; a conditional grant does not count
-            actions = _as_list(stmt.get("Action"))
-            resources = _as_list(stmt.get("Resource"))
-            if any(_wildcard(a, action, ignore_case=True) for a in actions) and any(
-                _wildcard(r, resource) for r in resources
-            ):
-                yield str(stmt.get("Effect"))
-
-
 def _allows(docs: Iterable[str], action: str, resource: str) -> bool:
-    effects = list(_matching(docs, action, resource))
-    return "Allow" in effects and "Deny" not in effects
+    """Whether the caller's policy documents allow ACTION on RESOURCE: our own evaluator, as the front door
+    uses it (explicit Deny wins; a conditional grant does not count, conditions are not evaluated here)."""
+    from pgiam_tui.aws.policy import NamedPolicy, PolicyDocumentError, evaluate, parse_document
+
+    policies = []
+    for i, doc in enumerate(docs):
+        try:
+            policies.append(NamedPolicy(f"caller-policy-{i}", None, parse_document(doc)))
+        except PolicyDocumentError:
+            continue  # a document moto accepted but that is not JSON grants nothing
+    decision = evaluate(policies, action, resource)
+    return decision.allowed and not decision.explicit_deny
