@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test demo check bench screenshots clean venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sandbox/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[sandbox,test]'
+	$(BIN)/python -m pip install -q -e ./sandbox -e '.[sandbox,test]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -21,16 +21,17 @@ demo: $(STAMP)
 	$(BIN)/pgiam-tui demo
 
 check: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src sandbox/src tools tests bench
+	$(BIN)/ruff format --check src sandbox/src tools tests bench
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[sandbox,test,bench]'
+	$(BIN)/python -m pip install -q -e ./sandbox -e '.[sandbox,test,bench]'
+	PYTHONPATH=tools \
 	$(BIN)/python bench/run_all.py
 
 screenshots: $(STAMP)
-	$(BIN)/python -m pgiam_tui.ui.screenshots screenshots
+	PYTHONPATH=tools $(BIN)/python -m pgiam_devtools.screenshots screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -43,11 +43,12 @@ def _timed(cmd: list[str], env: dict[str, str], stdin: str | None = None) -> tup
 
 
 def main() -> None:
+    from pgiam_sandbox import Sandbox
+
     from pgiam_tui.aws.session import SessionFactory
     from pgiam_tui.aws.tokens import make_token
     from pgiam_tui.config import load_config
     from pgiam_tui.diagnose import run_check
-    from pgiam_tui.sandbox import Sandbox
 
     work = Path(tempfile.mkdtemp(prefix="bench-check-"))
     sandbox = Sandbox(work / "sandbox", clusters=1, workload=False)

@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pgiam_tui.sandbox.environment import read_env_sh, sandbox_environ
+from pgiam_sandbox.environment import read_env_sh, sandbox_environ
 
 ROUNDS = 8
 LATENCY_MS = 50.0

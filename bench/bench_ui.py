@@ -23,11 +23,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pgiam_devtools.sample import synthetic_snapshot
+from pgiam_devtools.static_source import StaticSource
+
 from pgiam_tui.config import ClusterConfig
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.ui.app import PgiamApp
-from pgiam_tui.ui.sample import synthetic_snapshot
-from pgiam_tui.ui.source import StaticSource
 from pgiam_tui.ui.widgets.activity import Located
 
 SIZE = (160, 50)
@@ -93,8 +94,9 @@ def launch_sandbox() -> float | None:
     import subprocess
     import tempfile
 
+    from pgiam_sandbox.environment import exported, read_env_sh
+
     from pgiam_tui.config import Config, load_config
-    from pgiam_tui.sandbox.environment import exported, read_env_sh
     from pgiam_tui.ui.source import MonitorSource
 
     root = Path(tempfile.mkdtemp(prefix="pgiam-bench-ui-"))

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-
-from pgiam_tui.sandbox.environment import sandbox_environ
+from pgiam_sandbox.environment import sandbox_environ
 
 if TYPE_CHECKING:
-    from pgiam_tui.sandbox import Sandbox
+    from pgiam_sandbox import Sandbox
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -32,7 +31,7 @@ def _interrupt(signum: int, frame: object) -> None:
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """The session's sandbox (3 Aurora clusters + 1 RDS instance, workload on), env exported."""
-    from pgiam_tui.sandbox import Sandbox
+    from pgiam_sandbox import Sandbox
 
     root: Path = tmp_path_factory.mktemp("sandbox")
     sb = Sandbox(root, workload=True)

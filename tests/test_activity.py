@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from pgiam_sandbox.postgres import LocalPostgres, server_version
 
 from helpers.local_pg import running_postgres
 from pgiam_tui.collect.activity import (
@@ -26,7 +27,6 @@ from pgiam_tui.collect.activity import (
 from pgiam_tui.db.connection import Credential, InstanceConnection
 from pgiam_tui.db.conninfo import ConnTarget
 from pgiam_tui.db.queries import UnsupportedServerError, get_query, query_file
-from pgiam_tui.sandbox.postgres import LocalPostgres, server_version
 
 SYSTEM_BINDIR = Path("/usr/lib/postgresql/15/bin")
 

@@ -16,8 +16,9 @@ import pytest
 from pgiam_tui.cli import main
 
 if TYPE_CHECKING:
+    from pgiam_sandbox import Sandbox, SandboxCluster
+
     from pgiam_tui.aws.tokens import Token
-    from pgiam_tui.sandbox import Sandbox, SandboxCluster
 
 pytestmark = pytest.mark.timeout(120)
 

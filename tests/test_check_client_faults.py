@@ -30,7 +30,7 @@ from test_check_support import (
 )
 
 if TYPE_CHECKING:
-    from pgiam_tui.sandbox import Sandbox
+    from pgiam_sandbox import Sandbox
 
 pytestmark = pytest.mark.timeout(120)
 

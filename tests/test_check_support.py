@@ -12,7 +12,7 @@ from pgiam_tui.config import ClusterConfig, Config
 from pgiam_tui.diagnose import CheckResult, run_check
 
 if TYPE_CHECKING:
-    from pgiam_tui.sandbox import Sandbox, SandboxCluster
+    from pgiam_sandbox import Sandbox, SandboxCluster
 
 ADMIN = "sandbox-db-admin"
 MONITOR_POLICY = "pg-db-monitor-policy"

@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from pgiam_sandbox.postgres import LocalPostgres, free_port
 
 from helpers.local_pg import running_postgres
 from pgiam_tui.db.connection import (
@@ -28,7 +29,6 @@ from pgiam_tui.db.connection import (
 )
 from pgiam_tui.db.conninfo import ConnTarget, connect_kwargs, scrub, session_options
 from pgiam_tui.model import ConnEvent
-from pgiam_tui.sandbox.postgres import LocalPostgres, free_port
 
 APP_USER = "app_password_user"
 APP_PASSWORD = "app-password"

@@ -18,7 +18,7 @@ from pgiam_tui.aws.session import SessionFactory
 from pgiam_tui.config import ClusterConfig, load_config
 
 if TYPE_CHECKING:
-    from pgiam_tui.sandbox import Sandbox, SandboxCluster
+    from pgiam_sandbox import Sandbox, SandboxCluster
 
 BIN = Path(sys.executable).parent
 DB_ACCOUNT = "111111111111"

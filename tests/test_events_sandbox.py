@@ -20,7 +20,7 @@ from pgiam_tui.config import ClusterConfig, load_config
 from pgiam_tui.model import ConnEvent, IamSnapshot
 
 if TYPE_CHECKING:
-    from pgiam_tui.sandbox import Sandbox
+    from pgiam_sandbox import Sandbox
 
 NAME = "pgdemo-1"
 pytestmark = pytest.mark.timeout(240)

@@ -25,14 +25,14 @@ import pytest
 from botocore.credentials import Credentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pgiam_sandbox import Switches
+from pgiam_sandbox.frontdoor import FrontDoor
+from pgiam_sandbox.postgres import LocalPostgres
+from pgiam_sandbox.rds_logs import DiagnosticLog, RdsLogSink, iam_error_line, rds_prefix
+from pgiam_sandbox.token_check import TokenTarget, TokenVerifier, Verdict
 
 from helpers.moto_server import create_aurora_cluster
 from helpers.moto_server import policy_document as _policy
-from pgiam_tui.sandbox import Switches
-from pgiam_tui.sandbox.frontdoor import FrontDoor
-from pgiam_tui.sandbox.postgres import LocalPostgres
-from pgiam_tui.sandbox.rds_logs import DiagnosticLog, RdsLogSink, iam_error_line, rds_prefix
-from pgiam_tui.sandbox.token_check import TokenTarget, TokenVerifier, Verdict
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account: requests with unknown keys land there
@@ -606,7 +606,7 @@ def test_relay_round_trip_against_direct(env: Env) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
 def test_startup_params_parser_never_crashes(body: bytes) -> None:
-    from pgiam_tui.sandbox import pgwire
+    from pgiam_sandbox import pgwire
 
     try:
         params = pgwire.parse_params(body)

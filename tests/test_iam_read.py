@@ -313,7 +313,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
-from pgiam_tui.sandbox.fake_aws import MotoServer
+from pgiam_sandbox.fake_aws import MotoServer
 
 server = MotoServer(log_file=Path(sys.argv[1]))
 server.start()

@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from pgiam_sandbox.postgres import LocalPostgres
 
 from helpers.memory_keyring import MemoryKeyring, installed_keyring
 from pgiam_tui.aws.session import SessionFactory
@@ -25,7 +26,6 @@ from pgiam_tui.db.connection import Backoff
 from pgiam_tui.jsonout import snapshot_to_json
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.monitor import Monitor
-from pgiam_tui.sandbox.postgres import LocalPostgres
 
 MON_USER = "monitor_pw"
 MON_PASSWORD = "monitor-pw-Secret-42"

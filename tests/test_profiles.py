@@ -25,7 +25,7 @@ from pgiam_tui.commands import profiles as profiles_command
 BIN = Path(sys.executable).parent  # the venv's console scripts (pgiam-tui, aws)
 
 if TYPE_CHECKING:
-    from pgiam_tui.sandbox import Sandbox
+    from pgiam_sandbox import Sandbox
 
 DB_ACCOUNT = "111111111111"
 MGMT_ACCOUNT = "222222222222"
@@ -503,7 +503,7 @@ def test_expired_session_credentials_are_classified(
 ) -> None:
     import datetime as dt
 
-    from pgiam_tui.sandbox.moto_guards import find_assumed_role
+    from pgiam_sandbox.moto_guards import find_assumed_role
 
     # Real session credentials of the monitoring role...
     frozen = SessionFactory(cache_dir=tmp_path / "c").session("instancecrossaccount").get_credentials()

@@ -12,9 +12,8 @@ from typing import Any
 import boto3
 import botocore.exceptions
 import pytest
-
-from pgiam_tui.sandbox import Sandbox
-from pgiam_tui.sandbox.imds import ImdsServer
+from pgiam_sandbox import Sandbox
+from pgiam_sandbox.imds import ImdsServer
 
 DB = "111111111111"
 MGMT = "222222222222"

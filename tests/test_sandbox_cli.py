@@ -182,8 +182,7 @@ def test_runs_on_pgserver_binaries_and_logs_in_through_its_front_door(tmp_path: 
 
     import boto3
     import psycopg
-
-    from pgiam_tui.sandbox.postgres import _pgserver_bindir
+    from pgiam_sandbox.postgres import _pgserver_bindir
 
     bindir = _pgserver_bindir()
     if bindir is None:

@@ -18,8 +18,7 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
-
-from pgiam_tui.sandbox import Sandbox, SandboxCluster
+from pgiam_sandbox import Sandbox, SandboxCluster
 
 DB = "111111111111"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgiam_tui.sandbox import Sandbox
+from pgiam_sandbox import Sandbox
 
 
 def _cluster_flag(sandbox: Sandbox, name: str) -> bool:

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
-from pgiam_tui.sandbox import pg_host, postgres
-from pgiam_tui.sandbox.errors import SandboxError
-from pgiam_tui.sandbox.postgres import LocalPostgres, find_pg_bindir, seed_statements
+from pgiam_sandbox import pg_host, postgres
+from pgiam_sandbox.errors import SandboxError
+from pgiam_sandbox.postgres import LocalPostgres, find_pg_bindir, seed_statements
 
 IS_ROOT = os.geteuid() == 0
 
@@ -457,7 +456,7 @@ def test_works_as_an_ordinary_user(tmp_path: Path) -> None:
         f"""\
         import os, psycopg
         from pathlib import Path
-        from pgiam_tui.sandbox.postgres import LocalPostgres, run_as
+        from pgiam_sandbox.postgres import LocalPostgres, run_as
         assert os.geteuid() != 0 and run_as() is None
         root = Path({str(workdir)!r})
         tpl = LocalPostgres.init_template(root / "tpl")
@@ -510,7 +509,7 @@ def test_orphans_of_a_dead_sandbox_are_reaped(tmp_path: Path) -> None:
         f"""\
         import os
         from pathlib import Path
-        from pgiam_tui.sandbox.postgres import LocalPostgres
+        from pgiam_sandbox.postgres import LocalPostgres
         tpl = LocalPostgres.init_template(Path({str(tmp_path)!r}) / "tpl")
         srv = LocalPostgres.clone(tpl, Path({str(tmp_path)!r}) / "srv")
         srv.start()

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from pgiam_sandbox.postgres import LocalPostgres, free_port
 
 from helpers.local_pg import running_postgres
-from pgiam_tui.sandbox.postgres import LocalPostgres, free_port
 
 if TYPE_CHECKING:
+    from pgiam_sandbox import Sandbox
+
     from pgiam_tui.model import ClusterSnapshot
-    from pgiam_tui.sandbox import Sandbox
 
 PGIAM = str(Path(sys.executable).with_name("pgiam-tui"))
 APP_USER = "app_password_user"

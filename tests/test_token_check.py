@@ -16,10 +16,10 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pgiam_sandbox.token_check import TokenTarget, TokenVerifier, Verdict, _parse, _Refused
 
 from helpers.moto_server import create_aurora_cluster, running_moto
 from helpers.moto_server import policy_document as _policy
-from pgiam_tui.sandbox.token_check import TokenTarget, TokenVerifier, Verdict, _parse, _Refused
 
 REGION = "us-east-1"
 DB = "123456789012"  # moto's default account: requests with unknown keys land there

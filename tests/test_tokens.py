@@ -23,7 +23,7 @@ from pgiam_tui.config import load_config
 BIN = Path(sys.executable).parent  # the venv's console scripts (pgiam-tui, aws)
 
 if TYPE_CHECKING:
-    from pgiam_tui.sandbox import Sandbox, SandboxCluster
+    from pgiam_sandbox import Sandbox, SandboxCluster
 
 PROFILE = "instancecrossaccount"
 

@@ -8,15 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from rich.text import Text
-from textual.pilot import Pilot
-from textual.screen import Screen
-from textual.widget import Widget
-
-from pgiam_tui.model import ClusterSnapshot
-from pgiam_tui.ui.app import PgiamApp
-from pgiam_tui.ui.render import SortCell
-from pgiam_tui.ui.sample import (
+from pgiam_devtools.sample import (
     HOSTILE_QUERY,
     cluster_configs,
     fixed_now,
@@ -25,10 +17,18 @@ from pgiam_tui.ui.sample import (
     session,
     with_activity,
 )
+from pgiam_devtools.static_source import StaticSource
+from rich.text import Text
+from textual.pilot import Pilot
+from textual.screen import Screen
+from textual.widget import Widget
+
+from pgiam_tui.model import ClusterSnapshot
+from pgiam_tui.ui.app import PgiamApp
+from pgiam_tui.ui.render import SortCell
 from pgiam_tui.ui.screens.all_sessions import AllSessionsScreen
 from pgiam_tui.ui.screens.detail import SessionDetailScreen
 from pgiam_tui.ui.screens.modals import CheckScreen, ConfirmScreen, MfaScreen
-from pgiam_tui.ui.source import StaticSource
 from pgiam_tui.ui.widgets.activity import ActivityTable
 from pgiam_tui.ui.widgets.events import EventsTable
 
@@ -458,9 +458,10 @@ async def test_big_diff_keeps_order_cursor_rendering_and_scroll_range() -> None:
     the outcome through DataTable's public reading API and its rendered lines, so a Textual change
     that breaks those internals fails here.
     """
+    from pgiam_devtools.sample import synthetic_snapshot
+
     from pgiam_tui.config import ClusterConfig
     from pgiam_tui.ui.render import fmt_duration
-    from pgiam_tui.ui.sample import synthetic_snapshot
     from pgiam_tui.ui.widgets.activity import Located
 
     first = synthetic_snapshot("big", 2000, 0)

@@ -22,7 +22,7 @@ from pgiam_tui.ui.widgets.activity import ActivityTable
 from pgiam_tui.ui.widgets.events import EventsTable
 
 if TYPE_CHECKING:
-    from pgiam_tui.sandbox import Sandbox
+    from pgiam_sandbox import Sandbox
 
 pytestmark = pytest.mark.timeout(400)
 # a query whose text is hostile to a terminal UI: markup, a link, ANSI colours and an OSC title sequence

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from pgiam_devtools.sample import HOSTILE_QUERY, T0, sample_snapshots, session
 from rich.console import Console
 from rich.text import Text
 
@@ -18,7 +19,6 @@ from pgiam_tui.ui.activity_model import (
     row_class,
 )
 from pgiam_tui.ui.render import cell, fmt_countdown, fmt_duration, safe_text, visible
-from pgiam_tui.ui.sample import HOSTILE_QUERY, T0, sample_snapshots, session
 from pgiam_tui.ui.widgets.events import EventFilterError, parse_event_filter
 from pgiam_tui.ui.widgets.iam import sparkline
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pgiam_devtools.sample import cluster_configs, fixed_now, sample_check, sample_snapshots
+from pgiam_devtools.static_source import StaticSource
 from textual.pilot import Pilot
 
 from pgiam_tui.ui.app import PgiamApp
-from pgiam_tui.ui.sample import cluster_configs, fixed_now, sample_check, sample_snapshots
-from pgiam_tui.ui.source import StaticSource
 from pgiam_tui.ui.widgets.activity import ActivityTable
 
 SnapCompare = Callable[..., bool]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from pgiam_tui.sandbox import Sandbox
+    from pgiam_sandbox import Sandbox
 
 pytestmark = [
     pytest.mark.timeout(300),

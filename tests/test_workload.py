@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
-
-from pgiam_tui.sandbox.postgres import LocalPostgres
-from pgiam_tui.sandbox.workload import Workload
-from pgiam_tui.sandbox.workload_targets import WorkloadTarget, garble_token, targets_from_sandbox
+from pgiam_sandbox.postgres import LocalPostgres
+from pgiam_sandbox.workload import Workload
+from pgiam_sandbox.workload_targets import WorkloadTarget, garble_token, targets_from_sandbox
 
 if TYPE_CHECKING:
-    from pgiam_tui.sandbox import Sandbox
+    from pgiam_sandbox import Sandbox
 
 # Generous: the suite shares 2 cores with many PostgreSQL servers. Waiting ends as soon as the state is seen.
 WAIT = 60.0

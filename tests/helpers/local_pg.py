@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pgiam_tui.sandbox.postgres import LocalPostgres
+from pgiam_sandbox.postgres import LocalPostgres
 
 
 @contextmanager

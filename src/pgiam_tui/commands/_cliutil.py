@@ -43,3 +43,11 @@ def terminal_mfa_prompt(prompt: str) -> str:
             None,
         )
     return getpass.getpass(prompt).strip()
+
+
+def missing_sandbox(command: str) -> str:
+    """The one line `sandbox` and `demo` print when the stand-in (its own distribution) is missing."""
+    return (
+        f"pgiam-tui {command}: the local sandbox is not installed; install it with "
+        "`pip install -e ./sandbox -e '.[sandbox]'` from a source checkout (or run `make demo`)"
+    )

@@ -10,6 +10,8 @@ import argparse
 import sys
 from typing import Any
 
+from pgiam_tui.commands._cliutil import missing_sandbox
+
 
 def register(subparsers: Any) -> None:
     """Add the `demo` subcommand."""
@@ -30,8 +32,14 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from pgiam_tui.sandbox import Sandbox, SandboxError
-    from pgiam_tui.sandbox.environment import exported
+    try:
+        from pgiam_sandbox import Sandbox, SandboxError
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("pgiam_sandbox"):
+            raise
+        print(missing_sandbox("demo"), file=sys.stderr)
+        return 2
+    from pgiam_sandbox.environment import exported
 
     if args.clusters < 1:
         print("pgiam-tui demo: --clusters must be at least 1", file=sys.stderr)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from pgiam_tui.commands._cliutil import missing_sandbox
+
 
 def register(subparsers: Any) -> None:
     """Add the `sandbox` command (with its `up` action)."""
@@ -77,7 +79,13 @@ def run(args: argparse.Namespace) -> int:
     import threading
     from pathlib import Path
 
-    from pgiam_tui.sandbox import Sandbox, SandboxError
+    try:
+        from pgiam_sandbox import Sandbox, SandboxError
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("pgiam_sandbox"):
+            raise
+        print(missing_sandbox("sandbox"), file=sys.stderr)
+        return 2
 
     stop = threading.Event()
 

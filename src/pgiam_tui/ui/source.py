@@ -1,4 +1,4 @@
-"""Where the console's snapshots come from: the live Monitor, or a fixed list (deterministic UI tests, bench).
+"""Where the console's snapshots come from: the live Monitor (canned ones: tools/pgiam_devtools).
 
 The app talks to a `SnapshotSource` only; it never imports collectors itself, so a fixed list of snapshots
 exercises the same rendering path as the live Monitor. Heavy imports (boto3, psycopg) stay inside methods.
@@ -7,7 +7,7 @@ exercises the same rendering path as the live Monitor. Heavy imports (boto3, psy
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -102,81 +102,6 @@ class SnapshotSource(Protocol):
     @property
     def records_actions(self) -> bool:
         """True when backend_action itself records an 'action' event in later snapshots."""
-
-
-class StaticSource:
-    """Fixed snapshots (or rounds of them): deterministic UI tests, screenshots of canned data, bench.
-
-    `rounds[0]` is emitted at start; each refresh_now() emits the next round (the last one repeats).
-    """
-
-    def __init__(
-        self,
-        rounds: Sequence[Sequence[ClusterSnapshot]],
-        checks: dict[str, CheckView] | None = None,
-    ) -> None:
-        self.rounds = [tuple(r) for r in rounds]
-        self.checks = dict(checks or {})
-        self.index = 0
-        self.paused = False
-        self.intervals: dict[str | None, float] = {}
-        self.actions: list[tuple[str, str, int, str]] = []
-        self._emit: Emit | None = None
-
-    async def start(self, emit: Emit) -> None:
-        """Emit the first round."""
-        self._emit = emit
-        if self.rounds:
-            for snap in self.rounds[0]:
-                emit(snap)
-
-    async def stop(self) -> None:
-        """Nothing to release."""
-        self._emit = None
-
-    async def refresh_now(self, name: str | None) -> None:
-        """Emit the next round (filtered to `name` when given)."""
-        if self._emit is None or not self.rounds:
-            return
-        self.index = min(self.index + 1, len(self.rounds) - 1)
-        for snap in self.rounds[self.index]:
-            if name is None or snap.name == name:
-                self._emit(snap)
-
-    def push(self, snapshots: Sequence[ClusterSnapshot]) -> None:
-        """Emit these snapshots now (tests drive changes explicitly)."""
-        if self._emit is not None:
-            for snap in snapshots:
-                self._emit(snap)
-
-    def set_interval(self, name: str | None, seconds: float) -> None:
-        """Record the interval (nothing polls)."""
-        self.intervals[name] = seconds
-
-    def pause(self) -> None:
-        """Record the paused state."""
-        self.paused = True
-
-    def resume(self) -> None:
-        """Record the resumed state."""
-        self.paused = False
-
-    async def run_check(self, name: str) -> CheckView:
-        """The canned check result for `name`."""
-        try:
-            return self.checks[name]
-        except KeyError:
-            raise SourceUnavailable(f"no connection check recorded for {name!r}") from None
-
-    async def backend_action(self, name: str, instance: str, pid: int, action: BackendAction) -> str:
-        """Record the request (no database behind a static source)."""
-        self.actions.append((name, instance, pid, action))
-        return f"{action} pid {pid} on {instance}: recorded (static data, nothing sent)"
-
-    def set_mfa_handler(self, handler: MfaHandler | None) -> None:
-        """Static data needs no credentials."""
-
-    records_actions = False
 
 
 class MonitorSource:

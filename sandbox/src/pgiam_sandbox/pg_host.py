@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgiam_tui.sandbox.errors import SandboxError
+from pgiam_sandbox.errors import SandboxError
 
 SANDBOX_SYSTEM_USER = "pgiam-sandbox"
 _NO_BINARIES = "no PostgreSQL binaries found: set PGIAM_PG_BINDIR or install postgresql"
@@ -484,7 +484,7 @@ def write_instance_config(
     data_dir: Path, port: int, socket_dir: Path, read_only: bool, user: RunAs | None
 ) -> None:
     lines = [
-        "# written by pgiam_tui.sandbox.postgres on every start",
+        "# written by pgiam_sandbox.postgres on every start",
         f"port = {int(port)}",
         "unix_socket_directories = '{}'".format(str(socket_dir).replace("'", "''")),
     ]

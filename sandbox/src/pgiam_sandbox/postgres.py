@@ -36,8 +36,8 @@ import threading
 import time
 from pathlib import Path
 
-from pgiam_tui.sandbox.errors import SandboxError
-from pgiam_tui.sandbox.pg_datadir import (
+from pgiam_sandbox.errors import SandboxError
+from pgiam_sandbox.pg_datadir import (
     copy_data_dir,
     initdb,
     last_meaningful_line,
@@ -45,7 +45,7 @@ from pgiam_tui.sandbox.pg_datadir import (
     seed_sql,
     seed_statements,
 )
-from pgiam_tui.sandbox.pg_host import (
+from pgiam_sandbox.pg_host import (
     SANDBOX_SYSTEM_USER,
     RunAs,
     check_reachable,

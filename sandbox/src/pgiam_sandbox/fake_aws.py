@@ -22,7 +22,7 @@ from typing import Any
 
 import boto3
 
-from pgiam_tui.sandbox.errors import SandboxError
+from pgiam_sandbox.errors import SandboxError
 
 DB_ACCOUNT = "111111111111"
 MGMT_ACCOUNT = "222222222222"

@@ -13,8 +13,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from pgiam_tui.sandbox.fake_aws import DB_ACCOUNT, StaticKey
-from pgiam_tui.sandbox.topology import SandboxCluster
+from pgiam_sandbox.fake_aws import DB_ACCOUNT, StaticKey
+from pgiam_sandbox.topology import SandboxCluster
 
 
 def _write_private(path: Path, text: str) -> None:

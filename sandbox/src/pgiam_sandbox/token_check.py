@@ -55,7 +55,7 @@ _REQUIRED = ("Action", "DBUser", "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-D
 
 
 class SwitchesLike(Protocol):
-    """The sandbox switches the verifier reads on every login (see pgiam_tui.sandbox.Switches)."""
+    """The sandbox switches the verifier reads on every login (see pgiam_sandbox.Switches)."""
 
     clock_skew_seconds: float
     throttle_per_second: float | None

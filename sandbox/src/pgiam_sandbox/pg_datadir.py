@@ -12,8 +12,8 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from pgiam_tui.sandbox.errors import SandboxError
-from pgiam_tui.sandbox.pg_host import (
+from pgiam_sandbox.errors import SandboxError
+from pgiam_sandbox.pg_host import (
     RunAs,
     child_env,
     place_data_dir,
@@ -138,7 +138,7 @@ def seed_statements(text: str) -> list[tuple[str | None, str]]:
 
 def seed_sql() -> str:
     """The scenario's seed script (package data: sandbox/seed.sql)."""
-    return resources.files("pgiam_tui.sandbox").joinpath("seed.sql").read_text(encoding="utf-8")
+    return resources.files("pgiam_sandbox").joinpath("seed.sql").read_text(encoding="utf-8")
 
 
 def run_sql_script(dsn: Callable[[str], str], script: str, dbname: str = "postgres") -> None:

@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pgiam_tui.sandbox.errors import SandboxError
-from pgiam_tui.sandbox.fake_aws import DB_ACCOUNT, ClusterSpec, SeededCluster, SeedResult, StaticKey
-from pgiam_tui.sandbox.topology import SandboxCluster, SandboxInstance, Switches
+from pgiam_sandbox.errors import SandboxError
+from pgiam_sandbox.fake_aws import DB_ACCOUNT, ClusterSpec, SeededCluster, SeedResult, StaticKey
+from pgiam_sandbox.topology import SandboxCluster, SandboxInstance, Switches
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Runtime:
 
     def start_postgres(self, specs: tuple[ClusterSpec, ...]) -> None:
         """initdb + seed a template once, clone it per instance, start all clones (concurrently)."""
-        from pgiam_tui.sandbox.postgres import LocalPostgres
+        from pgiam_sandbox.postgres import LocalPostgres
 
         pg_root = self.root / "pg"
         pg_root.mkdir(parents=True, exist_ok=True)
@@ -88,8 +88,8 @@ class Runtime:
 
         import trustme
 
-        from pgiam_tui.sandbox.rds_logs import DiagnosticLog
-        from pgiam_tui.sandbox.token_check import TokenVerifier
+        from pgiam_sandbox.rds_logs import DiagnosticLog
+        from pgiam_sandbox.token_check import TokenVerifier
 
         names = sorted(
             {c.endpoint for c in seeded.clusters}
@@ -114,9 +114,9 @@ class Runtime:
     ) -> SandboxCluster:
         import boto3
 
-        from pgiam_tui.sandbox.frontdoor import FrontDoor
-        from pgiam_tui.sandbox.rds_logs import RdsLogSink
-        from pgiam_tui.sandbox.token_check import TokenTarget
+        from pgiam_sandbox.frontdoor import FrontDoor
+        from pgiam_sandbox.rds_logs import RdsLogSink
+        from pgiam_sandbox.token_check import TokenTarget
 
         log_file = self.root / "logs" / f"{c.spec.name}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The sandbox's public description of what runs where (part of the `pgiam_tui.sandbox` contract)."""
+"""The sandbox's public description of what runs where (part of the `pgiam_sandbox` contract)."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pgiam_tui.sandbox.token_check import IAM_ERROR_STATUS, Verdict
+from pgiam_sandbox.token_check import IAM_ERROR_STATUS, Verdict
 
 __all__ = ["METRIC_NAMES", "DiagnosticLog", "RdsLogSink", "SslInfo", "iam_error_line", "rds_prefix"]
 

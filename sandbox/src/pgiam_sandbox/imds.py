@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from pgiam_tui.sandbox.errors import SandboxError
+from pgiam_sandbox.errors import SandboxError
 
 INSTANCE_ID = "i-0sandbox0mgmt0001"
 

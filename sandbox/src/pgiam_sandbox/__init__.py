@@ -1,6 +1,6 @@
 """Local stand-in for AWS + RDS PostgreSQL with IAM database authentication (tests, demo, benchmarks).
 
-    from pgiam_tui.sandbox import Sandbox
+    from pgiam_sandbox import Sandbox
     with Sandbox(Path("/tmp/sb")) as sb:
         ...   # sb.env, sb.clusters, sb.boto_session("instancecrossaccount"), sb.admin_sql(...)
 
@@ -9,19 +9,19 @@ Importing this package is cheap: moto, trustme and psycopg load when a Sandbox s
 
 from typing import TYPE_CHECKING
 
-from pgiam_tui.sandbox.errors import SandboxError
-from pgiam_tui.sandbox.topology import SandboxCluster, SandboxInstance, Switches
+from pgiam_sandbox.errors import SandboxError
+from pgiam_sandbox.topology import SandboxCluster, SandboxInstance, Switches
 
 if TYPE_CHECKING:
-    from pgiam_tui.sandbox.core import Sandbox
+    from pgiam_sandbox.core import Sandbox
 
 __all__ = ["Sandbox", "SandboxCluster", "SandboxError", "SandboxInstance", "Switches"]
 
 
 def __getattr__(name: str) -> object:
-    # Sandbox pulls boto3 in; keep `import pgiam_tui.sandbox` light for the CLI's --help.
+    # Sandbox pulls boto3 in; keep `import pgiam_sandbox` light for the CLI's --help.
     if name == "Sandbox":
-        from pgiam_tui.sandbox.core import Sandbox
+        from pgiam_sandbox.core import Sandbox
 
         return Sandbox
     raise AttributeError(name)

@@ -20,11 +20,11 @@ from typing import Any, cast
 
 import boto3
 
-from pgiam_tui.sandbox import aws_files, fake_aws, moto_guards
-from pgiam_tui.sandbox.errors import SandboxError
-from pgiam_tui.sandbox.imds import ImdsServer
-from pgiam_tui.sandbox.runtime import Runtime
-from pgiam_tui.sandbox.topology import SandboxCluster, SandboxInstance, Switches
+from pgiam_sandbox import aws_files, fake_aws, moto_guards
+from pgiam_sandbox.errors import SandboxError
+from pgiam_sandbox.imds import ImdsServer
+from pgiam_sandbox.runtime import Runtime
+from pgiam_sandbox.topology import SandboxCluster, SandboxInstance, Switches
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class Sandbox:
             raise SandboxError(f"cannot write to {self.root}: {exc.strerror or exc}") from None
 
     def _start(self) -> None:
-        from pgiam_tui.sandbox import postgres
+        from pgiam_sandbox import postgres
 
         bindir = postgres.find_pg_bindir(self.pg_bindir)  # SandboxError when there is none
         specs = fake_aws.default_specs(self.cluster_count)
@@ -138,7 +138,7 @@ class Sandbox:
             self._start_workload()
 
     def _start_workload(self) -> None:
-        from pgiam_tui.sandbox.workload import Workload
+        from pgiam_sandbox.workload import Workload
 
         # cast: Workload's protocol declares `clusters` as a mutable Sequence attribute; ours is a tuple.
         self._workload = Workload(cast(Any, self))

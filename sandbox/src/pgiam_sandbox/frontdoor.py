@@ -29,10 +29,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pgiam_tui.sandbox import pgwire
-from pgiam_tui.sandbox.frontdoor_log import ClientConn, ConnectionLog
-from pgiam_tui.sandbox.rds_logs import DiagnosticLog, RdsLogSink, SslInfo
-from pgiam_tui.sandbox.token_check import Verdict
+from pgiam_sandbox import pgwire
+from pgiam_sandbox.frontdoor_log import ClientConn, ConnectionLog
+from pgiam_sandbox.rds_logs import DiagnosticLog, RdsLogSink, SslInfo
+from pgiam_sandbox.token_check import Verdict
 
 __all__ = ["FrontDoor", "LatencySwitch", "Verifier"]
 
@@ -47,7 +47,7 @@ _sni: dict[int, str] = {}  # id(SSLObject) -> SNI host name, filled by the conte
 
 
 class LatencySwitch(Protocol):
-    """The switch the relay reads per chunk (pgiam_tui.sandbox.Switches has it)."""
+    """The switch the relay reads per chunk (pgiam_sandbox.Switches has it)."""
 
     latency_ms: float
 

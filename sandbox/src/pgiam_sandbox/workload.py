@@ -34,7 +34,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pgiam_tui.sandbox.workload_targets import (
+from pgiam_sandbox.workload_targets import (
     RO_PROFILE,
     RW_PROFILE,
     TOKEN_LIFETIME,

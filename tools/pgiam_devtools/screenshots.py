@@ -1,4 +1,4 @@
-"""`python -m pgiam_tui.ui.screenshots DIR [--sample]`: SVG screenshots of the console for the README.
+"""`python -m pgiam_devtools.screenshots DIR [--sample]`: SVG screenshots of the console for the README.
 
 By default they are taken from the demo: the sandbox with its workload, the console on it (headless, via
 Textual's Pilot), as `make screenshots` does. `--sample` uses the deterministic sample data instead (no
@@ -135,8 +135,8 @@ def _check_text(app: PgiamApp) -> str:
 
 def from_sample(out: Path) -> list[Path]:
     """Screenshots of the deterministic sample data."""
-    from pgiam_tui.ui.sample import cluster_configs, fixed_now, sample_check, sample_snapshots
-    from pgiam_tui.ui.source import StaticSource
+    from pgiam_devtools.sample import cluster_configs, fixed_now, sample_check, sample_snapshots
+    from pgiam_devtools.static_source import StaticSource
 
     source = StaticSource([sample_snapshots()], {"pgdemo-rds": sample_check()})
     app = PgiamApp(source, cluster_configs(), now=fixed_now, tick=False)
@@ -145,9 +145,10 @@ def from_sample(out: Path) -> list[Path]:
 
 def from_demo(out: Path) -> list[Path]:
     """Screenshots of the console watching the sandbox with its workload."""
+    from pgiam_sandbox import Sandbox, SandboxError
+    from pgiam_sandbox.environment import exported
+
     from pgiam_tui.config import load_config
-    from pgiam_tui.sandbox import Sandbox, SandboxError
-    from pgiam_tui.sandbox.environment import exported
     from pgiam_tui.ui.source import MonitorSource
 
     root = Path(tempfile.mkdtemp(prefix="pgiam-shots-"))
@@ -167,8 +168,8 @@ def from_demo(out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `python -m pgiam_tui.ui.screenshots`."""
-    parser = argparse.ArgumentParser(prog="python -m pgiam_tui.ui.screenshots", description=__doc__)
+    """Entry point of `python -m pgiam_devtools.screenshots`."""
+    parser = argparse.ArgumentParser(prog="python -m pgiam_devtools.screenshots", description=__doc__)
     parser.add_argument(
         "dir", nargs="?", default="screenshots", help="output directory (default screenshots)"
     )

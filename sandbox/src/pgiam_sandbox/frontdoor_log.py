@@ -12,8 +12,8 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pgiam_tui.sandbox.rds_logs import DiagnosticLog, RdsLogSink, SslInfo
-from pgiam_tui.sandbox.token_check import Verdict
+from pgiam_sandbox.rds_logs import DiagnosticLog, RdsLogSink, SslInfo
+from pgiam_sandbox.token_check import Verdict
 
 __all__ = ["ClientConn", "ConnectionLog"]
 
