@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo check bench screenshots clean venv
+.PHONY: test test-fast demo check bench screenshots clean venv
 
 $(STAMP): pyproject.toml sandbox/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,6 +16,10 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# no servers: tests/unit only, well under 30 s
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m unit tests/unit $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/pgiam-tui demo

@@ -20,7 +20,7 @@ from pgiam_tui.config import (
     resolve_config_path,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write(tmp_path: Path, text: str, name: str = "profiles.toml") -> Path:

@@ -13,9 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-
-from pgiam_tui.aws.session import SessionFactory
-from pgiam_tui.config import Config, load_config
 from test_check_support import (
     ADMIN,
     MONITOR_POLICY,
@@ -28,6 +25,9 @@ from test_check_support import (
     failed,
     set_cluster_iam_flag,
 )
+
+from pgiam_tui.aws.session import SessionFactory
+from pgiam_tui.config import Config, load_config
 
 if TYPE_CHECKING:
     from pgiam_sandbox import Sandbox

@@ -433,9 +433,15 @@ def _interpreter_for(user: pg_host.RunAs, home: Path) -> tuple[str, dict[str, st
     """
     import sysconfig
 
+    import pgiam_sandbox
+
     import pgiam_tui
 
-    paths = [str(Path(pgiam_tui.__file__).parent.parent), sysconfig.get_paths()["purelib"]]
+    paths = [
+        str(Path(pgiam_tui.__file__).parent.parent),
+        str(Path(pgiam_sandbox.__file__).parent.parent),
+        sysconfig.get_paths()["purelib"],
+    ]
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": os.pathsep.join(paths)}
     env["PGIAM_SANDBOX_PG_ON_DISK"] = "1"  # exercise in-place data dirs (memory placement is tested above)
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"

@@ -255,7 +255,7 @@ def test_password_prompt_on_a_terminal_does_not_echo(config: Path, tmp_path: Pat
     env.update(
         PGIAM_TEST_KEYRING=str(store),
         PYTHON_KEYRING_BACKEND="test_cli_basic.MemoryKeyring",
-        PYTHONPATH=str(TESTS),
+        PYTHONPATH=os.pathsep.join([str(TESTS), str(TESTS.parent)]),
     )
     pid, fd = pty.fork()
     if pid == 0:  # child: the real console script on a terminal

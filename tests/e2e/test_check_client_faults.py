@@ -15,11 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-
-from helpers.memory_keyring import MemoryKeyring, installed_keyring
-from pgiam_tui.aws.session import SessionFactory
-from pgiam_tui.config import Config, load_config
-from pgiam_tui.diagnose import result_to_json
 from test_check_support import (
     UnansweringPort,
     aurora,
@@ -28,6 +23,11 @@ from test_check_support import (
     direct,
     failed,
 )
+
+from helpers.memory_keyring import MemoryKeyring, installed_keyring
+from pgiam_tui.aws.session import SessionFactory
+from pgiam_tui.config import Config, load_config
+from pgiam_tui.diagnose import result_to_json
 
 if TYPE_CHECKING:
     from pgiam_sandbox import Sandbox
