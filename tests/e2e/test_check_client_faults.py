@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from test_check_support import (
+
+from helpers.check_support import (
     UnansweringPort,
     aurora,
     check,
@@ -23,7 +24,6 @@ from test_check_support import (
     direct,
     failed,
 )
-
 from helpers.memory_keyring import MemoryKeyring, installed_keyring
 from pgiam_tui.aws.session import SessionFactory
 from pgiam_tui.config import Config, load_config

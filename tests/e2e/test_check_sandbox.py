@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from test_check_support import (
+
+from helpers.check_support import (
     ADMIN,
     MONITOR_POLICY,
     WrongMonitorPolicy,
@@ -25,7 +26,6 @@ from test_check_support import (
     failed,
     set_cluster_iam_flag,
 )
-
 from pgiam_tui.aws.session import SessionFactory
 from pgiam_tui.config import Config, load_config
 
