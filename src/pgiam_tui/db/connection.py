@@ -24,6 +24,7 @@ import psycopg
 from psycopg import pq
 
 from pgiam_tui.db.conninfo import ConnTarget, connect_kwargs, one_line, scrub
+from pgiam_tui.db.text import use_tolerant_text
 from pgiam_tui.model import ConnectionStatus, ConnEvent, ConnState
 
 TUPLES_OK = pq.ExecStatus.TUPLES_OK
@@ -307,6 +308,7 @@ class InstanceConnection:
         except Exception as exc:  # every failure becomes a scrubbed, classified ConnectError
             self._fail(exc, step, secret)
             raise self._last_error from None
+        use_tolerant_text(conn)  # one undecodable query text must not blank the whole instance
         self._conn = conn
         self._failures = 0
         self._ever_connected = True
