@@ -8,6 +8,8 @@ from textual import events
 from textual.containers import Vertical
 from textual.widgets import Input
 
+from pgiam_tui.textsafe import visible
+
 
 class FilterablePane(Vertical):
     """Shared filter-input behaviour of the activity and events panes.
@@ -52,7 +54,7 @@ class FilterablePane(Vertical):
         try:
             self.set_filter(event.value)
         except ValueError as exc:
-            self.notify(str(exc), severity="error", markup=False)
+            self.notify(visible(str(exc)), severity="error", markup=False)
             return
         event.input.display = False
         self.table.reapply()
