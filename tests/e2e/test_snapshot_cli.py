@@ -409,9 +409,7 @@ def test_render_text_escapes_untrusted_strings() -> None:
     out = render_text([snap])
     for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
         assert raw not in out
-    assert (
-        "blocked: pid 42" in out and "by 7" in out and "\\x1b" in out and "\\u202e" in _field(HOSTILE, 200)
-    )
+    assert "blocked: pid 42" in out and "by 7" in out and "\\x1b" in out and "\\u202e" in _field(HOSTILE, 200)
     assert _field("a\tb\nc") == "a b c" and _field("x" * 100, 10) == "x" * 9 + "…"
 
 

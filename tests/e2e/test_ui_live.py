@@ -211,7 +211,8 @@ async def test_live_cancel_backend_after_confirmation_is_recorded(sandbox: Sandb
             await pilot.press("enter")
             await pilot.pause()
             body = " ".join(" ".join(lines(app.screen.query_one("#detail-body"))).split())
-            assert "[bold red]x[/] [link=http://x]y[/link] \\x1b[31mred\\x1b[0m \\x1b]0;pwned\\x07" in body, body
+            expected = "[bold red]x[/] [link=http://x]y[/link] \\x1b[31mred\\x1b[0m \\x1b]0;pwned\\x07"
+            assert expected in body, body
             await pilot.press("escape")
             await pilot.pause()
             await pilot.press("k")

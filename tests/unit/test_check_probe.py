@@ -161,4 +161,3 @@ def test_resolve_failure_and_refused_port() -> None:
     s.close()  # bound then closed: nothing listens there
     with pytest.raises(ConnectionRefusedError):
         tcp_connect("127.0.0.1", port, 2)
-

@@ -131,7 +131,13 @@ def test_a_limited_result_is_a_prefix_of_the_whole_and_fits(text: str, limit: in
         assert cut.endswith("…") and whole.startswith(cut[:-1])
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c)))
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+)
+
+
+@given(_JSON)
 def test_json_output_is_ascii_without_controls_and_reads_back(value: object) -> None:
     text = textsafe.to_json(value, indent=2)
     assert all(0x20 <= ord(ch) < 0x7F or ch == "\n" for ch in text)

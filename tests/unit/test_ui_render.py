@@ -9,6 +9,7 @@ from pgiam_devtools.sample import HOSTILE_QUERY, T0, sample_snapshots, session
 from rich.console import Console
 from rich.text import Text
 
+from pgiam_tui.textsafe import visible
 from pgiam_tui.ui.activity_model import (
     FilterError,
     blockers_of,
@@ -18,7 +19,6 @@ from pgiam_tui.ui.activity_model import (
     parse_filter,
     row_class,
 )
-from pgiam_tui.textsafe import visible
 from pgiam_tui.ui.render import cell, fmt_countdown, fmt_duration, safe_text
 from pgiam_tui.ui.widgets.events import EventFilterError, parse_event_filter
 from pgiam_tui.ui.widgets.iam import sparkline
