@@ -1,16 +1,20 @@
-"""Drive the real `pgiam-tui` binary in tmux: it starts, shows data, `q` exits 0, the terminal is restored."""
+"""Drive the real `pgiam-tui` binary in tmux: it starts, data appears, `q` exits 0, the terminal is restored.
+
+The tmux server gets its own socket name (-L) and is killed by that name at the end, so nothing is left.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from helpers.tmux import Tmux, tmux_fixture, wait
+from helpers.tmux import Tmux, wait
 
 if TYPE_CHECKING:
     from pgiam_sandbox import Sandbox
@@ -20,7 +24,15 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed"),
 ]
 BINARY = Path(sys.executable).with_name("pgiam-tui")
-__all__ = ["tmux_fixture"]  # the `tmux` fixture, used by name
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    t = Tmux(tmp_path)
+    try:
+        yield t
+    finally:
+        t.kill()
 
 
 def test_binary_config_error_is_one_line_exit_2(tmux: Tmux, tmp_path: Path) -> None:

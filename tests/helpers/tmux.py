@@ -1,6 +1,6 @@
-"""A private tmux server for driving the real `pgiam-tui` binary in a terminal (tests/e2e).
+"""A private tmux server for driving the real binary in a terminal (tests/e2e).
 
-Each Tmux gets its own socket name (-L) and is killed by that name at the end, so nothing is left.
+Each Tmux has its own socket name (-L), killed by that name at the end, so no tmux server is left behind.
 """
 
 from __future__ import annotations
@@ -9,12 +9,8 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import pytest
-
-__all__ = ["Tmux", "tmux_fixture", "wait"]
 
 
 class Tmux:
@@ -63,16 +59,6 @@ class Tmux:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=30)
         tmpdir = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
         (tmpdir / self.socket).unlink(missing_ok=True)
-
-
-@pytest.fixture(name="tmux")
-def tmux_fixture(tmp_path: Path) -> Iterator[Tmux]:
-    """A Tmux for one test, killed at its end."""
-    t = Tmux(tmp_path)
-    try:
-        yield t
-    finally:
-        t.kill()
 
 
 def wait(what: str, cond: Callable[[], bool], limit_s: float = 90.0) -> None:
