@@ -315,7 +315,7 @@ async def test_events_filter_by_kind_and_user() -> None:
         events = app.query_one(EventsTable)
         events.focus()
         await pilot.press("slash")
-        await pilot.press(*"kind:fail", "enter")
+        await pilot.press(*"kind:auth_failed", "enter")
         await pilot.pause()
         assert [events.get_row_at(i)[1].plain for i in range(events.row_count)] == ["AUTH FAIL"]
         # AWS's own reason sits beside the failure

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from pgiam_devtools.sample import HOSTILE_QUERY, T0, sample_snapshots, session
 from rich.console import Console
 from rich.text import Text
 
 from pgiam_tui.ui.activity_model import (
-    FilterError,
     blockers_of,
     blocking_chain,
     blocking_forest,
-    parse_duration,
-    parse_filter,
     row_class,
 )
 from pgiam_tui.ui.render import cell, fmt_countdown, fmt_duration, safe_text, visible
-from pgiam_tui.ui.widgets.events import EventFilterError, parse_event_filter
 from pgiam_tui.ui.widgets.iam import sparkline
 
 
@@ -79,38 +74,6 @@ def test_hostile_query_cell_literal() -> None:
         "SELECT '[bold red]x[/]', '[link=http://x]y[/link]', '␛[31mred␛[0m', '␛]0;pwned␇'"
     )
     assert c.plain.endswith("…") and len(c.plain) == 200
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"), [("10s", 10.0), ("2m", 120.0), ("500ms", 0.5), ("1.5h", 5400.0), ("30", 30.0)]
-)
-def test_parse_duration(text: str, seconds: float) -> None:
-    assert parse_duration(text) == seconds
-
-
-def test_filter_tokens() -> None:
-    rows = sample_snapshots()[0].activity
-    f = parse_filter("state:active user:OLTP_RW min:10s")
-    assert sorted(r.pid for r in rows if f.matches(r)) == [4103, 4104]
-    assert sorted(r.pid for r in rows if parse_filter("pg_sleep").matches(r)) == [4105]
-    assert [r.pid for r in rows if parse_filter("db:demo instance:reader state:idle").matches(r)] == [5102]
-    assert not parse_filter("").active
-
-
-@pytest.mark.parametrize("bad", ["min:abc", "colour:red", "user:"])
-def test_filter_errors(bad: str) -> None:
-    with pytest.raises(FilterError):
-        parse_filter(bad)
-
-
-def test_event_filter() -> None:
-    evs = sample_snapshots()[0].events
-    assert [e.kind for e in evs if parse_event_filter("kind:fail").matches(e)] == ["auth_failed"]
-    assert [e.kind for e in evs if parse_event_filter("kind:iam").matches(e)] == ["iam_not_authorized"]
-    assert {e.kind for e in evs if parse_event_filter("user:oltp_ro").matches(e)} == {"disconnected"}
-    assert [e.kind for e in evs if parse_event_filter("expired").matches(e)] == ["auth_failed"]
-    with pytest.raises(EventFilterError):
-        parse_event_filter("nope:x")
 
 
 def test_row_classes() -> None:

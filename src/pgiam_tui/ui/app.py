@@ -21,7 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from pgiam_tui.config import ClusterConfig
@@ -77,7 +77,8 @@ class PgiamApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
-        Binding("slash", "filter", "Filter"),
+        # priority: handled as the key arrives, so the keys typed right after it reach the filter input
+        Binding("slash", "filter", "Filter", priority=True),
         Binding("s", "sort", "Sort"),
         Binding("S", "reverse_sort", "Reverse sort", show=False),
         Binding("i", "hide_idle", "Idle", show=False),
@@ -288,6 +289,8 @@ class PgiamApp(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Pane actions only where a pane is on screen (not on the detail screen or a modal)."""
+        if action == "filter" and isinstance(self.focused, Input):
+            return False  # `/` typed into an input is a character (the binding is a priority one)
         if action in ACTIVITY_ACTIONS:
             screen = self.screen
             on_main = screen is self.screen_stack[0] if self.screen_stack else False
