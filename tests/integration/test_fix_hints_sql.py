@@ -39,9 +39,8 @@ def test_pasted_fixes_touch_only_the_named_role(pg: Any) -> None:
     )
     roles = [RoleRow(HOSTILE, True, False, False, False, ("rds_iam",))]
     now = datetime(2025, 9, 22, tzinfo=UTC)
-    fixes = {
-        f.code: f.fix or "" for f in build_snapshot(ctx, roles, IamInventory("111111111111", (), now), now=now).findings
-    }
+    snapshot = build_snapshot(ctx, roles, IamInventory("111111111111", (), now), now=now)
+    fixes = {f.code: f.fix or "" for f in snapshot.findings}
     revoke = re.search(r'REVOKE rds_iam FROM "(?:[^"]|"")*";', fixes["orphan_db_user"])
     assert revoke is not None
     grant = fixes["no_pg_monitor"]
