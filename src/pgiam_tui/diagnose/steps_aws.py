@@ -20,8 +20,8 @@ from pgiam_tui.diagnose.causes import Diagnosis
 from pgiam_tui.diagnose.context import SKEW_LIMIT_S, CheckContext
 from pgiam_tui.diagnose.probe import is_ip
 from pgiam_tui.diagnose.result import StepBuilder
-from pgiam_tui.diagnose.text import visible
 from pgiam_tui.fixquote import shell_word
+from pgiam_tui.textsafe import clip
 
 if TYPE_CHECKING:
     from pgiam_tui.aws.discovery import ResolvedCluster
@@ -172,7 +172,7 @@ async def step_credentials(ctx: CheckContext, b: StepBuilder) -> bool:
             err = better if better is not None else err
         code = _CREDENTIAL_CAUSES.get(err.kind, "aws_error")
         skew = _skew_from_error(exc, ctx)
-        message = visible(err.message)
+        message = clip(err.message)
         if skew is not None and abs(skew) > SKEW_LIMIT_S:
             diag = clock_diagnosis(skew)
             diag.evidence.insert(0, message)
@@ -196,7 +196,7 @@ async def step_credentials(ctx: CheckContext, b: StepBuilder) -> bool:
 
 def _timed_out(ctx: CheckContext, b: StepBuilder, service: str, exc: BaseException) -> bool:
     """Fail the step as a timeout (never as a permissions problem)."""
-    message = visible(f"{service} did not answer in time: {exc}")
+    message = clip(f"{service} did not answer in time: {exc}")
     fix = (
         "retry once AWS answers; if it keeps timing out, check the network path to AWS "
         "(proxy, VPC endpoint, firewall, AWS_ENDPOINT_URL)"
@@ -234,7 +234,7 @@ async def step_discovery(ctx: CheckContext, b: StepBuilder) -> bool:
         code = {"not_found": "cluster_not_found", "access_denied": "discovery_denied"}.get(
             exc.kind, "aws_error"
         )
-        message = visible(exc.message)
+        message = clip(exc.message)
         b.fail(message, exc.hint, cause=code)
         ctx.decide(Diagnosis(code, fix=exc.hint or "", evidence=[message]), "inference")
         return False
@@ -243,8 +243,8 @@ async def step_discovery(ctx: CheckContext, b: StepBuilder) -> bool:
             return _timed_out(ctx, b, "RDS (describe-db-clusters / describe-db-instances)", exc)
         err = classify_aws_error(exc, cfg.profile)
         code = _CREDENTIAL_CAUSES.get(err.kind, "aws_error")
-        b.fail(visible(err.message), err.hint, cause=code)
-        ctx.decide(Diagnosis(code, fix=err.hint or "", evidence=[visible(err.message)]), "inference")
+        b.fail(clip(err.message), err.hint, cause=code)
+        ctx.decide(Diagnosis(code, fix=err.hint or "", evidence=[clip(err.message)]), "inference")
         return False
     ctx.cluster = cluster
     members = ", ".join(f"{i.role} {i.id}" for i in cluster.instances)
@@ -345,8 +345,8 @@ async def step_token(ctx: CheckContext, b: StepBuilder) -> bool:
         )
     except AwsCredentialError as exc:
         code = _CREDENTIAL_CAUSES.get(exc.kind, "token_error")
-        b.fail(visible(exc.message), exc.hint, cause=code)
-        ctx.decide(Diagnosis(code, fix=exc.hint or "", evidence=[visible(exc.message)]), "inference")
+        b.fail(clip(exc.message), exc.hint, cause=code)
+        ctx.decide(Diagnosis(code, fix=exc.hint or "", evidence=[clip(exc.message)]), "inference")
         return False
     token = ctx.token
     lifetime = (token.expires_at - token.issued_at).total_seconds()

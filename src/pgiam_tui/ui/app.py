@@ -26,6 +26,7 @@ from textual.worker import Worker, WorkerState
 
 from pgiam_tui.config import ClusterConfig
 from pgiam_tui.model import ClusterSnapshot, ConnEvent
+from pgiam_tui.textsafe import visible
 from pgiam_tui.ui.messages import ClusterSelected, SessionChosen, SnapshotArrived
 from pgiam_tui.ui.palette import PALETTE
 from pgiam_tui.ui.render import safe_text
@@ -195,7 +196,10 @@ class PgiamApp(App[int]):
             err = event.worker.error
             what = event.worker.description or event.worker.name or "task"
             self.notify(
-                f"{what} failed: {type(err).__name__}: {err}", severity="error", markup=False, timeout=10
+                visible(f"{what} failed: {type(err).__name__}: {err}"),
+                severity="error",
+                markup=False,
+                timeout=10,
             )
 
     def on_snapshot_arrived(self, message: SnapshotArrived) -> None:
@@ -474,9 +478,9 @@ class PgiamApp(App[int]):
             outcome = await self.source.backend_action(cluster, instance, pid, action)
         except Exception as exc:
             outcome = f"failed: {exc}"
-            self.notify(f"{action} pid {pid}: {exc}", severity="error", markup=False)
+            self.notify(visible(f"{action} pid {pid}: {exc}"), severity="error", markup=False)
         else:
-            self.notify(outcome, markup=False)
+            self.notify(visible(outcome), markup=False)
         if not self.source.records_actions:
             self.local_events.setdefault(cluster, []).append(
                 action_event(cluster, instance, pid, action, outcome, self.now())

@@ -14,7 +14,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from pgiam_tui.ui.render import safe_text, visible
+from pgiam_tui.textsafe import visible
+from pgiam_tui.ui.render import safe_text
 from pgiam_tui.ui.source import CheckView
 
 STEP_MARKS = {"ok": ("✔", "bold green"), "failed": ("✖", "bold red"), "skipped": ("–", "dim")}
