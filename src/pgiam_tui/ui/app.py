@@ -237,7 +237,7 @@ class PgiamApp(App[int]):
     def _render_selected(self) -> None:
         name = self.selected
         snap = self.latest.get(name) if name else None
-        self.activity.show_snapshot(snap, name=name)
+        self.activity.show_snapshot(snap, name=name, now=self.now())
         self.query_one(EventsPane).show_snapshot(self._events_of(name or "", snap), name=name)
         self.query_one(IamPane).show_snapshot(snap, self.now(), name=name)
         self._update_topbar()

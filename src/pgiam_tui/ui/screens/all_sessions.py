@@ -12,7 +12,7 @@ from textual.widgets import Footer
 
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.ui.keys import bindings
-from pgiam_tui.ui.widgets.activity import ActivityPane, Located
+from pgiam_tui.ui.widgets.activity import ActivityPane, Located, stale_instances
 
 
 def merged(snapshots: Mapping[str, ClusterSnapshot]) -> list[Located]:
@@ -46,7 +46,7 @@ class AllSessionsScreen(Screen[None]):
 
     def update(self, snapshots: Mapping[str, ClusterSnapshot]) -> None:
         """Diff the merged table against the latest snapshots."""
-        self.pane.show_many(merged(snapshots))
+        self.pane.show_many(merged(snapshots), stale_instances(list(snapshots.values())))
 
     def action_close(self) -> None:
         """Back."""
