@@ -289,11 +289,34 @@ async def test_usable_at_80x24_and_zoom() -> None:
         await pilot.click(ActivityTable, offset=(2, 1))  # a row (the header sorts)
         await pilot.press("z")
         await pilot.pause()
-        assert app.screen.maximized is app.activity
+        assert app.zoomed == "activity" and not app.cluster_list.display
         assert app.activity.table.size.height >= 15
+        assert "live" in "".join(lines(app.query_one("#topbar")))  # the top bar stays when zoomed
         await pilot.press("z")
         await pilot.pause()
-        assert app.screen.maximized is None
+        assert app.zoomed is None and app.cluster_list.display
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 50)])
+async def test_top_bar_shows_pause_and_heartbeat_in_every_view(size: tuple[int, int]) -> None:
+    snaps = sample_snapshots()
+    first = replace(snaps[0], round_ms=310.0, collected_at=fixed_now() - timedelta(seconds=4))
+    app, _ = make_app([(first, *snaps[1:])])
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, app, 3)
+        await pilot.press("p")
+        await pilot.pause()
+        bar = "".join(lines(app.query_one("#topbar")))
+        assert "PAUSED" in bar and "pgdemo-1 round 0.3s" in bar and "4.0s ago" in bar
+        app.activity.table.focus()
+        await pilot.press("z")
+        await pilot.pause()
+        assert "PAUSED" in "".join(lines(app.query_one("#topbar")))
+        await pilot.press("z", "a")
+        await pilot.pause()
+        assert isinstance(app.screen, AllSessionsScreen)
+        bar = "".join(lines(app.screen.query_one("#topbar-all")))
+        assert "PAUSED" in bar and "3 clusters" in bar and "slowest round" in bar
 
 
 async def test_quit_exits_zero() -> None:

@@ -33,6 +33,7 @@ from pgiam_tui.ui.widgets.activity import ActivityPane
 from pgiam_tui.ui.widgets.cluster_list import ClusterList
 from pgiam_tui.ui.widgets.events import EventsPane
 from pgiam_tui.ui.widgets.iam import IamPane
+from pgiam_tui.ui.widgets.top_bar import TopBar
 
 __all__ = ["ReplayApp", "ReplaySource", "parse_moment"]
 
@@ -203,7 +204,7 @@ class ReplayApp(PgiamApp):
 
     def compose(self) -> ComposeResult:
         """The console's layout with the time bar above the footer."""
-        yield Static("", id="topbar")
+        yield TopBar(id="topbar")
         with Horizontal(id="main"):
             yield ClusterList(id="clusters")
             with Vertical(id="right"):
