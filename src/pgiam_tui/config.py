@@ -56,6 +56,7 @@ class ClusterConfig:
     log_group: str | None = None  # override /aws/rds/cluster/ID/postgresql
     log_file: str | None = None  # for log_source = "file"
     log_line_prefix: str = "%t:%r:%u@%d:[%p]:"
+    log_timezone: str | None = None  # the server's log_timezone (IANA name) when it does not log UTC
     cloudtrail: bool = False  # look up AssumeRole events on the monitoring role
     monitor_role_arn: str | None = None
     group: str | None = None  # label used to group clusters in the list
@@ -122,6 +123,7 @@ _KEY_KINDS: dict[str, str] = {
     "log_group": _STR,
     "log_file": _STR,
     "log_line_prefix": _STR,
+    "log_timezone": _STR,
     "cloudtrail": _BOOL,
     "monitor_role_arn": _STR,
     "group": _STR,
@@ -481,3 +483,20 @@ def _check_consistency(check: _Checker, index: int, values: dict[str, Any]) -> N
         )
     if values.get("log_source") == "file" and values.get("log_file") is None:
         raise check.error(index, "log_source", 'log_source = "file" needs log_file')
+    _check_log_format(check, index, values)
+
+
+def _check_log_format(check: _Checker, index: int, values: dict[str, Any]) -> None:
+    """log_line_prefix and log_timezone must be usable by the log parser (its own rules, one message)."""
+    from pgiam_tui.collect.logprefix import PrefixError, compile_prefix, parse_zone
+
+    try:
+        if values.get("log_line_prefix") is not None:
+            compile_prefix(values["log_line_prefix"])
+    except PrefixError as exc:
+        raise check.error(index, "log_line_prefix", str(exc)) from None
+    try:
+        if values.get("log_timezone") is not None:
+            parse_zone(values["log_timezone"])
+    except PrefixError as exc:
+        raise check.error(index, "log_timezone", str(exc)) from None

@@ -19,7 +19,7 @@ from pgiam_tui.ui.activity_model import (
     row_class,
 )
 from pgiam_tui.ui.render import cell, fmt_countdown, fmt_duration, safe_text, visible
-from pgiam_tui.ui.widgets.events import EventFilterError, parse_event_filter
+from pgiam_tui.ui.widgets.events import EventFilterError, pane_rows, parse_event_filter, row_cells
 from pgiam_tui.ui.widgets.iam import sparkline
 
 
@@ -103,14 +103,27 @@ def test_filter_errors(bad: str) -> None:
         parse_filter(bad)
 
 
+def _shown(text: str) -> list[str]:
+    rows = pane_rows(sample_snapshots()[0])
+    flt = parse_event_filter(text)
+    return sorted(row_cells(r)[1].plain for r in rows if flt.matches(r))
+
+
 def test_event_filter() -> None:
-    evs = sample_snapshots()[0].events
-    assert [e.kind for e in evs if parse_event_filter("kind:fail").matches(e)] == ["auth_failed"]
-    assert [e.kind for e in evs if parse_event_filter("kind:iam").matches(e)] == ["iam_not_authorized"]
-    assert {e.kind for e in evs if parse_event_filter("user:oltp_ro").matches(e)} == {"disconnected"}
-    assert [e.kind for e in evs if parse_event_filter("expired").matches(e)] == ["auth_failed"]
+    assert _shown("kind:fail") == ["FAILED"]
+    assert _shown("kind:iam") == ["FAILED"]  # the attempt AWS gave a reason for
+    assert _shown("aws:expired") == ["FAILED"]
+    assert _shown("user:oltp_ro") == ["ok"]
+    assert _shown("expired") == ["FAILED"]
+    assert _shown("kind:console") == ["console ok"]
     with pytest.raises(EventFilterError):
         parse_event_filter("nope:x")
+
+
+def test_kind_ok_matches_whole_words_only() -> None:
+    # "ok" is inside "IAM bad t-ok-en" and "ExpiredT-ok-en": only logins that succeeded match kind:ok
+    assert _shown("kind:ok") == ["console ok", "ok", "ok"]
+    assert _shown("outcome:failed") == ["FAILED"]
 
 
 def test_row_classes() -> None:
