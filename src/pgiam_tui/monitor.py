@@ -27,6 +27,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import replace
 from typing import Any
 
+from pgiam_tui.aws.db_credentials import iam_token_provider
 from pgiam_tui.collect.activity import ActivityCollector, ActivityResult
 from pgiam_tui.collect.aws_threads import run_side_thread
 from pgiam_tui.config import Config, ConfigError
@@ -36,7 +37,6 @@ from pgiam_tui.db.connection import (
     CredentialProvider,
     InstanceConnection,
     QueryError,
-    iam_token_provider,
     keyring_password_provider,
     utcnow,
 )

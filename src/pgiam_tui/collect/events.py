@@ -31,7 +31,7 @@ from pgiam_tui.collect.log_sources import (
     RawLine,
     RdsLogFileSource,
 )
-from pgiam_tui.collect.logparse import LogEntry, LogLineParser, visible
+from pgiam_tui.collect.logparse import LogEntry, LogLineParser
 from pgiam_tui.collect.logprefix import parse_zone
 from pgiam_tui.config import ClusterConfig
 from pgiam_tui.model import Attempt, ConnEvent, EventKind, FailureCount, Finding
@@ -277,7 +277,7 @@ class EventsCollector:
 
 
 def _describe(exc: BaseException) -> str:
-    return visible(describe_aws_error(exc))
+    return describe_aws_error(exc)
 
 
 def _unreadable(code: str, source: str | None, detail: str) -> Finding:

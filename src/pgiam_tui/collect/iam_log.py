@@ -15,8 +15,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from pgiam_tui import textsafe
-from pgiam_tui.collect.logparse import visible
 from pgiam_tui.model import ConnEvent, EventKind
 
 __all__ = ["IAM_CODE_KINDS", "IAM_KINDS", "KIND_CODES", "aws_words", "parse_iam_line"]
@@ -90,8 +88,9 @@ def parse_iam_line(
             time=fallback_time,
             kind=EventKind.OTHER,
             source="iam_log",
-            message=visible(text),
+            message=text,
             instance=instance,
+            raw=text,
         )
 
 
@@ -110,20 +109,18 @@ def _parse_iam(text: str, fallback_time: datetime | None, instance: str | None) 
     user = None
     if um is not None:
         user = next((g for g in um.group("q", "q2", "dq", "bare") if g is not None), None)
-        if user is not None:
-            user = textsafe.visible(user)  # as the log parser shows names: one line, escapes
     am = _CALLER_RE.search(text)
-    caller = visible(am.group("arn").replace(" ", "")) if am else None
+    caller = am.group("arn").replace(" ", "") if am else None
     reason = f"{code}: {_REASONS[code]}" if code in _REASONS else None
     return ConnEvent(
         time=when,
         kind=kind,
         user=user,
         source="iam_log",
-        message=visible(text),
+        message=text,
         instance=instance,
         iam_reason=reason,
         caller_arn=caller,
-        raw=visible(text),
+        raw=text,
         method="iam",
     )

@@ -14,7 +14,7 @@ prefix's fields (`%u`, `%d`) as the client sent them: a user name holding a line
 own that only *looks* like a new entry. `entries()` joins such a line back onto the fragment before it (the
 fragment does not parse on its own; the two together do), so a forged line can never be read as a login of
 its own. Log text is untrusted: a line that does not fit is kept as kind `other`; parsing never raises.
-Control characters are made visible so a line can never drive a terminal.
+Text is kept as the server wrote it; every output escapes it once (`pgiam_tui.textsafe`).
 
 Speed matters (a busy server logs thousands of connections a minute), so the hot path is one regex match,
 a cached timestamp and a few `str` prefix tests.
@@ -26,7 +26,6 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from pgiam_tui import textsafe
 from pgiam_tui.collect.logmessages import classify
 from pgiam_tui.collect.logprefix import GROUPS, CompiledPrefix, PrefixError, TimeParser, compile_prefix
 from pgiam_tui.model import ConnEvent, EventKind
@@ -39,7 +38,6 @@ __all__ = [
     "compile_prefix",
     "parse_line",
     "split_user_db",
-    "visible",
 ]
 
 RDS_PREFIX = "%t:%r:%u@%d:[%p]:"
@@ -47,16 +45,11 @@ _UNKNOWN = {"", "[unknown]", "[local]"}
 _ONE_SECOND = timedelta(seconds=1)
 
 
-def visible(text: str) -> str:
-    """`text` with control, bidi and other unsafe characters shown as escapes (tab and line feed kept)."""
-    return textsafe.visible(text, layout="keep_lines")
-
-
 def _name(text: str | None) -> str | None:
-    """A user or database name for display: one line, every control character escaped."""
+    """A user, database or host name as written, None for PostgreSQL's placeholders."""
     if text is None or text in _UNKNOWN:
         return None
-    return textsafe.visible(text)
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +142,8 @@ class LogLineParser:
         try:
             return self._parse(line, src, inst, fallback_time)
         except Exception:  # the contract is "never raises"; a parser bug must not stop collection
-            text = visible(line)
             return ConnEvent(
-                fallback_time, EventKind.OTHER, source=src, message=text, instance=inst, raw=text
+                fallback_time, EventKind.OTHER, source=src, message=line, instance=inst, raw=line
             )
 
     def matches(self, text: str) -> bool:
@@ -214,7 +206,7 @@ class LogLineParser:
         return when
 
     def _parse(self, line: str, src: str, inst: str | None, fallback: datetime | None) -> ConnEvent:
-        raw = visible(line)
+        raw = line
         m = self._re.match(line)
         if m is None:
             return ConnEvent(fallback, EventKind.OTHER, source=src, message=raw, instance=inst, raw=raw)
@@ -250,7 +242,7 @@ class LogLineParser:
             int(pid_s) if pid_s else None,
             facts.ssl,
             src,
-            visible(f"{level}:  {text}"),
+            f"{level}:  {text}",
             inst,
             None,
             None,

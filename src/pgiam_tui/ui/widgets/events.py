@@ -16,6 +16,7 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable, Input, Static
 
 from pgiam_tui.model import Attempt, ClusterSnapshot, ConnEvent, EventKind, Outcome
+from pgiam_tui.ui.filter_language import FieldKind, Filter, FilterField, FilterLanguage
 from pgiam_tui.ui.render import SortCell, cell, fmt_time, safe_text
 from pgiam_tui.ui.widgets.filterable import FilterablePane
 
@@ -31,11 +32,6 @@ CONSOLE_LABELS: dict[str, tuple[str, str]] = {
     EventKind.CLIENT_FAILED: ("console FAIL", "bold red"),
     EventKind.ACTION: ("ACTION", "bold magenta"),
 }
-EVENT_FIELDS = ("kind", "outcome", "user", "db", "host", "method", "aws", "source", "instance")
-
-
-class EventFilterError(ValueError):
-    """A filter the events pane cannot understand."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,95 +41,88 @@ class PaneRow:
     attempt: Attempt | None = None
     event: ConnEvent | None = None
 
-    def words(self) -> set[str]:
-        """The exact words `kind:` matches: outcome, `fail` for every failed login, method, AWS code."""
+    def names(self) -> tuple[str, ...]:
+        """The names `kind:` (or `outcome:`) matches, whole: the outcome shown, `fail` for every failed
+        login, the method, AWS's code and `iam` when AWS gave one; for the console's rows their label."""
         if self.attempt is not None:
             a = self.attempt
-            out = {a.outcome.value}
+            out = [OUTCOME_LABELS[a.outcome][0], a.outcome.value]
             if a.failed:
-                out.add("fail")
+                out += ["fail", "failed"]
             if a.method:
-                out.add(a.method.lower())
+                out.append(a.method)
             if a.aws_code:
-                out.update({a.aws_code.lower(), "iam"})
-            return out
+                out += [a.aws_code, "iam"]
+            return tuple(out)
         assert self.event is not None
         kind = self.event.kind
-        label = CONSOLE_LABELS.get(kind, (str(kind), ""))[0].lower()
-        out = {str(kind), "console", *label.split()}
+        out = [CONSOLE_LABELS.get(kind, (str(kind), ""))[0], str(kind), "console"]
         if kind == EventKind.CLIENT_FAILED:
-            out.add("fail")
-        return out
+            out += ["fail", "failed"]
+        if kind == EventKind.CLIENT_CONNECT:
+            out.append("ok")
+        return tuple(out)
 
-    def field(self, name: str) -> str | None:
-        """The text a `name:` filter token looks in."""
+    def value(self, name: str) -> str | None:
+        """The text of one field (user, db, host, method, aws, source, instance)."""
         a, e = self.attempt, self.event
         if a is not None:
-            values = {"user": a.user, "db": a.database, "host": a.host, "method": a.method,
-                      "aws": a.aws_code, "source": a.source, "instance": a.instance}  # fmt: skip
-        else:
-            assert e is not None
-            values = {"user": e.user, "db": e.database, "host": e.host, "method": e.method,
-                      "aws": None, "source": e.source, "instance": e.instance}  # fmt: skip
-        return values.get(name)
+            return {"user": a.user, "db": a.database, "host": a.host, "method": a.method, "aws": a.aws_code,
+                    "source": a.source, "instance": a.instance}.get(name)  # fmt: skip
+        assert e is not None
+        return {"user": e.user, "db": e.database, "host": e.host, "method": e.method, "aws": None,
+                "source": e.source, "instance": e.instance}.get(name)  # fmt: skip
 
-    def haystack(self) -> str:
+    @property
+    def pid(self) -> int | None:
+        """The backend pid."""
+        return self.attempt.pid if self.attempt is not None else self.event.pid if self.event else None
+
+    def words(self) -> tuple[str | None, ...]:
         """Every text a free word may match."""
         if self.attempt is not None:
             a = self.attempt
-            parts = (a.user, a.database, a.host, a.message, a.aws_code, a.aws_reason, a.caller_arn,
-                     a.method, a.outcome.value, *a.lines)  # fmt: skip
-        else:
-            assert self.event is not None
-            e = self.event
-            parts = (e.message, e.user, e.database, e.host, str(e.kind), e.caller_arn)
-        return " ".join(p for p in parts if p).lower()
+            return (a.user, a.database, a.host, a.message, a.aws_code, a.aws_reason, a.caller_arn, a.method,
+                    a.source, *self.names(), *a.lines)  # fmt: skip
+        assert self.event is not None
+        e = self.event
+        return (e.message, e.user, e.database, e.host, e.caller_arn, e.source, *self.names())
 
 
-@dataclass(frozen=True, slots=True)
-class EventFilter:
-    """`kind:failed user:x` tokens plus free words."""
-
-    fields: tuple[tuple[str, str], ...] = ()
-    words: tuple[str, ...] = ()
-    text: str = ""
-
-    @property
-    def active(self) -> bool:
-        """True when anything is filtered."""
-        return bool(self.fields or self.words)
-
-    def matches(self, row: PaneRow) -> bool:
-        """Whether the row passes every token (`kind:`/`outcome:` match whole words, never parts)."""
-        for name, value in self.fields:
-            if name in ("kind", "outcome"):
-                if value not in row.words():
-                    return False
-                continue
-            target = row.field(name)
-            if target is None or value not in target.lower():
-                return False
-        if self.words:
-            hay = row.haystack()
-            return all(w in hay for w in self.words)
-        return True
+def _choices() -> tuple[str, ...]:
+    names = [label for label, _ in OUTCOME_LABELS.values()] + [o.value for o in Outcome]
+    names += [label for label, _ in CONSOLE_LABELS.values()] + [str(k) for k in CONSOLE_LABELS]
+    names += ["fail", "failed", "console", "iam", "InvalidToken", "ExpiredToken", "NotAuthorized",
+              "ThrottlingException", "InternalError", "password", "pam"]  # fmt: skip
+    return tuple(dict.fromkeys(names))
 
 
-def parse_event_filter(text: str) -> EventFilter:
-    """Parse `kind:fail user:oltp words` (case-insensitive)."""
-    fields: list[tuple[str, str]] = []
-    words: list[str] = []
-    for token in text.split():
-        name, sep, value = token.partition(":")
-        if sep and name.lower() in EVENT_FIELDS:
-            if not value:
-                raise EventFilterError(f"{name}: needs a value")
-            fields.append((name.lower(), value.lower()))
-        elif sep and name.isalpha():
-            raise EventFilterError(f"unknown filter field {name!r} (known: {', '.join(EVENT_FIELDS)})")
-        else:
-            words.append(token.lower())
-    return EventFilter(tuple(fields), tuple(words), text.strip())
+def _text_field(name: str, help_: str, *aliases: str) -> FilterField[PaneRow]:
+    return FilterField(name, FieldKind.TEXT, help_, texts=lambda r: (r.value(name),), aliases=aliases)
+
+
+EVENT_FILTER: FilterLanguage[PaneRow] = FilterLanguage(
+    fields=(
+        FilterField(
+            "kind", FieldKind.CHOICE, "failed", texts=PaneRow.names, choices=_choices(), aliases=("outcome",)
+        ),
+        _text_field("user", "name"),
+        _text_field("db", "name", "database"),
+        _text_field("host", "ip"),
+        _text_field("method", "iam"),
+        _text_field("aws", "ExpiredToken"),
+        _text_field("source", "cloudwatch"),
+        _text_field("instance", "reader"),
+        FilterField("pid", FieldKind.NUMBER, "123", number=lambda r: r.pid),
+    ),
+    words=PaneRow.words,
+    example="kind:failed user:oltp aws:ExpiredToken -host:10.0.1.23 words",
+)
+
+
+def parse_event_filter(text: str) -> Filter[PaneRow]:
+    """Parse `/` input of the events pane (FilterError, a ValueError, when it is not valid)."""
+    return EVENT_FILTER.parse(text)
 
 
 def pane_rows(snap: ClusterSnapshot) -> list[PaneRow]:
@@ -220,7 +209,7 @@ class EventsTable(DataTable[SortCell]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row")
         self._shown: dict[str, PaneRow] = {}
-        self.event_filter = EventFilter()
+        self.event_filter: Filter[PaneRow] = Filter()
         self._sources: list[PaneRow] = []
 
     def on_mount(self) -> None:
@@ -319,8 +308,7 @@ class EventsPane(FilterablePane):
         yield Static("Logins", classes="pane-title", id="events-title")
         yield EventsTable(id="events-table")
         yield Static("", id="events-summary")
-        yield Input(placeholder="filter: kind:failed user:x host:y aws:ExpiredToken words   (Esc closes)",
-                    id="events-filter")  # fmt: skip
+        yield Input(placeholder=f"filter: {EVENT_FILTER.example}   (Esc closes)", id="events-filter")
 
     @property
     def table(self) -> EventsTable:
@@ -350,5 +338,5 @@ class EventsPane(FilterablePane):
         return self.table.event_filter.text
 
     def set_filter(self, text: str) -> None:
-        """Parse and apply an event filter (EventFilterError, a ValueError, when it is not valid)."""
+        """Parse and apply an event filter (FilterError, a ValueError, when it is not valid)."""
         self.table.event_filter = parse_event_filter(text)
