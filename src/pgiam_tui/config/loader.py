@@ -161,14 +161,16 @@ class _Checker:
         pairs: list[tuple[str, str]] = []
         for host, target in value.items():
             if not isinstance(target, str) or parse_hostport(target) is None:
-                raise self.error(index, key, f'tunnel for {_quoted(host)}: expected "addr:port", got {_quoted(target)}')
+                raise self.error(
+                    index, key, f'tunnel for {_quoted(host)}: expected "addr:port", got {_quoted(target)}'
+                )
             pairs.append((host, target))
         return tuple(pairs)
 
 
 def _quoted(value: object, limit: int = 60) -> str:
-    """VALUE from the file as a message shows it: quoted like Python (so a newline in a key stays on one line),
-    cut to LIMIT characters (a 5,000-digit port is not worth repeating)."""
+    """VALUE from the file as a message shows it: quoted like Python (a newline in a key stays on one
+    line), cut to LIMIT characters (a 5,000-digit port is not worth repeating)."""
     shown = repr(value) if isinstance(value, str) else str(value)
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import botocore.exceptions
@@ -20,6 +20,7 @@ import botocore.exceptions
 from pgiam_tui.aws.errors import describe_aws_error
 from pgiam_tui.aws.policy import CONNECT_ACTION, MatchedStatement, NamedPolicy, connect_grants, evaluate
 from pgiam_tui.collect.iam_log import IAM_CODE_KINDS, parse_iam_line
+from pgiam_tui.errors import PgiamError
 from pgiam_tui.textsafe import clip
 
 _DBUSER_ARN = re.compile(
@@ -30,8 +31,10 @@ IAM_LOG_CODES = tuple(IAM_CODE_KINDS)
 _CODE_OF_KIND = {kind: code for code, kind in IAM_CODE_KINDS.items()}
 
 
-class EvidenceUnavailable(Exception):
+class EvidenceUnavailable(PgiamError):
     """The evidence source could not be read (no permission, no such group, AWS error); str() says why."""
+
+    default_step: ClassVar[str] = "evidence"
 
 
 @dataclass(frozen=True)
