@@ -13,6 +13,7 @@ from typing import ClassVar, Literal
 import botocore.exceptions as bx
 
 from pgiam_tui.errors import PgiamError
+from pgiam_tui.fixquote import shell_word
 
 CredentialErrorKind = Literal[
     "unknown_profile",
@@ -85,7 +86,7 @@ def _label(profile: str | None) -> str:
 
 
 def _login_hint(profile: str | None) -> str:
-    return f"aws sso login --profile {profile}" if profile else "aws sso login"
+    return f"aws sso login --profile {shell_word(profile)}" if profile else "aws sso login"
 
 
 def classify_aws_error(exc: BaseException, profile: str | None) -> AwsCredentialError:
@@ -143,7 +144,7 @@ def classify_aws_error(exc: BaseException, profile: str | None) -> AwsCredential
         return AwsCredentialError(
             f"{who}: no AWS credentials found ({exc})",
             "no_credentials",
-            f"configure credentials (aws configure --profile {profile})"
+            f"configure credentials (aws configure --profile {shell_word(profile)})"
             if profile
             else "choose a profile in the config (profile = ...) or set AWS credentials",
             profile,

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import boto3
 import botocore.exceptions
 
+from pgiam_tui.aws.credential_failure import is_timeout
 from pgiam_tui.aws.errors import describe_aws_error
 from pgiam_tui.aws.policy import CONNECT_ACTION, MatchedStatement, NamedPolicy, connect_grants, evaluate
 from pgiam_tui.collect.iam_log import IAM_CODE_KINDS, parse_iam_line
@@ -32,9 +33,16 @@ _CODE_OF_KIND = {kind: code for code, kind in IAM_CODE_KINDS.items()}
 
 
 class EvidenceUnavailable(PgiamError):
-    """The evidence source could not be read (no permission, no such group, AWS error); str() says why."""
+    """The evidence source could not be read (no permission, no such group, AWS error); str() says why.
+
+    `timed_out` tells a timeout (AWS did not answer) from a refusal: only the latter is about permissions.
+    """
 
     default_step: ClassVar[str] = "evidence"
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,9 @@ def newest_iam_log_line(
                 f"cannot read log group {group}: {clip(describe_aws_error(exc))}"
             ) from None
         except botocore.exceptions.BotoCoreError as exc:
-            raise EvidenceUnavailable(f"cannot read log group {group}: {clip(str(exc))}") from None
+            raise EvidenceUnavailable(
+                f"cannot read log group {group}: {clip(str(exc))}", timed_out=is_timeout(exc)
+            ) from None
         if newest is not None or time.monotonic() >= deadline:
             return newest
         time.sleep(0.3)
@@ -174,7 +184,7 @@ def principal_policies(session: boto3.Session, principal: Principal) -> list[Nam
             f"cannot read the policies of {principal.kind} {principal.name}: {clip(describe_aws_error(exc))}"
         ) from None
     except botocore.exceptions.BotoCoreError as exc:
-        raise EvidenceUnavailable(f"cannot read IAM: {clip(str(exc))}") from None
+        raise EvidenceUnavailable(f"cannot read IAM: {clip(str(exc))}", timed_out=is_timeout(exc)) from None
     return policies
 
 
