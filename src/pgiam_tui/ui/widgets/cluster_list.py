@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
 from rich.text import Text
+from textual.binding import BindingType
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
@@ -14,6 +16,7 @@ from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.textsafe import ELLIPSIS, visible
 from pgiam_tui.ui.activity_model import is_background
 from pgiam_tui.ui.cluster_health import TpsMeter, health_line
+from pgiam_tui.ui.keys import bindings
 from pgiam_tui.ui.messages import ClusterSelected
 from pgiam_tui.ui.render import fmt_countdown
 
@@ -114,10 +117,9 @@ def session_counts(snap: ClusterSnapshot) -> tuple[int, int, int]:
 
 
 def recent_failures(snap: ClusterSnapshot) -> int:
-    """Auth failures in the snapshot's window (summary if present, else counted from events)."""
-    if snap.failures:
-        return sum(f.count for f in snap.failures)
-    return sum(1 for e in snap.events if e.kind == "auth_failed" or e.kind.startswith("iam_"))
+    """Failed logins in the snapshot's window: its attempts that failed (`Attempt.failed`, the one definition
+    the events footer and `snapshot` use too)."""
+    return sum(1 for a in snap.attempts if a.failed)
 
 
 def group_of(snap: ClusterSnapshot | None, fallback: str) -> str:
@@ -137,6 +139,8 @@ class ClusterList(DataTable[Text]):
     Each cluster takes two lines: name, health, token, sessions and failures; then its health at a glance
     (longest query, oldest transaction, connections, transactions per second, replica lag).
     """
+
+    BINDINGS: ClassVar[list[BindingType]] = bindings("clusters")  # ui/keys.py: this pane's footer
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=0)
