@@ -37,8 +37,9 @@ def parse_health(row: Sequence[Any], aurora_lag_ms: float | None) -> ServerHealt
 
 async def collect_health(conn: Fetcher, instance_id: str) -> ServerHealth | None:
     """One instance's ServerHealth, or None when the server would not say (logged, never raised)."""
-    version = conn.server_version_num or 0
     try:
+        await conn.ready()  # (re)connects when needed, so the server version is known
+        version = conn.server_version_num or 0
         rows = await conn.fetch(get_query("server_health", version))
         if not rows:
             return None
