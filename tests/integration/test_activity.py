@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -284,3 +285,45 @@ def test_sql_is_sent_compact() -> None:
     assert "--" not in sql and "\n " not in sql and len(sql) < 1200
     assert "'client backend'" in sql and "'Lock'" in sql and "'track_activity_query_size'" in sql
     assert compact("-- c\n  SELECT '--x'  \n\n  -- d\nFROM t") == "SELECT '--x'\nFROM t"
+
+
+NON_UTF8_QUERY = b"select pg_sleep(300) /* caf\xe9 \xff */"
+
+
+@pytest.mark.parametrize("monitor_db", ["demo", "legacy_ascii"])
+async def test_text_the_server_cannot_decode_blanks_nothing(server: LocalPostgres, monitor_db: str) -> None:
+    """Issue 10: a session of a SQL_ASCII database runs a query holding bytes that are not UTF-8.
+
+    pg_stat_activity hands those bytes to every monitor unconverted: read from a UTF8 database (the usual
+    monitoring database) they cannot be decoded, read from the SQL_ASCII database itself psycopg would
+    return bytes. Either way every session of the instance stays, that one with its text made decodable.
+    """
+    admin = await psycopg.AsyncConnection.connect(server.admin_dsn, autocommit=True)
+    cur = await admin.execute("SELECT count(*) FROM pg_database WHERE datname = 'legacy_ascii'")
+    if (await cur.fetchone()) == (0,):  # once per module server (both parameters use it)
+        await admin.execute(
+            "CREATE DATABASE legacy_ascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+        )
+    legacy = await psycopg.AsyncConnection.connect(server.dsn("legacy_ascii"), autocommit=True)
+    other = await psycopg.AsyncConnection.connect(server.admin_dsn, autocommit=True)
+    await other.execute("SET application_name = 'ordinary-neighbour'")
+    target = replace(_target(server, "pgmonitor"), database=monitor_db)
+    monitor = InstanceConnection(target, _password("unused-over-trust"))
+    sleeper = asyncio.create_task(legacy.execute(NON_UTF8_QUERY))
+    try:
+        await _wait_for(
+            admin, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s", ("%pg_sleep(300)%",), 1
+        )
+        result = await ActivityCollector("local-writer", "pgmonitor").collect(monitor)
+        rows = {r.pid: r for r in result.rows}
+        legacy_row = rows[legacy.info.backend_pid]
+        assert legacy_row.datname == "legacy_ascii"
+        assert legacy_row.query == "select pg_sleep(300) /* caf\ufffd \ufffd */"
+        assert rows[other.info.backend_pid].application_name == "ordinary-neighbour"
+        assert all(isinstance(r.query, str | None) and isinstance(r.usename, str | None) for r in result.rows)
+    finally:
+        await admin.execute("SELECT pg_cancel_backend(%s)", (legacy.info.backend_pid,))
+        await asyncio.gather(sleeper, return_exceptions=True)
+        for c in (legacy, other, admin):
+            await c.close()
+        await monitor.close()

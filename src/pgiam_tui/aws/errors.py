@@ -12,6 +12,8 @@ from typing import Literal
 
 import botocore.exceptions as bx
 
+from pgiam_tui.fixquote import shell_word
+
 CredentialErrorKind = Literal[
     "unknown_profile",
     "sso_expired",
@@ -91,7 +93,7 @@ def _label(profile: str | None) -> str:
 
 
 def _login_hint(profile: str | None) -> str:
-    return f"aws sso login --profile {profile}" if profile else "aws sso login"
+    return f"aws sso login --profile {shell_word(profile)}" if profile else "aws sso login"
 
 
 def classify_aws_error(exc: BaseException, profile: str | None) -> AwsCredentialError:
@@ -149,7 +151,7 @@ def classify_aws_error(exc: BaseException, profile: str | None) -> AwsCredential
         return AwsCredentialError(
             f"{who}: no AWS credentials found ({exc})",
             "no_credentials",
-            f"configure credentials (aws configure --profile {profile})"
+            f"configure credentials (aws configure --profile {shell_word(profile)})"
             if profile
             else "choose a profile in the config (profile = ...) or set AWS credentials",
             profile,

@@ -24,6 +24,7 @@ import psycopg
 from psycopg import pq
 
 from pgiam_tui.db.conninfo import ConnTarget, connect_kwargs, one_line, scrub
+from pgiam_tui.db.text import use_tolerant_text
 from pgiam_tui.model import ConnectionStatus, ConnEvent, ConnState
 
 TUPLES_OK = pq.ExecStatus.TUPLES_OK
@@ -128,7 +129,8 @@ class InstanceConnection:
     """The monitoring session to one instance: lazy (re)connect with backoff, read-only queries, status.
 
     `credentials` is awaited before every connect attempt and must return a fresh Credential (see
-    `iam_token_provider` / `keyring_password_provider`). `on_event` receives a client ConnEvent per attempt.
+    `keyring_password_provider` here, or aws/db_credentials.py for IAM tokens: db/ never imports aws/).
+    `on_event` receives a client ConnEvent per attempt.
     Statements are serialised on the one connection (a psycopg connection runs one query at a time).
     """
 
@@ -307,6 +309,7 @@ class InstanceConnection:
         except Exception as exc:  # every failure becomes a scrubbed, classified ConnectError
             self._fail(exc, step, secret)
             raise self._last_error from None
+        use_tolerant_text(conn)  # one undecodable query text must not blank the whole instance
         self._conn = conn
         self._failures = 0
         self._ever_connected = True
@@ -381,26 +384,6 @@ class InstanceConnection:
             self._on_event(event)
 
     _last_error: ConnectError = ConnectError("not connected")
-
-
-def iam_token_provider(session: Any, target: ConnTarget) -> CredentialProvider:
-    """A CredentialProvider making a fresh IAM token per call (boto3 in a worker thread, never on the loop).
-
-    The token is signed for the endpoint and canonical port (not the tunnel), the user and the region.
-    """
-    from pgiam_tui.aws.tokens import make_token
-
-    if not target.region:
-        raise ConnectError(f"{target.cluster}: no region known for {target.endpoint}", step="config")
-    region = target.region
-
-    async def provide() -> Credential:
-        token = await asyncio.to_thread(
-            make_token, session, target.endpoint, target.port, target.user, region
-        )
-        return Credential(token.value, token.expires_at)
-
-    return provide
 
 
 def keyring_password_provider(cluster: str) -> CredentialProvider:

@@ -8,66 +8,17 @@ from collections.abc import Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.widgets import ContentSwitcher, Input, Static, Tree
-from textual.widgets.tree import TreeNode
+from textual.widgets import ContentSwitcher, Input, Static
 
-from pgiam_tui.model import ClusterSnapshot, SessionRow
-from pgiam_tui.ui.activity_model import (
-    BlockNode,
-    blocking_forest,
-    parse_filter,
-)
+from pgiam_tui.model import ClusterSnapshot
+from pgiam_tui.ui.activity_filter import ACTIVITY_FILTER, parse_activity_filter
+from pgiam_tui.ui.activity_model import Located
 from pgiam_tui.ui.render import fmt_duration, safe_text
-from pgiam_tui.ui.widgets.activity_table import ActivityTable, LiveCell, Located
+from pgiam_tui.ui.widgets.activity_table import ActivityTable, LiveCell
+from pgiam_tui.ui.widgets.blocking_tree import BlockingTree
 from pgiam_tui.ui.widgets.filterable import FilterablePane
 
 __all__ = ["ActivityPane", "ActivityTable", "BlockingTree", "LiveCell", "Located"]
-
-
-class BlockingTree(Tree[str]):
-    """Blockers -> the sessions waiting on them, rebuilt only when the structure changes."""
-
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__("blocking", id=id)
-        self.show_root = False
-        self._signature: tuple[object, ...] | None = None
-
-    @staticmethod
-    def _label(row: SessionRow) -> Text:
-        text = Text()
-        text.append(f"{row.pid} ", style="bold")
-        text.append_text(safe_text(row.usename, 16))
-        text.append(f" {row.state or ''} {fmt_duration(row.duration_s)} ", style="dim")
-        text.append_text(safe_text(row.query, 80))
-        return text
-
-    def show(self, rows: Sequence[SessionRow]) -> None:
-        """Rebuild from the sessions' blocked_by lists (cheap: only blocking sessions appear)."""
-        forest = blocking_forest(rows)
-
-        def sig(node: BlockNode) -> tuple[object, ...]:
-            return (node.row.instance, node.row.pid, node.row.state, tuple(sig(c) for c in node.children))
-
-        signature = tuple(sig(n) for n in forest)
-        if signature == self._signature:
-            return
-        self._signature = signature
-        self.clear()
-        if not forest:
-            self.root.add_leaf(Text("no blocked sessions", style="dim"))
-            return
-
-        def add(parent: TreeNode[str], node: BlockNode) -> None:
-            label = self._label(node.row)
-            if node.children:
-                branch = parent.add(label, data=node.row.key, expand=True)
-                for child in node.children:
-                    add(branch, child)
-            else:
-                parent.add_leaf(label, data=node.row.key)
-
-        for node in forest:
-            add(self.root, node)
 
 
 class ActivityPane(FilterablePane):
@@ -90,7 +41,7 @@ class ActivityPane(FilterablePane):
             yield ActivityTable(with_cluster=self.with_cluster, id="activity-table")
             yield BlockingTree(id="activity-tree")
         yield Input(
-            placeholder="filter: words  state:  user:  db:  app:  min:10s   (Esc closes)",
+            placeholder=f"filter: {ACTIVITY_FILTER.example}   (Esc closes)",
             id="activity-filter",
         )
 
@@ -201,4 +152,4 @@ class ActivityPane(FilterablePane):
 
     def set_filter(self, text: str) -> None:
         """Parse and apply a session filter (FilterError, a ValueError, when it is not valid)."""
-        self.table.session_filter = parse_filter(text)
+        self.table.session_filter = parse_activity_filter(text)
