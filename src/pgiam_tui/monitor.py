@@ -27,6 +27,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import replace
 from typing import Any
 
+from pgiam_tui.aws.credential_failure import credential_failure
 from pgiam_tui.aws.db_credentials import iam_token_provider
 from pgiam_tui.collect.activity import ActivityCollector, ActivityResult
 from pgiam_tui.collect.aws_threads import run_side_thread
@@ -314,7 +315,12 @@ class Monitor:
         try:
             resolved = await self._resolve(w, session)
         except Exception as exc:
+            # credentials are resolved lazily, at discovery's first call: a credentials failure (an IMDS
+            # outage, an expired SSO session) belongs to the credentials step, with its real reason
+            failure = await asyncio.to_thread(credential_failure, exc, cfg.profile)
             if w.resolved is None:
+                if failure is not None:
+                    return error_snapshot(w, aws_error("credentials", failure, cfg))
                 return error_snapshot(w, aws_error("discovery", exc, cfg))
             # a failed *re*discovery: open sessions still work, so keep watching what we knew
             info = aws_error("discovery", exc, cfg)

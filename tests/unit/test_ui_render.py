@@ -8,13 +8,14 @@ from pgiam_devtools.sample import HOSTILE_QUERY, T0, sample_snapshots, session
 from rich.console import Console
 from rich.text import Text
 
+from pgiam_tui.textsafe import visible
 from pgiam_tui.ui.activity_model import (
     blockers_of,
     blocking_chain,
     blocking_forest,
     row_class,
 )
-from pgiam_tui.ui.render import cell, fmt_countdown, fmt_duration, safe_text, visible
+from pgiam_tui.ui.render import cell, fmt_countdown, fmt_duration, safe_text
 from pgiam_tui.ui.widgets.iam import sparkline
 
 
@@ -39,7 +40,7 @@ def test_escape_sequences_made_visible() -> None:
     raw = "a\x1b[31mred\x1b[0m\x1b]0;title\x07\x9b2J\x00\x7f"
     t = safe_text(raw)
     assert "\x1b" not in t.plain and "\x07" not in t.plain and "\x9b" not in t.plain and "\x00" not in t.plain
-    assert t.plain == "a␛[31mred␛[0m␛]0;title␇\\x9b2J␀␡"
+    assert t.plain == "a\\x1b[31mred\\x1b[0m\\x1b]0;title\\x07\\x9b2J\\x00\\x7f"
     out = rendered(t)
     # the only ESC bytes in the terminal output are the renderer's own SGR codes, never the OSC title
     assert "\x1b]0;" not in out and "\x1b[31mred" not in out
@@ -50,28 +51,28 @@ def test_bidi_and_zero_width_visible() -> None:
 
 
 def test_newlines_single_line_vs_multiline() -> None:
-    assert safe_text("a\nb\tc").plain == "a⏎b c"
-    assert safe_text("a\nb\tc", multiline=True).plain == "a\nb    c"
-    assert safe_text("x\x1by", multiline=True).plain == "x␛y"
+    assert safe_text("a\nb\tc").plain == "a\\nb\\tc"
+    assert safe_text("a\nb\tc\r", multiline=True).plain == "a\nb\tc\\r"
+    assert safe_text("x\x1by", multiline=True).plain == "x\\x1by"
 
 
 def test_max_len_cuts_with_ellipsis_after_escaping() -> None:
-    t = safe_text("\x1b" * 10, max_len=4)
-    assert t.plain == "␛␛␛…"
+    t = safe_text("\x1b" * 10, max_len=9)
+    assert t.plain == "\\x1b\\x1b…"  # cut between escapes, never inside one
     assert len(safe_text("y" * 10_000, max_len=50).plain) == 50
     assert safe_text(None, none="-").plain == "-"
 
 
 def test_cells_are_safe_and_sortable() -> None:
     c = cell("[b]x\x1b", (1, 5))
-    assert c.plain == "[b]x␛" and c.sort_key == (1, 5)
+    assert c.plain == "[b]x\\x1b" and c.sort_key == (1, 5)
     assert cell(None).sort_key < cell("a").sort_key
 
 
 def test_hostile_query_cell_literal() -> None:
     c = cell(HOSTILE_QUERY, max_len=200)
     assert c.plain.startswith(
-        "SELECT '[bold red]x[/]', '[link=http://x]y[/link]', '␛[31mred␛[0m', '␛]0;pwned␇'"
+        "SELECT '[bold red]x[/]', '[link=http://x]y[/link]', '\\x1b[31mred\\x1b[0m', '\\x1b]0;pwned\\x07'"
     )
     assert c.plain.endswith("…") and len(c.plain) == 200
 

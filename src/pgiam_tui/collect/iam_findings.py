@@ -3,8 +3,8 @@
 `build_snapshot` takes the roles (RoleRow, from collect/iam_mapping.py's ROLES_SQL), the IAM inventory
 (aws/iam_read.py) and Access Advisor results, evaluates every principal's policies with aws/policy.py for
 `rds-db:connect` on each user's ARN, and turns drift into findings with stable codes (FINDING_CODES), each
-with a fix text. Names from the database or IAM are untrusted: findings show them with control characters
-made visible.
+with a fix text. Names from the database or IAM are untrusted: findings keep them as they are, and every
+output escapes them once (`pgiam_tui.textsafe`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pgiam_tui.aws.policy import (
     evaluate,
     wildcard_match,
 )
-from pgiam_tui.collect.logparse import visible
+from pgiam_tui.fixquote import sql_ident
 from pgiam_tui.model import AssumeRoleEvent, DbUser, Finding, Grant, IamMetrics, IamSnapshot, Severity
 
 __all__ = ["FINDING_CODES", "MappingContext", "RoleRow", "build_snapshot"]
@@ -158,7 +158,7 @@ def build_snapshot(
     per_user: dict[str, list[Finding]] = {}
 
     def add(sev: Severity, code: str, msg: str, fix: str, user: str | None = None) -> None:
-        f = Finding(severity=sev, code=code, message=visible(msg), fix=visible(fix), user=user)
+        f = Finding(severity=sev, code=code, message=msg, fix=fix, user=user)
         findings.append(f)
         if user is not None:
             per_user.setdefault(user, []).append(f)
@@ -238,7 +238,7 @@ def build_snapshot(
                     f"{r.name} is in rds_iam (password login impossible) but no policy of account "
                     f"{ctx.account_id} grants rds-db:connect as it{broad}",
                     f"attach a policy allowing rds-db:connect on {arn} to the principal that should use it, "
-                    f"or REVOKE rds_iam FROM {r.name} / DROP ROLE {r.name}",
+                    f"or REVOKE rds_iam FROM {sql_ident(r.name)}; / DROP ROLE {sql_ident(r.name)};",
                     r.name,
                 )
         _unused_findings(grants_by_user, advice, unused_days, now, add)
@@ -270,7 +270,7 @@ def build_snapshot(
             "no_pg_monitor",
             f"monitoring user {mon.name} is not a member of pg_monitor: other sessions' queries show as "
             "<insufficient privilege> and some statistics are hidden",
-            f"GRANT pg_monitor TO {mon.name};",
+            f"GRANT pg_monitor TO {sql_ident(mon.name)};",
             mon.name,
         )
     findings.extend(extra_findings)
@@ -365,7 +365,8 @@ def _grant_findings(
                     "orphan_grant",
                     f"policy {policy} ({who}) allows rds-db:connect as {parsed.user}, a user "
                     f"{ctx.cluster_label} does not have",
-                    f"CREATE ROLE {parsed.user} LOGIN; GRANT rds_iam TO {parsed.user}; or remove {pattern} "
+                    f"CREATE ROLE {sql_ident(parsed.user)} LOGIN; "
+                    f"GRANT rds_iam TO {sql_ident(parsed.user)}; or remove {pattern} "
                     f"from {policy}",
                     None,
                 )

@@ -12,15 +12,17 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import botocore.exceptions
 
+from pgiam_tui.aws.credential_failure import is_timeout
 from pgiam_tui.aws.errors import describe_aws_error
 from pgiam_tui.aws.policy import CONNECT_ACTION, MatchedStatement, NamedPolicy, connect_grants, evaluate
 from pgiam_tui.collect.iam_log import IAM_CODE_KINDS, parse_iam_line
-from pgiam_tui.diagnose.text import visible
+from pgiam_tui.errors import PgiamError
+from pgiam_tui.textsafe import clip
 
 _DBUSER_ARN = re.compile(
     r"^arn:(?P<partition>[^:]*):rds-db:(?P<region>[^:]*):(?P<account>[^:]*):dbuser:(?P<rid>[^/]*)/(?P<user>.*)$"
@@ -30,8 +32,17 @@ IAM_LOG_CODES = tuple(IAM_CODE_KINDS)
 _CODE_OF_KIND = {kind: code for code, kind in IAM_CODE_KINDS.items()}
 
 
-class EvidenceUnavailable(Exception):
-    """The evidence source could not be read (no permission, no such group, AWS error); str() says why."""
+class EvidenceUnavailable(PgiamError):
+    """The evidence source could not be read (no permission, no such group, AWS error); str() says why.
+
+    `timed_out` tells a timeout (AWS did not answer) from a refusal: only the latter is about permissions.
+    """
+
+    default_step: ClassVar[str] = "evidence"
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,7 @@ def parse_iam_log_line(text: str, timestamp_ms: int = 0) -> IamLogLine | None:
         code=code,
         user=event.user,
         caller_arn=event.caller_arn,
-        message=visible(text.strip()),
+        message=clip(text.strip()),
         timestamp_ms=timestamp_ms,
     )
 
@@ -97,10 +108,12 @@ def newest_iam_log_line(
                 kwargs["nextToken"] = token
         except botocore.exceptions.ClientError as exc:
             raise EvidenceUnavailable(
-                f"cannot read log group {group}: {visible(describe_aws_error(exc))}"
+                f"cannot read log group {group}: {clip(describe_aws_error(exc))}"
             ) from None
         except botocore.exceptions.BotoCoreError as exc:
-            raise EvidenceUnavailable(f"cannot read log group {group}: {visible(str(exc))}") from None
+            raise EvidenceUnavailable(
+                f"cannot read log group {group}: {clip(str(exc))}", timed_out=is_timeout(exc)
+            ) from None
         if newest is not None or time.monotonic() >= deadline:
             return newest
         time.sleep(0.3)
@@ -168,11 +181,10 @@ def principal_policies(session: boto3.Session, principal: Principal) -> list[Nam
                     policies.append(NamedPolicy(f"group/{gname}/{name}", None, _doc(doc)))
     except botocore.exceptions.ClientError as exc:
         raise EvidenceUnavailable(
-            f"cannot read the policies of {principal.kind} {principal.name}: "
-            f"{visible(describe_aws_error(exc))}"
+            f"cannot read the policies of {principal.kind} {principal.name}: {clip(describe_aws_error(exc))}"
         ) from None
     except botocore.exceptions.BotoCoreError as exc:
-        raise EvidenceUnavailable(f"cannot read IAM: {visible(str(exc))}") from None
+        raise EvidenceUnavailable(f"cannot read IAM: {clip(str(exc))}", timed_out=is_timeout(exc)) from None
     return policies
 
 

@@ -12,7 +12,8 @@ from operator import attrgetter
 from typing import Any
 
 from pgiam_tui.model import SessionRow
-from pgiam_tui.ui.render import ELLIPSIS, SortCell, cell, fmt_duration, num_key
+from pgiam_tui.textsafe import ELLIPSIS
+from pgiam_tui.ui.render import SortCell, cell, fmt_duration, num_key
 
 LONG_RUNNING_S = 60.0  # an active query older than this stands out
 

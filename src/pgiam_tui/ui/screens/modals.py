@@ -14,7 +14,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from pgiam_tui.ui.render import safe_text, visible
+from pgiam_tui.textsafe import visible
+from pgiam_tui.ui.render import safe_text
 from pgiam_tui.ui.source import CheckView
 
 STEP_MARKS = {"ok": ("✔", "bold green"), "failed": ("✖", "bold red"), "skipped": ("–", "dim")}
@@ -180,42 +181,3 @@ def backend_question(cluster: str, instance: str, pid: int, action: str) -> Text
         style="dim",
     )
     return question
-
-
-HELP = """\
-Keys
-  ?        this help                     ctrl+p  command palette (every action)
-  tab      next pane                     z       maximise / restore the focused pane
-  ↑ ↓      move; in the cluster list, switch cluster
-  /        filter the focused pane, live  words  "a phrase"  field:value  -negated  min:10s
-                                         activity: state:'idle tx' user db app client wait query pid
-                                         events:   kind:fail kind:ok user db host source instance
-  s / S    sort activity: next column / reverse       i  hide idle sessions
-  b        blocking tree (blockers → blocked)         a  all clusters' sessions
-  g        show / hide background processes (autovacuum, walwriter, …)
-  enter    session detail (full query, timings, blocking chain, y copies the query)
-  k / t    cancel / terminate the backend (only where allow_actions = true; asks first)
-  p        pause / resume          + / -   refresh interval       r   refresh now
-  c        connection check of the selected cluster (steps, cause, fix)
-  q        quit
-
-Colours: red = waiting on a lock, magenta = blocking others, yellow = idle in transaction,
-bold yellow = active for more than a minute."""
-
-
-class HelpScreen(ModalScreen[None]):
-    """Key reference."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "close", "Close")]
-
-    def __init__(self) -> None:
-        super().__init__(classes="modal")
-
-    def compose(self) -> ComposeResult:
-        """The help text."""
-        with Vertical(classes="dialog wide"):
-            yield Static(Text(HELP))
-
-    def action_close(self) -> None:
-        """Close."""
-        self.dismiss(None)

@@ -16,6 +16,8 @@ from textual.containers import Vertical
 from textual.timer import Timer
 from textual.widgets import Input
 
+from pgiam_tui.textsafe import visible
+
 FILTER_DEBOUNCE_S = 0.15  # quiet time after a key before the table re-filters
 
 
@@ -101,7 +103,7 @@ class FilterablePane(Vertical):
         error = self._apply(event.value)
         if error is not None:
             event.input.border_subtitle = error
-            self.notify(error, severity="error", markup=False)
+            self.notify(visible(error), severity="error", markup=False)
             return
         self._close_filter()
 
