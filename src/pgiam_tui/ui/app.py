@@ -152,6 +152,7 @@ class PgiamApp(App[int]):
 
     def _apply_width(self, width: int) -> None:
         self.set_class(width < NARROW_WIDTH, "-narrow")
+        self.cluster_list.fit(width)
 
     @property
     def cluster_list(self) -> ClusterList:
@@ -402,6 +403,8 @@ class PgiamApp(App[int]):
             self.action_unzoom()
             return
         pane = self._focused_pane()
+        if isinstance(self.focused, ClusterList):
+            pane = self.activity  # the list itself is narrow by design: zoom what it selects
         if pane is None:
             self.notify("z zooms the activity, events or IAM pane: Tab to one first", timeout=3)
             return
