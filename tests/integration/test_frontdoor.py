@@ -424,14 +424,14 @@ def test_revoked_rds_iam_switches_to_password_auth(env: Env) -> None:
         host=str(env.pg.socket_dir), port=env.pg.port, user="sandbox_admin", dbname="demo", autocommit=True
     )
     with admin:
-        admin.execute("REVOKE rds_iam FROM pgmonitor")
-        env.door.forget_memberships()
+        admin.execute("REVOKE rds_iam FROM pgmonitor")  # counts for the very next login, as on RDS
         try:
             message = refused(env, "pgmonitor", env.token())
         finally:
             admin.execute("GRANT rds_iam TO pgmonitor")
-            env.door.forget_memberships()
     assert 'password authentication failed for user "pgmonitor"' in message
+    with env.connect("pgmonitor", env.token()) as conn:  # and the GRANT for the next one
+        assert conn.execute("select current_user").fetchone() == ("pgmonitor",)
 
 
 @pytest.mark.parametrize("sslmode", ["verify-full", "disable"])
@@ -522,13 +522,11 @@ def test_protocol_edges_on_a_raw_socket(env: Env) -> None:
 def test_backend_stopped_fails_promptly(env: Env) -> None:
     env.pg.stop()
     try:
-        env.door.forget_memberships()
         for user, password in (("pgmonitor", env.token()), ("app_password_user", "app-password")):
             message = refused(env, user, password)
             assert "the database system is starting up" in message
     finally:
         env.pg.start()
-        env.door.forget_memberships()
     with env.connect("pgmonitor", env.token()) as conn:
         assert conn.execute("select 1").fetchone() == (1,)
 
