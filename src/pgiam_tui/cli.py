@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS = (
-    "check", "snapshot", "token", "profiles", "discover", "password", "record", "replay", "sandbox", "demo",
+    "check", "snapshot", "events", "token", "profiles", "discover", "password", "record", "replay", "sandbox",
+    "demo",
 )  # fmt: skip
 
 

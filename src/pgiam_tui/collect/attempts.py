@@ -102,6 +102,7 @@ class AttemptJoiner:
         self._aws: list[ConnEvent] = []
         self._seen: set[_Key] = set()
         self._first_received: dict[str | None, datetime] = {}  # instance -> earliest `received` seen
+        self._last_received: dict[str | None, datetime] = {}  # instance -> latest `received` seen
         self._seq = 0
         self._foreign = 0  # lines that claimed the session of another client
 
@@ -177,13 +178,19 @@ class AttemptJoiner:
             first = self._first_received.get(ev.instance)
             if first is None or ev.time < first:
                 self._first_received[ev.instance] = ev.time
+            last = self._last_received.get(ev.instance)
+            if last is None or ev.time > last:
+                self._last_received[ev.instance] = ev.time
 
     def _logs_every_connection(self, ev: ConnEvent) -> bool:
-        """Whether this log has logged connections since long enough before EV that EV's must be there."""
+        """Whether this log logged connections from long enough before EV that EV's must be there, and still
+        does (a connection was received shortly before EV: log_connections was not switched off since)."""
         first = self._first_received.get(ev.instance)
-        if first is None or ev.time is None or ev.pid is None:
+        last = self._last_received.get(ev.instance)
+        if first is None or last is None or ev.time is None or ev.pid is None:
             return False
-        return ev.time - first > timedelta(seconds=SESSION_CHECK_S)
+        check = timedelta(seconds=SESSION_CHECK_S)
+        return ev.time - first > check and ev.time - last <= check
 
     def _start(self, ev: ConnEvent, key: _Key, *, anchored: bool) -> _Login:
         self._seq += 1
