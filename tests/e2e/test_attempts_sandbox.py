@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -52,7 +53,8 @@ def _refused_logins(sandbox: Sandbox, count: int, turn: int, done: list[int]) ->
         try:
             conn = psycopg.connect(
                 host=c.endpoint, hostaddr=c.listen_host, port=c.listen_port, dbname=c.database, user=USER,
-                password=password, sslmode="verify-full", sslrootcert=str(sandbox.ca_path), connect_timeout=10,
+                password=password, sslmode="verify-full", sslrootcert=str(sandbox.ca_path),
+                connect_timeout=10,
             )  # fmt: skip
         except psycopg.OperationalError:
             done[turn] += 1
@@ -155,7 +157,7 @@ async def test_forged_root_line_from_a_user_name_is_not_counted(sandbox: Sandbox
             password="wrong", sslmode="verify-full", sslrootcert=str(sandbox.ca_path), connect_timeout=10,
         )  # fmt: skip
     # the line really is in the log, as PostgreSQL would write it
-    text = open(c.log_file, encoding="utf-8").read()
+    text = Path(c.log_file).read_text(encoding="utf-8")
     assert "\n2026-12-03 18:00:00 UTC:6.6.6.6(4444):root@" in text
     file_cfg = ClusterConfig(name=NAME, log_source="file", log_file=c.log_file, database=c.database)
     resolved = await _resolve(sandbox)
