@@ -76,8 +76,14 @@ class Config:
         for c in self.clusters:
             if c.name == name:
                 return c
-        known = ", ".join(c.name for c in self.clusters) or "none"
-        raise ConfigError(f"{self.path}: no cluster named {name!r} (known: {known})")
+        import difflib
+
+        names = [c.name for c in self.clusters]
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        guess = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(
+            f"{self.path}: no cluster named {name!r} ({guess}known: {', '.join(names) or 'none'})"
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -386,8 +392,9 @@ def load_config(path: Path) -> Config:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            f"{path}: config file not found (create it from profiles.example.toml, or pass --config FILE "
-            f"or set ${CONFIG_ENV})"
+            f"{path}: config file not found: `pgiam-tui discover --write {path}` writes one for the clusters "
+            f"your AWS profiles can see, `pgiam-tui config example > {path}` gives the documented example "
+            f"(or pass --config FILE, or set ${CONFIG_ENV})"
         ) from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a directory, expected a profiles.toml file") from None
