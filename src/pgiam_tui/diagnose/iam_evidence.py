@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import botocore.exceptions
@@ -21,6 +21,7 @@ from pgiam_tui.aws.credential_failure import is_timeout
 from pgiam_tui.aws.errors import describe_aws_error
 from pgiam_tui.aws.policy import CONNECT_ACTION, MatchedStatement, NamedPolicy, connect_grants, evaluate
 from pgiam_tui.collect.iam_log import IAM_CODE_KINDS, parse_iam_line
+from pgiam_tui.errors import PgiamError
 from pgiam_tui.textsafe import clip
 
 _DBUSER_ARN = re.compile(
@@ -31,11 +32,13 @@ IAM_LOG_CODES = tuple(IAM_CODE_KINDS)
 _CODE_OF_KIND = {kind: code for code, kind in IAM_CODE_KINDS.items()}
 
 
-class EvidenceUnavailable(Exception):
+class EvidenceUnavailable(PgiamError):
     """The evidence source could not be read (no permission, no such group, AWS error); str() says why.
 
     `timed_out` tells a timeout (AWS did not answer) from a refusal: only the latter is about permissions.
     """
+
+    default_step: ClassVar[str] = "evidence"
 
     def __init__(self, message: str, *, timed_out: bool = False) -> None:
         super().__init__(message)
