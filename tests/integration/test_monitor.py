@@ -427,7 +427,7 @@ async def test_slow_iam_never_delays_activity(
         await aws.release()
         # the IAM part ends (unreadable: the endpoint hung up) and is merged into an updated snapshot
         done = await seen.wait(lambda s: s.iam is not None, after=mark)
-        assert done.activity and not done.iam.iam_readable
+        assert done.iam is not None and done.activity and not done.iam.iam_readable
         assert any(f.code == "iam_unreadable" for f in done.findings + done.iam.findings)
     finally:
         await monitor.stop()
