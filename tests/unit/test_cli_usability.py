@@ -171,6 +171,7 @@ def test_snapshot_one_shot_has_no_retry_wording() -> None:
                 "c-1",
                 "writer",
                 "c-1.x",
+                5432,
                 "reconnecting",
                 error="reconnecting, attempt 1, next try 12:00:05: connection refused",
                 connection=status,
