@@ -188,7 +188,10 @@ def _type_name(value: Any) -> str:
 
 
 def _resolve_path(config_path: Path, value: str) -> str:
-    p = Path(value).expanduser()
+    try:
+        p = Path(value).expanduser()
+    except RuntimeError:  # "~nosuchuser/…": kept as written (the file is then reported missing where used)
+        p = Path(value)
     if not p.is_absolute():
         p = config_path.parent.absolute() / p
     return str(p)
