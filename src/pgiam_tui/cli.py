@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS = (
-    "check", "snapshot", "token", "profiles", "discover", "config", "password",
+    "check", "snapshot", "events", "token", "profiles", "discover", "config", "password",
     "record", "replay", "serve", "sandbox", "demo",
 )  # fmt: skip
 
