@@ -14,7 +14,7 @@ they are busy merges their latest results. So activity never waits for IAM or Cl
 round (first paint) or any later one. `collect_once` (the `snapshot` command) waits for the side parts too.
 
 boto3 (sessions, discovery, identity) runs in worker threads; psycopg is async on the caller's loop, so the
-Monitor can run on Textual's own loop. No UI imports here (tests/test_import_hygiene.py checks it).
+Monitor can run on Textual's own loop. No UI imports here (an import-linter contract in pyproject.toml).
 """
 
 from __future__ import annotations
