@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from pgiam_tui.vocabulary import FindingCode
+
 InstanceRole = Literal["writer", "reader", "instance"]
 ConnState = Literal["connecting", "connected", "reconnecting", "failed", "stopped"]
 Severity = Literal["critical", "warning", "info"]
@@ -141,7 +143,7 @@ class Finding:
     """A problem with a stable code and a fix text."""
 
     severity: Severity
-    code: str
+    code: FindingCode
     message: str
     fix: str = ""
     user: str | None = None

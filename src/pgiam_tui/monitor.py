@@ -54,6 +54,7 @@ from pgiam_tui.monitor_state import (
     target_for,
     with_side_parts,
 )
+from pgiam_tui.vocabulary import FindingCode
 
 __all__ = ["Monitor", "SnapshotCallback"]
 
@@ -325,7 +326,9 @@ class Monitor:
             # a failed *re*discovery: open sessions still work, so keep watching what we knew
             info = aws_error("discovery", exc, cfg)
             w.discovery_problems = (
-                Finding("warning", "discovery_failed", f"rediscovery failed: {info.message}", info.hint),
+                Finding(
+                    "warning", FindingCode.DISCOVERY_FAILED, f"rediscovery failed: {info.message}", info.hint
+                ),
             )
             w.resolved_at = time.monotonic()  # try again after the next refresh period, not every round
             resolved = w.resolved
@@ -475,7 +478,7 @@ class Monitor:
                     w.iam_problems = (
                         Finding(
                             "warning",
-                            "iam_unreadable",
+                            FindingCode.IAM_UNREADABLE,
                             f"IAM profile {w.cfg.iam_profile!r} unusable: {one_line(scrub(str(exc)))}",
                             getattr(exc, "hint", None) or "check iam_profile in profiles.toml",
                         ),

@@ -134,7 +134,7 @@ class _Checker:
                 raise self.error(index, key, f"{_quoted(value)} is not {pattern[1]}")
             if key in _PATH_KEYS:
                 return _resolve_path(self.path, value)
-            return value
+            return spec.enum(value) if spec.enum is not None else value
         if kind == "boolean":
             if not isinstance(value, bool):
                 raise self.error(index, key, f"expected true or false, got {_type_name(value)}")
