@@ -42,7 +42,15 @@ from pgiam_tui.db.connection import (
     utcnow,
 )
 from pgiam_tui.db.conninfo import one_line, scrub
-from pgiam_tui.model import ClusterSnapshot, ConnectionStatus, ConnEvent, ErrorInfo, Finding, IamSnapshot
+from pgiam_tui.model import (
+    ClusterSnapshot,
+    ConnectionStatus,
+    ConnEvent,
+    ErrorInfo,
+    EventKind,
+    Finding,
+    IamSnapshot,
+)
 from pgiam_tui.monitor_state import (
     ClusterWatch,
     aws_error,
@@ -230,7 +238,7 @@ class Monitor:
         w.client_events.append(
             ConnEvent(
                 time=utcnow(),
-                kind="action",
+                kind=EventKind.ACTION,
                 user=w.cfg.user,
                 database=w.cfg.database,
                 pid=pid,
@@ -452,7 +460,7 @@ class Monitor:
         if w.events_hook is None:
             return
         try:
-            w.events, w.failures, w.events_problems = await w.events_hook(
+            w.events, w.failures, w.events_problems, w.attempts = await w.events_hook(
                 resolved, session, tuple(w.client_events)
             )
             w.events_merged_clients = True

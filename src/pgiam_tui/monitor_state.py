@@ -20,6 +20,7 @@ from pgiam_tui.config import ClusterConfig
 from pgiam_tui.db.connection import InstanceConnection, utcnow
 from pgiam_tui.db.conninfo import ConnTarget, one_line, scrub
 from pgiam_tui.model import (
+    Attempt,
     ClusterSnapshot,
     ConnectionStatus,
     ConnEvent,
@@ -35,7 +36,9 @@ log = logging.getLogger("pgiam_tui.monitor")
 
 CLIENT_EVENTS_KEPT = 200
 # hooks to the events and IAM collectors: (resolved, session, ...) -> part of the snapshot
-EventsResult = tuple[tuple[ConnEvent, ...], tuple[FailureCount, ...], tuple[Finding, ...]]
+EventsResult = tuple[
+    tuple[ConnEvent, ...], tuple[FailureCount, ...], tuple[Finding, ...], tuple[Attempt, ...]
+]
 EventsHook = Callable[[Any, Any, tuple[ConnEvent, ...]], Awaitable[EventsResult]]
 IamHook = Callable[[Any, Any, Any, Any], Awaitable[IamSnapshot]]
 
@@ -68,6 +71,7 @@ class ClusterWatch:
     iam_problems: tuple[Finding, ...] = ()
     discovery_problems: tuple[Finding, ...] = ()
     failures: tuple[FailureCount, ...] = ()
+    attempts: tuple[Attempt, ...] = ()  # connection attempts joined by the events collector
     iam: IamSnapshot | None = None
     iam_at: float = 0.0
     latest: ClusterSnapshot | None = None
@@ -131,6 +135,7 @@ def build_snapshot(
         activity=tuple(activity),
         events=merged_events(w),
         failures=w.failures,
+        attempts=w.attempts,
         iam=w.iam,
         findings=side_findings(w),
         stale=oldest is not None,
@@ -153,6 +158,7 @@ def with_side_parts(snap: ClusterSnapshot, w: ClusterWatch) -> ClusterSnapshot:
         identity_arn=w.identity_arn or snap.identity_arn,
         events=merged_events(w),
         failures=w.failures,
+        attempts=w.attempts,
         iam=w.iam,
         findings=side_findings(w) if snap.status == "ok" or w.activity_findings else snap.findings,
     )
@@ -190,6 +196,7 @@ def error_snapshot(w: ClusterWatch, error: ErrorInfo) -> ClusterSnapshot:
         activity=activity,
         events=merged_events(w),
         failures=w.failures,
+        attempts=w.attempts,
         iam=w.iam,
         findings=last.findings if last else (),
         stale=oldest is not None,
@@ -287,7 +294,8 @@ def make_events_hook(cfg: ClusterConfig) -> EventsHook | None:
 
     async def hook(resolved: Any, session: Any, client_events: tuple[ConnEvent, ...]) -> EventsResult:
         events, failures = await collector.collect(resolved, session, client_events=client_events)
-        return tuple(events), tuple(failures), tuple(getattr(collector, "problems", ()))
+        problems = tuple(getattr(collector, "problems", ()))
+        return tuple(events), tuple(failures), problems, tuple(getattr(collector, "attempts", ()))
 
     return hook
 
