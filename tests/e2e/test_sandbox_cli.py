@@ -9,9 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 CLI = [sys.executable, "-m", "pgiam_tui.cli"]
@@ -219,3 +222,56 @@ def test_runs_on_pgserver_binaries_and_logs_in_through_its_front_door(tmp_path: 
         assert version is not None and version[0].startswith("16")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(120) == 0, _stderr(directory)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=180, env=_env())
+
+
+def _wait(predicate: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_killed_instance_is_collected_and_restarted_from_the_cli(tmp_path: Path) -> None:
+    """Issue 10: a killed postmaster stayed a zombie and nothing could start it again. The sandbox collects
+    it; `sandbox pids` names its processes and `sandbox restart` brings it back, both from another process."""
+    directory = tmp_path / "sb"
+    with _sandbox_up(directory) as (proc, lines):
+        assert lines[-1:] == ["ready"], _stderr(directory)
+        info = json.loads((directory / "sandbox.json").read_text())
+        inst = info["clusters"][0]["instances"][0]
+        dsn = f"host={inst['pg_socket_dir']} port={inst['pg_port']} user=sandbox_admin dbname=demo"
+        shown = _cli("sandbox", "pids", "--dir", str(directory), inst["id"])
+        assert shown.returncode == 0, shown.stderr
+        pids = json.loads(shown.stdout)
+        postmaster = pids["postmaster"]
+        assert _pid_alive(postmaster) and pids["children"]
+        assert all(_pid_alive(p) for p in pids["children"])
+        for pid in (postmaster, *pids["children"]):  # a stall, as fault tests make one
+            os.kill(pid, signal.SIGSTOP)
+        for pid in (postmaster, *pids["children"]):
+            os.kill(pid, signal.SIGCONT)
+        os.kill(postmaster, signal.SIGKILL)
+        _wait(lambda: not _pid_alive(postmaster), "the killed postmaster to be collected (no zombie)")
+        _wait(lambda: not any(_pid_alive(p) for p in pids["children"]), "its children to end")
+        gone = _cli("sandbox", "pids", "--dir", str(directory), inst["id"])
+        assert gone.returncode == 0 and json.loads(gone.stdout) == {"postmaster": None, "children": []}
+        restarted = _cli("sandbox", "restart", "--dir", str(directory), inst["id"])
+        assert restarted.returncode == 0, restarted.stderr
+        assert restarted.stdout.strip() == f"restarted {inst['id']}"
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT count(*) FROM pgdemo.products").fetchone() == (5,)
+        again = json.loads(_cli("sandbox", "pids", "--dir", str(directory), inst["id"]).stdout)
+        assert again["postmaster"] not in (None, postmaster)
+        wrong = _cli("sandbox", "restart", "--dir", str(directory), "no-such-instance")
+        assert wrong.returncode == 1 and wrong.stdout == ""
+        assert wrong.stderr.count("\n") == 1 and "no sandbox instance 'no-such-instance'" in wrong.stderr
+        assert proc.poll() is None  # the sandbox kept running throughout
+    assert "Traceback" not in _stderr(directory)
+    nothing = _cli("sandbox", "restart", "--dir", str(directory), inst["id"])  # stopped: a clear line, exit 1
+    assert nothing.returncode == 1 and nothing.stderr.count("\n") == 1 and "Traceback" not in nothing.stderr
+    empty = _cli("sandbox", "restart", "--dir", str(tmp_path / "none"), "x")
+    assert empty.returncode == 2 and "no running sandbox" in empty.stderr

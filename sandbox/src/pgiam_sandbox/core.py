@@ -25,7 +25,7 @@ from pgiam_sandbox import aws_files, fake_aws, moto_guards
 from pgiam_sandbox.errors import SandboxError
 from pgiam_sandbox.imds import ImdsServer
 from pgiam_sandbox.runtime import Runtime
-from pgiam_sandbox.topology import SandboxCluster, SandboxInstance, Switches
+from pgiam_sandbox.topology import InstancePids, SandboxCluster, SandboxInstance, Switches
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class Sandbox:
         self.imds: ImdsServer | None = None
         self._runtime: Runtime | None = None
         self._workload: Any = None
+        self._control: Any = None  # control.ControlServer: `pgiam-tui sandbox restart|pids` talk to it
         self._started = False
         self._stopping = threading.Lock()
 
@@ -137,6 +138,10 @@ class Sandbox:
             finally:
                 pg_future.result()  # re-raises PostgreSQL start errors (and waits before any cleanup)
         self.clusters = self._runtime.start_front_doors(seeded, self.endpoint_url, self.ca_path)
+        from pgiam_sandbox.control import ControlServer
+
+        self._control = ControlServer(self, self.root)
+        self._control.start()
         self._write_files(seeded)
         if self.workload_enabled:
             self._start_workload()
@@ -155,6 +160,9 @@ class Sandbox:
             if not self._started:
                 return
             errors: list[str] = []
+            if self._control is not None:
+                _collect(errors, self._control.stop)
+                self._control = None
             if self._workload is not None:
                 _collect(errors, self._workload.stop)
                 self._workload = None
@@ -214,6 +222,7 @@ class Sandbox:
             "profiles_toml": str(self.profiles_toml),
             "diagnostic_log": str(self.diagnostic_log),
             "pid": os.getpid(),
+            "control_socket": str(self._control.path) if self._control is not None else None,
         }
         aws_files.write_text(self.root / "sandbox.json", aws_files.sandbox_json(self.clusters, extra))
 
@@ -276,6 +285,38 @@ class Sandbox:
         """Stop then start NAME's PostgreSQL servers."""
         self.stop_cluster(name)
         self.start_cluster(name)
+
+    def instance_pids(self, instance_id: str) -> InstancePids:
+        """The postmaster and the other processes serving INSTANCE_ID (a DB instance id: "pgdemo-1-writer").
+
+        For fault tests: SIGSTOP/SIGCONT all of them to stall the instance, SIGKILL the postmaster to crash
+        it. The sandbox collects a server that died within a second and clears what it left (orphaned
+        children, pid file, shared memory); `restart_instance` starts it again.
+        """
+        runtime = self._require_runtime()
+        self._instance_by_id(instance_id)
+        server = runtime.server(instance_id)
+        pids = runtime.instance_processes(instance_id)
+        postmaster = server.pid
+        return InstancePids(postmaster, tuple(p for p in pids if p != postmaster))
+
+    def restart_instance(self, instance_id: str) -> None:
+        """Start INSTANCE_ID's PostgreSQL again (same port, same data), whether it runs, was stopped or died.
+
+        A running server gets a fast shutdown first; a killed one is collected and its leftovers cleared.
+        Front doors keep listening throughout (logins fail with 57P03 meanwhile, as on RDS during a reboot).
+        `pgiam-tui sandbox restart --dir DIR INSTANCE` does the same from another process.
+        """
+        self._instance_by_id(instance_id)
+        self._require_runtime().restart_instance(instance_id)
+
+    def _instance_by_id(self, instance_id: str) -> SandboxInstance:
+        for c in self.clusters:
+            for i in c.instances:
+                if i.id == instance_id:
+                    return i
+        known = ", ".join(i.id for c in self.clusters for i in c.instances)
+        raise SandboxError(f"no sandbox instance {instance_id!r} (known: {known})")
 
     def expire_sessions(self, role_name: str | None = None, access_key_id: str | None = None) -> int:
         """Mark moto's STS sessions expired (of ROLE_NAME and/or ACCESS_KEY_ID, else all); returns how many.

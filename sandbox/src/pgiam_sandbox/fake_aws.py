@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 
+from pgiam_sandbox import quiet_server
 from pgiam_sandbox.errors import SandboxError
 
 DB_ACCOUNT = "111111111111"
@@ -99,6 +100,8 @@ class MotoServer:
             sock.close()  # werkzeug holds its own duplicate of the descriptor
         # "Error on request:\n<traceback>" is logged by the server object, not the handler: route it too
         self._server.log = lambda type, message, *args: record(type, message % args if args else message)
+        # a client that went away mid-request: no traceback on the terminal (socketserver prints one)
+        self._server.handle_error = quiet_server.handle_error
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-moto", daemon=True)
         self._thread.start()

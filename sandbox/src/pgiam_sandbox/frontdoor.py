@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pgiam_sandbox import pgwire
+from pgiam_sandbox import membership, pgwire
 from pgiam_sandbox.frontdoor_log import ClientConn, ConnectionLog
 from pgiam_sandbox.rds_logs import DiagnosticLog, RdsLogSink, SslInfo
 from pgiam_sandbox.token_check import Verdict
@@ -41,6 +41,7 @@ STARTUP_TIMEOUT = (
     30.0  # a client that stalls during login is dropped (PostgreSQL: authentication_timeout 60s)
 )
 MEMBERSHIP_TTL = 1.0
+MEMBERSHIP_TIMEOUT = 5.0  # a stalled server: refuse with 57P03 after this long
 STARTING_UP = "the database system is starting up"  # 57P03, as a server that is not ready yet says
 log = logging.getLogger(__name__)
 _sni: dict[int, str] = {}  # id(SSLObject) -> SNI host name, filled by the context's sni_callback
@@ -423,25 +424,10 @@ class FrontDoor:
         cached = self._members.get(user)
         if cached is not None and now - cached[0] < MEMBERSHIP_TTL:
             return cached[1]
-        import psycopg
-
-        conn = await psycopg.AsyncConnection.connect(
-            host=self.backend_socket_dir,
-            port=self.backend_port,
-            user=self.admin_user,
-            dbname=self.admin_database,
-            connect_timeout=5,
-            autocommit=True,
-            application_name="rds-frontdoor",
+        # Its own short session, always closed (psycopg's connect timeout leaked one per stall)
+        member = await membership.is_member(
+            self._socket_path(), self.admin_user, self.admin_database, user, timeout=MEMBERSHIP_TIMEOUT
         )
-        async with conn:
-            cur = await conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM pg_roles r, pg_roles i WHERE r.rolname = %s"
-                " AND i.rolname = 'rds_iam' AND pg_has_role(r.oid, i.oid, 'MEMBER'))",
-                (user,),
-            )
-            row = await cur.fetchone()
-        member = bool(row and row[0])
         self._members[user] = (now, member)
         return member
 

@@ -19,6 +19,7 @@ from pgiam_sandbox.topology import SandboxCluster, SandboxInstance, Switches
 log = logging.getLogger(__name__)
 
 LISTEN_HOST = "127.0.0.1"
+REAP_INTERVAL = 0.5  # seconds between looks for PostgreSQL servers that died
 
 
 def instance_ids(spec: ClusterSpec) -> list[tuple[str, bool]]:
@@ -43,6 +44,8 @@ class Runtime:
         self._verifier: Any = None
         self._diagnostics: Any = None
         self._lock = threading.Lock()
+        self._reaper: threading.Thread | None = None
+        self._reaper_stop = threading.Event()
 
     # -- PostgreSQL ------------------------------------------------------------------------------------------
 
@@ -62,6 +65,38 @@ class Runtime:
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-pg") as pool:
             for future in [pool.submit(s.start) for s in self.servers.values()]:
                 future.result()
+        self._reaper = threading.Thread(target=self._reap_forever, name="sandbox-reaper", daemon=True)
+        self._reaper.start()
+
+    def _reap_forever(self) -> None:
+        # A server killed from outside (a fault test, the OOM killer) must not linger as a zombie, nor leave
+        # a pid file and shared memory that stop anyone from starting it again.
+        while not self._reaper_stop.wait(REAP_INTERVAL):
+            for instance_id, server in list(self.servers.items()):
+                try:
+                    if server.reap():
+                        log.warning(
+                            "PostgreSQL of %s died; collected (restart_instance starts it)", instance_id
+                        )
+                except Exception:  # keep watching the others
+                    log.debug("reaping %s failed", instance_id, exc_info=True)
+
+    def restart_instance(self, instance_id: str) -> None:
+        """Stop (or collect, if it died) then start one instance's PostgreSQL: same port, same data."""
+        server = self.server(instance_id)
+        server.stop()
+        server.start()
+
+    def instance_processes(self, instance_id: str) -> list[int]:
+        """The pids serving one instance: the postmaster first (while running), then its children."""
+        return list(self.server(instance_id).processes())
+
+    def server(self, instance_id: str) -> Any:
+        """The LocalPostgres serving INSTANCE_ID (SandboxError otherwise)."""
+        try:
+            return self.servers[instance_id]
+        except KeyError:
+            raise SandboxError(f"no sandbox instance {instance_id!r}") from None
 
     def stop_cluster(self, cluster: SandboxCluster) -> None:
         """Stop the servers of one cluster (front doors keep listening)."""
@@ -219,6 +254,10 @@ class Runtime:
     def stop(self) -> None:
         """Stop front doors (threads, sockets), log sinks, then every PostgreSQL by the pid it holds."""
         errors: list[str] = []
+        self._reaper_stop.set()
+        if self._reaper is not None:
+            self._reaper.join(timeout=10)
+            self._reaper = None
         for fd in self._front_doors:
             try:
                 fd.stop()
