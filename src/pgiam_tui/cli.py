@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS = (
-    "check", "snapshot", "token", "profiles", "discover", "password", "record", "replay", "sandbox", "demo",
+    "check", "snapshot", "token", "profiles", "discover", "password",
+    "record", "replay", "serve", "sandbox", "demo",
 )  # fmt: skip
 
 
