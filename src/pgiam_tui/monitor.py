@@ -31,6 +31,7 @@ from pgiam_tui.aws.credential_failure import credential_failure
 from pgiam_tui.aws.db_credentials import iam_token_provider
 from pgiam_tui.collect.activity import ActivityCollector, ActivityResult
 from pgiam_tui.collect.aws_threads import run_side_thread
+from pgiam_tui.collect.server_health import collect_health
 from pgiam_tui.config import Config, ConfigError
 from pgiam_tui.db.connection import (
     Backoff,
@@ -441,7 +442,9 @@ class Monitor:
         budget = cfg.connect_timeout_s + 10.0 + cfg.statement_timeout_ms / 1000.0 + 5.0
         try:
             async with asyncio.timeout(budget):
-                return await ActivityCollector(conn.target.instance_id, cfg.user).collect(conn)
+                result = await ActivityCollector(conn.target.instance_id, cfg.user).collect(conn)
+                # server-wide figures (connections, transactions, replica lag) on the same session
+                return replace(result, health=await collect_health(conn, conn.target.instance_id))
         except TimeoutError:
             message = f"{conn.target.instance_id}: no answer within {budget:.0f} s"
             await conn.discard(message)  # the session is in an unknown state mid-query: start afresh

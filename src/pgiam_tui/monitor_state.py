@@ -106,7 +106,8 @@ def build_snapshot(
                 activity.extend(rows)
                 oldest = at if oldest is None or at < oldest else oldest
     w.activity_findings = tuple(findings)
-    instances = tuple(instance_info(c) for c in conns)
+    health = {r.instance: r.health for r in results if isinstance(r, ActivityResult)}
+    instances = tuple(replace(instance_info(c), health=health.get(c.target.instance_id)) for c in conns)
     writer = next((c for c in conns if c.target.role in ("writer", "instance")), conns[0] if conns else None)
     error: ErrorInfo | None = None
     if errors:

@@ -26,6 +26,7 @@ from pgiam_tui.model import (
     IamMetrics,
     IamSnapshot,
     InstanceInfo,
+    ServerHealth,
     SessionRow,
 )
 from pgiam_tui.ui.source import CheckStepView, CheckView
@@ -276,10 +277,20 @@ def sample_snapshots() -> tuple[ClusterSnapshot, ...]:
         token_expires_at=T0 + timedelta(minutes=11, seconds=23),
         instances=(
             InstanceInfo(
-                "pgdemo-1-writer", "writer", "pgdemo-1-writer.abc.rds.amazonaws.com", 5432, "connected"
+                "pgdemo-1-writer",
+                "writer",
+                "pgdemo-1-writer.abc.rds.amazonaws.com",
+                5432,
+                "connected",
+                health=ServerHealth(T0, 500, 9, 1_250_000, False, None),
             ),
             InstanceInfo(
-                "pgdemo-1-reader", "reader", "pgdemo-1-reader.abc.rds.amazonaws.com", 5432, "connected"
+                "pgdemo-1-reader",
+                "reader",
+                "pgdemo-1-reader.abc.rds.amazonaws.com",
+                5432,
+                "connected",
+                health=ServerHealth(T0, 500, 3, 80_000, True, 0.02),
             ),
         ),
         activity=_activity("pgdemo-1-writer", "pgdemo-1-reader"),
@@ -301,7 +312,12 @@ def sample_snapshots() -> tuple[ClusterSnapshot, ...]:
         token_expires_at=T0 + timedelta(minutes=14, seconds=2),
         instances=(
             InstanceInfo(
-                "pgdemo-2-writer", "writer", "pgdemo-2-writer.def.rds.amazonaws.com", 5432, "connected"
+                "pgdemo-2-writer",
+                "writer",
+                "pgdemo-2-writer.def.rds.amazonaws.com",
+                5432,
+                "connected",
+                health=ServerHealth(T0, 100, 2, 5_000, False, None),
             ),
         ),
         activity=(
@@ -404,3 +420,45 @@ def synthetic_snapshot(name: str, sessions: int, round_no: int = 0, *, churn: in
 def with_activity(snap: ClusterSnapshot, rows: tuple[SessionRow, ...]) -> ClusterSnapshot:
     """The same snapshot with other sessions (tests drive in-place updates with it)."""
     return replace(snap, activity=rows)
+
+
+def later_round(
+    snaps: tuple[ClusterSnapshot, ...], seconds: float, xacts: int
+) -> tuple[ClusterSnapshot, ...]:
+    """SNAPS SECONDS later, each instance's transaction counter XACTS higher (for transactions per second)."""
+    out = []
+    for snap in snaps:
+        instances = tuple(
+            replace(
+                i,
+                health=replace(
+                    i.health,
+                    sampled_at=(i.health.sampled_at or T0) + timedelta(seconds=seconds),
+                    xact_total=(i.health.xact_total or 0) + xacts,
+                ),
+            )
+            if i.health is not None
+            else i
+            for i in snap.instances
+        )
+        out.append(
+            replace(snap, instances=instances, collected_at=snap.collected_at + timedelta(seconds=seconds))
+        )
+    return tuple(out)
+
+
+LONG_NAMES = {
+    "pgdemo-1": "orders-pricing-eu-west-1-prod",
+    "pgdemo-2": "orders-pricing-eu-west-1-replica",
+    "pgdemo-rds": "ledger",
+}
+
+
+def long_named(snaps: tuple[ClusterSnapshot, ...]) -> tuple[ClusterSnapshot, ...]:
+    """SNAPS with long cluster names that differ only at the end (see LONG_NAMES)."""
+    return tuple(replace(s, name=LONG_NAMES.get(s.name, s.name)) for s in snaps)
+
+
+def long_named_configs() -> tuple[ClusterConfig, ...]:
+    """cluster_configs() under LONG_NAMES."""
+    return tuple(replace(c, name=LONG_NAMES.get(c.name, c.name)) for c in cluster_configs())

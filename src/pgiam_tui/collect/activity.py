@@ -13,7 +13,7 @@ from typing import Any, LiteralString, Protocol
 
 from pgiam_tui.db.queries import get_query
 from pgiam_tui.fixquote import sql_ident
-from pgiam_tui.model import Finding, SessionRow
+from pgiam_tui.model import Finding, ServerHealth, SessionRow
 from pgiam_tui.vocabulary import FindingCode
 
 INSUFFICIENT_PRIVILEGE = "<insufficient privilege>"
@@ -63,6 +63,7 @@ class ActivityResult:
     instance: str
     rows: tuple[SessionRow, ...]
     findings: tuple[Finding, ...] = ()
+    health: ServerHealth | None = None  # read by collect/server_health.py after the rows
 
 
 def _opt_str(value: Any) -> str | None:
