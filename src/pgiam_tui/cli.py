@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS = (
-    "check", "snapshot", "token", "profiles", "discover", "password",
+    "check", "snapshot", "events", "token", "profiles", "discover", "password",
     "record", "replay", "serve", "sandbox", "demo",
 )  # fmt: skip
 

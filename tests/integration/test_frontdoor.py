@@ -656,8 +656,11 @@ def test_rds_log_line_formats(tmp_path: Path) -> None:
     assert out[0].endswith(
         "LOG:  disconnection: session time: 1:02:03.500 user=u database=demo host=127.0.0.1 port=5000"
     )
-    assert len(out) == 2  # a newline in a client-chosen name cannot forge a log line
-    assert "user=u\\x0aFAKE" in out[1] and "application_name=app\\x1b[31m\\u202e" in out[1]
+    # names are written as PostgreSQL writes them: unescaped in the prefix, a tab after each line break inside
+    # the message (elog.c append_with_tabs); application_name is kept to printable ASCII, as PostgreSQL does
+    assert len(out) == 4
+    assert out[1].endswith(":u") and out[2].startswith("FAKE@demo:[42]:LOG:  connection authorized: user=u")
+    assert out[3] == "\tFAKE database=demo application_name=app\\x1b[31m\\u202e"
 
 
 def _other_sessions(env: Env) -> list[tuple[str, str]]:

@@ -121,8 +121,10 @@ class EventsCollector:
         max_events: int = 2000,
         lookback_s: float = 900.0,
         clock: Any = time.time,
+        history: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.history = history  # incident review: read every log file of the lookback whole
         self.window_s = window_s
         self.max_events = max_events
         self.lookback_s = lookback_s
@@ -133,7 +135,7 @@ class EventsCollector:
             log_timezone=parse_zone(zone_name) if zone_name else None,
             known_databases=(cfg.database,) if cfg.database else (),
         )
-        self._joiner = AttemptJoiner()
+        self._joiner = AttemptJoiner(max_attempts=max(5000, max_events))
         self.attempts: tuple[Attempt, ...] = ()
         self._source_kind: str | None = None
         self._main: CloudWatchLogSource | RdsLogFileSource | FileTailSource | None = None
@@ -173,7 +175,9 @@ class EventsCollector:
                 self._main = CloudWatchLogSource(group, lookback_s=self.lookback_s, clock=self._clock)
         elif kind == "rds_logfile" and resolved is not None:
             ids = [i.id for i in resolved.instances]
-            self._main = RdsLogFileSource(ids, clock=self._clock)
+            self._main = RdsLogFileSource(
+                ids, clock=self._clock, from_start=self.history, lookback_s=max(3600.0, self.lookback_s)
+            )
         elif kind == "file" and self.cfg.log_file:
             self._main = FileTailSource(self.cfg.log_file)
         if self._main is None and kind != "none":
