@@ -425,6 +425,8 @@ async def test_iam_connections_come_back_after_restart(sandbox: Any, tmp_path: A
 )
 def test_login_failures_are_classified(message: str, sqlstate: str | None, hint_part: str) -> None:
     from pgiam_tui.db.connection import _hint_for, login_sqlstate
+    from pgiam_tui.db.conninfo import ConnTarget
 
+    target = ConnTarget("c1", "i-1", "writer", "e.example", 5432, "us-east-1", "demo", "pgmonitor")
     assert login_sqlstate(message) == sqlstate
-    assert hint_part in _hint_for(sqlstate, message, "c1")
+    assert hint_part in _hint_for(sqlstate, message, target)

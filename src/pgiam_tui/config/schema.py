@@ -83,8 +83,14 @@ class Config:
         for c in self.clusters:
             if c.name == name:
                 return c
-        known = ", ".join(c.name for c in self.clusters) or "none"
-        raise ConfigError(f"{self.path}: no cluster named {name!r} (known: {known})")
+        import difflib
+
+        names = [c.name for c in self.clusters]
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        guess = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(
+            f"{self.path}: no cluster named {name!r} ({guess}known: {', '.join(names) or 'none'})"
+        )
 
 
 Kind = Literal["string", "integer", "number", "boolean", "port", "tunnels"]
