@@ -70,7 +70,7 @@ def set_cluster_iam_flag(sandbox: Sandbox, sb: SandboxCluster, enabled: bool) ->
 
 
 def admin_sql(sandbox: Sandbox, sb: SandboxCluster, sql: str) -> None:
-    """SQL as the sandbox superuser (Sandbox.admin_sql also drops the front doors' rds_iam cache)."""
+    """SQL as the sandbox superuser on every instance of the cluster (counts for the very next login)."""
     sandbox.admin_sql(sb.name, sql)
 
 
