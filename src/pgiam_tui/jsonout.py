@@ -23,6 +23,7 @@ from pgiam_tui.model import (
     IamMetrics,
     IamSnapshot,
     InstanceInfo,
+    ServerHealth,
     SessionRow,
     iso,
 )
@@ -77,6 +78,20 @@ def _instance(i: InstanceInfo) -> dict[str, Any]:
         "server_version": i.server_version,
         "error": i.error,
         "connection": _connection(i.connection),
+        "health": _health(i.health),
+    }
+
+
+def _health(h: ServerHealth | None) -> dict[str, Any] | None:
+    if h is None:
+        return None
+    return {
+        "sampled_at": iso(h.sampled_at),
+        "max_connections": h.max_connections,
+        "connections": h.connections,
+        "xact_total": h.xact_total,
+        "in_recovery": h.in_recovery,
+        "replica_lag_s": _round(h.replica_lag_s),
     }
 
 

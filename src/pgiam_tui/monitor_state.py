@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from pgiam_tui.advice import check_advice
 from pgiam_tui.collect.activity import ActivityResult
 from pgiam_tui.config import ClusterConfig
 from pgiam_tui.db.connection import InstanceConnection, utcnow
@@ -106,7 +107,8 @@ def build_snapshot(
                 activity.extend(rows)
                 oldest = at if oldest is None or at < oldest else oldest
     w.activity_findings = tuple(findings)
-    instances = tuple(instance_info(c) for c in conns)
+    health = {r.instance: r.health for r in results if isinstance(r, ActivityResult)}
+    instances = tuple(replace(instance_info(c), health=health.get(c.target.instance_id)) for c in conns)
     writer = next((c for c in conns if c.target.role in ("writer", "instance")), conns[0] if conns else None)
     error: ErrorInfo | None = None
     if errors:
@@ -266,7 +268,7 @@ def aws_error(step: str, exc: BaseException, cfg: ClusterConfig) -> ErrorInfo:
     """ErrorInfo for a boto3-side failure, with the hint of AwsCredentialError / DiscoveryError if any."""
     message = one_line(scrub(str(exc) or type(exc).__name__))
     hint = getattr(exc, "hint", None) or (
-        f"run `pgiam-tui check {cfg.name}` for a step-by-step diagnosis" if step != "credentials" else ""
+        f"{check_advice(cfg.name)} for a step-by-step diagnosis" if step != "credentials" else ""
     )
     if step == "credentials" and not hint:
         hint = f"check the AWS profile {cfg.profile!r} (`pgiam-tui profiles --resolve`)"
