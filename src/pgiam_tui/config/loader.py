@@ -133,8 +133,13 @@ class _Checker:
             if pattern is not None and not pattern[0].fullmatch(value):
                 raise self.error(index, key, f"{_quoted(value)} is not {pattern[1]}")
             if key in _PATH_KEYS:
-                return _resolve_path(self.path, value)
-            return value
+                try:
+                    return _resolve_path(self.path, value)
+                except RuntimeError:  # expanduser: "~name/..." for a user this machine does not have
+                    raise self.error(
+                        index, key, f"{_quoted(value)}: no home directory for that ~user"
+                    ) from None
+            return spec.enum(value) if spec.enum is not None else value
         if kind == "boolean":
             if not isinstance(value, bool):
                 raise self.error(index, key, f"expected true or false, got {_type_name(value)}")
