@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import ContentSwitcher, Input, Static
 
+from pgiam_tui.advice import for_console
 from pgiam_tui.model import ClusterSnapshot, InstanceInfo
 from pgiam_tui.ui.activity_filter import ACTIVITY_FILTER, parse_activity_filter
 from pgiam_tui.ui.activity_model import Located
@@ -49,7 +50,7 @@ def banner_text(snap: ClusterSnapshot, now: datetime | None) -> Text | None:
         text.append_text(safe_text(f"{snap.error.step}: {snap.error.message}", style="bold"))
         if snap.error.hint:
             text.append("\n  fix: ", style="yellow")
-            text.append_text(safe_text(snap.error.hint))
+            text.append_text(safe_text(for_console(snap.error.hint, snap.name)))
         if snap.stale and snap.data_age_s is not None:
             text.append(f"\n  rows dimmed: data from {fmt_duration(snap.data_age_s)} ago", style="dim")
         return text
