@@ -88,8 +88,9 @@ def _event_id(ev: ConnEvent) -> _Key:
 class AttemptJoiner:
     """Joins connection-log events (and iam-db-auth-error events) into attempts, incrementally.
 
-    `add(events)` takes the events of one read (any order across reads; an event seen before is ignored) and
-    returns them with forged ones relabelled `other`; `attempts()` gives the attempts whose outcome is known,
+    `add(events)` takes the events of one read (any order across reads; a log line seen before is ignored,
+    AWS's lines are taken as given: identical ones are distinct refusals, and the sources never repeat one)
+    and returns them with forged ones relabelled `other`; `attempts()` gives the attempts whose outcome is known,
     oldest first; `trim(horizon)` forgets what is older. The console's own events (source `client`) and
     actions are not log lines and are ignored.
     """
@@ -112,6 +113,10 @@ class AttemptJoiner:
         """Feed EVENTS; returns them (new ones only) with lines found forged relabelled as kind `other`."""
         fresh = []
         for ev in events:
+            if ev.kind in IAM_KINDS:
+                # two refusals of one user in the same millisecond write identical AWS lines: both count
+                fresh.append(ev)
+                continue
             eid = _event_id(ev)
             if eid in self._seen:
                 continue
