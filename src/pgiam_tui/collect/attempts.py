@@ -90,8 +90,8 @@ class AttemptJoiner:
 
     `add(events)` takes the events of one read (any order across reads; a log line seen before is ignored,
     AWS's lines are taken as given: identical ones are distinct refusals, and the sources never repeat one)
-    and returns them with forged ones relabelled `other`; `attempts()` gives the attempts whose outcome is known,
-    oldest first; `trim(horizon)` forgets what is older. The console's own events (source `client`) and
+    and returns them with forged ones relabelled `other`; `attempts()` gives the attempts whose outcome is
+    known, oldest first; `trim(horizon)` forgets what is older. The console's own events (source `client`) and
     actions are not log lines and are ignored.
     """
 
