@@ -22,6 +22,7 @@ from pgiam_tui.aws.tokens import make_token
 from pgiam_tui.collect.events import EventsCollector
 from pgiam_tui.config import ClusterConfig, load_config
 from pgiam_tui.model import Attempt
+from pgiam_tui.vocabulary import LogSource
 
 if TYPE_CHECKING:
     from pgiam_sandbox import Sandbox
@@ -168,7 +169,7 @@ async def test_forged_root_line_from_a_user_name_is_not_counted(sandbox: Sandbox
     # the line really is in the log, as PostgreSQL would write it
     text = Path(c.log_file).read_text(encoding="utf-8")
     assert "\n2026-12-03 18:00:00 UTC:6.6.6.6(4444):root@" in text
-    file_cfg = ClusterConfig(name=NAME, log_source="file", log_file=c.log_file, database=c.database)
+    file_cfg = ClusterConfig(name=NAME, log_source=LogSource.FILE, log_file=c.log_file, database=c.database)
     resolved = await _resolve(sandbox)
     session = sandbox.boto_session("instancecrossaccount")
     for cfg, res, sess in ((file_cfg, None, None), (_cfg(sandbox), resolved, session)):
