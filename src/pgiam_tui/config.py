@@ -51,6 +51,8 @@ class ClusterConfig:
     connect_timeout_s: float = 5.0
     statement_timeout_ms: int = 3000
     refresh_s: float = 2.0
+    # AWS read requests per minute for this cluster's account and region, shared with every cluster there
+    aws_requests_per_minute: int | None = None  # None: aws.budget.DEFAULT_REQUESTS_PER_MINUTE
     iam_profile: str | None = None  # optional second profile allowed to read IAM
     log_source: LogSource = "auto"
     log_group: str | None = None  # override /aws/rds/cluster/ID/postgresql
@@ -117,6 +119,7 @@ _KEY_KINDS: dict[str, str] = {
     "connect_timeout_s": _FLOAT,
     "statement_timeout_ms": _INT,
     "refresh_s": _FLOAT,
+    "aws_requests_per_minute": _INT,
     "iam_profile": _STR,
     "log_source": _STR,
     "log_group": _STR,
