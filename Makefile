@@ -14,20 +14,25 @@ $(STAMP): pyproject.toml sandbox/pyproject.toml
 
 venv: $(STAMP)
 
+# pytest exits 5 when it collected nothing (a selection gone wrong): say so, and fail
+PYTEST_NONE := if [ $$status -eq 5 ]; then echo "pytest collected no tests: check PYTEST_ARGS" >&2; fi; exit $$status
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	status=0; $(BIN)/python -m pytest -q $(PYTEST_ARGS) || status=$$?; $(PYTEST_NONE)
 
 # no servers: tests/unit only, well under 30 s
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m unit tests/unit $(PYTEST_ARGS)
+	status=0; $(BIN)/python -m pytest -q -m unit tests/unit $(PYTEST_ARGS) || status=$$?; $(PYTEST_NONE)
 
 demo: $(STAMP)
 	$(BIN)/pgiam-tui demo
 
+# lint, format, strict types, and the walls between packages ([tool.importlinter] in pyproject.toml)
 check: $(STAMP)
 	$(BIN)/ruff check src sandbox/src tools tests bench
 	$(BIN)/ruff format --check src sandbox/src tools tests bench
 	$(BIN)/mypy
+	PYTHONPATH=tools $(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e ./sandbox -e '.[sandbox,test,bench]'

@@ -12,7 +12,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("check", "snapshot", "token", "profiles", "discover", "password", "sandbox", "demo")
+COMMANDS = (
+    "check", "snapshot", "token", "profiles", "discover", "password", "record", "replay", "sandbox", "demo",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

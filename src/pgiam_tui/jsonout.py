@@ -57,11 +57,9 @@ def cluster_to_json(s: ClusterSnapshot) -> dict[str, Any]:
         "stale": s.stale,
         "data_age_s": _round(s.data_age_s),
         "round_ms": _round(s.round_ms),
-        "freshness": {
-            "discovery": _freshness(s.discovery_freshness, s.collected_at),
-            "events": _freshness(s.events_freshness, s.collected_at),
-            "iam": _freshness(s.iam_freshness, s.collected_at),
-        },
+        "discovery_freshness": _freshness(s.discovery_freshness, s.collected_at),
+        "events_freshness": _freshness(s.events_freshness, s.collected_at),
+        "iam_freshness": _freshness(s.iam_freshness, s.collected_at),
         "failures": [_failure(f) for f in s.failures],
         "findings": [_finding(f) for f in s.findings],
     }

@@ -316,8 +316,8 @@ async def test_iam_session_survives_token_expiry_and_reconnects_with_fresh_token
     sandbox: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)  # every logger, psycopg's included: none may show a token
+    from pgiam_tui.aws.db_credentials import iam_token_provider
     from pgiam_tui.aws.session import SessionFactory
-    from pgiam_tui.db.connection import iam_token_provider
 
     name = sandbox.clusters[0].name
     target = _iam_target(sandbox, name)
@@ -360,8 +360,8 @@ async def test_iam_session_survives_token_expiry_and_reconnects_with_fresh_token
 
 
 async def test_iam_connections_come_back_after_restart(sandbox: Any, tmp_path: Any) -> None:
+    from pgiam_tui.aws.db_credentials import iam_token_provider
     from pgiam_tui.aws.session import SessionFactory
-    from pgiam_tui.db.connection import iam_token_provider
 
     name = next(c.name for c in sandbox.clusters if c.kind == "aurora")
     session = SessionFactory(cache_dir=tmp_path / "cli-cache").session("instancecrossaccount")

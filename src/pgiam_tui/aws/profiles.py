@@ -1,13 +1,13 @@
-"""List and classify the AWS profiles botocore sees, with their role chains.
+"""List and classify the AWS profiles botocore sees, with their role chains, as botocore resolves them.
 
 The profiles come from botocore's merged view of the AWS config and credentials files (so
-AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE / AWS_PROFILE are honoured exactly as the AWS CLI does).
-Secrets (keys, session tokens) are read by botocore only; nothing here keeps or prints them.
+AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE are honoured exactly as the AWS CLI does). Kind, chain
+and refusal are what botocore's own credential resolver does with each profile (profile_dry_run),
+with nothing contacted and no credential_process run. Secrets are never kept or printed.
 """
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,10 +16,12 @@ from typing import Any, Literal
 import botocore.session
 
 from pgiam_tui.aws.errors import AwsCredentialError, classify_aws_error
+from pgiam_tui.aws.profile_dry_run import DryRun, dry_run, program_name
 
 ProfileKind = Literal[
     "static",
     "sso",
+    "login",
     "assume_role_source_profile",
     "assume_role_credential_source",
     "credential_process",
@@ -30,17 +32,41 @@ ProfileKind = Literal[
 KIND_LABELS: dict[str, str] = {
     "static": "static keys",
     "sso": "sso",
+    "login": "login session",
     "assume_role_source_profile": "assume-role (source_profile)",
     "assume_role_credential_source": "assume-role (credential_source)",
     "credential_process": "credential_process",
     "web_identity": "web identity",
-    "none": "default chain",  # no credential settings: env vars, then container/instance role
+    "none": "default chain",  # no credential settings: container/instance role
+}
+
+# botocore provider METHOD -> the kind of credentials it stands for.
+_METHOD_KINDS: dict[str, ProfileKind] = {
+    "shared-credentials-file": "static",
+    "config-file": "static",
+    "sso": "sso",
+    "login": "login",
+    "custom-process": "credential_process",
+    "assume-role-with-web-identity": "web_identity",
+}
+
+_SOURCE_LABELS: dict[str, str] = {
+    "shared-credentials-file": "static keys",
+    "config-file": "static keys",
+    "sso": "sso",
+    "login": "login session",
+    "custom-process": "credential_process",
+    "assume-role-with-web-identity": "web identity",
+    "env": "environment",
+    "iam-role": "instance metadata",
+    "container-role": "container credentials",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class ProfileInfo:
-    """One AWS profile, classified. `chain` is the profile followed by its source profiles."""
+    """One AWS profile as botocore resolves it. `chain` is the profile followed by its source profiles;
+    `problem` is botocore's refusal, in botocore's words (None when botocore would go ahead)."""
 
     name: str
     kind: ProfileKind
@@ -53,17 +79,22 @@ class ProfileInfo:
     sso_start_url: str | None = None
     sso_account_id: str | None = None
     sso_role_name: str | None = None
+    login_session: str | None = None
     credential_program: str | None = None  # first word of credential_process (arguments may hold secrets)
     chain: tuple[str, ...] = ()
-    chain_source: str | None = (
-        None  # where the chain's credentials come from, e.g. "credential_source Ec2..."
-    )
-    problem: str | None = None  # e.g. a source_profile that does not exist, a cycle
+    chain_source: str | None = None  # where the chain's credentials come from, e.g. "static keys"
+    problem: str | None = None
+    problem_type: str | None = None  # botocore's exception class, e.g. "InvalidConfigError"
 
     @property
     def kind_label(self) -> str:
         """Human label of the kind."""
         return KIND_LABELS[self.kind]
+
+    @property
+    def usable(self) -> bool:
+        """True when botocore would go ahead with this profile's own settings."""
+        return self.problem is None and self.kind != "none"
 
     def chain_text(self) -> str:
         """`a -> b -> static keys` style description of the chain."""
@@ -87,10 +118,12 @@ class ProfileInfo:
             "sso_start_url": self.sso_start_url,
             "sso_account_id": self.sso_account_id,
             "sso_role_name": self.sso_role_name,
+            "login_session": self.login_session,
             "credential_program": self.credential_program,
             "chain": list(self.chain),
             "chain_source": self.chain_source,
             "problem": self.problem,
+            "problem_type": self.problem_type,
         }
 
 
@@ -100,50 +133,29 @@ def load_aws_config() -> dict[str, Any]:
     return dict(config)
 
 
-def classify_profile(name: str, profile: Mapping[str, Any]) -> ProfileKind:
-    """The credential kind of one profile's settings (same precedence as botocore's chain)."""
-    if "web_identity_token_file" in profile:
-        return "web_identity"
-    if "role_arn" in profile:
-        if "credential_source" in profile:
-            return "assume_role_credential_source"
-        return "assume_role_source_profile"
-    if "sso_session" in profile or "sso_start_url" in profile:
-        return "sso"
-    if "credential_process" in profile:
-        return "credential_process"
-    if "aws_access_key_id" in profile:
-        return "static"
-    return "none"
-
-
-def list_profiles(config: Mapping[str, Any] | None = None) -> list[ProfileInfo]:
-    """Every profile, sorted by name, classified, with its role chain."""
-    full = dict(config) if config is not None else load_aws_config()
+def list_profiles(resolve: Callable[[str], DryRun] = dry_run) -> list[ProfileInfo]:
+    """Every profile, sorted by name, as botocore's resolver treats it (nothing contacted)."""
+    full = load_aws_config()
     profiles: Mapping[str, Mapping[str, Any]] = full.get("profiles", {}) or {}
     sessions: Mapping[str, Mapping[str, Any]] = full.get("sso_sessions", {}) or {}
-    return [_info(name, profiles, sessions) for name in sorted(profiles)]
+    return [describe(name, profiles, sessions, resolve(name)) for name in sorted(profiles)]
 
 
-def _info(
-    name: str, profiles: Mapping[str, Mapping[str, Any]], sso_sessions: Mapping[str, Mapping[str, Any]]
+def describe(
+    name: str,
+    profiles: Mapping[str, Mapping[str, Any]],
+    sso_sessions: Mapping[str, Mapping[str, Any]],
+    run: DryRun,
 ) -> ProfileInfo:
+    """ProfileInfo for NAME from its settings and botocore's dry run."""
     p = profiles[name]
-    kind = classify_profile(name, p)
     sso_session = _opt(p.get("sso_session"))
     start_url = _opt(p.get("sso_start_url"))
     if sso_session and not start_url:
         start_url = _opt(sso_sessions.get(sso_session, {}).get("sso_start_url"))
-    program = None
-    if "credential_process" in p:
-        try:
-            words = shlex.split(str(p["credential_process"]))
-        except ValueError:
-            words = str(p["credential_process"]).split()
-        program = words[0] if words else None
-    chain, source, problem = _chain(name, profiles)
-    if kind == "sso" and sso_session and sso_session not in sso_sessions and not problem:
-        problem = f"sso_session {sso_session!r} has no [sso-session {sso_session}] section"
+    process = _opt(p.get("credential_process"))
+    kind = _kind(run, p)
+    chain, source = _chain(name, profiles, run, kind)
     return ProfileInfo(
         name=name,
         kind=kind,
@@ -156,41 +168,46 @@ def _info(
         sso_start_url=start_url,
         sso_account_id=_opt(p.get("sso_account_id")),
         sso_role_name=_opt(p.get("sso_role_name")),
-        credential_program=program,
+        login_session=_opt(p.get("login_session")),
+        credential_program=program_name(process) if process else None,
         chain=chain,
         chain_source=source,
-        problem=problem,
+        problem=str(run.error) if run.error is not None else None,
+        problem_type=type(run.error).__name__ if run.error is not None else None,
     )
 
 
+def _kind(run: DryRun, profile: Mapping[str, Any]) -> ProfileKind:
+    method = run.answered_by
+    if method == "assume-role":
+        if "credential_source" in profile and "source_profile" not in profile:
+            return "assume_role_credential_source"
+        return "assume_role_source_profile"
+    return _METHOD_KINDS.get(method or "", "none")
+
+
 def _chain(
-    name: str, profiles: Mapping[str, Mapping[str, Any]]
-) -> tuple[tuple[str, ...], str | None, str | None]:
-    """Follow source_profile links: (profiles in order, final credential source, problem)."""
-    chain = [name]
-    current = name
-    while True:
-        p = profiles.get(current)
-        if p is None:
-            return tuple(chain), None, f"source_profile {current!r} does not exist"
-        kind = classify_profile(current, p)
-        if kind == "assume_role_source_profile" and "source_profile" in p:
-            nxt = str(p["source_profile"])
-            if nxt == current:
-                # botocore allows a role profile to use its own static keys as the source.
-                return tuple(chain), KIND_LABELS["static"], None
-            if nxt in chain:
-                return tuple(chain), None, f"source_profile cycle: {' -> '.join([*chain, nxt])}"
-            chain.append(nxt)
-            current = nxt
-            continue
-        if kind == "assume_role_source_profile":
-            return tuple(chain), None, "role_arn without source_profile or credential_source"
-        if kind == "assume_role_credential_source":
-            return tuple(chain), f"credential_source {p['credential_source']}", None
-        if len(chain) == 1:
-            return (name,), None, None
-        return tuple(chain), KIND_LABELS[kind], None
+    name: str, profiles: Mapping[str, Mapping[str, Any]], run: DryRun, kind: ProfileKind
+) -> tuple[tuple[str, ...], str | None]:
+    """(profiles botocore followed, where the credentials at the end come from)."""
+    if not kind.startswith("assume_role"):
+        if kind == "none":
+            label = ", ".join(run.would_run) if run.would_run else None
+            return (name,), label
+        return (name,), None
+    chain: list[str] = []
+    for visited in run.visited or [name]:
+        if not chain or chain[-1] != visited:  # a profile that is its own source appears once
+            chain.append(visited)
+    if run.error is not None:
+        return tuple(chain), None
+    last = profiles.get(chain[-1], {})
+    if "credential_source" in last and "source_profile" not in last:
+        return tuple(chain), f"credential_source {last['credential_source']}"
+    answered = [method for profile, method in run.sources if profile == chain[-1]]
+    if answered:
+        return tuple(chain), _SOURCE_LABELS.get(answered[0], answered[0])
+    return tuple(chain), None
 
 
 def _opt(value: object) -> str | None:

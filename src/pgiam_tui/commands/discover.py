@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         from pgiam_tui.aws.profiles import list_profiles
 
         try:
-            profiles += [p.name for p in list_profiles() if p.kind != "none" and p.name not in profiles]
+            profiles += [p.name for p in list_profiles() if p.usable and p.name not in profiles]
         except botocore.exceptions.BotoCoreError as exc:
             fail(f"cannot read the AWS config: {exc}")
             return 2

@@ -129,7 +129,8 @@ class InstanceConnection:
     """The monitoring session to one instance: lazy (re)connect with backoff, read-only queries, status.
 
     `credentials` is awaited before every connect attempt and must return a fresh Credential (see
-    `iam_token_provider` / `keyring_password_provider`). `on_event` receives a client ConnEvent per attempt.
+    `keyring_password_provider` here, or aws/db_credentials.py for IAM tokens: db/ never imports aws/).
+    `on_event` receives a client ConnEvent per attempt.
     Statements are serialised on the one connection (a psycopg connection runs one query at a time).
     """
 
@@ -387,26 +388,6 @@ class InstanceConnection:
             self._on_event(event)
 
     _last_error: ConnectError = ConnectError("not connected")
-
-
-def iam_token_provider(session: Any, target: ConnTarget) -> CredentialProvider:
-    """A CredentialProvider making a fresh IAM token per call (boto3 in a worker thread, never on the loop).
-
-    The token is signed for the endpoint and canonical port (not the tunnel), the user and the region.
-    """
-    from pgiam_tui.aws.tokens import make_token
-
-    if not target.region:
-        raise ConnectError(f"{target.cluster}: no region known for {target.endpoint}", step="config")
-    region = target.region
-
-    async def provide() -> Credential:
-        token = await asyncio.to_thread(
-            make_token, session, target.endpoint, target.port, target.user, region
-        )
-        return Credential(token.value, token.expires_at)
-
-    return provide
 
 
 def keyring_password_provider(cluster: str) -> CredentialProvider:

@@ -22,6 +22,7 @@ from typing import LiteralString
 
 import boto3
 
+from pgiam_tui.aws.db_credentials import iam_token_provider
 from pgiam_tui.aws.discovery import ResolvedCluster, ResolvedInstance
 from pgiam_tui.collect.events import EventsCollector
 from pgiam_tui.collect.iam_mapping import IamMappingCollector
@@ -32,7 +33,6 @@ from pgiam_tui.db.connection import (
     CredentialProvider,
     InstanceConnection,
     QueryError,
-    iam_token_provider,
     keyring_password_provider,
     utcnow,
 )
