@@ -19,6 +19,7 @@ import psycopg
 import pytest
 from pgiam_sandbox.postgres import LocalPostgres
 
+from helpers import faults
 from helpers.memory_keyring import MemoryKeyring, installed_keyring
 from pgiam_tui.aws.session import SessionFactory
 from pgiam_tui.config import ClusterConfig, Config, ConfigError
@@ -440,3 +441,45 @@ async def test_slow_iam_never_delays_activity(
         await monitor.stop()
         await aws.release()
         await probe.close()
+
+
+async def test_stalled_server_is_stale_at_once_and_recovers(
+    servers: dict[str, LocalPostgres], passwords: MemoryKeyring, tmp_path: Path
+) -> None:
+    """Issue 10: SIGSTOP of a server (postmaster and backends, by pid). The instance is stale as soon as its
+    read runs over its budget (statement_timeout + 1 s here), not after the driver's own cancel; its last
+    rows stay, marked stale; the other cluster keeps answering; SIGCONT brings it back."""
+    for name in servers:
+        passwords.set_password("pgiam-tui", name, MON_PASSWORD)
+    beta_pg = servers["beta"]
+    marker = await _session(beta_pg, "beta-stall-marker")
+    config = _config(*(_cluster(n, pg.port, statement_timeout_ms=1000) for n, pg in servers.items()))
+    seen = faults.Snapshots()
+    monitor = _monitor(config, tmp_path, seen)
+    await monitor.start()
+    try:
+        await seen.wait(lambda s: s.name == "beta" and s.status == "ok" and
+                        any(r.application_name == "beta-stall-marker" for r in s.activity))  # fmt: skip
+        assert beta_pg.pid is not None
+        mark = seen.mark()
+        with faults.paused(beta_pg.pid):
+            down = await seen.wait(lambda s: s.name == "beta" and s.instances[0].freshness.stale, after=mark)
+            inst = down.instances[0]
+            assert inst.freshness.reason is not None and "no answer" in inst.freshness.reason
+            assert down.status == "error" and down.error is not None and down.error.step == "timeout"
+            assert down.error.message.count("beta") == 1  # the instance is named once
+            assert "permission" not in (down.error.message + down.error.hint).lower()
+            assert down.stale and any(r.application_name == "beta-stall-marker" for r in down.activity)
+            after_down = seen.mark()
+            for _ in range(2):  # alpha keeps answering while beta is stopped
+                await seen.wait(lambda s: s.name == "alpha" and s.status == "ok", after=after_down)
+                after_down = seen.mark()
+        mark = seen.mark()
+        back = await seen.wait(
+            lambda s: s.name == "beta" and s.status == "ok" and not s.instances[0].freshness.stale, after=mark
+        )
+        assert not back.stale and any(r.application_name == "beta-stall-marker" for r in back.activity)
+        assert [s.status for s in seen.of("alpha")].count("error") == 0
+    finally:
+        await monitor.stop()
+        await marker.close()

@@ -7,7 +7,8 @@ The console, `snapshot` (and later `record` and `serve`) all get their snapshots
 * **Status**: "error" when no instance answered (or the whole cluster failed: credentials, discovery, no
   instance); a cluster whose writer is down but whose reader answers is "ok" with the reader's live rows,
   and the failed instance says so in its own InstanceInfo (never a cluster-wide ✖ over live rows).
-* **Error**: the writer's failure first, naming the instance once, "(+N more instances)" after it.
+* **Error**: only when the cluster failed; then the writer's failure first, naming the instance once,
+  "(+N more instances)" after it.
 * **Panes**: events and IAM as their own cadences last read them, each with its freshness; a read in flight
   for longer than its budget is stale at once ("no answer from AWS for N s"). The IAM flag is the latest
   discovery's when discovery is newer than the IAM read (discovery is the cheap, frequent check).
@@ -66,9 +67,11 @@ def assemble_snapshot(
         if reading.rows and reading.read_at is not None:
             oldest_stale = reading.read_at if oldest_stale is None else min(oldest_stale, reading.read_at)
     answered = any(s.reading.error is None and s.reading.read_at is not None for s in parts.instances)
-    error = parts.error or _instances_error(failed)
     cluster_failed = parts.error is not None or not parts.instances or (bool(failed) and not answered)
     status: Literal["ok", "error"] = "error" if cluster_failed else "ok"
+    # an instance that failed while another answered is reported by its own InstanceInfo (stale, reason):
+    # the cluster-wide error is for a cluster that shows nothing live
+    error = parts.error or (_instances_error(failed) if cluster_failed else None)
     writer = next((s for s in parts.instances if s.target.role in _WRITER_ROLES), None)
     writer = writer or (parts.instances[0] if parts.instances else None)
     iam = _iam(parts.iam, parts.discovery)

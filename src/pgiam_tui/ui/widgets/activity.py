@@ -100,7 +100,7 @@ class ActivityPane(FilterablePane):
                 text.append(f"\n  showing data from {fmt_duration(snap.data_age_s)} ago", style="dim")
             banner.update(text)
             banner.display = True
-        elif troubled := [i for i in snap.instances if i.status != "connected"]:
+        elif troubled := [i for i in snap.instances if i.status != "connected" or i.freshness.stale]:
             # The cluster answers, but not every member does (e.g. a reader reconnecting).
             text = Text()
             for n, inst in enumerate(troubled):
@@ -111,6 +111,9 @@ class ActivityPane(FilterablePane):
                 if inst.error:
                     text.append(" — ")
                     text.append_text(safe_text(inst.error, 200))
+                age = inst.freshness.age_s(snap.collected_at)
+                if inst.freshness.stale and age is not None:
+                    text.append(f" (its rows are {fmt_duration(age)} old)", style="dim")
             banner.update(text)
             banner.display = True
         else:
