@@ -248,10 +248,15 @@ def test_unused_grant_from_access_advisor() -> None:
     assert rw.iam_principals[0].last_used == NOW - timedelta(days=200)
 
 
-def test_untrusted_names_are_made_visible_in_findings() -> None:
+def test_untrusted_names_are_kept_in_findings_and_escaped_where_shown() -> None:
+    from pgiam_tui.commands.snapshot import render_text
+    from pgiam_tui.model import ClusterSnapshot
+
     roles = [*ROLES, RoleRow("evil\x1b[2J", True, False, False, False, ("rds_iam",))]
     snap = build_snapshot(CTX, roles, _inv(*SCENARIO), now=NOW)
-    assert all("\x1b" not in f.message and "\x1b" not in f.fix for f in snap.findings)
+    assert any("evil\x1b[2J" in f.message for f in snap.findings)  # the finding names the true role
+    out = render_text([ClusterSnapshot("c", "ok", NOW, iam=snap)])
+    assert "\x1b" not in out and "evil\\x1b[2J" in out
 
 
 # ----------------------------------------------------------------------------- real PostgreSQL + moto

@@ -17,7 +17,6 @@ import pytest
 import trustme
 
 from pgiam_tui.diagnose.probe import TlsOutcome, resolve, tcp_connect, tls_probe
-from pgiam_tui.diagnose.text import visible
 
 SERVER_NAME = "pgdemo.cluster-abc.us-east-1.rds.amazonaws.com"
 
@@ -162,8 +161,3 @@ def test_resolve_failure_and_refused_port() -> None:
     s.close()  # bound then closed: nothing listens there
     with pytest.raises(ConnectionRefusedError):
         tcp_connect("127.0.0.1", port, 2)
-
-
-def test_visible_shows_control_characters() -> None:
-    assert visible("a\nb\x1b[31mc\u202e") == "a\\nb\\x1b[31mc\\u202e"
-    assert len(visible("x" * 1000, 50)) == 50

@@ -1,21 +1,36 @@
-"""textsafe.visible: the one function deciding which characters of untrusted text reach a terminal."""
+"""textsafe: the one cleaner deciding how untrusted text reaches a terminal, a JSON document or the screen."""
 
 from __future__ import annotations
 
+import json
+import re
 import unicodedata
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pgiam_tui import textsafe
-from pgiam_tui.collect.logparse import parse_line
-from pgiam_tui.collect.logparse import visible as log_visible
-from pgiam_tui.commands._cliutil import visible as cli_visible
-from pgiam_tui.commands.snapshot import visible as snapshot_visible
-from pgiam_tui.diagnose.text import visible as check_visible
+from pgiam_tui.textsafe import Layout
 
 HOSTILE = "a\x1b[2J\x1b]0;title\x07b\x9bc\u202ed\u2066e\u200bf\u2028g\x00h\U000e0001"
 _UNSAFE = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+LAYOUTS: tuple[Layout, ...] = ("escape", "space", "keep_lines")
+
+# The escape syntax, read back: the inverse of `visible` in the "escape" layout. If this decoder recovers
+# every input, no two inputs can render the same (a function with an inverse is injective).
+_ESCAPE = re.compile(r"\\(?:(\\)|([tnr])|x([0-9a-f]{2})|u([0-9a-f]{4})|U([0-9a-f]{8}))")
+
+
+def _decode(shown: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        if m.group(1):
+            return "\\"
+        if m.group(2):
+            return {"t": "\t", "n": "\n", "r": "\r"}[m.group(2)]
+        return chr(int(m.group(3) or m.group(4) or m.group(5), 16))
+
+    return _ESCAPE.sub(one, shown)
 
 
 def _unsafe_chars(text: str) -> list[str]:
@@ -28,6 +43,38 @@ def test_escapes_csi_osc_c1_bidi_zero_width_separators_and_nul() -> None:
     assert _unsafe_chars(shown) == []
 
 
+@pytest.mark.parametrize(
+    ("char", "shown"),
+    [
+        ("\u061c", "\\u061c"),  # ARABIC LETTER MARK: a bidi control the UI's own cleaner let through
+        ("\u00ad", "\\xad"),  # SOFT HYPHEN: invisible
+        ("\u180e", "\\u180e"),  # MONGOLIAN VOWEL SEPARATOR
+        ("\ufff9", "\\ufff9"),  # interlinear annotation anchor..terminator
+        ("\ufffb", "\\ufffb"),
+        ("\U000e0000", "\\U000e0000"),  # the tag block, unassigned code points included
+        ("\U000e0041", "\\U000e0041"),  # TAG LATIN CAPITAL LETTER A: smuggles invisible ASCII
+        ("\U000e007f", "\\U000e007f"),  # CANCEL TAG
+        ("\u3164", "\\u3164"),  # HANGUL FILLER: a "letter" that renders as nothing
+        ("\x7f", "\\x7f"),  # DEL
+        ("\x85", "\\x85"),  # NEL, a C1 control
+        ("\u2067", "\\u2067"),  # RIGHT-TO-LEFT ISOLATE
+        ("\\", "\\\\"),  # a literal backslash: doubled, so it can never start a fake escape
+    ],
+)
+def test_every_invisible_or_reordering_character_is_escaped(char: str, shown: str) -> None:
+    assert textsafe.visible(f"a{char}b") == f"a{shown}b"
+    assert textsafe.is_unsafe(char) or char == "\\"
+
+
+def test_literal_text_cannot_imitate_an_escaped_control() -> None:
+    """Issue 10: ESC was shown three ways (␛, \\x1b, \\u001b) and a user could type any of them."""
+    real = textsafe.visible("\x1b[2J")
+    forged = textsafe.visible("\\x1b[2J")
+    assert real == "\\x1b[2J"
+    assert forged == "\\\\x1b[2J"
+    assert real != forged
+
+
 def test_layout_of_tab_newline_and_carriage_return() -> None:
     assert textsafe.visible("a\tb\nc\rd") == "a\\tb\\nc\\rd"
     assert textsafe.visible("a\tb\nc\rd", layout="space") == "a b c d"
@@ -36,30 +83,67 @@ def test_layout_of_tab_newline_and_carriage_return() -> None:
 
 
 def test_harmless_text_is_unchanged_and_limit_cuts_with_an_ellipsis() -> None:
-    text = "SELECT 'ｄｅｍｏ' AS 日本語,\u3000\xa0x -- ünïcödé"
+    text = "SELECT 'ｄｅｍｏ' AS 日本語,\u3000\xa0x -- ünïcödé 👍🏽 e\u0301"
     assert textsafe.visible(text) == text
     assert textsafe.visible("x" * 100, limit=10) == "x" * 9 + "…"
     assert textsafe.visible("short", limit=10) == "short"
 
 
+def test_a_cut_never_splits_an_escape() -> None:
+    shown = textsafe.visible("ab\x1b\x1b\x1b", limit=7)
+    assert shown == "ab\\x1b…"
+    assert textsafe.visible("\x1b" * 3, limit=12) == "\\x1b" * 3  # exactly fits: no ellipsis
+
+
+@given(st.text())
+def test_the_escape_layout_is_injective(text: str) -> None:
+    """Round trip: the escaped form determines the input, so two different inputs never look the same."""
+    assert _decode(textsafe.visible(text)) == text
+
+
+@given(st.text(), st.text())
+def test_two_different_texts_never_render_the_same(a: str, b: str) -> None:
+    for layout in ("escape", "keep_lines"):
+        if a != b:
+            assert textsafe.visible(a, layout=layout) != textsafe.visible(b, layout=layout)  # type: ignore[arg-type]
+
+
+@given(st.text())
+def test_keep_lines_only_keeps_tab_and_newline(text: str) -> None:
+    shown = textsafe.visible(text, layout="keep_lines")
+    assert _decode(shown.replace("\t", "\\t").replace("\n", "\\n")) == text
+
+
 @given(st.text())
 def test_no_unsafe_character_survives_any_layout(text: str) -> None:
-    for layout in ("escape", "space", "keep_lines"):
-        shown = textsafe.visible(text, layout=layout)  # type: ignore[arg-type]
+    for layout in LAYOUTS:
+        shown = textsafe.visible(text, layout=layout)
         kept = {"\t", "\n"} if layout == "keep_lines" else set()
-        assert [ch for ch in _unsafe_chars(shown) if ch not in kept] == []
+        assert [ch for ch in shown if textsafe.is_unsafe(ch) and ch not in kept] == []
 
 
-def test_every_cli_and_collector_policy_uses_the_shared_core() -> None:
-    # The bidi override was let through by the log parser's own helper before it used textsafe.
-    for shown in (
-        log_visible(HOSTILE),
-        cli_visible(HOSTILE),
-        snapshot_visible(HOSTILE, 500),
-        check_visible(HOSTILE),
-    ):
-        assert _unsafe_chars(shown) == [], shown
-        assert "\\u202e" in shown and "\\x9b" in shown
-    prefix = "2024-01-01 00:00:00 UTC:10.0.0.1(1):u@d:[1]:"
-    ev = parse_line(prefix + 'FATAL:  PAM authentication failed for user "\u202eevil"')
-    assert "\u202e" not in ev.message and "\\u202e" in ev.message
+@given(st.text(), st.integers(min_value=1, max_value=40))
+def test_a_limited_result_is_a_prefix_of_the_whole_and_fits(text: str, limit: int) -> None:
+    whole = textsafe.visible(text)
+    cut = textsafe.visible(text, limit=limit)
+    assert len(cut) <= limit
+    if cut != whole:
+        assert cut.endswith("…") and whole.startswith(cut[:-1])
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+)
+
+
+@given(_JSON)
+def test_json_output_is_ascii_without_controls_and_reads_back(value: object) -> None:
+    text = textsafe.to_json(value, indent=2)
+    assert all(0x20 <= ord(ch) < 0x7F or ch == "\n" for ch in text)
+    assert json.loads(text) == value
+
+
+def test_clip_cuts_without_escaping() -> None:
+    assert textsafe.clip("a\x1b" * 10, 5) == "a\x1ba\x1b…"
+    assert textsafe.clip("short") == "short"

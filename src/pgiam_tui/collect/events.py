@@ -28,7 +28,7 @@ from pgiam_tui.collect.log_sources import (
     RawLine,
     RdsLogFileSource,
 )
-from pgiam_tui.collect.logparse import LogLineParser, visible
+from pgiam_tui.collect.logparse import LogLineParser
 from pgiam_tui.config import ClusterConfig
 from pgiam_tui.model import ConnEvent, FailureCount, Finding
 
@@ -266,7 +266,7 @@ class EventsCollector:
 
 
 def _describe(exc: BaseException) -> str:
-    return visible(describe_aws_error(exc))
+    return describe_aws_error(exc)
 
 
 def _unreadable(code: str, source: str | None, detail: str) -> Finding:

@@ -3,8 +3,8 @@
 `build_snapshot` takes the roles (RoleRow, from collect/iam_mapping.py's ROLES_SQL), the IAM inventory
 (aws/iam_read.py) and Access Advisor results, evaluates every principal's policies with aws/policy.py for
 `rds-db:connect` on each user's ARN, and turns drift into findings with stable codes (FINDING_CODES), each
-with a fix text. Names from the database or IAM are untrusted: findings show them with control characters
-made visible.
+with a fix text. Names from the database or IAM are untrusted: findings keep them as they are, and every
+output escapes them once (`pgiam_tui.textsafe`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from pgiam_tui.aws.policy import (
     evaluate,
     wildcard_match,
 )
-from pgiam_tui.collect.logparse import visible
 from pgiam_tui.model import AssumeRoleEvent, DbUser, Finding, Grant, IamMetrics, IamSnapshot, Severity
 
 __all__ = ["FINDING_CODES", "MappingContext", "RoleRow", "build_snapshot"]
@@ -158,7 +157,7 @@ def build_snapshot(
     per_user: dict[str, list[Finding]] = {}
 
     def add(sev: Severity, code: str, msg: str, fix: str, user: str | None = None) -> None:
-        f = Finding(severity=sev, code=code, message=visible(msg), fix=visible(fix), user=user)
+        f = Finding(severity=sev, code=code, message=msg, fix=fix, user=user)
         findings.append(f)
         if user is not None:
             per_user.setdefault(user, []).append(f)

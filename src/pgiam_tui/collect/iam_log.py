@@ -19,7 +19,6 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from pgiam_tui.collect.logparse import visible
 from pgiam_tui.model import ConnEvent, EventKind, FailureCount
 
 __all__ = [
@@ -93,9 +92,7 @@ def parse_iam_line(
     try:
         return _parse_iam(text, fallback_time, instance)
     except Exception:  # log text is untrusted; a line we cannot read is kept, never raised
-        return ConnEvent(
-            time=fallback_time, kind="other", source="iam_log", message=visible(text), instance=instance
-        )
+        return ConnEvent(time=fallback_time, kind="other", source="iam_log", message=text, instance=instance)
 
 
 def _parse_iam(text: str, fallback_time: datetime | None, instance: str | None) -> ConnEvent:
@@ -107,17 +104,15 @@ def _parse_iam(text: str, fallback_time: datetime | None, instance: str | None) 
     user = None
     if um is not None:
         user = um.group("q") if um.group("q") is not None else um.group("dq") or um.group("bare")
-        if user is not None:
-            user = visible(user)
     am = _CALLER_RE.search(text)
-    caller = visible(am.group("arn").replace(" ", "")) if am else None
+    caller = am.group("arn").replace(" ", "") if am else None
     reason = f"{code}: {_REASONS[code]}" if code in _REASONS else None
     return ConnEvent(
         time=when,
         kind=kind,
         user=user,
         source="iam_log",
-        message=visible(text),
+        message=text,
         instance=instance,
         iam_reason=reason,
         caller_arn=caller,

@@ -32,7 +32,6 @@ from pgiam_tui.aws.session import cached_client
 from pgiam_tui.collect.aws_threads import run_side_thread
 from pgiam_tui.collect.events import ResolvedClusterLike
 from pgiam_tui.collect.iam_findings import FINDING_CODES, MappingContext, RoleRow, build_snapshot
-from pgiam_tui.collect.logparse import visible
 from pgiam_tui.config import ClusterConfig
 from pgiam_tui.model import AssumeRoleEvent, Finding, IamMetrics, IamSnapshot
 
@@ -147,7 +146,7 @@ class IamMappingCollector:
                 self._iam_session = SessionFactory().session(self.cfg.iam_profile)
             except Exception as exc:  # unknown profile etc.: reported as iam_unreadable, retried next refresh
                 self._iam_error = IamReadError(
-                    visible(f"profile {self.cfg.iam_profile}: {exc}"), code="Profile", permission=None
+                    f"profile {self.cfg.iam_profile}: {exc}", code="Profile", permission=None
                 )
                 return None
         return self._iam_session
@@ -162,9 +161,7 @@ class IamMappingCollector:
             self._iam_error = exc
         except Exception as exc:  # network, credentials: report as unreadable, keep going
             self._inventory = None
-            self._iam_error = IamReadError(
-                visible(f"{type(exc).__name__}: {exc}"), code="Error", permission=None
-            )
+            self._iam_error = IamReadError(f"{type(exc).__name__}: {exc}", code="Error", permission=None)
         self._iam_at = self._clock()
 
     def _read_advice(self, client: Any, arns: Iterable[str]) -> None:

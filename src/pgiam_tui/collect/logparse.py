@@ -9,7 +9,7 @@ Self-managed servers use whatever `log_line_prefix` says; `LogLineParser(prefix)
 escapes into one regular expression, once. The kinds produced are `received`, `authorized` (with the SSL
 details, or `{"enabled": False}`), `auth_failed` (PAM, password, pg_hba rejection), `disconnected` (with the
 session time) and `other`. Log text is untrusted: a line that does not fit is kept as kind `other`; parsing
-never raises. Control characters are made visible (`\\x1b`) so a line can never drive a terminal.
+never raises. Text is kept as the server wrote it; every output escapes it once (`pgiam_tui.textsafe`).
 
 Speed matters (a busy server logs thousands of connections a minute, and a first read may cover an hour of
 them), so the hot path is one regex match, a dict lookup for the timestamp and a few `str` prefix tests.
@@ -22,7 +22,6 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from pgiam_tui import textsafe
 from pgiam_tui.model import ConnEvent, EventKind
 
 __all__ = [
@@ -30,7 +29,6 @@ __all__ = [
     "LogLineParser",
     "compile_prefix",
     "parse_line",
-    "visible",
 ]
 
 RDS_PREFIX = "%t:%r:%u@%d:[%p]:"
@@ -89,11 +87,6 @@ def _kv(text: str) -> dict[str, str]:
         if sep:
             out[key] = value
     return out
-
-
-def visible(text: str) -> str:
-    """`text` with control, bidi and other unsafe characters shown as escapes (tab and line feed kept)."""
-    return textsafe.visible(text, layout="keep_lines")
 
 
 def compile_prefix(prefix: str) -> re.Pattern[str]:
@@ -248,9 +241,7 @@ class LogLineParser:
         try:
             return self._parse(line, src, inst, fallback_time)
         except Exception:  # the contract is "never raises"; a parser bug must not stop collection
-            return ConnEvent(
-                time=fallback_time, kind="other", source=src, message=visible(line), instance=inst
-            )
+            return ConnEvent(time=fallback_time, kind="other", source=src, message=line, instance=inst)
 
     def parse_lines(
         self, lines: Iterable[str], *, source: str | None = None, instance: str | None = None
@@ -263,7 +254,7 @@ class LogLineParser:
     def _parse(self, line: str, src: str, inst: str | None, fallback: datetime | None) -> ConnEvent:
         m = self._re.match(line)
         if m is None:
-            return ConnEvent(fallback, "other", source=src, message=visible(line), instance=inst)
+            return ConnEvent(fallback, "other", source=src, message=line, instance=inst)
         ts, epoch, user, db, rhost, rport, rhost2, host, pid_s, level, msg = m.group(*_GROUPS)
         when: datetime | None = None
         if ts is not None:
@@ -332,7 +323,7 @@ class LogLineParser:
             pid,
             ssl,
             src,
-            visible(f"{level}:  {msg}"),
+            f"{level}:  {msg}",
             inst,
             None,
             None,

@@ -14,12 +14,7 @@ if TYPE_CHECKING:
 def fail(message: str, hint: str | None = None) -> None:
     """Print one line on stderr: `pgiam-tui: MESSAGE (hint: HINT)`; control characters made visible."""
     text = message if not hint else f"{message} (hint: {hint})"
-    print(f"pgiam-tui: {visible(text)}", file=sys.stderr)
-
-
-def visible(text: str) -> str:
-    """One line with control characters shown as escapes (untrusted text from files or AWS)."""
-    return textsafe.visible(text)
+    print(f"pgiam-tui: {textsafe.visible(text)}", file=sys.stderr)
 
 
 def load_cli_config(explicit: str | None) -> Config:

@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
 
 def render_text(result: CheckResult) -> str:
     """The human form: one line per step, then cause, evidence and fix when something failed."""
-    from pgiam_tui.diagnose.text import visible
+    from pgiam_tui.textsafe import visible
 
     lines = _render_lines(result)
     # Every part is already plain text; this is the last line of defence for the terminal.
@@ -69,12 +69,12 @@ def _render_lines(result: CheckResult) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Run the check of one cluster and print it (text or JSON)."""
     import asyncio
-    import json
 
     from pgiam_tui.aws.session import SessionFactory
     from pgiam_tui.commands._cliutil import fail, load_cli_config, terminal_mfa_prompt
     from pgiam_tui.config import ConfigError
     from pgiam_tui.diagnose import result_to_json, run_check
+    from pgiam_tui.textsafe import to_json
 
     try:
         cfg = load_cli_config(args.config).cluster(args.name)
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     result = asyncio.run(run_check(cfg, SessionFactory(terminal_mfa_prompt)))
     if args.json:
-        print(json.dumps(result_to_json(result), indent=2))
+        print(to_json(result_to_json(result), indent=2))
     else:
         print(render_text(result))
     # The contract is "0 when it connected": a login that works but lacks pg_monitor still prints its

@@ -8,11 +8,12 @@ names (or clusters) already there. An error in one profile/region is reported an
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pgiam_tui.textsafe import to_json
 
 if TYPE_CHECKING:
     from pgiam_tui.aws.inventory import DiscoveredDatabase
@@ -46,8 +47,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when every scan worked, 1 when some profile/region failed, 2 on a bad --write file."""
-    from pgiam_tui.commands._cliutil import fail, visible
+    from pgiam_tui.commands._cliutil import fail
     from pgiam_tui.config import ConfigError, load_config, parse_config
+    from pgiam_tui.textsafe import visible
 
     existing: Config | None = None
     target = Path(args.write).expanduser() if args.write else None
@@ -208,8 +210,8 @@ def _entry(d: DiscoveredDatabase, name: str, database: str | None, user: str | N
 
 
 def _toml(value: str) -> str:
-    # A JSON string is a valid TOML basic string (same escapes); TOML also wants DEL escaped.
-    return json.dumps(value, ensure_ascii=True).replace("\x7f", "\\u007f")
+    # A JSON string is a valid TOML basic string (same escapes, DEL included)
+    return to_json(value)
 
 
 def _line(message: str, hint: str | None) -> str:

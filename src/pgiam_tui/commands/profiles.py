@@ -7,8 +7,9 @@ reported with it and never stops the others.
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TYPE_CHECKING, Any
+
+from pgiam_tui.textsafe import to_json
 
 if TYPE_CHECKING:
     from pgiam_tui.aws.profiles import ProfileInfo, Resolution
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             resolutions[r.profile] = r
 
     if args.json:
-        print(json.dumps({"profiles": [_json_row(p, resolutions.get(p.name)) for p in profiles]}, indent=2))
+        print(to_json({"profiles": [_json_row(p, resolutions.get(p.name)) for p in profiles]}, indent=2))
     else:
         _print_table(profiles, resolutions if args.resolve else None)
     failed = any(r.error is not None for r in resolutions.values())
@@ -75,7 +76,7 @@ def _json_row(p: ProfileInfo, r: Resolution | None) -> dict[str, Any]:
 
 
 def _print_table(profiles: list[ProfileInfo], resolutions: dict[str, Resolution] | None) -> None:
-    from pgiam_tui.commands._cliutil import visible
+    from pgiam_tui.textsafe import visible
 
     if not profiles:
         print("no AWS profiles found (AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE, ~/.aws/config)")

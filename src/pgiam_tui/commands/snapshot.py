@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pgiam_tui import textsafe
+from pgiam_tui.textsafe import to_json
 
 
 def register(subparsers: Any) -> None:
@@ -31,7 +32,6 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Collect once and print; returns the exit status."""
     import asyncio
-    import json
 
     from pgiam_tui.commands._cliutil import fail
     from pgiam_tui.config import ConfigError, load_config, resolve_config_path
@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
     snapshots = asyncio.run(_collect(config, names))
     if args.json:
-        # ensure_ascii: C1 controls and all non-ASCII arrive as \u escapes, never raw on a terminal
-        json.dump(snapshot_to_json(snapshots), sys.stdout, indent=2, ensure_ascii=True)
+        # C1 controls, DEL and all non-ASCII arrive as \u escapes, never raw on a terminal
+        print(to_json(snapshot_to_json(snapshots), indent=2))
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render_text(snapshots))
@@ -72,21 +72,21 @@ async def _collect(config: Any, names: list[str] | None) -> list[Any]:
         await monitor.stop()
 
 
-def visible(text: str | None, limit: int = 80) -> str:
-    """TEXT on one line, every non-printable character (C0/C1 controls, ESC, bidi overrides...) shown as an
-    escape such as \\x1b, cut to LIMIT characters: text from the database is untrusted."""
+def _field(text: str | None, limit: int = 80) -> str:
+    """One field of the text summary: None as nothing, whitespace folded to spaces (one readable line),
+    everything unsafe escaped by the one cleaner, cut to LIMIT characters."""
     if text is None:
         return ""
-    # layout whitespace becomes a space (one readable line); anything unsafe is shown, never sent as is
     return textsafe.visible(text, limit=limit, layout="space")
 
 
 def render_text(snapshots: Sequence[Any]) -> str:
     """A readable summary per cluster: status, instances, sessions, blocked sessions, IAM, findings.
 
-    Every string goes through visible(): names come from a hand-edited file, the rest from servers and AWS.
+    Every string goes through _field() (textsafe): names come from a hand-edited file, the rest from
+    servers and AWS.
     """
-    v = visible
+    v = _field
     out: list[str] = []
     for s in snapshots:
         head = f"{v(s.name)}: {s.status.upper()}"
@@ -128,7 +128,7 @@ def _iam_lines(iam: Any) -> list[str]:
         return []
     from pgiam_tui.aws.metrics import IAM_METRICS  # here: keeps `pgiam-tui --help` free of boto3
 
-    v = visible
+    v = _field
     flag = {True: "enabled", False: "DISABLED", None: "unknown"}[iam.iam_auth_enabled]
     lines = [f"  iam auth: {flag}, resource id {v(iam.resource_id or '-')}"]
     for u in iam.users:

@@ -20,7 +20,7 @@ import botocore.exceptions
 from pgiam_tui.aws.errors import describe_aws_error
 from pgiam_tui.aws.policy import CONNECT_ACTION, MatchedStatement, NamedPolicy, connect_grants, evaluate
 from pgiam_tui.collect.iam_log import IAM_CODE_KINDS, parse_iam_line
-from pgiam_tui.diagnose.text import visible
+from pgiam_tui.textsafe import clip
 
 _DBUSER_ARN = re.compile(
     r"^arn:(?P<partition>[^:]*):rds-db:(?P<region>[^:]*):(?P<account>[^:]*):dbuser:(?P<rid>[^/]*)/(?P<user>.*)$"
@@ -58,7 +58,7 @@ def parse_iam_log_line(text: str, timestamp_ms: int = 0) -> IamLogLine | None:
         code=code,
         user=event.user,
         caller_arn=event.caller_arn,
-        message=visible(text.strip()),
+        message=clip(text.strip()),
         timestamp_ms=timestamp_ms,
     )
 
@@ -97,10 +97,10 @@ def newest_iam_log_line(
                 kwargs["nextToken"] = token
         except botocore.exceptions.ClientError as exc:
             raise EvidenceUnavailable(
-                f"cannot read log group {group}: {visible(describe_aws_error(exc))}"
+                f"cannot read log group {group}: {clip(describe_aws_error(exc))}"
             ) from None
         except botocore.exceptions.BotoCoreError as exc:
-            raise EvidenceUnavailable(f"cannot read log group {group}: {visible(str(exc))}") from None
+            raise EvidenceUnavailable(f"cannot read log group {group}: {clip(str(exc))}") from None
         if newest is not None or time.monotonic() >= deadline:
             return newest
         time.sleep(0.3)
@@ -168,11 +168,10 @@ def principal_policies(session: boto3.Session, principal: Principal) -> list[Nam
                     policies.append(NamedPolicy(f"group/{gname}/{name}", None, _doc(doc)))
     except botocore.exceptions.ClientError as exc:
         raise EvidenceUnavailable(
-            f"cannot read the policies of {principal.kind} {principal.name}: "
-            f"{visible(describe_aws_error(exc))}"
+            f"cannot read the policies of {principal.kind} {principal.name}: {clip(describe_aws_error(exc))}"
         ) from None
     except botocore.exceptions.BotoCoreError as exc:
-        raise EvidenceUnavailable(f"cannot read IAM: {visible(str(exc))}") from None
+        raise EvidenceUnavailable(f"cannot read IAM: {clip(str(exc))}") from None
     return policies
 
 

@@ -19,7 +19,7 @@ from pgiam_tui.diagnose.causes import Diagnosis
 from pgiam_tui.diagnose.context import SKEW_LIMIT_S, CheckContext
 from pgiam_tui.diagnose.probe import is_ip
 from pgiam_tui.diagnose.result import StepBuilder
-from pgiam_tui.diagnose.text import visible
+from pgiam_tui.textsafe import clip
 
 if TYPE_CHECKING:
     from pgiam_tui.aws.discovery import ResolvedCluster
@@ -164,7 +164,7 @@ async def step_credentials(ctx: CheckContext, b: StepBuilder) -> bool:
         err = classify_aws_error(exc, ctx.cfg.profile)
         code = _CREDENTIAL_CAUSES.get(err.kind, "aws_error")
         skew = _skew_from_error(exc, ctx)
-        message = visible(err.message)
+        message = clip(err.message)
         if skew is not None and abs(skew) > SKEW_LIMIT_S:
             diag = clock_diagnosis(skew)
             diag.evidence.insert(0, message)
@@ -214,15 +214,15 @@ async def step_discovery(ctx: CheckContext, b: StepBuilder) -> bool:
         code = {"not_found": "cluster_not_found", "access_denied": "discovery_denied"}.get(
             exc.kind, "aws_error"
         )
-        message = visible(exc.message)
+        message = clip(exc.message)
         b.fail(message, exc.hint, cause=code)
         ctx.decide(Diagnosis(code, fix=exc.hint or "", evidence=[message]), "inference")
         return False
     except (AwsCredentialError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         err = classify_aws_error(exc, cfg.profile)
         code = _CREDENTIAL_CAUSES.get(err.kind, "aws_error")
-        b.fail(visible(err.message), err.hint, cause=code)
-        ctx.decide(Diagnosis(code, fix=err.hint or "", evidence=[visible(err.message)]), "inference")
+        b.fail(clip(err.message), err.hint, cause=code)
+        ctx.decide(Diagnosis(code, fix=err.hint or "", evidence=[clip(err.message)]), "inference")
         return False
     ctx.cluster = cluster
     members = ", ".join(f"{i.role} {i.id}" for i in cluster.instances)
@@ -323,8 +323,8 @@ async def step_token(ctx: CheckContext, b: StepBuilder) -> bool:
         )
     except AwsCredentialError as exc:
         code = _CREDENTIAL_CAUSES.get(exc.kind, "token_error")
-        b.fail(visible(exc.message), exc.hint, cause=code)
-        ctx.decide(Diagnosis(code, fix=exc.hint or "", evidence=[visible(exc.message)]), "inference")
+        b.fail(clip(exc.message), exc.hint, cause=code)
+        ctx.decide(Diagnosis(code, fix=exc.hint or "", evidence=[clip(exc.message)]), "inference")
         return False
     token = ctx.token
     lifetime = (token.expires_at - token.issued_at).total_seconds()

@@ -9,7 +9,7 @@ from typing import Any
 from pgiam_tui.diagnose.causes import Diagnosis
 from pgiam_tui.diagnose.context import CheckContext
 from pgiam_tui.diagnose.result import StepBuilder
-from pgiam_tui.diagnose.text import visible
+from pgiam_tui.textsafe import clip
 
 APPLICATION_NAME = "pgiam-tui check"
 
@@ -45,7 +45,7 @@ def _server_message(exc: BaseException, secrets: tuple[str | None, ...]) -> str:
     """The error as one plain line, with any secret scrubbed out."""
     from pgiam_tui.db.conninfo import one_line, scrub
 
-    return visible(one_line(scrub(str(exc), *secrets)), 400)
+    return clip(one_line(scrub(str(exc), *secrets)), 400)
 
 
 def _sqlstate(exc: BaseException, message: str) -> str | None:
@@ -98,8 +98,8 @@ async def step_authentication(ctx: CheckContext, b: StepBuilder) -> bool:
         try:
             ctx.password = await asyncio.to_thread(get_password, cfg.name)
         except SecretStoreError as exc:
-            b.fail(visible(str(exc)), f"pgiam-tui password set {cfg.name}", cause="config_invalid")
-            ctx.decide(Diagnosis("config_invalid", visible(str(exc)), f"pgiam-tui password set {cfg.name}"))
+            b.fail(clip(str(exc)), f"pgiam-tui password set {cfg.name}", cause="config_invalid")
+            ctx.decide(Diagnosis("config_invalid", clip(str(exc)), f"pgiam-tui password set {cfg.name}"))
             return False
         if ctx.password is None:
             fix = f"pgiam-tui password set {cfg.name}"
@@ -228,8 +228,8 @@ async def step_session(ctx: CheckContext, b: StepBuilder) -> bool:
     roles = [name for name, member in (("rds_iam", in_rds_iam), ("pg_monitor", in_pg_monitor)) if member]
     where = "reader (in recovery)" if recovery else "writer"
     detail = (
-        f"current_user {visible(str(user))}, member of [{', '.join(roles) or 'none'}], "
-        f"server {visible(str(version))}, "
+        f"current_user {clip(str(user))}, member of [{', '.join(roles) or 'none'}], "
+        f"server {clip(str(version))}, "
         f"{where}, read-only session: {read_only}"
     )
     if not in_pg_monitor:

@@ -15,7 +15,7 @@ from pgiam_tui.diagnose.causes import Diagnosis
 from pgiam_tui.diagnose.context import CheckContext
 from pgiam_tui.diagnose.probe import is_ip, resolve, tcp_connect, tls_probe
 from pgiam_tui.diagnose.result import StepBuilder
-from pgiam_tui.diagnose.text import visible
+from pgiam_tui.textsafe import clip
 
 if TYPE_CHECKING:
     from pgiam_tui.aws.discovery import ResolvedInstance
@@ -46,7 +46,7 @@ async def _member(ctx: CheckContext, inst: ResolvedInstance) -> MemberOutcome:
         if not is_ip(addr):
             addr = (await asyncio.to_thread(resolve, addr, inst.connect_port))[0]
     except OSError as exc:
-        return done("dns_failure", f"{addr} does not resolve: {visible(str(exc))}")
+        return done("dns_failure", f"{addr} does not resolve: {clip(str(exc))}")
     try:
         sock = await asyncio.to_thread(tcp_connect, addr, inst.connect_port, cfg.connect_timeout_s)
     except ConnectionRefusedError:
@@ -54,14 +54,14 @@ async def _member(ctx: CheckContext, inst: ResolvedInstance) -> MemberOutcome:
     except TimeoutError:
         return done("tcp_timeout", f"{addr}:{inst.connect_port} timed out")
     except OSError as exc:
-        return done("tcp_unreachable", f"{addr}:{inst.connect_port}: {visible(str(exc))}")
+        return done("tcp_unreachable", f"{addr}:{inst.connect_port}: {clip(str(exc))}")
     if cfg.sslmode != "disable":
         tls = await asyncio.to_thread(
             tls_probe, sock, addr=addr, port=inst.connect_port, server_name=inst.endpoint,
             sslmode=cfg.sslmode, sslrootcert=cfg.sslrootcert, timeout_s=cfg.connect_timeout_s,
         )  # fmt: skip
         if tls.failure is not None:
-            return done(tls.failure, f"TLS: {visible(tls.message)}")
+            return done(tls.failure, f"TLS: {clip(tls.message)}")
     else:
         sock.close()
     secret: str | None = ctx.password
@@ -85,14 +85,14 @@ async def _member(ctx: CheckContext, inst: ResolvedInstance) -> MemberOutcome:
         kwargs["application_name"] = "pgiam-tui check"
         conn = await psycopg.AsyncConnection.connect(**kwargs)
     except (psycopg.Error, OSError) as exc:
-        message = visible(one_line(scrub(str(exc), secret)), 300)
+        message = clip(one_line(scrub(str(exc), secret)), 300)
         low = message.lower()
         cause = "auth_failed" if "authentication failed" in low else "connect_error"
         return done(cause, message)
     try:
         await conn.execute("select 1")
     except psycopg.Error as exc:
-        return done("session_error", visible(one_line(scrub(str(exc), secret)), 300))
+        return done("session_error", clip(one_line(scrub(str(exc), secret)), 300))
     finally:
         await conn.close()
     return done(None, "logged in")
@@ -107,9 +107,7 @@ async def _safe_member(ctx: CheckContext, inst: ResolvedInstance) -> MemberOutco
         from pgiam_tui.aws.errors import AwsCredentialError
 
         message = exc.message if isinstance(exc, AwsCredentialError) else type(exc).__name__
-        return MemberOutcome(
-            inst, "connect_error", visible(message), (time.perf_counter() - started) * 1000.0
-        )
+        return MemberOutcome(inst, "connect_error", clip(message), (time.perf_counter() - started) * 1000.0)
 
 
 async def step_members(ctx: CheckContext, b: StepBuilder) -> bool:

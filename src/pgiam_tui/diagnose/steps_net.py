@@ -9,7 +9,7 @@ from pgiam_tui.diagnose.causes import Diagnosis
 from pgiam_tui.diagnose.context import CheckContext
 from pgiam_tui.diagnose.probe import is_ip, resolve, tcp_connect, tls_probe
 from pgiam_tui.diagnose.result import StepBuilder
-from pgiam_tui.diagnose.text import visible
+from pgiam_tui.textsafe import clip
 
 RDS_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 
@@ -25,7 +25,7 @@ async def step_address(ctx: CheckContext, b: StepBuilder) -> bool:
             try:
                 found = await asyncio.to_thread(resolve, addr, tport)
             except OSError as exc:
-                text = f"tunnel address {addr} does not resolve: {visible(str(exc))}"
+                text = f"tunnel address {addr} does not resolve: {clip(str(exc))}"
                 fix = "set hostaddr to the tunnel's local address (e.g. 127.0.0.1)"
                 b.fail(text, fix, cause="dns_failure")
                 ctx.decide(Diagnosis("dns_failure", text, fix, [text]), "inference")
@@ -46,7 +46,7 @@ async def step_address(ctx: CheckContext, b: StepBuilder) -> bool:
     try:
         addresses = await asyncio.to_thread(resolve, endpoint, port)
     except OSError as exc:
-        text = f"{endpoint} does not resolve: {visible(str(exc))}"
+        text = f"{endpoint} does not resolve: {clip(str(exc))}"
         fix = (
             "check the endpoint name and your DNS/VPN; private RDS endpoints resolve only inside their VPC: "
             'from outside, open a tunnel and set hostaddr = "127.0.0.1" and local_port in the config'
@@ -93,14 +93,14 @@ async def step_tcp(ctx: CheckContext, b: StepBuilder) -> bool:
                 ctx,
                 b,
                 "tcp_unreachable",
-                f"{where} is unreachable: {visible(exc.strerror or str(exc))}",
+                f"{where} is unreachable: {clip(exc.strerror or str(exc))}",
                 "check routes/VPN to the cluster's VPC, or use a tunnel",
             )
         return _tcp_fail(
             ctx,
             b,
             "tcp_unreachable",
-            f"connection to {where} failed: {visible(str(exc))}",
+            f"connection to {where} failed: {clip(str(exc))}",
             "check the address and the network path",
         )
     b.ok(f"connected to {where}")
@@ -160,7 +160,7 @@ async def step_tls(ctx: CheckContext, b: StepBuilder) -> bool:
             "IAM authentication on RDS needs TLS",
         )
         return True
-    message = visible(outcome.message)
+    message = clip(outcome.message)
     bundle = cfg.sslrootcert or "~/.postgresql/root.crt (libpq's default)"
     evidence = [f"TLS: {message}"]
     if outcome.ca_subjects:

@@ -6,119 +6,29 @@ Kept apart from the widget so it can be unit-tested and benchmarked without a sc
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
 from pgiam_tui.model import SessionRow
-from pgiam_tui.ui.render import ELLIPSIS, SortCell, cell, fmt_duration, num_key
+from pgiam_tui.textsafe import ELLIPSIS
+from pgiam_tui.ui.render import SortCell, cell, fmt_duration, num_key
 
 LONG_RUNNING_S = 60.0  # an active query older than this stands out
 
-_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-FILTER_FIELDS = ("state", "user", "db", "app", "cluster", "instance", "min", "pid", "wait")
-
-
-class FilterError(ValueError):
-    """A filter expression that cannot be understood (message is one line for the user)."""
-
-
-def parse_duration(text: str) -> float:
-    """'10s', '2m', '500ms', '1.5h', '30' (seconds) -> seconds."""
-    m = _DURATION_RE.match(text.strip().lower())
-    if not m:
-        raise FilterError(f"bad duration {text!r} (use e.g. 10s, 2m, 500ms)")
-    return float(m.group(1)) * _UNIT_S[m.group(2)]
-
 
 @dataclass(frozen=True, slots=True)
-class SessionFilter:
-    """A parsed filter: `field:value` tokens (all must match) plus free words (each must appear somewhere)."""
+class Located:
+    """A session together with the cluster it belongs to."""
 
-    words: tuple[str, ...] = ()
-    fields: tuple[tuple[str, str], ...] = ()
-    min_duration_s: float | None = None
-    text: str = ""
+    cluster: str
+    row: SessionRow
 
     @property
-    def active(self) -> bool:
-        """True when the filter hides anything."""
-        return bool(self.words or self.fields or self.min_duration_s is not None)
-
-    def matches(self, row: SessionRow, cluster: str | None = None) -> bool:
-        """Whether `row` passes every token."""
-        if self.min_duration_s is not None and (row.duration_s or 0.0) < self.min_duration_s:
-            return False
-        for name, value in self.fields:
-            if not _field_matches(name, value, row, cluster):
-                return False
-        if self.words:
-            hay = " ".join(
-                x
-                for x in (
-                    row.query,
-                    row.usename,
-                    row.datname,
-                    row.application_name,
-                    row.client_addr,
-                    row.client_hostname,
-                    row.state,
-                    row.wait_event,
-                    row.instance,
-                    str(row.pid),
-                    cluster,
-                )
-                if x
-            ).lower()
-            return all(w in hay for w in self.words)
-        return True
-
-
-def _field_matches(name: str, value: str, row: SessionRow, cluster: str | None) -> bool:
-    target: str | None
-    if name == "state":
-        target = row.state
-    elif name == "user":
-        target = row.usename
-    elif name == "db":
-        target = row.datname
-    elif name == "app":
-        target = row.application_name
-    elif name == "cluster":
-        target = cluster
-    elif name == "instance":
-        target = row.instance
-    elif name == "pid":
-        return str(row.pid) == value
-    else:  # wait
-        target = " ".join(x for x in (row.wait_event_type, row.wait_event) if x)
-    return target is not None and value in target.lower()
-
-
-def parse_filter(text: str) -> SessionFilter:
-    """Parse `/` input: `state:idle user:oltp db:demo min:10s words...` (case-insensitive)."""
-    words: list[str] = []
-    fields: list[tuple[str, str]] = []
-    min_s: float | None = None
-    for token in text.split():
-        name, sep, value = token.partition(":")
-        if sep and name.lower() in FILTER_FIELDS:
-            name = name.lower()
-            if not value:
-                raise FilterError(f"{name}: needs a value (e.g. {name}:x)")
-            if name == "min":
-                min_s = parse_duration(value)
-            else:
-                fields.append((name, value.lower()))
-        elif sep and name.isalpha() and name.lower() not in FILTER_FIELDS:
-            known = ", ".join(FILTER_FIELDS)
-            raise FilterError(f"unknown filter field {name!r} (known: {known})")
-        else:
-            words.append(token.lower())
-    return SessionFilter(tuple(words), tuple(fields), min_s, text.strip())
+    def key(self) -> str:
+        """Row key unique across clusters."""
+        return f"{self.cluster}/{self.row.key}"
 
 
 def is_background(row: SessionRow) -> bool:
@@ -194,8 +104,8 @@ QUERY_FLOOR = 8  # narrower than this, the query column scrolls out instead
 COLUMNS_GIVING_WAY = ("app", "db")
 QUERY_MAX_LEN = 400  # characters kept in the query cell (the detail screen has the whole text)
 
-# pg_stat_activity states, shortened to fit an 8-column state cell
-_STATE_SHORT = {
+# pg_stat_activity states, shortened to fit the 8 characters of the state cell
+STATE_SHORT = {
     "idle in transaction": "idle tx",
     "idle in transaction (aborted)": "idle tx!",
     "fastpath function call": "fastpath",
@@ -209,18 +119,20 @@ def text_key(s: str | None) -> tuple[int, str]:
 
 def _state_cell(r: SessionRow, style: str) -> SortCell:
     state = r.state or ""
-    short = _STATE_SHORT.get(state, state)
-    return cell(short, (1, state), style=style or STATE_STYLES.get(state, ""), max_len=7)
+    short = STATE_SHORT.get(state, state)
+    return cell(short, (1, state), style=style or STATE_STYLES.get(state, ""), max_len=8)
 
 
-def _client(r: SessionRow) -> str | None:
+def client_of(r: SessionRow) -> str | None:
+    """The client as the table shows it: host name, else address, else 'local' (Unix socket)."""
     host = r.client_hostname or r.client_addr
     if host is None:
         return "local" if r.client_port == -1 else None
     return host
 
 
-def _wait(r: SessionRow) -> str | None:
+def wait_of(r: SessionRow) -> str | None:
+    """The wait as the table shows it: `Type:Event`."""
     if not r.wait_event_type:
         return None
     return f"{r.wait_event_type}:{r.wait_event or ''}"
@@ -264,12 +176,12 @@ ACTIVITY_COLUMNS: tuple[Column, ...] = (
     _text_column("user", "user", 12, "usename"),
     _text_column("db", "db", 8, "datname"),
     _text_column("app", "app", 12, "application_name"),
-    Column("state", "state", 8, _state_cell, ("state",)),
+    Column("state", "state", 9, _state_cell, ("state",)),
     Column(
         "wait",
         "wait",
         11,
-        lambda r, s: cell(_wait(r), style=s, max_len=10),
+        lambda r, s: cell(wait_of(r), style=s, max_len=10),
         ("wait_event_type", "wait_event"),
     ),
     Column(
@@ -308,7 +220,7 @@ ACTIVITY_COLUMNS: tuple[Column, ...] = (
         "client",
         "client",
         16,
-        lambda r, s: cell(_client(r), style=s, max_len=15),
+        lambda r, s: cell(client_of(r), style=s, max_len=15),
         ("client_hostname", "client_addr", "client_port"),
         shown=False,
     ),

@@ -21,11 +21,12 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from pgiam_tui.config import ClusterConfig
 from pgiam_tui.model import ClusterSnapshot, ConnEvent
+from pgiam_tui.textsafe import visible
 from pgiam_tui.ui.messages import ClusterSelected, SessionChosen, SnapshotArrived
 from pgiam_tui.ui.palette import PALETTE
 from pgiam_tui.ui.render import safe_text
@@ -77,7 +78,8 @@ class PgiamApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
-        Binding("slash", "filter", "Filter"),
+        # priority: handled as the key arrives, so the keys typed right after it reach the filter input
+        Binding("slash", "filter", "Filter", priority=True),
         Binding("s", "sort", "Sort"),
         Binding("S", "reverse_sort", "Reverse sort", show=False),
         Binding("i", "hide_idle", "Idle", show=False),
@@ -194,7 +196,10 @@ class PgiamApp(App[int]):
             err = event.worker.error
             what = event.worker.description or event.worker.name or "task"
             self.notify(
-                f"{what} failed: {type(err).__name__}: {err}", severity="error", markup=False, timeout=10
+                visible(f"{what} failed: {type(err).__name__}: {err}"),
+                severity="error",
+                markup=False,
+                timeout=10,
             )
 
     def on_snapshot_arrived(self, message: SnapshotArrived) -> None:
@@ -288,6 +293,8 @@ class PgiamApp(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Pane actions only where a pane is on screen (not on the detail screen or a modal)."""
+        if action == "filter" and isinstance(self.focused, Input):
+            return False  # `/` typed into an input is a character (the binding is a priority one)
         if action in ACTIVITY_ACTIONS:
             screen = self.screen
             on_main = screen is self.screen_stack[0] if self.screen_stack else False
@@ -471,9 +478,9 @@ class PgiamApp(App[int]):
             outcome = await self.source.backend_action(cluster, instance, pid, action)
         except Exception as exc:
             outcome = f"failed: {exc}"
-            self.notify(f"{action} pid {pid}: {exc}", severity="error", markup=False)
+            self.notify(visible(f"{action} pid {pid}: {exc}"), severity="error", markup=False)
         else:
-            self.notify(outcome, markup=False)
+            self.notify(visible(outcome), markup=False)
         if not self.source.records_actions:
             self.local_events.setdefault(cluster, []).append(
                 action_event(cluster, instance, pid, action, outcome, self.now())

@@ -3,13 +3,12 @@
 Every string that comes from a database, a log line or AWS is attacker-controllable (query text,
 application_name, user names, log messages). It is always turned into a `rich.text.Text` through
 `safe_text` -- never passed to anything that parses markup -- and its control characters are made
-visible, so an ESC sequence cannot move the cursor, retitle the terminal (OSC) or hide text, and a
-bidi override cannot reorder what the DBA reads.
+visible by `pgiam_tui.textsafe` (the one cleaner, same escapes as the CLI), so an ESC sequence cannot move
+the cursor, retitle the terminal (OSC) or hide text, and a bidi override cannot reorder what the DBA reads.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,46 +18,7 @@ from rich.segment import Segment
 from rich.style import Style, StyleType
 from rich.text import Text
 
-ELLIPSIS = "…"
-
-# Characters that are not C0/C1 controls but still change how text is displayed:
-# bidi embeddings/overrides/isolates, zero-width joiners and friends, BOM.
-_INVISIBLE = frozenset(
-    {0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2028, 0x2029, 0x2060, 0xFEFF}
-    | set(range(0x202A, 0x202F))
-    | set(range(0x2066, 0x206A))
-)
-
-
-def _visible(ch: str, multiline: bool) -> str:
-    """The on-screen form of one character (itself when harmless)."""
-    code = ord(ch)
-    if code < 0x20:
-        if multiline and ch == "\n":
-            return ch
-        if ch == "\t":
-            return "    " if multiline else " "
-        if not multiline and ch in "\r\n":
-            return "⏎" if ch == "\n" else "␍"
-        # U+2400 block: control pictures, e.g. ESC -> ␛
-        return chr(0x2400 + code)
-    if code == 0x7F:
-        return "␡"
-    if 0x80 <= code <= 0x9F:
-        # C1 controls (e.g. 0x9b, the 8-bit CSI) have no pictures: show them as escapes.
-        return f"\\x{code:02x}"
-    if code in _INVISIBLE or unicodedata.category(ch) == "Cs":
-        return f"\\u{code:04x}"
-    return ch
-
-
-def visible(s: str, *, multiline: bool = False) -> str:
-    """`s` with every control / invisible formatting character replaced by a visible stand-in."""
-    if s.isprintable():
-        # Fast path: isprintable() is False for every C0/C1 control and for the format
-        # characters above (category Cf), so plain text skips the per-character walk.
-        return s
-    return "".join(_visible(ch, multiline) for ch in s)
+from pgiam_tui.textsafe import visible
 
 
 def safe_text(
@@ -72,9 +32,7 @@ def safe_text(
     """Untrusted `s` as a plain `Text` (never markup), controls made visible, cut at `max_len` with "…"."""
     if s is None:
         return Text(none, style="dim")
-    shown = visible(s, multiline=multiline)
-    if max_len is not None and len(shown) > max_len:
-        shown = shown[: max(0, max_len - 1)] + ELLIPSIS
+    shown = visible(s, limit=max_len, layout="keep_lines" if multiline else "escape")
     # Text(...) stores the string as-is: no markup parsing, no emoji codes.
     return Text(shown, style=style, no_wrap=not multiline, end="")
 
@@ -148,9 +106,7 @@ def cell(
     s: str | None, sort_key: object | None = None, *, style: str = "", max_len: int | None = None
 ) -> SortCell:
     """A safe DataTable cell (plain text, controls visible) with a sort key (defaults to the text)."""
-    shown = "" if s is None else visible(s)
-    if max_len is not None and len(shown) > max_len:
-        shown = shown[: max(0, max_len - 1)] + ELLIPSIS
+    shown = "" if s is None else visible(s, limit=max_len)
     if sort_key is None:
         sort_key = (1, shown.lower()) if s is not None else (0, "")
     return TextCell(shown, sort_key, style)

@@ -26,6 +26,7 @@ from textual.widgets import Footer, Input, Label, Static
 
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.recording import Recording
+from pgiam_tui.textsafe import visible
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.source import BackendAction, CheckView, Emit, MfaHandler, SourceUnavailable
 from pgiam_tui.ui.widgets.activity import ActivityPane
@@ -261,7 +262,7 @@ class ReplayApp(PgiamApp):
             try:
                 when = parse_moment(text, self.replay.times[0] if self.replay.times else self.now())
             except ValueError as exc:
-                self.notify(str(exc), severity="warning", markup=False)
+                self.notify(visible(str(exc)), severity="warning", markup=False)
                 return
             self._stop_playing()
             self._seek(self.replay.index_at(when))

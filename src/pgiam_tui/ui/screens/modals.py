@@ -14,7 +14,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from pgiam_tui.ui.render import safe_text, visible
+from pgiam_tui.textsafe import visible
+from pgiam_tui.ui.render import safe_text
 from pgiam_tui.ui.source import CheckView
 
 STEP_MARKS = {"ok": ("✔", "bold green"), "failed": ("✖", "bold red"), "skipped": ("–", "dim")}
@@ -187,8 +188,9 @@ Keys
   ?        this help                     ctrl+p  command palette (every action)
   tab      next pane                     z       maximise / restore the focused pane
   ↑ ↓      move; in the cluster list, switch cluster
-  /        filter the focused pane       activity: words state:idle user:x db:x app:x min:10s
-                                         events:   kind:fail user:x host:x source:x words
+  /        filter the focused pane, live  words  "a phrase"  field:value  -negated  min:10s
+                                         activity: state:'idle tx' user db app client wait query pid
+                                         events:   kind:fail kind:ok user db host source instance
   s / S    sort activity: next column / reverse       i  hide idle sessions
   b        blocking tree (blockers → blocked)         a  all clusters' sessions
   g        show / hide background processes (autovacuum, walwriter, …)

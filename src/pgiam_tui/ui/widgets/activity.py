@@ -11,9 +11,10 @@ from textual.app import ComposeResult
 from textual.widgets import ContentSwitcher, Input, Static
 
 from pgiam_tui.model import ClusterSnapshot
-from pgiam_tui.ui.activity_model import parse_filter
+from pgiam_tui.ui.activity_filter import ACTIVITY_FILTER, parse_activity_filter
+from pgiam_tui.ui.activity_model import Located
 from pgiam_tui.ui.render import fmt_duration, safe_text
-from pgiam_tui.ui.widgets.activity_table import ActivityTable, LiveCell, Located
+from pgiam_tui.ui.widgets.activity_table import ActivityTable, LiveCell
 from pgiam_tui.ui.widgets.blocking_tree import BlockingTree
 from pgiam_tui.ui.widgets.filterable import FilterablePane
 
@@ -40,7 +41,7 @@ class ActivityPane(FilterablePane):
             yield ActivityTable(with_cluster=self.with_cluster, id="activity-table")
             yield BlockingTree(id="activity-tree")
         yield Input(
-            placeholder="filter: words  state:  user:  db:  app:  min:10s   (Esc closes)",
+            placeholder=f"filter: {ACTIVITY_FILTER.example}   (Esc closes)",
             id="activity-filter",
         )
 
@@ -154,4 +155,4 @@ class ActivityPane(FilterablePane):
 
     def set_filter(self, text: str) -> None:
         """Parse and apply a session filter (FilterError, a ValueError, when it is not valid)."""
-        self.table.session_filter = parse_filter(text)
+        self.table.session_filter = parse_activity_filter(text)

@@ -9,7 +9,6 @@ bookkeeping is done once per round and cells are made only for rows on screen (s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -29,27 +28,15 @@ from pgiam_tui.ui.activity_model import (
     QUERY_FLOOR,
     QUERY_MIN_WIDTH,
     ROW_STYLES,
-    SessionFilter,
+    Located,
     blockers_of,
     row_class,
     styled_cells,
     text_key,
 )
+from pgiam_tui.ui.filter_language import Filter
 from pgiam_tui.ui.messages import SessionChosen
 from pgiam_tui.ui.render import SortCell
-
-
-@dataclass(frozen=True, slots=True)
-class Located:
-    """A session together with the cluster it belongs to."""
-
-    cluster: str
-    row: SessionRow
-
-    @property
-    def key(self) -> str:
-        """Row key unique across clusters."""
-        return f"{self.cluster}/{self.row.key}"
 
 
 class _LiveRow(dict[ColumnKey, SortCell]):
@@ -149,7 +136,7 @@ class ActivityTable(DataTable[SortCell]):
         self.with_cluster = with_cluster
         self.sort_column = "duration"
         self.sort_reverse = True
-        self.session_filter = SessionFilter()
+        self.session_filter: Filter[Located] = Filter()
         self.hide_idle = False
         self.show_background = False  # autovacuum, walwriter, ...: noise for a DBA watching sessions
         # shown for clusters with several instances (Aurora readers), and in the all-clusters view
@@ -269,7 +256,7 @@ class ActivityTable(DataTable[SortCell]):
                 continue
             if not show_background and row.backend_type not in (None, "client backend"):
                 continue
-            if filtering and not flt.matches(row, loc.cluster):
+            if filtering and not flt.matches(loc):
                 continue
             ident = (loc.cluster, row.instance, row.pid, row.backend_start)
             key = memo.get(ident)

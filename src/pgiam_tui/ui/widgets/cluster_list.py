@@ -10,9 +10,10 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from pgiam_tui.model import ClusterSnapshot
+from pgiam_tui.textsafe import ELLIPSIS
 from pgiam_tui.ui.activity_model import is_background
 from pgiam_tui.ui.messages import ClusterSelected
-from pgiam_tui.ui.render import ELLIPSIS, fmt_countdown, safe_text
+from pgiam_tui.ui.render import fmt_countdown, safe_text
 
 GROUP_PREFIX = "group:"
 CLUSTER_PREFIX = "cluster:"

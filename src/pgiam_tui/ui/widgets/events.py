@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Input, Static
 
 from pgiam_tui.model import ClusterSnapshot, ConnEvent
+from pgiam_tui.ui.filter_language import FieldKind, Filter, FilterField, FilterLanguage
 from pgiam_tui.ui.render import SortCell, cell, fmt_time, safe_text
 from pgiam_tui.ui.widgets.filterable import FilterablePane
 
@@ -30,68 +30,64 @@ KIND_LABELS: dict[str, tuple[str, str]] = {
     "action": ("ACTION", "bold magenta"),
     "other": ("other", ""),
 }
-EVENT_FIELDS = ("kind", "user", "db", "host", "source", "instance")
+_FAILED_KINDS = frozenset(
+    {
+        "auth_failed",
+        "client_failed",
+        "iam_invalid_token",
+        "iam_expired_token",
+        "iam_not_authorized",
+        "iam_throttled",
+        "iam_internal_error",
+    }
+)
 
 
-class EventFilterError(ValueError):
-    """A filter the events pane cannot understand."""
+def kind_names(kind: str) -> tuple[str, ...]:
+    """Every name an event kind goes by in a filter: the label shown, the kind, and its family."""
+    names = [KIND_LABELS.get(kind, (kind, ""))[0], kind]
+    if kind in _FAILED_KINDS:
+        names += ["fail", "failed"]
+    if kind in ("authorized", "client_connect"):
+        names.append("ok")
+    if kind.startswith("iam_"):
+        names.append("iam")
+    if kind.startswith("client_"):
+        names.append("console")
+    return tuple(names)
 
 
-@dataclass(frozen=True, slots=True)
-class EventFilter:
-    """`kind:auth_failed user:x` tokens plus free words."""
+_KIND_CHOICES = tuple(dict.fromkeys(name for kind in KIND_LABELS for name in kind_names(kind)))
 
-    fields: tuple[tuple[str, str], ...] = ()
-    words: tuple[str, ...] = ()
-    text: str = ""
-
-    @property
-    def active(self) -> bool:
-        """True when anything is filtered."""
-        return bool(self.fields or self.words)
-
-    def matches(self, ev: ConnEvent) -> bool:
-        """Whether the event passes every token."""
-        for name, value in self.fields:
-            if name == "kind":
-                label = KIND_LABELS.get(ev.kind, ("", ""))[0].lower()
-                if value not in ev.kind and value not in label and not (value == "iam" and "iam" in ev.kind):
-                    return False
-                continue
-            target = {
-                "user": ev.user,
-                "db": ev.database,
-                "host": ev.host,
-                "source": ev.source,
-                "instance": ev.instance,
-            }[name]
-            if target is None or value not in target.lower():
-                return False
-        if self.words:
-            hay = " ".join(
-                x
-                for x in (ev.message, ev.user, ev.database, ev.host, ev.iam_reason, ev.kind, ev.caller_arn)
-                if x
-            ).lower()
-            return all(w in hay for w in self.words)
-        return True
+EVENT_FILTER: FilterLanguage[ConnEvent] = FilterLanguage(
+    fields=(
+        FilterField(
+            "kind", FieldKind.CHOICE, "fail", texts=lambda ev: kind_names(ev.kind), choices=_KIND_CHOICES
+        ),
+        FilterField("user", FieldKind.TEXT, "name", texts=lambda ev: (ev.user,)),
+        FilterField("db", FieldKind.TEXT, "name", texts=lambda ev: (ev.database,), aliases=("database",)),
+        FilterField("host", FieldKind.TEXT, "ip", texts=lambda ev: (ev.host,)),
+        FilterField("source", FieldKind.TEXT, "cloudwatch", texts=lambda ev: (ev.source,)),
+        FilterField("instance", FieldKind.TEXT, "reader", texts=lambda ev: (ev.instance,)),
+        FilterField("pid", FieldKind.NUMBER, "123", number=lambda ev: ev.pid),
+    ),
+    words=lambda ev: (
+        ev.message,
+        ev.user,
+        ev.database,
+        ev.host,
+        ev.iam_reason,
+        *kind_names(ev.kind),
+        ev.caller_arn,
+        ev.source,
+    ),
+    example="kind:fail user:oltp -host:10.0.1.23 words",
+)
 
 
-def parse_event_filter(text: str) -> EventFilter:
-    """Parse `kind:fail user:oltp words` (case-insensitive)."""
-    fields: list[tuple[str, str]] = []
-    words: list[str] = []
-    for token in text.split():
-        name, sep, value = token.partition(":")
-        if sep and name.lower() in EVENT_FIELDS:
-            if not value:
-                raise EventFilterError(f"{name}: needs a value")
-            fields.append((name.lower(), value.lower()))
-        elif sep and name.isalpha():
-            raise EventFilterError(f"unknown filter field {name!r} (known: {', '.join(EVENT_FIELDS)})")
-        else:
-            words.append(token.lower())
-    return EventFilter(tuple(fields), tuple(words), text.strip())
+def parse_event_filter(text: str) -> Filter[ConnEvent]:
+    """Parse `/` input of the events pane (FilterError, a ValueError, when it is not valid)."""
+    return EVENT_FILTER.parse(text)
 
 
 def event_key(ev: ConnEvent) -> str:
@@ -157,7 +153,7 @@ class EventsTable(DataTable[SortCell]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row")
         self._shown: set[str] = set()
-        self.event_filter = EventFilter()
+        self.event_filter: Filter[ConnEvent] = Filter()
         self._sources: list[ConnEvent] = []
 
     def on_mount(self) -> None:
@@ -240,7 +236,7 @@ class EventsPane(FilterablePane):
         yield Static("Events", classes="pane-title", id="events-title")
         yield EventsTable(id="events-table")
         yield Static("", id="events-summary")
-        yield Input(placeholder="filter: kind:fail user:x host:y words   (Esc closes)", id="events-filter")
+        yield Input(placeholder=f"filter: {EVENT_FILTER.example}   (Esc closes)", id="events-filter")
 
     @property
     def table(self) -> EventsTable:
@@ -271,5 +267,5 @@ class EventsPane(FilterablePane):
         return self.table.event_filter.text
 
     def set_filter(self, text: str) -> None:
-        """Parse and apply an event filter (EventFilterError, a ValueError, when it is not valid)."""
+        """Parse and apply an event filter (FilterError, a ValueError, when it is not valid)."""
         self.table.event_filter = parse_event_filter(text)
