@@ -7,11 +7,17 @@ SecretStoreError messages that never contain the password.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from pgiam_tui.errors import PgiamError
+
 KEYRING_SERVICE = "pgiam-tui"
 
 
-class SecretStoreError(Exception):
+class SecretStoreError(PgiamError):
     """The OS keyring could not be used; str() is one line without any secret."""
+
+    default_step: ClassVar[str] = "password"
 
 
 def get_password(cluster: str) -> str | None:

@@ -7,6 +7,7 @@ Any failure stops what was already started and raises SandboxError with a one-li
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -91,6 +92,9 @@ class Sandbox:
                 )
             _active = self
         self._started = True
+        # Safety net: an interpreter that exits without reaching our caller's cleanup still stops the servers
+        # (a signal's default action skips this too: commands that run a sandbox turn signals into exits).
+        atexit.register(self.stop)
         try:
             self._start()
         except BaseException as exc:
@@ -165,6 +169,7 @@ class Sandbox:
                 self._moto = None
             _collect(errors, fake_aws.reset_backends)
             self._started = False
+            atexit.unregister(self.stop)
             with _active_lock:
                 if _active is self:
                     _active = None

@@ -18,12 +18,13 @@ import threading
 import time
 import urllib.parse
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
-from pgiam_tui.aws.policy import CONNECT_ACTION, NamedPolicy, dbuser_arn, evaluate
+from pgiam_sandbox.iam_eval import CONNECT_ACTION, Request, dbuser_arn, evaluate_with_session
+from pgiam_sandbox.moto_principals import MotoPrincipal, find_principal
 
 __all__ = [
     "IAM_ERROR_STATUS",
@@ -49,7 +50,6 @@ IAM_ERROR_STATUS: dict[str, int] = {
 MAX_EXPIRES = 900  # RDS refuses tokens presigned for longer than 15 minutes
 FUTURE_TOLERANCE = 300  # ... and tokens dated more than 5 minutes ahead of its clock
 SERVICE = "rds-db"
-PARTITION = "aws"
 _REQUIRED = ("Action", "DBUser", "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
              "X-Amz-SignedHeaders", "X-Amz-Signature")  # fmt: skip
 
@@ -109,17 +109,6 @@ class _Refused(Exception):
         self.code = code
         self.reason = reason
         self.caller_arn = caller_arn
-
-
-@dataclass(frozen=True)
-class _Principal:
-    arn: str
-    secret: str
-    session_token: str | None
-    policies: tuple[NamedPolicy, ...]
-    session_policies: tuple[NamedPolicy, ...]  # an AssumeRole session policy narrows what the role grants
-    expires_at: datetime | None
-    active: bool
 
 
 class TokenVerifier:
@@ -214,7 +203,7 @@ class TokenVerifier:
         if service != SERVICE:
             raise _Refused("InvalidToken", f"signed for service {_show(service)}, not {SERVICE}")
 
-        principal = _find_principal(access_key)
+        principal = find_principal(access_key, datetime.fromtimestamp(self.now(), UTC))
         if principal is None:
             raise _Refused("InvalidToken", f"unknown access key {access_key[:8]}…")
         if not principal.active:
@@ -260,16 +249,12 @@ class TokenVerifier:
             raise _Refused("InvalidToken", f"token is for DBUser {_show(params['DBUser'])}, login user is "
                            f"{_show(user)}", principal.arn)  # fmt: skip
 
-        decision = evaluate(principal.policies, CONNECT_ACTION, resource)
-        if decision.allowed and principal.session_policies:
-            decision = evaluate(principal.session_policies, CONNECT_ACTION, resource)
+        context = {**principal.context, "aws:RequestedRegion": region}
+        request = Request(CONNECT_ACTION, resource, context)
+        decision = evaluate_with_session(principal.policies, principal.session_policies, request)
         if not decision.allowed:
             if decision.explicit_deny:
-                why = "an explicit Deny in " + ", ".join(
-                    sorted({m.policy for m in decision.matches if m.effect == "Deny"})
-                )
-            elif decision.conditional:
-                why = "only a conditional statement matches (conditions are not evaluated)"
+                why = "an explicit Deny in " + ", ".join(sorted(decision.deny_policies))
             else:
                 why = f"no policy of {len(principal.policies)} allows it"
             raise _Refused("NotAuthorized", f"{principal.arn} may not rds-db:connect on {resource}: {why}",
@@ -308,7 +293,9 @@ def _parse(token: str) -> tuple[str, int, dict[str, str]]:
     return host, port, params
 
 
-def _signature(principal: _Principal, access_key: str, host: str, port: int, params: dict[str, str]) -> str:
+def _signature(
+    principal: MotoPrincipal, access_key: str, host: str, port: int, params: dict[str, str]
+) -> str:
     """The signature botocore computes for these parameters, the principal's secret and the token's date."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
@@ -342,64 +329,3 @@ def _cluster_state(target: TokenTarget) -> tuple[bool, str]:
         return bool(enabled), str(cluster.db_cluster_resource_id)
     instance = backend.databases[target.instance_id]
     return bool(instance.enable_iam_database_authentication), str(instance.dbi_resource_id)
-
-
-def _managed(policies: Iterable[Any]) -> list[NamedPolicy]:
-    out = []
-    for pol in list(policies):  # a copy: moto's server threads may attach/detach while we read
-        doc = next((v.document for v in pol.versions if v.version_id == pol.default_version_id), None)
-        if doc:
-            out.append(NamedPolicy(pol.name, pol.arn, _doc(doc)))
-    return out
-
-
-def _inline(owner: str, policies: dict[str, Any]) -> list[NamedPolicy]:
-    return [NamedPolicy(f"{owner}/{name}", None, _doc(doc)) for name, doc in list(policies.items())]
-
-
-def _doc(doc: Any) -> Any:
-    from pgiam_tui.aws.policy import PolicyDocumentError, parse_document
-
-    try:
-        return parse_document(doc)
-    except PolicyDocumentError:
-        return {"Statement": []}  # moto validated it on the way in; an unreadable one grants nothing
-
-
-def _find_principal(access_key: str) -> _Principal | None:
-    """The IAM user or assumed-role session owning `access_key`, with its secret and policies."""
-    from moto.iam.models import iam_backends
-    from moto.sts.models import sts_backends
-
-    for account_id, account in list(iam_backends.items()):
-        iam = account[PARTITION]
-        key = iam.access_keys.get(access_key)
-        if key is None:
-            continue
-        active = key.status == "Active"
-        if key.role_arn:
-            session = sts_backends[account_id][PARTITION].get_assumed_role_from_access_key(access_key)
-            if session is None:
-                return None
-            try:
-                role = iam.get_role_by_arn(key.role_arn)
-            except Exception:
-                return None  # the role was deleted: its sessions are worthless
-            policies = _managed(role.managed_policies.values()) + _inline(f"role/{role.name}", role.policies)
-            session_policies = (
-                [NamedPolicy("session-policy", None, _doc(session.policy))] if session.policy else []
-            )
-            return _Principal(
-                session.arn, key.secret_access_key, session.session_token, tuple(policies),
-                tuple(session_policies), session.expiration.replace(tzinfo=UTC), active,
-            )  # fmt: skip
-        if key.user_name is None:
-            return None
-        user = iam.get_user(key.user_name)
-        policies = _managed(user.managed_policies.values()) + _inline(f"user/{user.name}", user.policies)
-        for group in iam.get_groups_for_user(user.name):
-            policies += _managed(group.managed_policies.values()) + _inline(
-                f"group/{group.name}", group.policies
-            )
-        return _Principal(user.arn, key.secret_access_key, None, tuple(policies), (), None, active)
-    return None

@@ -21,6 +21,7 @@ import botocore.exceptions
 from pgiam_tui.aws.errors import AwsCredentialError, DiscoveryError, aws_error_code, classify_aws_error
 from pgiam_tui.aws.session import rds_client, sts_client
 from pgiam_tui.config import ClusterConfig, parse_hostport
+from pgiam_tui.fixquote import shell_word
 
 if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
@@ -409,10 +410,9 @@ def _not_found(
 ) -> DiscoveryError:
     account = _account_of(session, region)
     profile = cfg.profile or "default chain"
-    hint = (
-        f"check the id, the region and the profile; `pgiam-tui discover --profile {cfg.profile or 'default'} "
-    )
-    hint += f"--region {region}` lists what this profile can see"
+    hint = "check the id, the region and the profile; "
+    hint += f"`pgiam-tui discover --profile {shell_word(cfg.profile or 'default')} "
+    hint += f"--region {shell_word(region)}` lists what this profile can see"
     if instance_hint:
         hint += " (an RDS for PostgreSQL instance takes instance_id, not cluster_id)"
     return DiscoveryError(

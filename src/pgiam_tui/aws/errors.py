@@ -8,9 +8,12 @@ None of the botocore messages used here carry secrets, and we never add request 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import botocore.exceptions as bx
+
+from pgiam_tui.errors import PgiamError
+from pgiam_tui.fixquote import shell_word
 
 CredentialErrorKind = Literal[
     "unknown_profile",
@@ -52,38 +55,30 @@ def describe_aws_error(exc: BaseException) -> str:
     return _one_line(text)
 
 
-class AwsCredentialError(Exception):
+class AwsCredentialError(PgiamError):
     """Credentials for a profile could not be obtained or were refused; str() is one line."""
+
+    default_step: ClassVar[str] = "credentials"
 
     def __init__(
         self, message: str, kind: CredentialErrorKind, hint: str | None, profile: str | None
     ) -> None:
-        super().__init__(_one_line(message))
+        super().__init__(_one_line(message), hint=hint)
         self.kind: CredentialErrorKind = kind
-        self.hint: str | None = hint
         self.profile: str | None = profile
-
-    @property
-    def message(self) -> str:
-        """The one-line message (same as str())."""
-        return str(self.args[0])
 
     def __repr__(self) -> str:
         return f"AwsCredentialError(kind={self.kind!r}, profile={self.profile!r}, message={self.message!r})"
 
 
-class DiscoveryError(Exception):
+class DiscoveryError(PgiamError):
     """A cluster or instance could not be resolved (not found, not PostgreSQL, access denied, ...)."""
 
-    def __init__(self, message: str, kind: DiscoveryErrorKind, hint: str | None = None) -> None:
-        super().__init__(_one_line(message))
-        self.kind: DiscoveryErrorKind = kind
-        self.hint: str | None = hint
+    default_step: ClassVar[str] = "discovery"
 
-    @property
-    def message(self) -> str:
-        """The one-line message (same as str())."""
-        return str(self.args[0])
+    def __init__(self, message: str, kind: DiscoveryErrorKind, hint: str | None = None) -> None:
+        super().__init__(_one_line(message), hint=hint)
+        self.kind: DiscoveryErrorKind = kind
 
 
 def _label(profile: str | None) -> str:
@@ -91,7 +86,7 @@ def _label(profile: str | None) -> str:
 
 
 def _login_hint(profile: str | None) -> str:
-    return f"aws sso login --profile {profile}" if profile else "aws sso login"
+    return f"aws sso login --profile {shell_word(profile)}" if profile else "aws sso login"
 
 
 def classify_aws_error(exc: BaseException, profile: str | None) -> AwsCredentialError:
@@ -149,7 +144,7 @@ def classify_aws_error(exc: BaseException, profile: str | None) -> AwsCredential
         return AwsCredentialError(
             f"{who}: no AWS credentials found ({exc})",
             "no_credentials",
-            f"configure credentials (aws configure --profile {profile})"
+            f"configure credentials (aws configure --profile {shell_word(profile)})"
             if profile
             else "choose a profile in the config (profile = ...) or set AWS credentials",
             profile,

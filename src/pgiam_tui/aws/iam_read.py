@@ -20,9 +20,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pgiam_tui.aws.policy import NamedPolicy, PolicyDocumentError, parse_document
+from pgiam_tui.errors import PgiamError
 
 __all__ = [
     "AccessAdvice",
@@ -36,8 +37,10 @@ __all__ = [
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess"}
 
 
-class IamReadError(Exception):
+class IamReadError(PgiamError):
     """IAM could not be read. `code` is AWS's error code, `permission` the IAM action that was refused."""
+
+    default_step: ClassVar[str] = "iam"
 
     def __init__(self, message: str, *, code: str, permission: str | None) -> None:
         super().__init__(message)

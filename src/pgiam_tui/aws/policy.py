@@ -3,11 +3,17 @@
 Used by the sandbox's front door (to decide like RDS would) and by the product's IAM-mapping collector and
 connection check (to explain why a login is refused). It understands what identity policies for
 `rds-db:connect` use in practice: Allow/Deny, Action/NotAction, Resource/NotResource (string or list),
-`*` and `?` wildcards (case-insensitive for actions, case-sensitive for resources), and "explicit Deny wins".
+`*` and `?` wildcards (case-insensitive for actions, case-sensitive for resources; in a resource ARN they
+stay inside one colon-separated segment unless a `*` ends the segment, as AWS documents), ARNs of every
+partition, and "explicit Deny wins".
 
 Condition blocks are never evaluated: a statement with a Condition is reported as *conditional*, because the
 answer depends on request context (source IP, MFA, tags, time...) that we cannot see. Policy variables such as
-`${aws:username}` in a resource make a statement conditional too, for the same reason.
+`${aws:username}` in a resource (documents of Version 2012-10-17) make a statement conditional too.
+
+The sandbox decides logins with its own evaluator, written separately from AWS's documentation; a
+differential property test holds the two together (tests/unit/test_policy_differential.py), and what this
+one deliberately does not model is listed in docs/IAM_EVALUATION.md.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ __all__ = [
     "dbuser_arn",
     "evaluate",
     "parse_document",
+    "resource_match",
     "wildcard_match",
 ]
 
@@ -93,12 +100,14 @@ class Decision:
 
 
 def dbuser_arn(region: str, account_id: str, resource_id: str, db_user: str) -> str:
-    """The ARN RDS checks for `rds-db:connect`: arn:aws:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/USER.
+    """The ARN RDS checks for `rds-db:connect`: arn:PARTITION:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/USER.
 
-    RESOURCE_ID is the cluster's DbClusterResourceId ("cluster-…") for Aurora, the instance's DbiResourceId
-    ("db-…") for RDS for PostgreSQL — never the cluster or instance identifier.
+    PARTITION follows the region (`aws-cn` for cn-…, `aws-us-gov` for us-gov-…). RESOURCE_ID is the
+    cluster's DbClusterResourceId ("cluster-…") for Aurora, the instance's DbiResourceId ("db-…") for RDS for
+    PostgreSQL — never the cluster or instance identifier.
     """
-    return f"arn:aws:rds-db:{region}:{account_id}:dbuser:{resource_id}/{db_user}"
+    partition = partition_of_region(region)
+    return f"arn:{partition}:rds-db:{region}:{account_id}:dbuser:{resource_id}/{db_user}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -122,6 +131,48 @@ def wildcard_match(pattern: str, value: str, *, ignore_case: bool = False) -> bo
     Case-sensitive unless `ignore_case` (IAM compares action names case-insensitively, resources exactly).
     """
     return _compile(pattern, ignore_case).fullmatch(value) is not None
+
+
+_VARIABLE_RE = re.compile(r"\$\{[^}]*\}")
+_ANY = "\x00"  # stands for a policy variable while compiling: its value may be anything, colons included
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_arn(pattern: str) -> re.Pattern[str]:
+    # AWS: `*` and `?` match within one colon-separated ARN segment; a `*` that is the last character of a
+    # segment may run on across colons. The sixth part (the resource) may itself contain colons.
+    out = []
+    segment = 0
+    for i, ch in enumerate(pattern):
+        if ch == _ANY:
+            out.append(".*")
+        elif ch == "*":
+            last_in_segment = i + 1 == len(pattern) or pattern[i + 1] == ":"
+            out.append(".*" if segment >= 5 or last_in_segment else "[^:]*")
+        elif ch == "?":
+            out.append("." if segment >= 5 else "[^:]")
+        else:
+            if ch == ":":
+                segment += 1
+            out.append(re.escape(ch))
+    return re.compile("".join(out), re.DOTALL)
+
+
+def resource_match(pattern: str, arn: str, *, variables: bool = False) -> bool:
+    """Whether a Resource/NotResource PATTERN names ARN (case-sensitive, AWS's per-segment wildcards).
+
+    With `variables`, each `${...}` policy variable is taken to match anything ("could match").
+    """
+    if variables:
+        pattern = _VARIABLE_RE.sub(_ANY, pattern)
+    return _compile_arn(pattern).fullmatch(arn) is not None
+
+
+def partition_of_region(region: str) -> str:
+    """The ARN partition of REGION (`aws`, `aws-cn`, `aws-us-gov`, ...), from botocore's partition data."""
+    from pgiam_tui.aws.endpoints import partition_of_region as of_region
+
+    return of_region(region)
 
 
 def parse_document(document: Mapping[str, Any] | str) -> Mapping[str, Any]:
@@ -185,8 +236,13 @@ def _has_condition(st: Mapping[str, Any]) -> bool:
     return bool(cond)
 
 
-def _has_variable(pattern: str) -> bool:
-    return "${" in pattern
+def _has_variable(pattern: str, variables: bool) -> bool:
+    return variables and "${" in pattern
+
+
+def _uses_variables(document: Mapping[str, Any]) -> bool:
+    # AWS substitutes policy variables only in documents of Version 2012-10-17; elsewhere `${` is literal.
+    return document.get("Version") == "2012-10-17"
 
 
 def _sid(st: Mapping[str, Any]) -> str | None:
@@ -195,7 +251,7 @@ def _sid(st: Mapping[str, Any]) -> str | None:
 
 
 def _resource_matches(
-    st: Mapping[str, Any], policy: str, effect: Effect, resource: str
+    st: Mapping[str, Any], policy: str, effect: Effect, resource: str, variables: bool
 ) -> list[MatchedStatement]:
     """The MatchedStatement of a statement whose action applies, if it also covers `resource`."""
     cond = _has_condition(st)
@@ -203,18 +259,20 @@ def _resource_matches(
     if "Resource" in st:
         out = []
         for pat in _as_list(st["Resource"]):
-            if _has_variable(pat):
+            if _has_variable(pat, variables):
                 # `${aws:username}` etc. depend on the request: the pattern might match, we cannot know.
-                if wildcard_match(re.sub(r"\$\{[^}]*\}", "*", pat), resource):
+                if resource_match(pat, resource, variables=True):
                     out.append(MatchedStatement(policy, sid, effect, pat, True))
-            elif wildcard_match(pat, resource):
+            elif resource_match(pat, resource):
                 out.append(MatchedStatement(policy, sid, effect, pat, cond))
-        return out[:1]  # one statement applies once, however many of its patterns match
+        # one statement applies once, however many of its patterns match; a sure match beats a maybe
+        out.sort(key=lambda m: m.conditional)
+        return out[:1]
     if "NotResource" in st:
         pats = _as_list(st["NotResource"])
-        if any(wildcard_match(p, resource) for p in pats if not _has_variable(p)):
+        if any(resource_match(p, resource) for p in pats if not _has_variable(p, variables)):
             return []
-        conditional = cond or any(_has_variable(p) for p in pats)
+        conditional = cond or any(_has_variable(p, variables) for p in pats)
         return [MatchedStatement(policy, sid, effect, ",".join(pats), conditional, not_resource=True)]
     return []
 
@@ -227,11 +285,13 @@ def evaluate(policies: Sequence[NamedPolicy], action: str, resource: str) -> Dec
     """
     matches: list[MatchedStatement] = []
     for pol in policies:
-        for st in _statements(parse_document(pol.document)):
+        document = parse_document(pol.document)
+        variables = _uses_variables(document)
+        for st in _statements(document):
             effect = _effect(st)
             if effect is None or not _action_applies(st, action):
                 continue
-            matches.extend(_resource_matches(st, pol.name, effect, resource))
+            matches.extend(_resource_matches(st, pol.name, effect, resource, variables))
     deny_hard = any(m.effect == "Deny" and not m.conditional for m in matches)
     deny_soft = any(m.effect == "Deny" and m.conditional for m in matches)
     allow_hard = any(m.effect == "Allow" and not m.conditional for m in matches)
@@ -251,16 +311,19 @@ def connect_grants(policies: Sequence[NamedPolicy]) -> list[MatchedStatement]:
     """
     out: list[MatchedStatement] = []
     for pol in policies:
-        for st in _statements(parse_document(pol.document)):
+        document = parse_document(pol.document)
+        variables = _uses_variables(document)
+        for st in _statements(document):
             if _effect(st) != "Allow" or not _action_applies(st, CONNECT_ACTION):
                 continue
             cond = _has_condition(st)
             sid = _sid(st)
             if "Resource" in st:
                 for pat in _as_list(st["Resource"]):
-                    out.append(MatchedStatement(pol.name, sid, "Allow", pat, cond or _has_variable(pat)))
+                    conditional = cond or _has_variable(pat, variables)
+                    out.append(MatchedStatement(pol.name, sid, "Allow", pat, conditional))
             elif "NotResource" in st:
                 for pat in _as_list(st["NotResource"]):
-                    conditional = cond or _has_variable(pat)
+                    conditional = cond or _has_variable(pat, variables)
                     out.append(MatchedStatement(pol.name, sid, "Allow", pat, conditional, not_resource=True))
     return out

@@ -171,8 +171,9 @@ def check_botocore_layout() -> None:
         raise RuntimeError(f"botocore {botocore.__version__}: AssumeRoleProvider._visited_profiles has moved")
 
 
-def dry_run(profile: str) -> DryRun:
-    """Load PROFILE's credentials the way botocore does, contacting nothing; never raises for bad config."""
+def dry_run(profile: str | None) -> DryRun:
+    """Load PROFILE's credentials (None: the default chain) the way botocore does, contacting nothing;
+    never raises for bad config."""
     run = DryRun()
     session = botocore.session.Session(profile=profile)
     resolver = botocore.credentials.create_credential_resolver(session)
@@ -185,7 +186,7 @@ def dry_run(profile: str) -> DryRun:
     top: list[tuple[str, str]] = []
     raised: list[str] = []
     resolver.providers = [_ErrorNoting(p, raised) for p in resolver.providers]
-    resolver.providers = [_RecordingProvider(p, profile, top) for p in resolver.providers]
+    resolver.providers = [_RecordingProvider(p, profile or "default", top) for p in resolver.providers]
     try:
         if resolver.load_credentials() is None:
             # What a client made from this session would raise on its first call.

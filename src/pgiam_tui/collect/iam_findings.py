@@ -22,6 +22,7 @@ from pgiam_tui.aws.policy import (
     evaluate,
     wildcard_match,
 )
+from pgiam_tui.fixquote import sql_ident
 from pgiam_tui.model import AssumeRoleEvent, DbUser, Finding, Grant, IamMetrics, IamSnapshot, Severity
 
 __all__ = ["FINDING_CODES", "MappingContext", "RoleRow", "build_snapshot"]
@@ -237,7 +238,7 @@ def build_snapshot(
                     f"{r.name} is in rds_iam (password login impossible) but no policy of account "
                     f"{ctx.account_id} grants rds-db:connect as it{broad}",
                     f"attach a policy allowing rds-db:connect on {arn} to the principal that should use it, "
-                    f"or REVOKE rds_iam FROM {r.name} / DROP ROLE {r.name}",
+                    f"or REVOKE rds_iam FROM {sql_ident(r.name)}; / DROP ROLE {sql_ident(r.name)};",
                     r.name,
                 )
         _unused_findings(grants_by_user, advice, unused_days, now, add)
@@ -269,7 +270,7 @@ def build_snapshot(
             "no_pg_monitor",
             f"monitoring user {mon.name} is not a member of pg_monitor: other sessions' queries show as "
             "<insufficient privilege> and some statistics are hidden",
-            f"GRANT pg_monitor TO {mon.name};",
+            f"GRANT pg_monitor TO {sql_ident(mon.name)};",
             mon.name,
         )
     findings.extend(extra_findings)
@@ -364,7 +365,8 @@ def _grant_findings(
                     "orphan_grant",
                     f"policy {policy} ({who}) allows rds-db:connect as {parsed.user}, a user "
                     f"{ctx.cluster_label} does not have",
-                    f"CREATE ROLE {parsed.user} LOGIN; GRANT rds_iam TO {parsed.user}; or remove {pattern} "
+                    f"CREATE ROLE {sql_ident(parsed.user)} LOGIN; "
+                    f"GRANT rds_iam TO {sql_ident(parsed.user)}; or remove {pattern} "
                     f"from {policy}",
                     None,
                 )

@@ -8,7 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pgiam_tui.commands._signals import ExitSignals
 
 
 def register(subparsers: Any) -> None:
@@ -35,19 +38,28 @@ def load(explicit: str | None) -> Any:
     return config
 
 
-def run_console(config: Any, *, cache_dir: Path | None = None) -> int:
-    """Run the app on the live Monitor until the user quits; the app's exit code."""
+def run_console(config: Any, *, cache_dir: Path | None = None, signals: ExitSignals | None = None) -> int:
+    """Run the app on the live Monitor until the user quits or a signal ends it; the app's exit code.
+
+    SIGTERM/SIGHUP/SIGINT exit through the app's own path (monitor stopped, terminal restored), with
+    128 + the signal's number. SIGNALS, when given, is the caller's (the demo keeps it for its own cleanup).
+    """
+    from pgiam_tui.commands._signals import ExitSignals
     from pgiam_tui.ui.app import PgiamApp
     from pgiam_tui.ui.source import MonitorSource
 
     app = PgiamApp(MonitorSource(config, cache_dir=cache_dir), config.clusters)
-    result = app.run()
-    return int(result or 0)
+    if signals is not None:
+        return int(signals.run_app(app) or 0)
+    with ExitSignals() as own:
+        return int(own.run_app(app) or 0)
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the config, run the console; exit 2 on config errors."""
+    from pgiam_tui.commands._signals import leave_terminal_program
+
     config = load(getattr(args, "config", None))
     if config is None:
         return 2
-    return run_console(config)
+    return leave_terminal_program(run_console(config))

@@ -18,13 +18,14 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, LiteralString
+from typing import Any, ClassVar, LiteralString
 
 import psycopg
 from psycopg import pq
 
 from pgiam_tui.db.conninfo import ConnTarget, connect_kwargs, one_line, scrub
 from pgiam_tui.db.text import use_tolerant_text
+from pgiam_tui.errors import PgiamError
 from pgiam_tui.model import ConnectionStatus, ConnEvent, ConnState
 
 TUPLES_OK = pq.ExecStatus.TUPLES_OK
@@ -48,18 +49,20 @@ class Credential:
 CredentialProvider = Callable[[], Awaitable[Credential]]
 
 
-class ConnectError(Exception):
+class ConnectError(PgiamError):
     """A failed (re)connect or lost session: one token-free line, the failing step and a hint."""
 
+    default_step: ClassVar[str] = "connect"
+
     def __init__(self, message: str, *, step: str = "connect", hint: str = "", sqlstate: str | None = None):
-        super().__init__(message)
-        self.step = step
-        self.hint = hint
+        super().__init__(message, hint=hint, step=step)
         self.sqlstate = sqlstate
 
 
-class QueryError(Exception):
+class QueryError(PgiamError):
     """A monitoring query failed while the session itself stayed usable (e.g. statement_timeout)."""
+
+    default_step: ClassVar[str] = "query"
 
     def __init__(self, message: str, *, sqlstate: str | None = None):
         super().__init__(message)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
-from typing import LiteralString
+from typing import ClassVar, LiteralString
+
+from pgiam_tui.errors import PgiamError
 
 _NAME = re.compile(r"^(?P<query>[a-z_]+)_post_(?P<version>\d{6})\.sql$")
 
@@ -17,8 +19,10 @@ _NAME = re.compile(r"^(?P<query>[a-z_]+)_post_(?P<version>\d{6})\.sql$")
 MIN_SERVER_VERSION_NUM = 100000
 
 
-class UnsupportedServerError(Exception):
+class UnsupportedServerError(PgiamError):
     """The server is older than any query file we have."""
+
+    default_step: ClassVar[str] = "query"
 
 
 @cache

@@ -17,6 +17,7 @@ CAUSES: dict[str, str] = {
     "credentials_expired": "the AWS credentials have expired",
     "no_credentials": "no AWS credentials were found",
     "aws_error": "AWS could not be asked",
+    "aws_timeout": "AWS did not answer in time (a timeout: nothing says a permission is missing)",
     "cluster_not_found": "the cluster or instance was not found with this profile and region",
     "discovery_denied": "the profile may not describe the cluster",
     "iam_auth_disabled": "IAM database authentication is disabled on the cluster",

@@ -66,6 +66,8 @@ class CheckContext:
     diagnosis: Diagnosis | None = None
     evidence_source: EvidenceSource | None = None
     candidates: list[str] = field(default_factory=list)
+    # AWS reads that timed out while gathering evidence (a timeout is never read as a missing permission)
+    aws_timeouts: list[str] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:

@@ -12,14 +12,16 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import botocore.exceptions
 
+from pgiam_tui.aws.credential_failure import is_timeout
 from pgiam_tui.aws.errors import describe_aws_error
 from pgiam_tui.aws.policy import CONNECT_ACTION, MatchedStatement, NamedPolicy, connect_grants, evaluate
 from pgiam_tui.collect.iam_log import IAM_CODE_KINDS, parse_iam_line
+from pgiam_tui.errors import PgiamError
 from pgiam_tui.textsafe import clip
 
 _DBUSER_ARN = re.compile(
@@ -30,8 +32,17 @@ IAM_LOG_CODES = tuple(IAM_CODE_KINDS)
 _CODE_OF_KIND = {kind: code for code, kind in IAM_CODE_KINDS.items()}
 
 
-class EvidenceUnavailable(Exception):
-    """The evidence source could not be read (no permission, no such group, AWS error); str() says why."""
+class EvidenceUnavailable(PgiamError):
+    """The evidence source could not be read (no permission, no such group, AWS error); str() says why.
+
+    `timed_out` tells a timeout (AWS did not answer) from a refusal: only the latter is about permissions.
+    """
+
+    default_step: ClassVar[str] = "evidence"
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)
@@ -100,7 +111,9 @@ def newest_iam_log_line(
                 f"cannot read log group {group}: {clip(describe_aws_error(exc))}"
             ) from None
         except botocore.exceptions.BotoCoreError as exc:
-            raise EvidenceUnavailable(f"cannot read log group {group}: {clip(str(exc))}") from None
+            raise EvidenceUnavailable(
+                f"cannot read log group {group}: {clip(str(exc))}", timed_out=is_timeout(exc)
+            ) from None
         if newest is not None or time.monotonic() >= deadline:
             return newest
         time.sleep(0.3)
@@ -171,7 +184,7 @@ def principal_policies(session: boto3.Session, principal: Principal) -> list[Nam
             f"cannot read the policies of {principal.kind} {principal.name}: {clip(describe_aws_error(exc))}"
         ) from None
     except botocore.exceptions.BotoCoreError as exc:
-        raise EvidenceUnavailable(f"cannot read IAM: {clip(str(exc))}") from None
+        raise EvidenceUnavailable(f"cannot read IAM: {clip(str(exc))}", timed_out=is_timeout(exc)) from None
     return policies
 
 

@@ -22,6 +22,7 @@ from pgiam_tui.diagnose.iam_evidence import (
     principal_policies,
 )
 from pgiam_tui.diagnose.result import StepBuilder
+from pgiam_tui.fixquote import shell_word
 
 _INVALID_TOKEN_SUSPECTS = ("token_host_mismatch", "region_mismatch", "clock_skew")
 
@@ -67,6 +68,8 @@ async def _read_log(ctx: CheckContext, b: StepBuilder, attempt_aws_ms: int) -> t
             )
         except EvidenceUnavailable as exc:
             problems.append(str(exc))
+            if exc.timed_out:
+                ctx.aws_timeouts.append(f"CloudWatch Logs ({cluster.iam_log_group})")
             continue
         except Exception as exc:  # a credential problem of the second profile is evidence, not a crash
             problems.append(f"profile {profile}: {type(exc).__name__}: {exc}")
@@ -95,6 +98,8 @@ async def _policy_finding(ctx: CheckContext, b: StepBuilder) -> PolicyFinding | 
         policies = await asyncio.to_thread(principal_policies, session, principal)
     except EvidenceUnavailable as exc:
         b.evidence.append(str(exc))
+        if exc.timed_out:
+            ctx.aws_timeouts.append(f"IAM (profile {cfg.iam_profile})")
         return None
     except Exception as exc:
         b.evidence.append(f"IAM not readable with profile {cfg.iam_profile}: {type(exc).__name__}: {exc}")
@@ -109,9 +114,9 @@ async def _policy_finding(ctx: CheckContext, b: StepBuilder) -> PolicyFinding | 
 def _iam_off_fix(ctx: CheckContext) -> str:
     cfg = ctx.cfg
     if cfg.cluster_id:
-        what = f"aws rds describe-db-clusters --db-cluster-identifier {cfg.cluster_id}"
+        what = f"aws rds describe-db-clusters --db-cluster-identifier {shell_word(cfg.cluster_id)}"
     elif cfg.instance_id:
-        what = f"aws rds describe-db-instances --db-instance-identifier {cfg.instance_id}"
+        what = f"aws rds describe-db-instances --db-instance-identifier {shell_word(cfg.instance_id)}"
     else:
         what = "aws rds describe-db-clusters / describe-db-instances"
     return (
@@ -196,6 +201,18 @@ async def explain_iam_refusal(ctx: CheckContext, b: StepBuilder, attempt_local_s
     finding = await _policy_finding(ctx, b)
     if finding is not None and not finding.allowed and not finding.conditional:
         return _policy_diagnosis(ctx, finding, None)
+    if ctx.aws_timeouts:
+        # AWS's reason and the policies could not be read because AWS did not answer: say so, and do
+        # not guess a missing permission from silence.
+        ctx.candidates = [f"{c}: {t}" for c, t in IAM_REFUSAL_CANDIDATES]
+        return Diagnosis(
+            "aws_timeout",
+            "the login was refused, and AWS's reason could not be read: "
+            + ", ".join(ctx.aws_timeouts)
+            + " did not answer in time",
+            "run the check again once AWS answers (a timeout says nothing about permissions); "
+            "if it keeps timing out, check the network path to AWS (proxy, VPC endpoint, firewall)",
+        )
     ruled_out: set[str] = {"token_host_mismatch", "region_mismatch"}  # the token step checked both
     if ctx.skew_s is not None:
         ruled_out.add("clock_skew")

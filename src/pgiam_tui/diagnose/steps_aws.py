@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
+from pgiam_tui.aws.credential_failure import credential_failure, is_timeout
 from pgiam_tui.aws.errors import AwsCredentialError, DiscoveryError, classify_aws_error
 from pgiam_tui.diagnose.causes import Diagnosis
 from pgiam_tui.diagnose.context import SKEW_LIMIT_S, CheckContext
 from pgiam_tui.diagnose.probe import is_ip
 from pgiam_tui.diagnose.result import StepBuilder
+from pgiam_tui.fixquote import shell_word
 from pgiam_tui.textsafe import clip
 
 if TYPE_CHECKING:
@@ -161,7 +163,13 @@ async def step_credentials(ctx: CheckContext, b: StepBuilder) -> bool:
         ctx.discovery = asyncio.ensure_future(asyncio.to_thread(_timed_resolve, ctx))
         arn, aws_date, local = await asyncio.to_thread(_identity, ctx)
     except (AwsCredentialError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        if is_timeout(exc):
+            return _timed_out(ctx, b, "STS (get-caller-identity)", exc)
         err = classify_aws_error(exc, ctx.cfg.profile)
+        if err.kind in ("no_credentials", "imds_unreachable"):
+            # botocore hides why the instance metadata service gave nothing: ask it, as botocore does
+            better = await asyncio.to_thread(credential_failure, err, ctx.cfg.profile)
+            err = better if better is not None else err
         code = _CREDENTIAL_CAUSES.get(err.kind, "aws_error")
         skew = _skew_from_error(exc, ctx)
         message = clip(err.message)
@@ -184,6 +192,18 @@ async def step_credentials(ctx: CheckContext, b: StepBuilder) -> bool:
         detail += f"; {describe_skew(ctx.skew_s)}"
     b.ok(detail)
     return True
+
+
+def _timed_out(ctx: CheckContext, b: StepBuilder, service: str, exc: BaseException) -> bool:
+    """Fail the step as a timeout (never as a permissions problem)."""
+    message = clip(f"{service} did not answer in time: {exc}")
+    fix = (
+        "retry once AWS answers; if it keeps timing out, check the network path to AWS "
+        "(proxy, VPC endpoint, firewall, AWS_ENDPOINT_URL)"
+    )
+    b.fail(message, fix, cause="aws_timeout")
+    ctx.decide(Diagnosis("aws_timeout", fix=fix, evidence=[message]), "inference")
+    return False
 
 
 def _timed_resolve(ctx: CheckContext) -> tuple[ResolvedCluster, float]:
@@ -219,6 +239,8 @@ async def step_discovery(ctx: CheckContext, b: StepBuilder) -> bool:
         ctx.decide(Diagnosis(code, fix=exc.hint or "", evidence=[message]), "inference")
         return False
     except (AwsCredentialError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        if is_timeout(exc):
+            return _timed_out(ctx, b, "RDS (describe-db-clusters / describe-db-instances)", exc)
         err = classify_aws_error(exc, cfg.profile)
         code = _CREDENTIAL_CAUSES.get(err.kind, "aws_error")
         b.fail(clip(err.message), err.hint, cause=code)
@@ -237,16 +259,16 @@ async def step_discovery(ctx: CheckContext, b: StepBuilder) -> bool:
     if cfg.auth == "iam" and cluster.kind != "direct" and not cluster.iam_auth_enabled:
         if cluster.kind == "aurora":
             fix = (
-                f"aws rds modify-db-cluster --db-cluster-identifier {cfg.cluster_id} "
+                f"aws rds modify-db-cluster --db-cluster-identifier {shell_word(cfg.cluster_id or '')} "
                 "--enable-iam-database-authentication --apply-immediately"
             )
         else:
             fix = (
-                f"aws rds modify-db-instance --db-instance-identifier {cfg.instance_id} "
+                f"aws rds modify-db-instance --db-instance-identifier {shell_word(cfg.instance_id or '')} "
                 "--enable-iam-database-authentication --apply-immediately"
             )
         if cfg.profile:
-            fix += f" --profile {cfg.profile}"
+            fix += f" --profile {shell_word(cfg.profile)}"
         evidence = (
             f"describe_db_{'clusters' if cluster.kind == 'aurora' else 'instances'}: "
             "IAMDatabaseAuthenticationEnabled = false"

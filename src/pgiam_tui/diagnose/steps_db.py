@@ -9,6 +9,7 @@ from typing import Any
 from pgiam_tui.diagnose.causes import Diagnosis
 from pgiam_tui.diagnose.context import CheckContext
 from pgiam_tui.diagnose.result import StepBuilder
+from pgiam_tui.fixquote import shell_word, sql_ident
 from pgiam_tui.textsafe import clip
 
 APPLICATION_NAME = "pgiam-tui check"
@@ -98,11 +99,12 @@ async def step_authentication(ctx: CheckContext, b: StepBuilder) -> bool:
         try:
             ctx.password = await asyncio.to_thread(get_password, cfg.name)
         except SecretStoreError as exc:
-            b.fail(clip(str(exc)), f"pgiam-tui password set {cfg.name}", cause="config_invalid")
-            ctx.decide(Diagnosis("config_invalid", clip(str(exc)), f"pgiam-tui password set {cfg.name}"))
+            fix = f"pgiam-tui password set {shell_word(cfg.name)}"
+            b.fail(clip(str(exc)), fix, cause="config_invalid")
+            ctx.decide(Diagnosis("config_invalid", clip(str(exc)), fix))
             return False
         if ctx.password is None:
-            fix = f"pgiam-tui password set {cfg.name}"
+            fix = f"pgiam-tui password set {shell_word(cfg.name)}"
             b.fail("no password stored in the OS keyring for this cluster", fix, cause="config_invalid")
             ctx.decide(Diagnosis("config_invalid", "no password stored for this cluster", fix))
             return False
@@ -146,14 +148,14 @@ async def _explain_refusal(
                 "not_in_rds_iam",
                 f"{cfg.user} is not a member of rds_iam: the server asked for an ordinary password check "
                 "(SQLSTATE 28P01) instead of IAM (PAM)",
-                f"GRANT rds_iam TO {cfg.user};  (as a user with the rds_superuser role)",
+                f"GRANT rds_iam TO {sql_ident(cfg.user)};  (as a user with the rds_superuser role)",
                 ["a token fails as a password: 'password authentication failed', not a PAM failure"],
             )
         else:
             diag = Diagnosis(
                 "auth_failed",
                 "the password was refused",
-                f"pgiam-tui password set {cfg.name} (or check whether {cfg.user} is in rds_iam: "
+                f"pgiam-tui password set {shell_word(cfg.name)} (or check whether {cfg.user} is in rds_iam: "
                 "members cannot log in with a password)",
             )
     elif state == "3D000":
@@ -161,15 +163,15 @@ async def _explain_refusal(
             "database_missing",
             f"database {cfg.database!r} does not exist on the server",
             f'set database = an existing one (e.g. "postgres") for {cfg.name} in the config, '
-            f"or CREATE DATABASE {cfg.database}",
+            f"or CREATE DATABASE {sql_ident(cfg.database)}",
         )
     elif 'role "' in low and "does not exist" in low:
         diag = Diagnosis(
             "user_missing",
             f"database user {cfg.user!r} does not exist",
-            f"CREATE ROLE {cfg.user} LOGIN; GRANT rds_iam TO {cfg.user};"
+            f"CREATE ROLE {sql_ident(cfg.user)} LOGIN; GRANT rds_iam TO {sql_ident(cfg.user)};"
             if cfg.auth == "iam"
-            else f"CREATE ROLE {cfg.user} LOGIN PASSWORD ...;",
+            else f"CREATE ROLE {sql_ident(cfg.user)} LOGIN PASSWORD ...;",
         )
     elif "certificate" in low or "ssl" in low:
         diag = Diagnosis(
@@ -233,7 +235,7 @@ async def step_session(ctx: CheckContext, b: StepBuilder) -> bool:
         f"{where}, read-only session: {read_only}"
     )
     if not in_pg_monitor:
-        fix = f"GRANT pg_monitor TO {cfg.user};"
+        fix = f"GRANT pg_monitor TO {sql_ident(cfg.user)};"
         evidence = [
             "pg_has_role(current_user, 'pg_monitor', 'member') = false",
             f"{hidden} of {others} other sessions show query text '<insufficient privilege>'",

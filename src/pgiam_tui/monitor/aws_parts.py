@@ -15,6 +15,7 @@ from typing import Protocol
 import boto3
 
 from pgiam_tui.aws.budget import apply_budget, note_account
+from pgiam_tui.aws.credential_failure import credential_failure
 from pgiam_tui.aws.discovery import ResolvedCluster, resolve_cluster
 from pgiam_tui.aws.errors import AwsCredentialError
 from pgiam_tui.collect.aws_threads import run_side_thread
@@ -82,8 +83,14 @@ async def discover(rt: ClusterRuntime, sessions: SessionSource) -> None:
     except _StepFailed as exc:
         rt.discovery = DiscoveryPart(rt.discovery.found, aws_error(exc.step, exc.cause, cfg))
     except Exception as exc:
-        step = "credentials" if isinstance(exc, AwsCredentialError) else "discovery"
-        rt.discovery = DiscoveryPart(rt.discovery.found, aws_error(step, exc, cfg))
+        # credentials are resolved lazily, at discovery's first call: a credentials failure (an IMDS outage,
+        # an expired SSO session) belongs to the credentials step, with its real reason
+        failure = await run_side_thread(credential_failure, exc, cfg.profile)
+        if failure is not None:
+            rt.discovery = DiscoveryPart(rt.discovery.found, aws_error("credentials", failure, cfg))
+        else:
+            step = "credentials" if isinstance(exc, AwsCredentialError) else "discovery"
+            rt.discovery = DiscoveryPart(rt.discovery.found, aws_error(step, exc, cfg))
     else:
         note_account(session, resolved.account_id)
         if cfg.aws_requests_per_minute is not None:

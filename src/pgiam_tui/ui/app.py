@@ -17,7 +17,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widget import Widget
@@ -27,15 +27,16 @@ from textual.worker import Worker, WorkerState
 from pgiam_tui.config import ClusterConfig
 from pgiam_tui.model import ClusterSnapshot, ConnEvent
 from pgiam_tui.textsafe import visible
+from pgiam_tui.ui.keys import app_bindings
 from pgiam_tui.ui.messages import ClusterSelected, SessionChosen, SnapshotArrived
-from pgiam_tui.ui.palette import PALETTE
+from pgiam_tui.ui.palette import palette_commands
 from pgiam_tui.ui.render import safe_text
 from pgiam_tui.ui.screens.all_sessions import AllSessionsScreen
 from pgiam_tui.ui.screens.detail import SessionDetailScreen
+from pgiam_tui.ui.screens.help import HelpScreen
 from pgiam_tui.ui.screens.modals import (
     CheckScreen,
     ConfirmScreen,
-    HelpScreen,
     ask_mfa_blocking,
     backend_question,
 )
@@ -61,6 +62,8 @@ ACTIVITY_ACTIONS = frozenset(
         "check",
     }
 )
+# Textual's palette entries that ours replace: Keys (our Help lists every key), Maximize/Minimize (z).
+TEXTUAL_COMMANDS_REPLACED = frozenset({"Keys", "Maximize", "Minimize"})
 NARROW_WIDTH = 100
 STOP_TIMEOUT_S = 10.0
 
@@ -75,26 +78,7 @@ class PgiamApp(App[int]):
 
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "pgiam-tui"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Help"),
-        # priority: handled as the key arrives, so the keys typed right after it reach the filter input
-        Binding("slash", "filter", "Filter", priority=True),
-        Binding("s", "sort", "Sort"),
-        Binding("S", "reverse_sort", "Reverse sort", show=False),
-        Binding("i", "hide_idle", "Idle", show=False),
-        Binding("b", "tree", "Blocking"),
-        Binding("g", "background", "Background", show=False),
-        Binding("a", "all_sessions", "All", show=False),
-        Binding("p", "pause", "Pause"),
-        Binding("plus", "interval(1)", "+int", show=False),
-        Binding("minus", "interval(-1)", "-int", show=False),
-        Binding("r", "refresh", "Refresh"),
-        Binding("c", "check", "Check"),
-        Binding("z", "zoom", "Zoom"),
-        Binding("k", "signal_current('cancel')", "Cancel", show=False),
-        Binding("t", "signal_current('terminate')", "Terminate", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = app_bindings()  # ui/keys.py: the one key table
 
     def __init__(
         self,
@@ -430,6 +414,10 @@ class PgiamApp(App[int]):
             )
         )
 
+    def action_select_cluster(self, name: str) -> None:
+        """Jump to a cluster (command palette, typing its name in the cluster list)."""
+        self.cluster_list.select(name)
+
     def action_open_detail(self) -> None:
         """Open the detail of the row under the activity cursor."""
         loc = self._activity_pane().table.current()
@@ -517,7 +505,13 @@ class PgiamApp(App[int]):
     # ----- command palette ----------------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        """Every key action, plus 'sort by <column>', in the command palette."""
-        yield from super().get_system_commands(screen)
-        for title, help_text, action in PALETTE:
+        """The key table's actions, sort by any column, jump to any cluster; Textual's own where not ours."""
+        names = dict.fromkeys([*self.cluster_configs, *self.latest])  # configured, then discovered
+        ours = list(palette_commands(names))
+        titles = {title for title, _, _ in ours}
+        for command in super().get_system_commands(screen):
+            # ours do the same with cleanup (quit) or for panes (zoom); Keys is a smaller help
+            if command.title not in titles and command.title not in TEXTUAL_COMMANDS_REPLACED:
+                yield command
+        for title, help_text, action in ours:
             yield SystemCommand(title, help_text, partial(self.run_action, action))

@@ -1,38 +1,26 @@
-"""The console's entries in Textual's command palette: every key action, and sort by any column."""
+"""The console's entries in Textual's command palette: the key table's actions, sort by any column, and
+jump to any cluster. Titles are unique (the palette would list a duplicate twice)."""
 
 from __future__ import annotations
 
-from pgiam_tui.ui.activity_model import COLUMN_LABELS, SORTABLE
+from collections.abc import Iterable, Iterator
 
-# (title, help, action string run by App.run_action) -- the key is named in the help text.
-PALETTE: tuple[tuple[str, str, str], ...] = (
-    ("Help", "Show the keys (?)", "help"),
-    ("Filter", "Filter the focused pane (/)", "filter"),
-    ("Sort: next column", "Cycle the activity sort column (s)", "sort"),
-    ("Sort: reverse", "Flip the activity sort direction (S)", "reverse_sort"),
-    *(
-        (f"Sort by {COLUMN_LABELS[key]}", f"Sort activity by {COLUMN_LABELS[key]}", f"sort_by({key!r})")
-        for key in SORTABLE
-    ),
-    ("Hide idle sessions", "Toggle idle sessions (i)", "hide_idle"),
-    ("Background processes", "Show / hide autovacuum, walwriter, ... (g)", "background"),
-    ("Blocking tree", "Toggle the blockers -> blocked tree (b)", "tree"),
-    ("All clusters' sessions", "Merged activity view (a)", "all_sessions"),
-    ("Session detail", "Detail of the selected session (enter)", "open_detail"),
-    ("Pause / resume", "Pause or resume polling (p)", "pause"),
-    ("Faster refresh", "Shorter refresh interval (-)", "interval(-1)"),
-    ("Slower refresh", "Longer refresh interval (+)", "interval(1)"),
-    ("Refresh now", "Collect the selected cluster now (r)", "refresh"),
-    ("Connection check", "Check the selected cluster step by step (c)", "check"),
-    ("Zoom pane", "Maximise / restore the focused pane (z)", "zoom"),
-    (
-        "Cancel backend",
-        "pg_cancel_backend on the selected session, after confirmation (k)",
-        "signal_current('cancel')",
-    ),
-    (
-        "Terminate backend",
-        "pg_terminate_backend on the selected session, after confirmation (t)",
-        "signal_current('terminate')",
-    ),
-)
+from pgiam_tui.ui.activity_model import COLUMN_LABELS, SORTABLE
+from pgiam_tui.ui.keys import palette_entries
+
+
+def palette_commands(clusters: Iterable[str] = ()) -> Iterator[tuple[str, str, str]]:
+    """(title, help, action string run by App.run_action), each title once."""
+    seen: set[str] = set()
+    entries = [
+        *palette_entries(),
+        *(
+            (f"Sort by {COLUMN_LABELS[key]}", f"Sort activity by {COLUMN_LABELS[key]}", f"sort_by({key!r})")
+            for key in SORTABLE
+        ),
+        *((f"Cluster: {name}", f"Show {name}", f"select_cluster({name!r})") for name in clusters),
+    ]
+    for title, help_text, action in entries:
+        if title not in seen:
+            seen.add(title)
+            yield title, help_text, action

@@ -6,11 +6,12 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from pgiam_tui.model import ClusterSnapshot
+from pgiam_tui.ui.keys import bindings
 from pgiam_tui.ui.widgets.activity import ActivityPane, Located
 
 
@@ -22,7 +23,7 @@ def merged(snapshots: Mapping[str, ClusterSnapshot]) -> list[Located]:
 class AllSessionsScreen(Screen[None]):
     """The merged view; updated by the app on every snapshot while it is shown."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,a", "close", "Back")]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("all")
 
     def __init__(self, snapshots: Mapping[str, ClusterSnapshot]) -> None:
         super().__init__()

@@ -7,13 +7,14 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from pgiam_tui.model import SessionRow
 from pgiam_tui.ui.activity_model import blocked_by_row, blocking_chain
+from pgiam_tui.ui.keys import bindings
 from pgiam_tui.ui.render import fmt_datetime, fmt_duration, safe_text
 
 
@@ -76,12 +77,7 @@ def detail_text(cluster: str, row: SessionRow, rows: Sequence[SessionRow], *, pr
 class SessionDetailScreen(Screen[None]):
     """Full-screen detail of one session; follows the session across refreshes."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q", "close", "Back"),
-        Binding("y", "copy", "Copy query"),
-        Binding("k", "signal('cancel')", "Cancel backend"),
-        Binding("t", "signal('terminate')", "Terminate backend"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("detail")
 
     def __init__(
         self, cluster: str, key: str, row: SessionRow, rows: Sequence[SessionRow], allow_actions: bool

@@ -16,7 +16,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual._two_way_dict import TwoWayDict
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, Row, RowKey
 
@@ -35,6 +35,7 @@ from pgiam_tui.ui.activity_model import (
     text_key,
 )
 from pgiam_tui.ui.filter_language import Filter
+from pgiam_tui.ui.keys import bindings
 from pgiam_tui.ui.messages import SessionChosen
 from pgiam_tui.ui.render import SortCell
 
@@ -128,7 +129,7 @@ class ActivityTable(DataTable[SortCell]):
     (order, cursor, scrolling to the last row, the rendered lines), so a Textual change shows up there.
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "choose", "Detail", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("activity")  # the footer while the table has focus
 
     def __init__(self, *, with_cluster: bool = False, id: str | None = None) -> None:
         # No cell padding: each column's width holds one trailing space (see activity_model.Column).

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
 from rich.text import Text
+from textual.binding import BindingType
 from textual.widgets import DataTable
 
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.textsafe import ELLIPSIS
 from pgiam_tui.ui.activity_model import is_background
+from pgiam_tui.ui.keys import bindings
 from pgiam_tui.ui.messages import ClusterSelected
 from pgiam_tui.ui.render import fmt_countdown, safe_text
 
@@ -97,6 +100,8 @@ def group_of(snap: ClusterSnapshot | None, fallback: str) -> str:
 
 class ClusterList(DataTable[Text]):
     """Clusters grouped by label or account; selecting a row switches every pane to that cluster."""
+
+    BINDINGS: ClassVar[list[BindingType]] = bindings("clusters")  # ui/keys.py: this pane's footer
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=0)
