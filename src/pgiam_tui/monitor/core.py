@@ -197,8 +197,8 @@ class Monitor:
         return {iid: w.conn.status for iid, w in self._select([name])[0].instances.items()}
 
     async def collect_once(self, names: Iterable[str] | None = None) -> list[ClusterSnapshot]:
-        """Discovery, one activity round and one run of every AWS part of NAMES (default: all),
-        concurrently; the snapshots, in config order."""
+        """One activity round and one run of every AWS part of NAMES (default: all), concurrently, after a
+        discovery when the last one is older than the discovery cadence; the snapshots, in config order."""
         selected = self._select(list(names) if names is not None else None)
         for rt in selected:
             if not rt.cadences:
@@ -207,7 +207,9 @@ class Monitor:
         return [self._publish(rt) for rt in selected]
 
     async def _collect_one(self, rt: ClusterRuntime) -> None:
-        await rt.cadences["discovery"].run_once()
+        found = rt.discovery.found
+        if found is None or (utcnow() - found.at).total_seconds() >= self._every["discovery"]:
+            await rt.cadences["discovery"].run_once()
         await self._run_round(rt)
         others = [c.run_once() for part, c in rt.cadences.items() if part != "discovery"]
         await asyncio.gather(*others)
