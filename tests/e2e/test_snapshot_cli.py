@@ -368,7 +368,7 @@ async def test_missing_pg_monitor_is_reported(sandbox: Sandbox, tmp_path: Path) 
         codes = [f.code for f in after.findings]
         assert "insufficient_privilege" in codes
         finding = after.findings[codes.index("insufficient_privilege")]
-        assert "GRANT pg_monitor TO pgmonitor" in finding.fix
+        assert 'GRANT pg_monitor TO "pgmonitor";' in finding.fix  # the identifier quoted as PostgreSQL would
         hidden = [r for r in after.activity if r.query == "<insufficient privilege>"]
         assert any(r.usename == "oltp_rw_user" for r in hidden)
     finally:
