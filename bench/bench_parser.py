@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from pgiam_tui.collect.iam_log import join_iam_reasons, parse_iam_line
+from pgiam_tui.collect.attempts import join_attempts
+from pgiam_tui.collect.iam_log import parse_iam_line
 from pgiam_tui.collect.logparse import LogLineParser
 from pgiam_tui.model import ConnEvent
 
@@ -100,7 +101,7 @@ def main() -> None:
     iam = _iam_lines(20_000)
     t_iam = _best(lambda: [parse_iam_line(line) for line in iam])
     joined = _join_input(500)
-    t_join = _best(lambda: join_iam_reasons(joined))
+    t_join = _best(lambda: join_attempts(joined))
     print("## parser: connection log lines\n")
     print("| what | figure | aim |")
     print("|---|---|---|")
@@ -108,7 +109,7 @@ def main() -> None:
         f"| RDS-format connection lines ({n:,}, every kind) | {n / t_conn:,.0f} lines/s | > 100,000 lines/s |"
     )
     print(f"| iam-db-auth-error lines ({len(iam):,}) | {len(iam) / t_iam:,.0f} lines/s | |")
-    print(f"| join 500 AWS reasons onto 1,000 PAM failure lines | {t_join * 1000:.1f} ms | |")
+    print(f"| join 1,000 PAM failure lines and 500 AWS reasons into attempts | {t_join * 1000:.1f} ms | |")
 
 
 if __name__ == "__main__":

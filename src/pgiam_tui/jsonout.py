@@ -12,10 +12,12 @@ from typing import Any
 
 from pgiam_tui.model import (
     AssumeRoleEvent,
+    Attempt,
     ClusterSnapshot,
     ConnectionStatus,
     ConnEvent,
     DbUser,
+    EventKind,
     FailureCount,
     Finding,
     Freshness,
@@ -48,6 +50,7 @@ def cluster_to_json(s: ClusterSnapshot) -> dict[str, Any]:
         "instances": [_instance(i, s.collected_at) for i in s.instances],
         "activity": [_session(r) for r in s.activity],
         "events": [_event(e) for e in s.events],
+        "attempts": [attempt_to_json(a) for a in s.attempts],
         "iam": _iam(s.iam),
         # additions
         "collected_at": iso(s.collected_at),
@@ -137,7 +140,7 @@ def _session(r: SessionRow) -> dict[str, Any]:
 def _event(e: ConnEvent) -> dict[str, Any]:
     return {
         "time": iso(e.time),
-        "kind": e.kind,
+        "kind": e.kind.value if isinstance(e.kind, EventKind) else e.kind,
         "user": e.user,
         "database": e.database,
         "host": e.host,
@@ -151,7 +154,39 @@ def _event(e: ConnEvent) -> dict[str, Any]:
         "iam_reason": e.iam_reason,
         "caller_arn": e.caller_arn,
         "session_time": e.session_time,
+        "method": e.method,
+        "sqlstate": e.sqlstate,
     }
+
+
+def attempt_to_json(a: Attempt) -> dict[str, Any]:
+    """One connection attempt of the contract (`outcome` is "ok", "failed" or "refused"), plus its instance,
+    source and raw lines."""
+    return {
+        "time": iso(a.time),
+        "user": a.user,
+        "database": a.database,
+        "host": a.host,
+        "port": a.port,
+        "pid": a.pid,
+        "outcome": a.outcome.value,
+        "method": a.method,
+        "ssl": dict(a.ssl) if a.ssl is not None else None,
+        "aws_code": a.aws_code,
+        "aws_reason": a.aws_reason,
+        "caller_arn": a.caller_arn,
+        "message": a.message,
+        "session_s": _round(a.session_s),
+        # additions
+        "instance": a.instance,
+        "source": a.source,
+        "lines": list(a.lines),
+    }
+
+
+def event_to_json(e: ConnEvent) -> dict[str, Any]:
+    """One connection-log event of the contract (`pgiam-tui events` uses it too)."""
+    return _event(e)
 
 
 def _finding(f: Finding) -> dict[str, Any]:

@@ -8,26 +8,46 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 InstanceRole = Literal["writer", "reader", "instance"]
 ConnState = Literal["connecting", "connected", "reconnecting", "failed", "stopped"]
 Severity = Literal["critical", "warning", "info"]
-EventKind = Literal[
-    "received",
-    "authorized",
-    "auth_failed",
-    "disconnected",
-    "iam_invalid_token",
-    "iam_expired_token",
-    "iam_not_authorized",
-    "iam_throttled",
-    "iam_internal_error",
-    "client_connect",
-    "client_failed",
-    "action",
-    "other",
-]
+
+
+class EventKind(StrEnum):
+    """What one connection-log line (or one of the console's own events) says.
+
+    A StrEnum: members compare equal to their values, so `ev.kind == "auth_failed"` and JSON keep working.
+    """
+
+    RECEIVED = "received"  # `connection received: host=… port=…`
+    AUTHENTICATED = "authenticated"  # PostgreSQL 14+: `connection authenticated: identity=… method=…`
+    AUTHORIZED = "authorized"  # `connection authorized: user=… database=…` (SSL details)
+    READY = "ready"  # PostgreSQL 18: `connection ready: setup total=…`
+    AUTH_FAILED = "auth_failed"  # the credentials were refused (PAM/IAM, password, ident, cert, …)
+    REFUSED = "refused"  # the login was refused for another reason (pg_hba, role, limits, database, startup)
+    DISCONNECTED = "disconnected"  # `disconnection: session time: …`
+    IAM_INVALID_TOKEN = "iam_invalid_token"
+    IAM_EXPIRED_TOKEN = "iam_expired_token"
+    IAM_NOT_AUTHORIZED = "iam_not_authorized"
+    IAM_THROTTLED = "iam_throttled"
+    IAM_INTERNAL_ERROR = "iam_internal_error"
+    CLIENT_CONNECT = "client_connect"  # the console's own login succeeded
+    CLIENT_FAILED = "client_failed"  # the console's own login failed
+    ACTION = "action"  # a cancel/terminate the console sent
+    OTHER = "other"
+
+
+class Outcome(StrEnum):
+    """How a connection attempt ended: `ok` (logged in), `failed` (credentials refused), `refused` (refused
+    for another reason: pg_hba.conf, role not permitted, connection limits, no such database, server
+    starting). Both `failed` and `refused` are failed logins (`Attempt.failed`)."""
+
+    OK = "ok"
+    FAILED = "failed"
+    REFUSED = "refused"
 
 
 def iso(value: datetime | None) -> str | None:
@@ -133,6 +153,49 @@ class ConnEvent:
     iam_reason: str | None = None  # AWS's own reason joined onto an auth_failed line
     caller_arn: str | None = None
     session_time: str | None = None
+    raw: str = ""  # the whole log entry as read (prefix included, control characters made visible)
+    method: str | None = None  # authentication method the line names (pam, password, scram-sha-256, …)
+    sqlstate: str | None = None  # with log_error_verbosity = verbose, or %e in the prefix
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One login: its lines (received; authorized or refused; AWS's reason; disconnection) joined into one.
+
+    `time` is when it was received (else its first line), `outcome` how it ended, `method` the authentication
+    method (`iam` for RDS's PAM), `aws_code`/`aws_reason`/`caller_arn` from the iam-db-auth-error line joined
+    to it, `message` the line that decided it, `session_s` the session time of an ended session, `lines` the
+    raw log lines (visible text) in order.
+    """
+
+    time: datetime | None
+    outcome: Outcome
+    user: str | None = None
+    database: str | None = None
+    host: str | None = None
+    port: int | None = None
+    pid: int | None = None
+    method: str | None = None
+    ssl: dict[str, Any] | None = None
+    aws_code: str | None = None
+    aws_reason: str | None = None
+    caller_arn: str | None = None
+    message: str = ""
+    session_s: float | None = None
+    instance: str | None = None
+    source: str = "cloudwatch"
+    lines: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        """The one definition of a failed login: any outcome but `ok`."""
+        return self.outcome is not Outcome.OK
+
+    @property
+    def key(self) -> str:
+        """Stable identity across rounds: instance, pid, time received, client address."""
+        stamp = self.time.isoformat() if self.time else ""
+        return f"{self.instance}|{self.pid}|{stamp}|{self.host}|{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +303,7 @@ class ClusterSnapshot:
     activity: tuple[SessionRow, ...] = ()
     events: tuple[ConnEvent, ...] = ()
     failures: tuple[FailureCount, ...] = ()
+    attempts: tuple[Attempt, ...] = ()  # connection attempts joined from the events, oldest first
     iam: IamSnapshot | None = None
     findings: tuple[Finding, ...] = ()  # collection findings (e.g. insufficient privilege)
     stale: bool = False

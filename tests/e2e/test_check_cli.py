@@ -131,9 +131,10 @@ def test_check_session_exit_codes_and_no_token_anywhere(
         outputs += [out, err]
         assert f"[{cause}]" in out and "fix:" in out
 
-    # Each healthy check signs 3 tokens (cluster endpoint, then writer and reader for the members step); each
-    # broken one signs 1. All of them were made, and all are looked for below.
-    assert len(made) == 2 * 3 + 4
+    # Each healthy check signs 3 tokens (cluster endpoint, then writer and reader for the members step); the
+    # missing database signs 1; the wrong region none (a token is never signed for a region other than its
+    # endpoint's). All of them were made, and all are looked for below.
+    assert len(made) == 2 * 3 + 2
     records = [r.getMessage() for r in caplog.records] + [str(r.args) for r in caplog.records]
     for token in made:
         assert token.value not in repr(token) and token.value not in str(token)

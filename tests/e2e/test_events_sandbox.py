@@ -105,6 +105,7 @@ async def test_events_from_cloudwatch_with_ssl_and_joined_iam_reasons(sandbox: S
 
 def _set_cluster_iam(sandbox: Sandbox, enabled: bool) -> None:
     c = sandbox.cluster(NAME)
+    assert c.cluster_id is not None
     rds = sandbox.boto_session("sandbox-db-admin").client("rds", region_name=c.region)
     rds.modify_db_cluster(DBClusterIdentifier=c.cluster_id, EnableIAMDatabaseAuthentication=enabled,
                           ApplyImmediately=True)  # fmt: skip

@@ -357,21 +357,32 @@ async def test_one_instance_down_keeps_its_rows_stale(sandbox: Sandbox, tmp_path
 
 
 async def test_missing_pg_monitor_is_reported(sandbox: Sandbox, tmp_path: Path) -> None:
-    """REVOKE pg_monitor: other users' sessions turn <insufficient privilege>, reported with the fix."""
+    """REVOKE pg_monitor: other users' sessions turn <insufficient privilege>, reported with the fix.
+
+    The other user's session is the test's own: the workload's come and go, one may be absent at that instant.
+    """
+    import psycopg
+
     cluster = next(c for c in sandbox.clusters if c.kind == "aurora")
     monitor = await _sandbox_monitor(sandbox, tmp_path, [cluster.name])
+    other = await psycopg.AsyncConnection.connect(sandbox.admin_dsn(cluster.name), autocommit=True)
     try:
+        row = await (await other.execute("SELECT pg_backend_pid(), current_user")).fetchone()
+        assert row is not None
+        other_pid, other_user = row
         (before,) = await monitor.collect_once()
         assert before.status == "ok" and "insufficient_privilege" not in {f.code for f in before.findings}
+        assert any(r.pid == other_pid and r.query != "<insufficient privilege>" for r in before.activity)
         await asyncio.to_thread(sandbox.admin_sql, cluster.name, "REVOKE pg_monitor FROM pgmonitor")
         (after,) = await monitor.collect_once()
         codes = [f.code for f in after.findings]
         assert "insufficient_privilege" in codes
         finding = after.findings[codes.index("insufficient_privilege")]
-        assert 'GRANT pg_monitor TO "pgmonitor";' in finding.fix  # the identifier quoted as PostgreSQL would
-        hidden = [r for r in after.activity if r.query == "<insufficient privilege>"]
-        assert any(r.usename == "oltp_rw_user" for r in hidden)
+        assert 'GRANT pg_monitor TO "pgmonitor"' in finding.fix
+        hidden = {r.pid: r for r in after.activity if r.query == "<insufficient privilege>"}
+        assert other_pid in hidden and hidden[other_pid].usename == other_user
     finally:
+        await other.close()
         await asyncio.to_thread(sandbox.admin_sql, cluster.name, "GRANT pg_monitor TO pgmonitor")
         await monitor.stop()
 

@@ -10,9 +10,12 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch.type_defs import MetricDatumTypeDef
 import pytest
 from botocore.stub import Stubber
 
@@ -273,7 +276,7 @@ def test_iam_metrics_from_cloudwatch(session: boto3.Session) -> None:
     # two minutes past a period boundary: the window is [now - 57 min, now + 3 min), 12 slots of 5 minutes
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     now -= timedelta(minutes=now.minute % 5 - 2 + (5 if now.minute % 5 < 2 else 0))
-    data = []
+    data: list[MetricDatumTypeDef] = []
     for minutes_ago, name, value in [
         (50, "IamDbAuthConnectionRequests", 3),
         (10, "IamDbAuthConnectionRequests", 2),

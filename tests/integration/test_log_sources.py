@@ -17,8 +17,9 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from helpers.moto_server import moto_session, running_moto
+from pgiam_tui.collect.attempts import failure_counts, join_attempts
 from pgiam_tui.collect.events import EventsCollector, choose_source
-from pgiam_tui.collect.iam_log import failure_counts, join_iam_reasons, parse_iam_line
+from pgiam_tui.collect.iam_log import parse_iam_line
 from pgiam_tui.collect.log_sources import (
     CONNECTION_FILTER_PATTERN,
     TRUNCATION_MARKER,
@@ -28,7 +29,7 @@ from pgiam_tui.collect.log_sources import (
 )
 from pgiam_tui.collect.logparse import parse_line
 from pgiam_tui.config import ClusterConfig
-from pgiam_tui.model import ConnEvent
+from pgiam_tui.model import ConnEvent, EventKind
 
 REGION = "us-east-1"
 
@@ -419,16 +420,14 @@ def test_join_pins_each_reason_to_the_nearest_attempt_of_the_same_user() -> None
     iam2 = replace(
         parse_iam_line(IAM_LINES["iam_not_authorized"].replace("12:02:51", "12:02:53")), instance="w1"
     )
-    # iam1 is nearer to b (12:02:53) than to a (12:02:50), yet lines and attempts pair up in order
-    out = join_iam_reasons([*a, *b, *c, *far, iam1, iam2])
-    reasons = {
-        (e.pid, e.iam_reason.split(":")[0] if e.iam_reason else None) for e in out if e.kind == "auth_failed"
-    }
+    # iam1 is nearer to b (12:02:53) than to a (12:02:50), yet iam2 is nearer still to b: closest pairs first
+    out = join_attempts([*a, *b, *c, *far, iam1, iam2])
+    reasons = {(x.pid, x.aws_code) for x in out}
     assert reasons == {(1, "ExpiredToken"), (2, "NotAuthorized"), (3, None), (4, None)}
-    assert [e.caller_arn for e in out if e.pid == 2] == [iam2.caller_arn] * 2
+    assert [x.caller_arn for x in out if x.pid == 2] == [iam2.caller_arn]
     # another instance's iam line does not join
     other = replace(iam1, instance="r1")
-    assert all(e.iam_reason is None for e in join_iam_reasons([*a, other]) if e.kind == "auth_failed")
+    assert all(x.aws_code is None for x in join_attempts([*a, other]))
 
 
 def test_failure_counts_count_attempts_not_lines_over_15_minutes() -> None:
@@ -438,9 +437,9 @@ def test_failure_counts_count_attempts_not_lines_over_15_minutes() -> None:
         *_fail(now - timedelta(minutes=2), "u1", 2),
         *_fail(now - timedelta(minutes=20), "u1", 3),  # too old
         *_fail(now - timedelta(minutes=3), "u2", 4),
-        ConnEvent(now, "auth_failed", user="u1", source="client", message="our own attempt"),
+        ConnEvent(now, EventKind.AUTH_FAILED, user="u1", source="client", message="our own attempt"),
     ]
-    counts = failure_counts(events, now=now)
+    counts = failure_counts(join_attempts(events), now=now)
     assert [(c.user, c.host, c.count) for c in counts] == [("u1", "10.0.0.5", 2), ("u2", "10.0.0.5", 1)]
     assert counts[0].last == now - timedelta(minutes=1)
 
@@ -513,7 +512,9 @@ async def test_events_collector_on_cloudwatch(logs: Any, group: str, session: bo
             REGION, "aurora", ("postgresql", "iam-db-auth-error"), group, iam_group, (_Inst("pg-writer"),)
         )
         col = EventsCollector(ClusterConfig(name="c", region=REGION))
-        client_ev = ConnEvent(now, "client_connect", user="pgmonitor", source="client", message="connected")
+        client_ev = ConnEvent(
+            now, EventKind.CLIENT_CONNECT, user="pgmonitor", source="client", message="connected"
+        )
         events, failures = await col.collect(resolved, session, client_events=[client_ev])
         assert col.source_kind == "cloudwatch" and col.problems == ()
         kinds = [e.kind for e in events]
@@ -531,7 +532,9 @@ async def test_events_collector_on_cloudwatch(logs: Any, group: str, session: bo
             "pg-writer",
             {"protocol": "TLSv1.3", "cipher": "TLS_AES_256_GCM_SHA384", "bits": 256},
         )
-        assert all(e.iam_reason and e.iam_reason.startswith("ExpiredToken") for e in events[2:4])
+        assert [(a.user, a.outcome, a.aws_code) for a in col.attempts if a.failed] == [
+            ("ro", "failed", "ExpiredToken")
+        ]
         assert [(f.user, f.count) for f in failures] == [("ro", 1)]
         # next round: nothing new, nothing duplicated (the client event passed again too)
         again, _ = await col.collect(resolved, session, client_events=[client_ev])

@@ -27,6 +27,7 @@ from pgiam_tui.db.connection import Backoff
 from pgiam_tui.jsonout import snapshot_to_json
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.monitor import Monitor
+from pgiam_tui.monitor.cluster import ClusterRuntime
 
 MON_USER = "monitor_pw"
 MON_PASSWORD = "monitor-pw-Secret-42"
@@ -255,13 +256,13 @@ class CountingMonitor(Monitor):
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
 
-    async def _round(self, w: Any) -> ClusterSnapshot:
-        name = w.cfg.name
+    async def _round(self, rt: ClusterRuntime) -> None:
+        name = rt.cfg.name
         self.in_flight[name] = self.in_flight.get(name, 0) + 1
         self.max_in_flight[name] = max(self.max_in_flight.get(name, 0), self.in_flight[name])
         try:
             await asyncio.sleep(0.01)  # give a would-be overlapping round the chance to start
-            return await super()._round(w)
+            await super()._round(rt)
         finally:
             self.in_flight[name] -= 1
 

@@ -7,6 +7,7 @@ from pgiam_sandbox import Sandbox
 
 def _cluster_flag(sandbox: Sandbox, name: str) -> bool:
     sb = sandbox.cluster(name)
+    assert sb.cluster_id is not None
     rds = sandbox.boto_session("sandbox-db-admin").client("rds", region_name=sb.region)
     cluster = rds.describe_db_clusters(DBClusterIdentifier=sb.cluster_id)["DBClusters"][0]
     return bool(cluster["IAMDatabaseAuthenticationEnabled"])
@@ -14,6 +15,7 @@ def _cluster_flag(sandbox: Sandbox, name: str) -> bool:
 
 def test_modify_db_cluster_iam_flag_is_reported_by_describe(sandbox: Sandbox) -> None:
     sb = next(c for c in sandbox.clusters if c.kind == "aurora")
+    assert sb.cluster_id is not None
     rds = sandbox.boto_session("sandbox-db-admin").client("rds", region_name=sb.region)
     assert _cluster_flag(sandbox, sb.name) is True
     try:

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from pgiam_tui.aws.discovery import resolve_cluster
-from pgiam_tui.aws.errors import AwsCredentialError
+from pgiam_tui.aws.errors import AwsCredentialError, DiscoveryError
 from pgiam_tui.aws.session import SessionFactory
 from pgiam_tui.aws.tokens import Token, make_token
 from pgiam_tui.config import load_config
@@ -33,14 +33,16 @@ def factory(tmp_path_factory: pytest.TempPathFactory) -> SessionFactory:
     return SessionFactory(cache_dir=tmp_path_factory.mktemp("cli-cache"))
 
 
-def login(sandbox: Sandbox, endpoint: str, listen_port: int, token: Token, user: str = "pgmonitor") -> str:
+def login(
+    sandbox: Sandbox, endpoint: str, listen_port: int, token: Token | str, user: str = "pgmonitor"
+) -> str:
     """Log in through the front door (TLS name = endpoint, TCP = loopback); returns current_user."""
     with psycopg.connect(
         host=endpoint,
         hostaddr="127.0.0.1",
         port=listen_port,
         user=user,
-        password=token.value,
+        password=token if isinstance(token, str) else token.value,
         dbname="demo",
         sslmode="verify-full",
         sslrootcert=str(sandbox.ca_path),
@@ -93,21 +95,28 @@ def one_cluster(sandbox: Sandbox) -> SandboxCluster:
     [
         ("127.0.0.1", None, None),  # signed for the tunnel's address instead of the endpoint
         (None, 15432, None),  # signed for the tunnel's local port
-        (None, None, "eu-west-1"),  # wrong region
+        (None, None, "eu-west-1"),  # wrong region (botocore signs it; the product refuses to, see below)
     ],
 )
 def test_token_bound_to_host_port_region(
     sandbox: Sandbox, factory: SessionFactory, host: str | None, port: int | None, region: str | None
 ) -> None:
     sc = one_cluster(sandbox)
-    token = make_token(
-        factory.session(PROFILE), host or sc.endpoint, port or sc.port, "pgmonitor", region or sc.region
-    )
+    session = factory.session(PROFILE)
+    if region is None:
+        token = make_token(session, host or sc.endpoint, port or sc.port, "pgmonitor", sc.region).value
+    else:
+        with pytest.raises(
+            DiscoveryError, match=f"is in region {sc.region}, but the token request says {region}"
+        ):
+            make_token(session, sc.endpoint, sc.port, "pgmonitor", region)
+        rds = session.client("rds", region_name=region)  # as `aws rds generate-db-auth-token --region` would
+        token = rds.generate_db_auth_token(DBHostname=sc.endpoint, Port=sc.port, DBUsername="pgmonitor")
     with pytest.raises(psycopg.OperationalError) as info:
         login(sandbox, sc.endpoint, sc.listen_port, token)
     text = str(info.value)
     assert 'PAM authentication failed for user "pgmonitor"' in text
-    signature = parse_qs(urlsplit("https://" + token.value).query)["X-Amz-Signature"][0]
+    signature = parse_qs(urlsplit("https://" + token).query)["X-Amz-Signature"][0]
     assert signature not in text and signature not in repr(info.value)
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from pgiam_devtools.sample import T0, sample_snapshots, session
 
-from pgiam_tui.model import ConnEvent
+from pgiam_tui.model import Attempt, Outcome
 from pgiam_tui.ui.activity_filter import ACTIVITY_FILTER, parse_activity_filter
 from pgiam_tui.ui.activity_model import ACTIVITY_COLUMNS, Located, styled_cells
 from pgiam_tui.ui.filter_language import FilterError, normalise, parse_duration
-from pgiam_tui.ui.widgets.events import EVENT_FILTER, KIND_LABELS, event_cells, parse_event_filter
+from pgiam_tui.ui.widgets.events import EVENT_FILTER, PaneRow, pane_rows, parse_event_filter, row_cells
 
 
 def sessions() -> list[Located]:
@@ -99,35 +97,38 @@ def test_normalise() -> None:
     assert normalise("  Idle_In   transaction ") == "idle in transaction"
 
 
-def events() -> list[ConnEvent]:
-    bad_token = ConnEvent(T0, "iam_invalid_token", "u", message="the provided token is malformed")
-    return [*sample_snapshots()[0].events, bad_token]
+def rows() -> list[PaneRow]:
+    bad_token = Attempt(T0, Outcome.FAILED, "u", method="iam", aws_code="InvalidToken",
+                        aws_reason="the provided token is malformed or otherwise invalid")  # fmt: skip
+    return [*pane_rows(sample_snapshots()[0]), PaneRow(attempt=bad_token)]
 
 
 def kinds(text: str) -> list[str]:
     flt = parse_event_filter(text)
-    return [e.kind for e in events() if flt.matches(e)]
+    return sorted(row_cells(r)[1].plain + (f" {r.value('user')}" if r.value("user") else "") for r in rows()
+                  if flt.matches(r))  # fmt: skip
 
 
 def test_event_kinds_are_matched_by_name_not_by_part() -> None:
-    assert kinds("kind:ok") == ["authorized", "client_connect"]  # not "IAM bad token"
-    assert kinds("kind:fail") == ["auth_failed", "iam_not_authorized", "iam_invalid_token"]
-    assert kinds("kind:iam") == ["iam_not_authorized", "iam_invalid_token"]
-    assert kinds("kind:auth_failed") == kinds("kind:auth fail") == ["auth_failed"]
-    assert kinds('kind:"AUTH FAIL"') == ["auth_failed"]
-    assert kinds("kind:iam bad token") == ["iam_invalid_token"]
-    assert kinds("user:oltp_ro") == ["disconnected"]
-    assert kinds("expired") == ["auth_failed"]  # AWS's reason is searched
-    assert kinds("-kind:fail -kind:ok") == ["disconnected", "received"]
+    ok = ["console ok pgmonitor", "ok oltp_ro_user", "ok oltp_rw_user"]
+    assert kinds("kind:ok") == ok  # not the login AWS refused as InvalidToken ("bad t-ok-en")
+    assert kinds("kind:fail") == ["FAILED oltp_rw_user", "FAILED u"]
+    assert kinds("kind:iam") == kinds("method:iam") == ["FAILED oltp_rw_user", "FAILED u"]
+    assert kinds("kind:InvalidToken") == kinds("aws:invalid") == ["FAILED u"]
+    assert kinds("outcome:failed") == kinds('kind:"FAILED"') == ["FAILED oltp_rw_user", "FAILED u"]
+    assert kinds("kind:console ok") == ["console ok pgmonitor"]
+    assert kinds("user:oltp_ro") == ["ok oltp_ro_user"]
+    assert kinds("expired") == ["FAILED oltp_rw_user"]  # AWS's reason is searched
+    assert kinds("pam_authenticate") == ["FAILED oltp_rw_user"]  # and the raw lines
+    assert kinds("-kind:fail -kind:ok") == []
     with pytest.raises(FilterError):
         parse_event_filter("nope:x")
 
 
-def test_what_the_kind_column_shows_is_a_filter_for_it() -> None:
-    for kind in KIND_LABELS:
-        ev = replace(events()[0], kind=kind)  # type: ignore[arg-type]
-        shown = event_cells(ev)[1].plain
-        assert EVENT_FILTER.parse(f'kind:"{shown}"').matches(ev), shown
+def test_what_the_outcome_column_shows_is_a_filter_for_it() -> None:
+    for row in rows():
+        shown = row_cells(row)[1].plain
+        assert EVENT_FILTER.parse(f'kind:"{shown}"').matches(row), shown
 
 
 def test_help_lines_name_every_field() -> None:

@@ -158,7 +158,7 @@ def fake_provider(cls: type[Any], key: str, *, only_if: tuple[str, ...] = ()) ->
     """A leaf provider answering KEY, as botocore's functional tests mock IMDS and the container
     (the container one only when its environment variables are set, as botocore's own checks first)."""
 
-    class Fake(cls):  # type: ignore[misc, valid-type]
+    class Fake(cls):  # type: ignore[misc]
         def __init__(self) -> None:
             pass
 
@@ -203,7 +203,7 @@ def stubbed_session(profile: str, answer: BotocoreAnswer) -> botocore.session.Se
         stubber.activate()
         return client
 
-    session.create_client = create_client  # type: ignore[method-assign]
+    session.create_client = create_client  # type: ignore[method-assign, assignment]
     return session
 
 
@@ -222,9 +222,9 @@ def ask_botocore(profile: str) -> BotocoreAnswer:
             ),
         ),
     }
-    resolver.providers = [fakes.get(p.METHOD, p) for p in resolver.providers]
+    resolver.providers = [fakes.get(p.METHOD or "", p) for p in resolver.providers]
     assume = resolver.get_provider("assume-role")
-    assume._credential_sourcer = botocore.credentials.CanonicalNameCredentialSourcer(
+    assume._credential_sourcer = botocore.credentials.CanonicalNameCredentialSourcer(  # type: ignore[attr-defined]
         [botocore.credentials.EnvProvider(), fakes["container-role"], fakes["iam-role"]]
     )
     try:

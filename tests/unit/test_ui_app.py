@@ -22,11 +22,13 @@ from rich.text import Text
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widget import Widget
+from textual.widgets import Static
 
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.render import SortCell
 from pgiam_tui.ui.screens.all_sessions import AllSessionsScreen
+from pgiam_tui.ui.screens.attempt_detail import AttemptDetailScreen
 from pgiam_tui.ui.screens.detail import SessionDetailScreen
 from pgiam_tui.ui.screens.modals import CheckScreen, ConfirmScreen, MfaScreen
 from pgiam_tui.ui.widgets.activity import ActivityTable
@@ -76,7 +78,7 @@ async def test_main_screen_shows_selected_cluster() -> None:
         # sorted by duration, longest first: the long query, then the lock holder
         assert ordered_pids(table)[:2] == [4105, 4102]
         events = app.query_one(EventsTable)
-        assert events.row_count == 6
+        assert events.row_count == 4  # three logins and the console's own connection
         assert app.cluster_list.selected == "pgdemo-1"
         text = "\n".join(lines(app.cluster_list))
         assert "pgdemo-1" in text and "11:23" in text and "6/2/9" in text
@@ -316,15 +318,24 @@ async def test_events_filter_by_kind_and_user() -> None:
         events = app.query_one(EventsTable)
         events.focus()
         await pilot.press("slash")
-        await pilot.press(*"kind:auth_failed", "enter")
+        await pilot.press(*"kind:failed", "enter")
         await pilot.pause()
-        assert [events.get_row_at(i)[1].plain for i in range(events.row_count)] == ["AUTH FAIL"]
-        # AWS's own reason sits beside the failure
-        assert events.get_row_at(0)[6].plain.startswith("AWS: the provided token has expired")
+        assert [events.get_row_at(i)[1].plain for i in range(events.row_count)] == ["FAILED"]
+        # AWS's code and its own reason sit on the failed login itself
+        assert events.get_row_at(0)[6].plain == "ExpiredToken"
+        assert events.get_row_at(0)[7].plain.startswith("AWS: the provided token has expired")
+        # Enter opens the attempt: its raw lines, AWS's line among them
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, AttemptDetailScreen)
+        body = str(app.screen.query_one("#detail-body", Static).render())
+        assert "pam_authenticate failed: Permission denied" in body and "Error Code: ExpiredToken" in body
+        await pilot.press("escape")
+        await pilot.pause()
         await pilot.press("slash", "ctrl+u")
         await pilot.press(*"user:oltp_ro", "enter")
         await pilot.pause()
-        assert [events.get_row_at(i)[1].plain for i in range(events.row_count)] == ["disconn"]
+        assert [events.get_row_at(i)[1].plain for i in range(events.row_count)] == ["ok"]
 
 
 async def test_mfa_code_asked_in_a_modal_from_a_worker_thread() -> None:

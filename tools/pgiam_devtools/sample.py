@@ -9,14 +9,18 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from pgiam_tui.collect.attempts import failure_counts, join_attempts
+from pgiam_tui.collect.iam_log import parse_iam_line
+from pgiam_tui.collect.logparse import LogLineParser
 from pgiam_tui.config import ClusterConfig
 from pgiam_tui.model import (
     AssumeRoleEvent,
+    Attempt,
     ClusterSnapshot,
     ConnEvent,
     DbUser,
     ErrorInfo,
-    FailureCount,
+    EventKind,
     Finding,
     Grant,
     IamMetrics,
@@ -129,26 +133,49 @@ def _activity(writer: str, reader: str) -> tuple[SessionRow, ...]:
     )
 
 
+def _rds_line(seconds_before: int, client: str, user_db: str, pid: int, message: str) -> str:
+    stamp = (T0 - timedelta(seconds=seconds_before)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{stamp}:{client}:{user_db}:[{pid}]:{message}"
+
+
 def _events(cluster: str) -> tuple[ConnEvent, ...]:
-    ssl = {"protocol": "TLSv1.3", "cipher": "TLS_AES_256_GCM_SHA384", "bits": 256}
-    return (
-        ConnEvent(T0 - timedelta(seconds=5), "authorized", "oltp_rw_user", "demo", "10.0.1.23", 40101, 4101,
-                  ssl,
-                  message="connection authorized: user=oltp_rw_user database=demo SSL enabled"),
-        ConnEvent(T0 - timedelta(seconds=12), "auth_failed", "oltp_rw_user", "demo", "10.0.9.9", 51234, 4201,
-                  source="cloudwatch", message='FATAL:  PAM authentication failed for user "oltp_rw_user"',
-                  iam_reason="the provided token has expired (ExpiredToken)"),
-        ConnEvent(T0 - timedelta(seconds=20), "iam_not_authorized", "app_user", None, None, None, None,
-                  source="iam_log", message="not authorized to perform rds-db:connect",
-                  caller_arn=f"arn:aws:sts::{DB_ACCOUNT}:assumed-role/app-role/i-123"),
-        ConnEvent(T0 - timedelta(seconds=30), "client_connect", "pgmonitor", "demo", None, None, None,
-                  source="client", message=f"connected to {cluster} writer"),
-        ConnEvent(T0 - timedelta(seconds=44), "disconnected", "oltp_ro_user", "demo", "10.0.1.24", 40201,
-                  4090,
-                  message="disconnection: session time: 0:00:03.101 user=oltp_ro_user database=demo"),
-        ConnEvent(T0 - timedelta(seconds=61), "received", None, None, "10.0.9.9", 51234, 4201,
-                  message="connection received: host=10.0.9.9 port=51234"),
+    """The connection lines RDS would have written (parsed by the product's own parser), AWS's reason
+    line, and one event of the console itself."""
+    ok, bad, gone = "10.0.1.23(40101)", "10.0.9.9(51234)", "10.0.1.24(40201)"
+    unknown = "[unknown]@[unknown]"
+    lines = [
+        _rds_line(61, bad, unknown, 4201, "LOG:  connection received: host=10.0.9.9 port=51234"),
+        _rds_line(60, bad, "oltp_rw_user@demo", 4201, "LOG:  pam_authenticate failed: Permission denied"),
+        _rds_line(60, bad, "oltp_rw_user@demo", 4201,
+                  'FATAL:  PAM authentication failed for user "oltp_rw_user"'),
+        _rds_line(48, gone, unknown, 4090, "LOG:  connection received: host=10.0.1.24 port=40201"),
+        _rds_line(47, gone, "oltp_ro_user@demo", 4090,
+                  "LOG:  connection authorized: user=oltp_ro_user database=demo"),
+        _rds_line(44, gone, "oltp_ro_user@demo", 4090, "LOG:  disconnection: session time: 0:00:03.101 "
+                  "user=oltp_ro_user database=demo host=10.0.1.24 port=40201"),
+        _rds_line(6, ok, unknown, 4101, "LOG:  connection received: host=10.0.1.23 port=40101"),
+        _rds_line(5, ok, "oltp_rw_user@demo", 4101, "LOG:  connection authorized: user=oltp_rw_user "
+                  "database=demo SSL enabled (protocol=TLSv1.3, cipher=TLS_AES_256_GCM_SHA384, bits=256)"),
+    ]  # fmt: skip
+    parser = LogLineParser()
+    events = [parser.parse(line, instance=f"{cluster}-writer") for line in lines]
+    stamp = (T0 - timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%S,120")
+    events.append(
+        parse_iam_line(
+            f"{stamp} [ERROR] Failed to authenticate the connection request for user 'oltp_rw_user' because "
+            "the provided token has expired. (Status Code: 400, Error Code: ExpiredToken)",
+            instance=f"{cluster}-writer",
+        )
+    )
+    events.append(
+        ConnEvent(T0 - timedelta(seconds=30), EventKind.CLIENT_CONNECT, "pgmonitor", "demo",
+                  source="client", message=f"connected to {cluster} writer")
     )  # fmt: skip
+    return tuple(events)
+
+
+def _attempts(events: tuple[ConnEvent, ...]) -> tuple[Attempt, ...]:
+    return join_attempts(events)
 
 
 def _iam(resource_id: str, *, enabled: bool = True) -> IamSnapshot:
@@ -256,7 +283,8 @@ def sample_snapshots() -> tuple[ClusterSnapshot, ...]:
         ),
         activity=_activity("pgdemo-1-writer", "pgdemo-1-reader"),
         events=_events("pgdemo-1"),
-        failures=(FailureCount("oltp_rw_user", "10.0.9.9", 3, T0 - timedelta(seconds=12)),),
+        attempts=_attempts(_events("pgdemo-1")),
+        failures=failure_counts(_attempts(_events("pgdemo-1")), now=T0),
         iam=_iam("cluster-ABCDEFGHIJKL0123456789"),
         actions_allowed=True,
     )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import boto3
 import botocore.exceptions
 
+from pgiam_tui.aws.endpoints import endpoint_region, require_endpoint_region
 from pgiam_tui.aws.errors import AwsCredentialError, DiscoveryError, aws_error_code, classify_aws_error
 from pgiam_tui.aws.session import rds_client, sts_client
 from pgiam_tui.config import ClusterConfig, parse_hostport
@@ -30,7 +31,6 @@ ClusterKind = Literal["aurora", "instance", "direct"]
 ResolvedRole = Literal["writer", "reader", "instance"]
 
 POSTGRES_ENGINES = ("aurora-postgresql", "postgres")
-_REGION_IN_HOST = re.compile(r"\.([a-z]{2}(?:-gov)?-[a-z]+-\d)\.rds\.amazonaws\.com(?:\.cn)?\.?$")
 _ARN_ACCOUNT = re.compile(r"^arn:[^:]+:[^:]*:[^:]*:(\d{12}):")
 
 
@@ -96,13 +96,22 @@ class ResolvedCluster:
 
 
 def region_of(cfg: ClusterConfig, session: boto3.Session) -> str:
-    """The cluster's region: config, else the RDS host name, else the profile's region."""
+    """The cluster's region: the one its RDS endpoint names, else the config's, else the profile's.
+
+    A config region that contradicts the endpoint is refused (DiscoveryError "region_mismatch", naming both):
+    RDS refuses every token signed for another region. The profile's or environment's region is only a
+    default for API calls and never overrides what the endpoint says.
+    """
+    named = endpoint_region(cfg.endpoint) if cfg.endpoint else None
+    if named is not None:
+        if cfg.region:
+            try:
+                require_endpoint_region(cfg.endpoint or "", cfg.region, "the config")
+            except DiscoveryError as exc:
+                raise DiscoveryError(f"cluster {cfg.name!r}: {exc.message}", exc.kind, exc.hint) from None
+        return named
     if cfg.region:
         return cfg.region
-    if cfg.endpoint:
-        m = _REGION_IN_HOST.search(cfg.endpoint)
-        if m:
-            return m.group(1)
     if session.region_name:
         return session.region_name
     raise DiscoveryError(

@@ -28,6 +28,7 @@ __all__ = [
     "endpoint_region",
     "parse_rds_endpoint",
     "partition_of_region",
+    "require_endpoint_region",
 ]
 
 EndpointKind = Literal["cluster", "reader", "custom", "instance", "proxy", "shard-group"]
@@ -103,3 +104,21 @@ def endpoint_region(host: str) -> str | None:
     """The region an RDS endpoint host name is in, or None when HOST is not an RDS endpoint."""
     parsed = parse_rds_endpoint(host)
     return parsed.region if parsed is not None else None
+
+
+def require_endpoint_region(host: str, region: str, source: str) -> None:
+    """Refuse REGION (which SOURCE gave, e.g. "the config") when the RDS endpoint HOST names another one.
+
+    A token signed for a region other than the endpoint's is always refused by RDS; better to say so, naming
+    both, than to sign it. Raises DiscoveryError(kind="region_mismatch").
+    """
+    from pgiam_tui.aws.errors import DiscoveryError
+
+    named = endpoint_region(host)
+    if named is not None and named != region.lower():
+        shown = host.lower().rstrip(".")
+        raise DiscoveryError(
+            f"endpoint {shown} is in region {named}, but {source} says {region}",
+            "region_mismatch",
+            f'remove the region setting or set region = "{named}" (a token must be signed for {named})',
+        )

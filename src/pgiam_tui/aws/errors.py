@@ -25,7 +25,9 @@ CredentialErrorKind = Literal[
     "other",
 ]
 
-DiscoveryErrorKind = Literal["not_found", "not_postgres", "access_denied", "no_region", "other"]
+DiscoveryErrorKind = Literal[
+    "not_found", "not_postgres", "access_denied", "no_region", "region_mismatch", "other"
+]
 
 
 def _one_line(text: str) -> str:

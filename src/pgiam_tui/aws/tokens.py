@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import botocore.exceptions
 
+from pgiam_tui.aws.endpoints import require_endpoint_region
 from pgiam_tui.aws.errors import classify_aws_error
 from pgiam_tui.aws.session import rds_client
 
@@ -46,9 +47,11 @@ class Token:
 def make_token(session: boto3.Session, host: str, port: int, user: str, region: str) -> Token:
     """Sign a token for USER at HOST:PORT in REGION with SESSION's credentials.
 
-    Credential problems (no credentials, expired SSO, AssumeRole refused...) raise AwsCredentialError;
-    nothing raised here ever carries the token.
+    Credential problems (no credentials, expired SSO, AssumeRole refused...) raise AwsCredentialError; a
+    REGION other than the one an RDS endpoint HOST names raises DiscoveryError("region_mismatch") before
+    anything is signed. Nothing raised here ever carries the token.
     """
+    require_endpoint_region(host, region, "the token request")
     profile = session.profile_name if session.profile_name != "default" else None
     try:
         client = rds_client(session, region)

@@ -2,9 +2,11 @@
 
 `EventsCollector` is what the monitor calls once per round. It picks the log source from the config and
 what discovery found (CloudWatch export, else the RDS log-file API, else a local file), reads only what is new
-since the last round (the cursors live in the collector), parses it, reads the `iam-db-auth-error` group when
-it is exported, joins AWS's reasons onto the PAM failures, merges the console's own connection attempts, and
-returns the recent window of events plus failure counts per user and host.
+since the last round (the cursors live in the collector), parses it (multi-line entries joined), reads the
+`iam-db-auth-error` group when it is exported, joins the lines of each login into an attempt with AWS's
+reason on it (collect/attempts.py, the same joiner `pgiam-tui events` uses), merges the console's own
+connection events, and returns the recent window of events plus failure counts per user and host; the
+attempts of the window are in `attempts`.
 
 A source that cannot be read never fails the round: the problem is reported in `problems` (findings with
 code `events_unreadable` / `iam_log_unreadable`) and the last events are kept.
@@ -20,17 +22,19 @@ from typing import Any, Protocol
 
 from pgiam_tui.aws.errors import describe_aws_error
 from pgiam_tui.aws.session import cached_client
+from pgiam_tui.collect.attempts import AttemptJoiner, failure_counts
 from pgiam_tui.collect.aws_threads import run_side_thread
-from pgiam_tui.collect.iam_log import IAM_KINDS, failure_counts, join_iam_reasons, parse_iam_line
+from pgiam_tui.collect.iam_log import parse_iam_line
 from pgiam_tui.collect.log_sources import (
     CloudWatchLogSource,
     FileTailSource,
     RawLine,
     RdsLogFileSource,
 )
-from pgiam_tui.collect.logparse import LogLineParser
+from pgiam_tui.collect.logparse import LogEntry, LogLineParser
+from pgiam_tui.collect.logprefix import parse_zone
 from pgiam_tui.config import ClusterConfig
-from pgiam_tui.model import ConnEvent, FailureCount, Finding
+from pgiam_tui.model import Attempt, ConnEvent, EventKind, FailureCount, Finding
 
 __all__ = ["EventsCollector", "ResolvedClusterLike", "choose_source"]
 
@@ -83,9 +87,9 @@ def choose_source(cfg: ClusterConfig, resolved: ResolvedClusterLike | None) -> s
 
 
 def _keep(ev: ConnEvent) -> bool:
-    # A log group or file holds every kind of line; the events pane wants connection lines (and FATALs,
-    # which are often the reason a login failed, e.g. `role "x" does not exist`).
-    return ev.kind != "other" or ev.message.startswith("FATAL")
+    # A log group or file holds every kind of line; the events list wants connection lines (and FATALs,
+    # which are often the reason a login failed).
+    return ev.kind != EventKind.OTHER or ev.message.startswith("FATAL")
 
 
 def _key(ev: ConnEvent) -> tuple[object, ...]:
@@ -122,7 +126,14 @@ class EventsCollector:
         self.max_events = max_events
         self.lookback_s = lookback_s
         self._clock = clock
-        self._parser = LogLineParser(cfg.log_line_prefix)
+        zone_name = getattr(cfg, "log_timezone", None)
+        self._parser = LogLineParser(
+            cfg.log_line_prefix,
+            log_timezone=parse_zone(zone_name) if zone_name else None,
+            known_databases=(cfg.database,) if cfg.database else (),
+        )
+        self._joiner = AttemptJoiner()
+        self.attempts: tuple[Attempt, ...] = ()
         self._source_kind: str | None = None
         self._main: CloudWatchLogSource | RdsLogFileSource | FileTailSource | None = None
         self._iam: CloudWatchLogSource | None = None
@@ -210,12 +221,11 @@ class EventsCollector:
 
     def _parse(self, raw: Iterable[RawLine]) -> list[ConnEvent]:
         parse = self._parser.parse
-        result: list[ConnEvent] = []
-        for line in raw:
-            ev = parse(line.text, source=line.source, instance=line.instance, fallback_time=line.time)
-            if _keep(ev):
-                result.append(ev)
-        return result
+        lines = (LogEntry(r.text, r.time, r.instance, r.source) for r in raw)
+        return [
+            parse(e.text, source=e.source, instance=e.instance, fallback_time=e.time)
+            for e in self._parser.entries(lines)
+        ]
 
     async def collect(
         self,
@@ -240,27 +250,28 @@ class EventsCollector:
         if self._setup_problem is not None:
             problems.insert(0, self._setup_problem)
         self.problems = tuple(problems)
-        self._merge([*new, *client])
         now = datetime.fromtimestamp(self._clock(), UTC)
-        return tuple(self._events), failure_counts(self._events, now=now)
+        horizon = now - timedelta(seconds=self.window_s)
+        # every line goes to the joiner (DETAILs included); the events list keeps the connection lines
+        checked = self._joiner.add(new)
+        self._joiner.trim(horizon)
+        self.attempts = tuple(a for a in self._joiner.attempts() if a.time is None or a.time >= horizon)
+        self._merge([*(e for e in checked if _keep(e)), *client])
+        return tuple(self._events), failure_counts(self.attempts, now=now, window_s=self.window_s)
 
     def _merge(self, new: Iterable[ConnEvent]) -> None:
-        added = False
         for ev in new:
             k = _key(ev)
             if k in self._keys:
                 continue
             self._keys.add(k)
             self._events.append(ev)
-            added = True
         now = datetime.fromtimestamp(self._clock(), UTC)
         horizon = now - timedelta(seconds=self.window_s)
         events = [e for e in self._events if e.time is None or e.time >= horizon]
         events.sort(key=lambda e: e.time or _MIN_TIME)
         if len(events) > self.max_events:
             events = events[-self.max_events :]
-        if added and any(e.kind in IAM_KINDS for e in events):
-            events = join_iam_reasons(events)
         self._keys = {_key(e) for e in events}
         self._events = events
 

@@ -20,6 +20,8 @@ from pgiam_tui.aws.policy import (
     connect_grants,
     dbuser_arn,
     evaluate,
+    partition_of_region,
+    resource_match,
     wildcard_match,
 )
 from pgiam_tui.fixquote import sql_ident
@@ -88,6 +90,7 @@ def _closure(roles: Mapping[str, RoleRow]) -> dict[str, frozenset[str]]:
 class _DbUserArn:
     """Pieces of an rds-db dbuser ARN pattern from a policy (each piece may hold wildcards)."""
 
+    partition: str
     region: str
     account: str
     resource_id: str
@@ -95,14 +98,14 @@ class _DbUserArn:
 
 
 def _split_dbuser(pattern: str) -> _DbUserArn | None:
-    # arn:aws:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/USER
+    # arn:PARTITION:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/USER
     parts = pattern.split(":", 6)
     if len(parts) != 7 or parts[0] != "arn" or parts[2] != "rds-db" or parts[5] != "dbuser":
         return None
     rid, sep, user = parts[6].partition("/")
     if not sep:
         return None
-    return _DbUserArn(parts[3], parts[4], rid, user)
+    return _DbUserArn(parts[1], parts[3], parts[4], rid, user)
 
 
 def _wild(text: str) -> bool:
@@ -319,6 +322,7 @@ def _grant_findings(
         by_pattern.setdefault((st.policy, st.resource_pattern), []).append(principal)
 
     users = sorted(roles)
+    partition = partition_of_region(ctx.region)
     for (policy, pattern), principals in sorted(by_pattern.items()):
         who = ", ".join(sorted(set(principals)))
         parsed = _split_dbuser(pattern)
@@ -327,25 +331,30 @@ def _grant_findings(
             matched = [
                 u
                 for u in users
-                if wildcard_match(pattern, dbuser_arn(ctx.region, ctx.account_id, ctx.resource_id, u))
+                if resource_match(pattern, dbuser_arn(ctx.region, ctx.account_id, ctx.resource_id, u))
             ]
             if matched:
                 add(
                     "info",
                     "wildcard_grant",
                     f"policy {policy} ({who}) allows rds-db:connect on {pattern!r}: any user of any cluster",
-                    "scope rds-db:connect to arn:aws:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/USER",
+                    f"scope rds-db:connect to arn:{partition}:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/USER",
                     None,
                 )
             continue
-        if not (wildcard_match(parsed.region, ctx.region) and wildcard_match(parsed.account, ctx.account_id)):
-            continue  # another region or account: not about this cluster
-        exact = f"arn:aws:rds-db:{ctx.region}:{ctx.account_id}:dbuser:{ctx.resource_id}/"
+        here = (
+            wildcard_match(parsed.partition, partition)
+            and wildcard_match(parsed.region, ctx.region)
+            and wildcard_match(parsed.account, ctx.account_id)
+        )
+        if not here:
+            continue  # another partition, region or account: not about this cluster
+        exact = f"arn:{partition}:rds-db:{ctx.region}:{ctx.account_id}:dbuser:{ctx.resource_id}/"
         if _wild(parsed.resource_id) or _wild(parsed.user):
             matched = [
                 u
                 for u in users
-                if wildcard_match(pattern, dbuser_arn(ctx.region, ctx.account_id, ctx.resource_id, u))
+                if resource_match(pattern, dbuser_arn(ctx.region, ctx.account_id, ctx.resource_id, u))
             ]
             if matched:
                 single = None if _wild(parsed.user) else parsed.user

@@ -4,8 +4,8 @@ Database side: one query over pg_roles / pg_auth_members (memberships resolved t
 that gets rds_iam or pg_monitor through another role counts). AWS side: the cluster's IAM flag and resource
 id from discovery, and, when IAM can be read (the cluster's `iam_profile`, else its own profile),
 every principal's identity policies evaluated by `aws.policy` for `rds-db:connect` on
-`arn:aws:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/USER`. Drift between the two sides becomes findings with
-stable codes (see FINDING_CODES) and a fix text.
+`arn:PARTITION:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/USER`. Drift between the two sides becomes findings
+with stable codes (see FINDING_CODES) and a fix text.
 
 The expensive reads (IAM inventory, Access Advisor, metrics, CloudTrail) are cached in the collector and
 refreshed on their own, slower cadence; the database query runs every round.
@@ -248,7 +248,7 @@ class IamMappingCollector:
         except Exception as exc:
             log.debug("caller identity unavailable: %s", exc)
             return None
-        # arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION -> arn:aws:iam::ACCOUNT:role/NAME
+        # arn:PARTITION:sts::ACCOUNT:assumed-role/NAME/SESSION -> arn:PARTITION:iam::ACCOUNT:role/NAME
         parts = arn.split(":")
         if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
             name = parts[5].split("/")[1]

@@ -1,226 +1,126 @@
-"""Parse PostgreSQL connection-log lines (RDS format or any `log_line_prefix`) into `model.ConnEvent`.
+"""Parse PostgreSQL log entries (RDS format or any `log_line_prefix`) into `model.ConnEvent`.
 
 RDS and Aurora write every line with the fixed prefix `%t:%r:%u@%d:[%p]:`, e.g.
 
     2019-09-29 10:13:24 UTC:ec2-x.x.us-east-2.compute.amazonaws.com(35620):pgmonitor@pgbench:[29443]:LOG:  \
     pam_authenticate failed: Permission denied
 
-Self-managed servers use whatever `log_line_prefix` says; `LogLineParser(prefix)` compiles the prefix's `%`
-escapes into one regular expression, once. The kinds produced are `received`, `authorized` (with the SSL
-details, or `{"enabled": False}`), `auth_failed` (PAM, password, pg_hba rejection), `disconnected` (with the
-session time) and `other`. Log text is untrusted: a line that does not fit is kept as kind `other`; parsing
-never raises. Text is kept as the server wrote it; every output escapes it once (`pgiam_tui.textsafe`).
+Self-managed servers use whatever `log_line_prefix` says; `LogLineParser(prefix)` compiles it once
+(collect/logprefix.py). The messages are read by collect/logmessages.py. All three `log_error_verbosity`
+levels are understood (verbose writes `FATAL:  28000: …` and a `LOCATION:` line).
 
-Speed matters (a busy server logs thousands of connections a minute, and a first read may cover an hour of
-them), so the hot path is one regex match, a dict lookup for the timestamp and a few `str` prefix tests.
+An entry can span lines. PostgreSQL puts a tab after every line break inside a message, but writes the
+prefix's fields (`%u`, `%d`) as the client sent them: a user name holding a line break starts a line of its
+own that only *looks* like a new entry. `entries()` joins such a line back onto the fragment before it (the
+fragment does not parse on its own; the two together do), so a forged line can never be read as a login of
+its own. Log text is untrusted: a line that does not fit is kept as kind `other`; parsing never raises.
+Text is kept as the server wrote it; every output escapes it once (`pgiam_tui.textsafe`).
+
+Speed matters (a busy server logs thousands of connections a minute), so the hot path is one regex match,
+a cached timestamp and a few `str` prefix tests.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
 
+from pgiam_tui.collect.logmessages import classify
+from pgiam_tui.collect.logprefix import GROUPS, CompiledPrefix, PrefixError, TimeParser, compile_prefix
 from pgiam_tui.model import ConnEvent, EventKind
 
 __all__ = [
     "RDS_PREFIX",
+    "LogEntry",
     "LogLineParser",
+    "PrefixError",
     "compile_prefix",
     "parse_line",
+    "split_user_db",
 ]
 
 RDS_PREFIX = "%t:%r:%u@%d:[%p]:"
-
-# Severity tags PostgreSQL writes after the prefix (elog.c error_severity()), plus the detail lines.
-_LEVELS = (
-    r"(?P<level>LOG|FATAL|ERROR|WARNING|NOTICE|INFO|PANIC|DEBUG[1-5]?"
-    r"|DETAIL|HINT|STATEMENT|CONTEXT|QUERY|LOCATION)"
-)
-
-_TS = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
-_TZ = r"(?: [A-Za-z0-9+\-_]+)?"
-
-# One regex fragment per log_line_prefix escape (src/backend/utils/error/elog.c log_line_prefix()).
-# Free-text escapes are lazy so the literal text that follows them in the prefix decides where they end.
-_ESCAPES: dict[str, str] = {
-    "a": r"(?P<app>.*?)",
-    "u": r"(?P<user>.*?)",
-    "d": r"(?P<db>.*?)",
-    "r": r"(?:(?P<rhost>[^()\s]*)\((?P<rport>\d{1,10})\)|(?P<rlocal>\[local\])|(?P<rhost2>[^()\s:]*))",
-    "h": r"(?P<host>[^\s]*?)",
-    "b": r"(?P<btype>.*?)",
-    "p": r"(?P<pid>\d{1,10})",
-    "P": r"(?:\d*)",
-    "t": rf"(?P<ts>{_TS}{_TZ})",
-    "m": rf"(?P<ts>{_TS}\.\d+{_TZ})",
-    "n": r"(?P<epoch>\d+(?:\.\d+)?)",
-    "i": r"(?:.*?)",
-    "e": r"(?:[0-9A-Z]{5})",
-    "c": r"(?:[0-9a-f]+\.[0-9a-f]+)",
-    "l": r"(?:\d+)",
-    "s": rf"(?:{_TS}{_TZ})",
-    "v": r"(?:[\d/]*)",
-    "x": r"(?:\d+)",
-    "Q": r"(?:-?\d+)",
-}
-_GROUPS = ("ts", "epoch", "user", "db", "rhost", "rport", "rhost2", "host", "pid", "level", "msg")
-_ESCAPE_RE = re.compile(r"%(-?\d+)?(.)")
-
-_RECEIVED = "connection received: "
-_AUTHORIZED = "connection authorized: "
-_REPL_AUTHORIZED = "replication connection authorized: "
-_DISCONNECTION = "disconnection: session time: "
-
-_SSL_RE = re.compile(r"SSL enabled \((?P<body>[^)]*)\)")
-_SESSION_RE = re.compile(r"(?P<st>\d+:\d\d:\d\d(?:\.\d+)?)(?P<rest>.*)")
-_QUOTED_USER_RE = re.compile(r'for user "(?P<user>[^"]*)"')
 _UNKNOWN = {"", "[unknown]", "[local]"}
+_ONE_SECOND = timedelta(seconds=1)
 
 
-def _kv(text: str) -> dict[str, str]:
-    """`key=value key=value` words -> dict (a split is several times faster than a regex findall here)."""
-    out: dict[str, str] = {}
-    for word in text.split():
-        key, sep, value = word.partition("=")
-        if sep:
-            out[key] = value
-    return out
-
-
-def compile_prefix(prefix: str) -> re.Pattern[str]:
-    """Compile a `log_line_prefix` into a regex matching prefix + `LEVEL:  message` at the start of a line.
-
-    Unknown escapes match any text; `%q` (stop here for non-session processes) makes the rest of the prefix
-    optional; `%%` is a literal percent. Padding (`%-10u`) is allowed by letting spaces surround the value.
-    Each named group appears once: a prefix that repeats an escape only captures its first occurrence.
-    """
-    parts: list[str] = []
-    used: set[str] = set()
-    optional_from: int | None = None
-    pos = 0
-    for m in _ESCAPE_RE.finditer(prefix):
-        parts.append(re.escape(prefix[pos : m.start()]))
-        pos = m.end()
-        pad, letter = m.group(1), m.group(2)
-        if letter == "%":
-            parts.append("%")
-            continue
-        if letter == "q":
-            optional_from = len(parts)
-            continue
-        frag = _ESCAPES.get(letter, r"(?:.*?)")
-        names = re.findall(r"\(\?P<(\w+)>", frag)
-        if any(n in used for n in names):
-            frag = re.sub(r"\(\?P<\w+>", "(?:", frag)
-        used.update(names)
-        if pad:
-            frag = rf"\s*{frag}\s*"
-        parts.append(frag)
-    parts.append(re.escape(prefix[pos:]))
-    if optional_from is not None:
-        head, tail = parts[:optional_from], parts[optional_from:]
-        parts = [*head, "(?:", *tail, ")?"]
-    body = "".join(parts)
-    # Groups the prefix lacks are added as never-matching `(?P<x>){0}` so `_parse` can fetch all in one call.
-    missing = "".join(f"(?P<{g}>){{0}}" for g in _GROUPS[:-2] if g not in used)
-    # PostgreSQL writes "LEVEL:  message" (two spaces); tolerate one, and a space if the prefix lacks one.
-    return re.compile(rf"^{missing}{body}\s?{_LEVELS}:\s+(?P<msg>.*)$", re.DOTALL)
-
-
-_TZ_CACHE: dict[str, timezone] = {"UTC": UTC, "GMT": UTC, "Z": UTC, "": UTC}
-_TZ_NUM_RE = re.compile(r"([+-])(\d\d):?(\d\d)?$")
-
-
-def _tz(name: str) -> timezone:
-    tz = _TZ_CACHE.get(name)
-    if tz is not None:
-        return tz
-    m = _TZ_NUM_RE.match(name)
-    if m:
-        delta = timedelta(hours=int(m.group(2)), minutes=int(m.group(3) or 0))
-        tz = timezone(-delta if m.group(1) == "-" else delta)
-    else:
-        # Named zones other than UTC/GMT (e.g. "CEST") are ambiguous abbreviations; RDS always logs UTC, and
-        # for a self-managed server set log_timezone = 'UTC' or put %n (epoch) in the prefix. Treat as UTC.
-        tz = UTC
-    if len(_TZ_CACHE) < 256:
-        _TZ_CACHE[name] = tz
-    return tz
-
-
-class _TimeCache:
-    """Timestamp text -> aware UTC datetime; consecutive lines share a second, so a small cache hits."""
-
-    __slots__ = ("_cache",)
-
-    def __init__(self) -> None:
-        self._cache: dict[str, datetime | None] = {}
-
-    def get(self, text: str) -> datetime | None:
-        hit = self._cache.get(text, _MISS)
-        if hit is not _MISS:
-            return hit  # type: ignore[return-value]
-        value = self._parse(text)
-        if len(self._cache) > 4096:
-            self._cache.clear()
-        self._cache[text] = value
-        return value
-
-    @staticmethod
-    def _parse(text: str) -> datetime | None:
-        stamp, _, zone = text.partition(" ")
-        clock, _, zone = zone.partition(" ")
-        try:
-            naive = datetime.fromisoformat(f"{stamp} {clock}")
-        except ValueError:
-            return None
-        tz = _tz(zone)
-        aware = naive.replace(tzinfo=tz)
-        return aware if tz is UTC else aware.astimezone(UTC)
-
-
-_MISS = object()
-
-
-def _int(text: str | None) -> int | None:
-    if text is None or not text.isdigit() or len(text) > 18:
+def _name(text: str | None) -> str | None:
+    """A user, database or host name as written, None for PostgreSQL's placeholders."""
+    if text is None or text in _UNKNOWN:
         return None
-    return int(text)
+    return text
 
 
-def _ssl(msg: str) -> dict[str, Any]:
-    m = _SSL_RE.search(msg)
-    if m is None:
-        return {"enabled": False}
-    out: dict[str, Any] = {}
-    for item in m.group("body").split(","):
-        key, sep, value = item.strip().partition("=")
-        if not sep:
-            continue
-        if key == "bits":
-            out[key] = _int(value) if value.isdigit() else value
-        elif key in ("protocol", "cipher", "compression"):
-            out[key] = value
-    return out
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One log entry as read: its text (lines joined by LF), the source's timestamp, instance and source."""
+
+    text: str
+    time: datetime | None
+    instance: str | None
+    source: str
+
+
+def split_user_db(
+    combined: str,
+    separator: str,
+    *,
+    user_first: bool = True,
+    user_hint: str | None = None,
+    db_hint: str | None = None,
+    known_databases: Collection[str] = (),
+) -> tuple[str, str]:
+    """Split `%u<sep>%d` text where either name may contain the separator.
+
+    The message's own fields decide first (`user=`/`database=`, `for user "…"`), then a database name the
+    collector knows; else the last separator is taken (e-mail-style user names hold `@`; database names
+    rarely do).
+    """
+    cuts = [i for i in range(len(combined)) if combined.startswith(separator, i)]
+    options = []
+    for i in cuts:
+        a, b = combined[:i], combined[i + len(separator) :]
+        options.append((a, b) if user_first else (b, a))
+    if not options:
+        return combined, ""
+    for user, db in options:
+        if user_hint is not None and user == user_hint and (db_hint is None or db == db_hint):
+            return user, db
+    for user, db in options:
+        if db_hint is not None and db == db_hint:
+            return user, db
+    for user, db in reversed(options):
+        if db in known_databases:
+            return user, db
+    return options[-1] if user_first else options[0]
 
 
 class LogLineParser:
-    """Parse lines written with one `log_line_prefix` (default: RDS's `%t:%r:%u@%d:[%p]:`).
+    """Parse entries written with one `log_line_prefix` (default: RDS's `%t:%r:%u@%d:[%p]:`).
 
-    `parse(line)` never raises and always returns a ConnEvent (kind `other` when the line does not fit).
-    One parser per source is cheap; it keeps a small timestamp cache.
+    `parse(text)` never raises and always returns a ConnEvent (kind `other` when the entry does not fit).
+    `log_timezone`: the server's zone, when known (decides what `CET` or `EST` in a timestamp means).
+    `known_databases`: database names that resolve a `%u@%d` ambiguity (names seen in `database=` fields are
+    added as they are read). A bad prefix raises PrefixError at construction.
     """
 
     def __init__(
-        self, prefix: str = RDS_PREFIX, *, source: str = "cloudwatch", instance: str | None = None
+        self,
+        prefix: str = RDS_PREFIX,
+        *,
+        source: str = "cloudwatch",
+        instance: str | None = None,
+        log_timezone: tzinfo | None = None,
+        known_databases: Iterable[str] = (),
     ) -> None:
         self.prefix = prefix
         self.source = source
         self.instance = instance
-        self._re = compile_prefix(prefix)
-        self._times = _TimeCache()
+        self._compiled: CompiledPrefix = compile_prefix(prefix)
+        self._re = self._compiled.regex
+        self._times = TimeParser(log_timezone)
+        self.known_databases: set[str] = set(known_databases)
 
     def parse(
         self,
@@ -230,9 +130,10 @@ class LogLineParser:
         instance: str | None = None,
         fallback_time: datetime | None = None,
     ) -> ConnEvent:
-        """One log line -> ConnEvent.
+        """One entry (one line, or several joined by LF) -> ConnEvent.
 
-        `fallback_time` (e.g. CloudWatch's event timestamp) is used when the line carries no parseable time.
+        `fallback_time` (e.g. CloudWatch's event timestamp) is used when the entry carries no parseable time,
+        and to add the milliseconds a `%t` timestamp lacks when it falls within the same second.
         """
         src = source or self.source
         inst = instance if instance is not None else self.instance
@@ -241,21 +142,54 @@ class LogLineParser:
         try:
             return self._parse(line, src, inst, fallback_time)
         except Exception:  # the contract is "never raises"; a parser bug must not stop collection
-            return ConnEvent(time=fallback_time, kind="other", source=src, message=line, instance=inst)
+            return ConnEvent(
+                fallback_time, EventKind.OTHER, source=src, message=line, instance=inst, raw=line
+            )
+
+    def matches(self, text: str) -> bool:
+        """Whether TEXT starts an entry of this prefix."""
+        return self._re.match(text) is not None
+
+    def entries(self, lines: Iterable[LogEntry]) -> Iterator[LogEntry]:
+        """Physical lines -> log entries (per instance, in order).
+
+        A line starting with a tab continues the entry before it (PostgreSQL's continuation lines). A line
+        that does not parse starts a pending fragment; when the next line parses and the two together parse
+        as one entry, they are one entry (a user name with a line break, however the rest of it looks).
+        """
+        # instance -> (the lines of the entry being built, whether they parse as an entry so far)
+        pending: dict[str | None, tuple[list[LogEntry], bool]] = {}
+        for line in lines:
+            text = line.text.rstrip("\r\n")
+            if not text or text.isspace():
+                continue
+            line = LogEntry(text, line.time, line.instance, line.source)
+            held = pending.get(line.instance)
+            if held is not None and text.startswith("\t"):
+                held[0].append(line)
+                continue
+            if held is not None and not held[1]:
+                # the entry so far is a fragment: it may only be complete with this line
+                merged = [*held[0], line]
+                if self.matches(_join(merged)):
+                    pending[line.instance] = (merged, True)
+                    continue
+            if held is not None:
+                yield _entry(held[0])
+            pending[line.instance] = ([line], self.matches(text))
+        for held_lines, _ in pending.values():
+            yield _entry(held_lines)
 
     def parse_lines(
         self, lines: Iterable[str], *, source: str | None = None, instance: str | None = None
     ) -> Iterator[ConnEvent]:
-        """Parse many lines (blank lines skipped)."""
-        for line in lines:
-            if line and not line.isspace():
-                yield self.parse(line, source=source, instance=instance)
+        """Parse the lines of one log (multi-line entries joined; blank lines skipped)."""
+        src = source or self.source
+        raw = (LogEntry(text, None, instance, src) for text in lines)
+        for entry in self.entries(raw):
+            yield self.parse(entry.text, source=entry.source, instance=entry.instance)
 
-    def _parse(self, line: str, src: str, inst: str | None, fallback: datetime | None) -> ConnEvent:
-        m = self._re.match(line)
-        if m is None:
-            return ConnEvent(fallback, "other", source=src, message=line, instance=inst)
-        ts, epoch, user, db, rhost, rport, rhost2, host, pid_s, level, msg = m.group(*_GROUPS)
+    def _time(self, ts: str | None, epoch: str | None, fallback: datetime | None) -> datetime | None:
         when: datetime | None = None
         if ts is not None:
             when = self._times.get(ts)
@@ -265,75 +199,69 @@ class LogLineParser:
             except (ValueError, OverflowError, OSError):
                 when = None
         if when is None:
-            when = fallback
-        if user in _UNKNOWN:
-            user = None
-        if db in _UNKNOWN:
-            db = None
-        host = rhost or rhost2 or host or None
-        # the prefix regex only lets digits (at most 10) into these groups, so int() cannot fail
-        port = int(rport) if rport else None
-        pid = int(pid_s) if pid_s else None
-        kind: EventKind = "other"
-        ssl: dict[str, Any] | None = None
-        session_time: str | None = None
+            return fallback
+        # `%t` has whole seconds; the source's own time (CloudWatch, ms) in that same second is finer
+        if fallback is not None and when.microsecond == 0 and when <= fallback < when + _ONE_SECOND:
+            return fallback
+        return when
 
-        if level == "LOG":
-            c = msg[:5]
-            if (c == "conne" and msg.startswith(_AUTHORIZED)) or (
-                c == "repli" and msg.startswith(_REPL_AUTHORIZED)
-            ):
-                kind = "authorized"
-                head, sep, _ = msg.partition(" SSL enabled (")
-                kv = _kv(head)
-                user = kv.get("user") or user
-                db = kv.get("database") or db
-                ssl = _ssl(msg) if sep else {"enabled": False}
-            elif c == "conne" and msg.startswith(_RECEIVED):
-                kind = "received"
-                kv = _kv(msg)
-                host = kv.get("host") or host
-                port = _int(kv.get("port")) or port
-            elif c == "disco" and msg.startswith(_DISCONNECTION):
-                kind = "disconnected"
-                sm = _SESSION_RE.match(msg, len(_DISCONNECTION))
-                if sm is not None:
-                    session_time = sm.group("st")
-                    kv = _kv(sm.group("rest"))
-                    user = kv.get("user") or user
-                    db = kv.get("database") or db
-                    host = kv.get("host") or host
-                    port = _int(kv.get("port")) or port
-            elif c == "pam_a" and msg.startswith("pam_authenticate failed"):
-                kind = "auth_failed"
-        elif level == "FATAL" and (
-            "authentication failed for user" in msg or msg.startswith("no pg_hba.conf entry for")
-        ):
-            kind = "auth_failed"
-            um = _QUOTED_USER_RE.search(msg)
-            if um is not None:
-                user = um.group("user") or user
+    def _parse(self, line: str, src: str, inst: str | None, fallback: datetime | None) -> ConnEvent:
+        raw = line
+        m = self._re.match(line)
+        if m is None:
+            return ConnEvent(fallback, EventKind.OTHER, source=src, message=raw, instance=inst, raw=raw)
+        ts, epoch, user, db, ud, rhost, rport, rhost2, host, pid_s, ecode = m.group(*GROUPS)
+        level, msg, sqlstate = m.group("level"), m.group("msg"), m.group("sqlstate") or ecode
+        when = self._time(ts, epoch, fallback)
+        # continuation lines: PostgreSQL put a tab after each line break of the message
+        text = msg.replace("\n\t", "\n")
+        facts = classify(level, text)
+        if ud is not None and self._compiled.ud_separator is not None:
+            user, db = split_user_db(
+                ud,
+                self._compiled.ud_separator,
+                user_first=self._compiled.ud_user_first,
+                user_hint=facts.user,
+                db_hint=facts.database,
+                known_databases=self.known_databases,
+            )
+        if facts.database and len(self.known_databases) < 1000:
+            self.known_databases.add(facts.database)
+        # the message's own fields name the user and database (a prefix field may be cut by a separator)
+        user = facts.user if facts.user is not None else user
+        db = facts.database if facts.database is not None else db
+        host = facts.host or rhost or rhost2 or host or None
+        port = facts.port or (int(rport) if rport else None)
         return ConnEvent(
             when,
-            kind,
-            user,
-            db,
-            host,
+            facts.kind,
+            _name(user),
+            _name(db),
+            _name(host),
             port,
-            pid,
-            ssl,
+            int(pid_s) if pid_s else None,
+            facts.ssl,
             src,
-            f"{level}:  {msg}",
+            f"{level}:  {text}",
             inst,
             None,
             None,
-            session_time,
+            facts.session_time,
+            raw,
+            facts.method,
+            sqlstate,
         )
 
 
-_DEFAULT = LogLineParser()
+def _join(lines: list[LogEntry]) -> str:
+    return "\n".join(x.text for x in lines)
+
+
+def _entry(lines: list[LogEntry]) -> LogEntry:
+    first = lines[0]
+    return LogEntry(_join(lines), first.time, first.instance, first.source)
 
 
 def parse_line(line: str, *, source: str = "cloudwatch", instance: str | None = None) -> ConnEvent:
-    """Parse one RDS-format line with a shared default parser (convenience for tests and one-offs)."""
-    return _DEFAULT.parse(line, source=source, instance=instance)
+    """Parse one RDS-format entry with a fresh default parser (convenience for tests and one-offs)."""
+    return LogLineParser().parse(line, source=source, instance=instance)

@@ -113,8 +113,8 @@ def render_text(snapshots: Sequence[Any]) -> str:
                     f"  blocked: pid {r.pid} {v(r.usename, 30)} on {v(r.instance)} by {blockers}: "
                     f"{v(r.query, 60)}"
                 )
-        failed = sum(1 for e in s.events if e.kind in ("auth_failed", "client_failed"))
-        out.append(f"  events: {len(s.events)} ({failed} failed logins)")
+        failed = sum(1 for a in s.attempts if a.failed)
+        out.append(f"  events: {len(s.events)}, logins: {len(s.attempts)} ({failed} failed logins)")
         out.extend(_iam_lines(s.iam))
         findings = list(s.findings) + (list(s.iam.findings) if s.iam else [])
         for f in findings:

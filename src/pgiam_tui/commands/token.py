@@ -27,7 +27,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit 0 with the token on stdout; 2 for config/usage errors; 1 when AWS refused or failed."""
+    """Exit 0 with the token on stdout; 2 for config/usage errors (a region contradicting the endpoint too);
+    1 when AWS refused or failed."""
     from pgiam_tui.aws.discovery import resolve_cluster
     from pgiam_tui.aws.errors import AwsCredentialError, DiscoveryError
     from pgiam_tui.aws.session import SessionFactory
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         token = make_token(session, host, port, user, resolved.region)
     except (AwsCredentialError, DiscoveryError) as exc:
         fail(str(exc), exc.hint)
-        return 1
+        # a region that contradicts the endpoint is a config error (nothing was signed)
+        return 2 if isinstance(exc, DiscoveryError) and exc.kind == "region_mismatch" else 1
     print(token.value)
     return 0

@@ -330,3 +330,20 @@ def _check_consistency(check: _Checker, index: int, values: dict[str, Any]) -> N
         )
     if values.get("log_source") == "file" and values.get("log_file") is None:
         raise check.error(index, "log_source", 'log_source = "file" needs log_file')
+    _check_log_format(check, index, values)
+
+
+def _check_log_format(check: _Checker, index: int, values: dict[str, Any]) -> None:
+    """log_line_prefix and log_timezone must be usable by the log parser (its own rules, one message)."""
+    from pgiam_tui.collect.logprefix import PrefixError, compile_prefix, parse_zone
+
+    try:
+        if values.get("log_line_prefix") is not None:
+            compile_prefix(values["log_line_prefix"])
+    except PrefixError as exc:
+        raise check.error(index, "log_line_prefix", str(exc)) from None
+    try:
+        if values.get("log_timezone") is not None:
+            parse_zone(values["log_timezone"])
+    except PrefixError as exc:
+        raise check.error(index, "log_timezone", str(exc)) from None

@@ -62,6 +62,7 @@ class ClusterConfig:
     log_group: str | None = None  # override /aws/rds/cluster/ID/postgresql
     log_file: str | None = None  # for log_source = "file"
     log_line_prefix: str = "%t:%r:%u@%d:[%p]:"
+    log_timezone: str | None = None  # the server's log_timezone (IANA name) when it does not log UTC
     cloudtrail: bool = False  # look up AssumeRole events on the monitoring role
     monitor_role_arn: str | None = None
     group: str | None = None  # label used to group clusters in the list

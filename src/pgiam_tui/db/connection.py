@@ -26,7 +26,7 @@ from psycopg import pq
 from pgiam_tui.db.conninfo import ConnTarget, connect_kwargs, one_line, scrub
 from pgiam_tui.db.text import use_tolerant_text
 from pgiam_tui.errors import PgiamError
-from pgiam_tui.model import ConnectionStatus, ConnEvent, ConnState
+from pgiam_tui.model import ConnectionStatus, ConnEvent, ConnState, EventKind
 
 TUPLES_OK = pq.ExecStatus.TUPLES_OK
 Clock = Callable[[], datetime]
@@ -376,7 +376,7 @@ class InstanceConnection:
             return
         event = ConnEvent(
             time=self._clock(),
-            kind="client_connect" if kind == "client_connect" else "client_failed",
+            kind=EventKind.CLIENT_CONNECT if kind == "client_connect" else EventKind.CLIENT_FAILED,
             user=self.target.user,
             database=self.target.database,
             host=self.target.endpoint,

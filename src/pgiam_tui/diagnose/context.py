@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,8 +23,6 @@ if TYPE_CHECKING:
 
 Clock = Callable[[], datetime]
 
-# Region label inside an RDS host name: NAME.cluster-xxxx.us-east-2.rds.amazonaws.com
-REGION_IN_HOST = re.compile(r"\.([a-z]{2}(?:-gov)?-[a-z]+-\d)\.rds\.amazonaws\.com(?:\.cn)?\.?$")
 
 # Beyond this many seconds between the local clock and AWS's Date header, tokens are refused
 # (RDS, like SigV4 in general, tolerates about 5 minutes into the future and 15 minutes of age).
@@ -117,5 +114,6 @@ class CheckContext:
 
     def endpoint_region(self) -> str | None:
         """The region written in the endpoint's host name (RDS names carry it), if any."""
-        m = REGION_IN_HOST.search(self.endpoint)
-        return m.group(1) if m else None
+        from pgiam_tui.aws.endpoints import endpoint_region
+
+        return endpoint_region(self.endpoint)

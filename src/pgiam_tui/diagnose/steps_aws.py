@@ -231,9 +231,11 @@ async def step_discovery(ctx: CheckContext, b: StepBuilder) -> bool:
         else:
             cluster, b.own_ms = await asyncio.to_thread(_timed_resolve, ctx)
     except DiscoveryError as exc:
-        code = {"not_found": "cluster_not_found", "access_denied": "discovery_denied"}.get(
-            exc.kind, "aws_error"
-        )
+        code = {
+            "not_found": "cluster_not_found",
+            "access_denied": "discovery_denied",
+            "region_mismatch": "region_mismatch",
+        }.get(exc.kind, "aws_error")
         message = clip(exc.message)
         b.fail(message, exc.hint, cause=code)
         ctx.decide(Diagnosis(code, fix=exc.hint or "", evidence=[message]), "inference")
@@ -347,6 +349,11 @@ async def step_token(ctx: CheckContext, b: StepBuilder) -> bool:
         code = _CREDENTIAL_CAUSES.get(exc.kind, "token_error")
         b.fail(clip(exc.message), exc.hint, cause=code)
         ctx.decide(Diagnosis(code, fix=exc.hint or "", evidence=[clip(exc.message)]), "inference")
+        return False
+    except DiscoveryError as exc:  # asked to sign for a region the endpoint contradicts: nothing was signed
+        message = clip(exc.message)
+        b.fail(message, exc.hint, cause="region_mismatch")
+        ctx.decide(Diagnosis("region_mismatch", fix=exc.hint or "", evidence=[message]), "inference")
         return False
     token = ctx.token
     lifetime = (token.expires_at - token.issued_at).total_seconds()

@@ -117,8 +117,11 @@ def _tcp_fail(ctx: CheckContext, b: StepBuilder, code: str, text: str, fix: str)
 def _endpoint_name(names: tuple[str, ...], ids: tuple[str, ...]) -> str | None:
     """The writer endpoint among a certificate's names: the one of this cluster (its id starts RDS names),
     else the only writer-like name. None when it cannot be told (wildcards, several candidates)."""
-    rds = [n for n in names if n.endswith(".rds.amazonaws.com") and not n.startswith("*")]
-    writers = [n for n in rds if ".cluster-" in n and ".cluster-ro-" not in n] or rds
+    from pgiam_tui.aws.endpoints import parse_rds_endpoint
+
+    parsed = [(n, parse_rds_endpoint(n)) for n in names if not n.startswith("*")]
+    rds = [n for n, p in parsed if p is not None]  # every partition (….amazonaws.com.cn too)
+    writers = [n for n, p in parsed if p is not None and p.kind == "cluster"] or rds
     ours = [n for n in writers if any(n.startswith(f"{i}.") for i in ids)]
     if len(ours) == 1:
         return ours[0]

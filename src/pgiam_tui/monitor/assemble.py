@@ -94,6 +94,7 @@ def assemble_snapshot(
         activity=tuple(activity),
         events=merged_events(parts.events, parts.client_events),
         failures=parts.events.failures,
+        attempts=parts.events.attempts,
         iam=iam,
         findings=tuple(findings),
         stale=oldest_stale is not None,

@@ -115,7 +115,14 @@ async def read_events(rt: ClusterRuntime) -> None:
         log.warning("events of %s failed: %s", rt.cfg.name, rt.events.error)
         return
     problems = tuple(rt.events_collector.problems)
-    rt.events = EventsPart(tuple(events), tuple(failures), problems, utcnow(), None, None, True)
+    rt.events = EventsPart(
+        tuple(events),
+        tuple(failures),
+        problems,
+        read_at=utcnow(),
+        merged_clients=True,
+        attempts=tuple(rt.events_collector.attempts),
+    )
 
 
 async def read_iam(rt: ClusterRuntime, sessions: SessionSource) -> None:

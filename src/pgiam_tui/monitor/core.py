@@ -37,7 +37,7 @@ from pgiam_tui.db.connection import (
     utcnow,
 )
 from pgiam_tui.db.conninfo import ConnTarget, one_line, scrub
-from pgiam_tui.model import ClusterSnapshot, ConnectionStatus, ConnEvent, ErrorInfo
+from pgiam_tui.model import ClusterSnapshot, ConnectionStatus, ConnEvent, ErrorInfo, EventKind
 from pgiam_tui.monitor.assemble import AWS_READ_BUDGET_S, assemble_snapshot
 from pgiam_tui.monitor.aws_parts import SessionSource, discover, read_events, read_iam, read_identity
 from pgiam_tui.monitor.cadence import Cadence
@@ -243,7 +243,7 @@ class Monitor:
         rt.client_events.append(
             ConnEvent(
                 time=utcnow(),
-                kind="action",
+                kind=EventKind.ACTION,
                 user=rt.cfg.user,
                 database=rt.cfg.database,
                 pid=pid,

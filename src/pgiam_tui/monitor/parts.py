@@ -17,6 +17,7 @@ from pgiam_tui.aws.discovery import ResolvedCluster
 from pgiam_tui.config import ClusterConfig
 from pgiam_tui.db.conninfo import ConnTarget
 from pgiam_tui.model import (
+    Attempt,
     ConnectionStatus,
     ConnEvent,
     ErrorInfo,
@@ -87,6 +88,7 @@ class EventsPart:
     error: str | None = None  # the last run's failure (e.g. a timeout)
     running_since: datetime | None = None
     merged_clients: bool = False  # the collector merged the console's own attempts into `events`
+    attempts: tuple[Attempt, ...] = ()  # connection attempts joined by the events collector
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pgiam_tui.model import ClusterSnapshot, ConnEvent
+from pgiam_tui.model import ClusterSnapshot, ConnEvent, EventKind
 
 if TYPE_CHECKING:
     from pgiam_tui.config import Config
@@ -195,7 +195,7 @@ def action_event(name: str, instance: str, pid: int, action: str, outcome: str, 
     """A local 'action' event, shown at once while the Monitor's own record is on its way."""
     return ConnEvent(
         time=now,
-        kind="action",
+        kind=EventKind.ACTION,
         pid=pid,
         source="console",
         message=f"{action} backend pid {pid} on {instance}: {outcome}",

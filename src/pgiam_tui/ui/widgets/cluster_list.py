@@ -81,10 +81,9 @@ def session_counts(snap: ClusterSnapshot) -> tuple[int, int, int]:
 
 
 def recent_failures(snap: ClusterSnapshot) -> int:
-    """Auth failures in the snapshot's window (summary if present, else counted from events)."""
-    if snap.failures:
-        return sum(f.count for f in snap.failures)
-    return sum(1 for e in snap.events if e.kind == "auth_failed" or e.kind.startswith("iam_"))
+    """Failed logins in the snapshot's window: its attempts that failed (`Attempt.failed`, the one definition
+    the events footer and `snapshot` use too)."""
+    return sum(1 for a in snap.attempts if a.failed)
 
 
 def group_of(snap: ClusterSnapshot | None, fallback: str) -> str:

@@ -1,109 +1,156 @@
-"""The events pane: connection-log events newest first, the failures summary and AssumeRole sources."""
+"""The events pane: one row per connection attempt (and per event of the console itself), newest first.
+
+A row shows the attempt's outcome, user, database, client host, authentication method and AWS's error code;
+Enter opens its detail (every raw log line, AWS's reason, the caller ARN). Below the table: failed logins per
+user and host (the same count as the cluster list and `snapshot`), then the AssumeRole sources.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Input, Static
 
-from pgiam_tui.model import ClusterSnapshot, ConnEvent
+from pgiam_tui.model import Attempt, ClusterSnapshot, ConnEvent, EventKind, Outcome
 from pgiam_tui.ui.filter_language import FieldKind, Filter, FilterField, FilterLanguage
 from pgiam_tui.ui.render import SortCell, cell, fmt_time, safe_text
 from pgiam_tui.ui.widgets.filterable import FilterablePane
 
-# Label and colour per kind: a failure must be told from a login at a glance.
-KIND_LABELS: dict[str, tuple[str, str]] = {
-    "received": ("received", "dim"),
-    "authorized": ("AUTH OK", "green"),
-    "auth_failed": ("AUTH FAIL", "bold white on red"),
-    "disconnected": ("disconn", "dim"),
-    "iam_invalid_token": ("IAM bad token", "bold red"),
-    "iam_expired_token": ("IAM expired", "bold red"),
-    "iam_not_authorized": ("IAM denied", "bold red"),
-    "iam_throttled": ("IAM throttled", "bold yellow"),
-    "iam_internal_error": ("IAM error", "bold red"),
-    "client_connect": ("console ok", "cyan"),
-    "client_failed": ("console FAIL", "bold red"),
-    "action": ("ACTION", "bold magenta"),
-    "other": ("other", ""),
+# Label and colour per outcome: a failure must be told from a login at a glance.
+OUTCOME_LABELS: dict[str, tuple[str, str]] = {
+    Outcome.OK: ("ok", "green"),
+    Outcome.FAILED: ("FAILED", "bold white on red"),
+    Outcome.REFUSED: ("REFUSED", "bold red"),
 }
-_FAILED_KINDS = frozenset(
-    {
-        "auth_failed",
-        "client_failed",
-        "iam_invalid_token",
-        "iam_expired_token",
-        "iam_not_authorized",
-        "iam_throttled",
-        "iam_internal_error",
-    }
-)
+# The console's own events are rows too (they are not lines of the server's log).
+CONSOLE_LABELS: dict[str, tuple[str, str]] = {
+    EventKind.CLIENT_CONNECT: ("console ok", "cyan"),
+    EventKind.CLIENT_FAILED: ("console FAIL", "bold red"),
+    EventKind.ACTION: ("ACTION", "bold magenta"),
+}
 
 
-def kind_names(kind: str) -> tuple[str, ...]:
-    """Every name an event kind goes by in a filter: the label shown, the kind, and its family."""
-    names = [KIND_LABELS.get(kind, (kind, ""))[0], kind]
-    if kind in _FAILED_KINDS:
-        names += ["fail", "failed"]
-    if kind in ("authorized", "client_connect"):
-        names.append("ok")
-    if kind.startswith("iam_"):
-        names.append("iam")
-    if kind.startswith("client_"):
-        names.append("console")
-    return tuple(names)
+@dataclass(frozen=True, slots=True)
+class PaneRow:
+    """One row of the pane: an attempt, or an event of the console itself."""
+
+    attempt: Attempt | None = None
+    event: ConnEvent | None = None
+
+    def names(self) -> tuple[str, ...]:
+        """The names `kind:` (or `outcome:`) matches, whole: the outcome shown, `fail` for every failed
+        login, the method, AWS's code and `iam` when AWS gave one; for the console's rows their label."""
+        if self.attempt is not None:
+            a = self.attempt
+            out = [OUTCOME_LABELS[a.outcome][0], a.outcome.value]
+            if a.failed:
+                out += ["fail", "failed"]
+            if a.method:
+                out.append(a.method)
+            if a.aws_code:
+                out += [a.aws_code, "iam"]
+            return tuple(out)
+        assert self.event is not None
+        kind = self.event.kind
+        out = [CONSOLE_LABELS.get(kind, (str(kind), ""))[0], str(kind), "console"]
+        if kind == EventKind.CLIENT_FAILED:
+            out += ["fail", "failed"]
+        if kind == EventKind.CLIENT_CONNECT:
+            out.append("ok")
+        return tuple(out)
+
+    def value(self, name: str) -> str | None:
+        """The text of one field (user, db, host, method, aws, source, instance)."""
+        a, e = self.attempt, self.event
+        if a is not None:
+            return {"user": a.user, "db": a.database, "host": a.host, "method": a.method, "aws": a.aws_code,
+                    "source": a.source, "instance": a.instance}.get(name)  # fmt: skip
+        assert e is not None
+        return {"user": e.user, "db": e.database, "host": e.host, "method": e.method, "aws": None,
+                "source": e.source, "instance": e.instance}.get(name)  # fmt: skip
+
+    @property
+    def pid(self) -> int | None:
+        """The backend pid."""
+        return self.attempt.pid if self.attempt is not None else self.event.pid if self.event else None
+
+    def words(self) -> tuple[str | None, ...]:
+        """Every text a free word may match."""
+        if self.attempt is not None:
+            a = self.attempt
+            return (a.user, a.database, a.host, a.message, a.aws_code, a.aws_reason, a.caller_arn, a.method,
+                    a.source, *self.names(), *a.lines)  # fmt: skip
+        assert self.event is not None
+        e = self.event
+        return (e.message, e.user, e.database, e.host, e.caller_arn, e.source, *self.names())
 
 
-_KIND_CHOICES = tuple(dict.fromkeys(name for kind in KIND_LABELS for name in kind_names(kind)))
+def _choices() -> tuple[str, ...]:
+    names = [label for label, _ in OUTCOME_LABELS.values()] + [o.value for o in Outcome]
+    names += [label for label, _ in CONSOLE_LABELS.values()] + [str(k) for k in CONSOLE_LABELS]
+    names += ["fail", "failed", "console", "iam", "InvalidToken", "ExpiredToken", "NotAuthorized",
+              "ThrottlingException", "InternalError", "password", "pam"]  # fmt: skip
+    return tuple(dict.fromkeys(names))
 
-EVENT_FILTER: FilterLanguage[ConnEvent] = FilterLanguage(
+
+def _text_field(name: str, help_: str, *aliases: str) -> FilterField[PaneRow]:
+    return FilterField(name, FieldKind.TEXT, help_, texts=lambda r: (r.value(name),), aliases=aliases)
+
+
+EVENT_FILTER: FilterLanguage[PaneRow] = FilterLanguage(
     fields=(
         FilterField(
-            "kind", FieldKind.CHOICE, "fail", texts=lambda ev: kind_names(ev.kind), choices=_KIND_CHOICES
+            "kind", FieldKind.CHOICE, "failed", texts=PaneRow.names, choices=_choices(), aliases=("outcome",)
         ),
-        FilterField("user", FieldKind.TEXT, "name", texts=lambda ev: (ev.user,)),
-        FilterField("db", FieldKind.TEXT, "name", texts=lambda ev: (ev.database,), aliases=("database",)),
-        FilterField("host", FieldKind.TEXT, "ip", texts=lambda ev: (ev.host,)),
-        FilterField("source", FieldKind.TEXT, "cloudwatch", texts=lambda ev: (ev.source,)),
-        FilterField("instance", FieldKind.TEXT, "reader", texts=lambda ev: (ev.instance,)),
-        FilterField("pid", FieldKind.NUMBER, "123", number=lambda ev: ev.pid),
+        _text_field("user", "name"),
+        _text_field("db", "name", "database"),
+        _text_field("host", "ip"),
+        _text_field("method", "iam"),
+        _text_field("aws", "ExpiredToken"),
+        _text_field("source", "cloudwatch"),
+        _text_field("instance", "reader"),
+        FilterField("pid", FieldKind.NUMBER, "123", number=lambda r: r.pid),
     ),
-    words=lambda ev: (
-        ev.message,
-        ev.user,
-        ev.database,
-        ev.host,
-        ev.iam_reason,
-        *kind_names(ev.kind),
-        ev.caller_arn,
-        ev.source,
-    ),
-    example="kind:fail user:oltp -host:10.0.1.23 words",
+    words=PaneRow.words,
+    example="kind:failed user:oltp aws:ExpiredToken -host:10.0.1.23 words",
 )
 
 
-def parse_event_filter(text: str) -> Filter[ConnEvent]:
+def parse_event_filter(text: str) -> Filter[PaneRow]:
     """Parse `/` input of the events pane (FilterError, a ValueError, when it is not valid)."""
     return EVENT_FILTER.parse(text)
 
 
-def event_key(ev: ConnEvent) -> str:
-    """A stable key for an event across rounds (events have no id of their own)."""
-    raw = "\x1f".join(
-        str(x)
-        for x in (
-            ev.time.isoformat() if ev.time else "",
-            ev.kind,
-            ev.user,
-            ev.pid,
-            ev.source,
-            ev.instance,
-            ev.message,
+def pane_rows(snap: ClusterSnapshot) -> list[PaneRow]:
+    """The rows of a snapshot: its attempts, and the console's own events."""
+    rows = [PaneRow(attempt=a) for a in snap.attempts]
+    rows.extend(PaneRow(event=e) for e in snap.events if e.kind in CONSOLE_LABELS)
+    return rows
+
+
+def row_key(row: PaneRow) -> str:
+    """A stable key for a row across rounds."""
+    if row.attempt is not None:
+        raw = "a\x1f" + row.attempt.key
+    else:
+        e = row.event
+        assert e is not None
+        raw = "\x1f".join(
+            str(x)
+            for x in (
+                "e",
+                e.time.isoformat() if e.time else "",
+                e.kind,
+                e.pid,
+                e.source,
+                e.instance,
+                e.message,
+            )
         )
-    )
     return hashlib.blake2b(raw.encode("utf-8", "replace"), digest_size=10).hexdigest()
 
 
@@ -117,87 +164,112 @@ def ssl_label(ssl: dict[str, object] | None) -> str:
     return " ".join(parts) or "SSL"
 
 
-def event_cells(ev: ConnEvent) -> tuple[SortCell, ...]:
-    """Cells: time, kind, user, db, host, ssl, message (with AWS's reason beside IAM failures)."""
-    label, style = KIND_LABELS.get(ev.kind, (ev.kind, ""))
-    ts = ev.time.timestamp() if ev.time else 0.0
-    host = ev.host if ev.port is None else f"{ev.host}({ev.port})"
-    message = ev.message
-    if ev.iam_reason:
-        message = f"AWS: {ev.iam_reason} — {message}"
+def row_cells(row: PaneRow) -> tuple[SortCell, ...]:
+    """Cells: time, outcome, user, db, host, method, AWS code, message."""
+    if row.attempt is not None:
+        a = row.attempt
+        label, style = OUTCOME_LABELS[a.outcome]
+        when, user, db, host, method, message = a.time, a.user, a.database, a.host, a.method, a.message
+        aws = a.aws_code
+        if a.aws_reason:
+            message = f"AWS: {a.aws_reason} — {message}"
+    else:
+        e = row.event
+        assert e is not None
+        label, style = CONSOLE_LABELS.get(e.kind, (str(e.kind), ""))
+        when, user, db, host, method, message, aws = e.time, e.user, e.database, e.host, None, e.message, None
+    ts = when.timestamp() if when else 0.0
     return (
-        cell(fmt_time(ev.time), (ts,)),
+        cell(fmt_time(when), (ts,)),
         cell(label, style=style),
-        cell(ev.user, max_len=16),
-        cell(ev.database, max_len=10),
+        cell(user, max_len=16),
+        cell(db, max_len=10),
         cell(host, max_len=24),
-        cell(ssl_label(ev.ssl), max_len=28),
-        cell(message, max_len=300, style="red" if ev.iam_reason else ""),
+        cell(method, max_len=8),
+        cell(aws, max_len=14, style="red" if aws else ""),
+        cell(message, max_len=300),
     )
 
 
 EVENT_COLUMNS = (
     ("time", 8),
-    ("kind", 13),
+    ("outcome", 12),
     ("user", 12),
     ("db", 8),
-    ("host", 18),
-    ("ssl", 16),
+    ("host", 16),
+    ("method", 6),
+    ("aws", 13),
     ("message", 80),
 )
 
 
 class EventsTable(DataTable[SortCell]):
-    """Events of the selected cluster, newest first, diff-updated by event key."""
+    """Attempts of the selected cluster, newest first, diff-updated by row key. Enter opens a row's detail."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row")
-        self._shown: set[str] = set()
-        self.event_filter: Filter[ConnEvent] = Filter()
-        self._sources: list[ConnEvent] = []
+        self._shown: dict[str, PaneRow] = {}
+        self.event_filter: Filter[PaneRow] = Filter()
+        self._sources: list[PaneRow] = []
 
     def on_mount(self) -> None:
         """Fixed-width columns."""
         for name, width in EVENT_COLUMNS:
             self.add_column(name, width=width, key=name)
 
-    def show(self, evs: Sequence[ConnEvent], *, reset: bool = False) -> None:
-        """Add new events, drop those gone from the snapshot's window, keep newest first."""
-        self._sources = list(evs)
+    def show(self, rows: Sequence[PaneRow], *, reset: bool = False) -> None:
+        """Add new rows, update changed ones, drop those gone from the snapshot's window; newest first."""
+        self._sources = list(rows)
         if reset:
             self.clear()
             self._shown.clear()
-        wanted: dict[str, ConnEvent] = {}
-        seen: dict[str, int] = {}
-        for ev in evs:
-            if self.event_filter.active and not self.event_filter.matches(ev):
+        wanted: dict[str, PaneRow] = {}
+        for row in rows:
+            if self.event_filter.active and not self.event_filter.matches(row):
                 continue
-            key = event_key(ev)
-            n = seen.get(key, 0)
-            seen[key] = n + 1
-            wanted[f"{key}.{n}" if n else key] = ev
-        added = False
+            wanted[row_key(row)] = row
+        changed = False
         with self.app.batch_update():
             for key in [k for k in self._shown if k not in wanted]:
                 self.remove_row(key)
-                self._shown.discard(key)
-            for key, ev in wanted.items():
-                if key not in self._shown:
-                    self.add_row(*event_cells(ev), key=key)
-                    self._shown.add(key)
-                    added = True
-            if added:
+                del self._shown[key]
+            for key, row in wanted.items():
+                old = self._shown.get(key)
+                if old is None:
+                    self.add_row(*row_cells(row), key=key)
+                    changed = True
+                elif old != row:  # an attempt that learned more (AWS's reason, its disconnection)
+                    for (name, _), value in zip(EVENT_COLUMNS, row_cells(row), strict=True):
+                        self.update_cell(key, name, value)
+                self._shown[key] = row
+            if changed:
                 self.sort("time", key=lambda c: c.sort_key, reverse=True)
 
     def reapply(self) -> None:
-        """Re-filter the last events."""
+        """Re-filter the last rows."""
         self.show(self._sources)
+
+    def row_at_cursor(self) -> PaneRow | None:
+        """The row under the cursor."""
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        return self._shown.get(key or "")
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a row: its detail screen."""
+        from pgiam_tui.ui.screens.attempt_detail import AttemptDetailScreen
+
+        row = self._shown.get(event.row_key.value or "")
+        if row is not None:
+            event.stop()
+            self.app.push_screen(AttemptDetailScreen(row.attempt, row.event))
 
 
 def failures_text(snap: ClusterSnapshot) -> Text:
-    """Failures per user/host, then AssumeRole sources."""
+    """Failed logins per user/host, then AssumeRole sources."""
     text = Text()
-    text.append("Auth failures (user @ host): ", style="bold")
+    text.append("Failed logins (user @ host): ", style="bold")
     if not snap.failures:
         text.append("none", style="dim")
     for i, f in enumerate(sorted(snap.failures, key=lambda x: -x.count)[:6]):
@@ -221,7 +293,7 @@ def failures_text(snap: ClusterSnapshot) -> Text:
 
 
 class EventsPane(FilterablePane):
-    """Title, events table, failures summary and filter input."""
+    """Title, attempts table, failures summary and filter input."""
 
     ALLOW_MAXIMIZE = True
     can_focus = False
@@ -233,22 +305,21 @@ class EventsPane(FilterablePane):
 
     def compose(self) -> ComposeResult:
         """Title, table, summary, filter."""
-        yield Static("Events", classes="pane-title", id="events-title")
+        yield Static("Logins", classes="pane-title", id="events-title")
         yield EventsTable(id="events-table")
         yield Static("", id="events-summary")
         yield Input(placeholder=f"filter: {EVENT_FILTER.example}   (Esc closes)", id="events-filter")
 
     @property
     def table(self) -> EventsTable:
-        """The events table."""
+        """The attempts table."""
         return self.query_one(EventsTable)
 
     def show_snapshot(self, snap: ClusterSnapshot | None, *, name: str | None = None) -> None:
-        """Render one cluster's events (switching cluster resets the table)."""
+        """Render one cluster's attempts (switching cluster resets the table)."""
         reset = name != self.cluster_name
         self.cluster_name = name
-        evs = snap.events if snap is not None else ()
-        self.table.show(evs, reset=reset)
+        self.table.show(pane_rows(snap) if snap is not None else [], reset=reset)
         summary = self.query_one("#events-summary", Static)
         summary.update(failures_text(snap) if snap is not None else Text(""))
         self._update_title()
@@ -256,7 +327,7 @@ class EventsPane(FilterablePane):
     def _update_title(self) -> None:
         table = self.table
         title = Text()
-        title.append("Events", style="bold")
+        title.append("Logins", style="bold")
         title.append(f"  {table.row_count} shown", style="dim")
         if table.event_filter.active:
             title.append(f" · filter '{table.event_filter.text}'", style="dim")
