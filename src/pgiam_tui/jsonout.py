@@ -25,6 +25,7 @@ from pgiam_tui.model import (
     IamMetrics,
     IamSnapshot,
     InstanceInfo,
+    ServerHealth,
     SessionRow,
     iso,
 )
@@ -83,6 +84,7 @@ def _instance(i: InstanceInfo, now: datetime) -> dict[str, Any]:
         "error": i.error,
         "connection": _connection(i.connection),
         "freshness": _freshness(i.freshness, now),
+        "health": _health(i.health),
     }
 
 
@@ -93,6 +95,19 @@ def _freshness(f: Freshness, now: datetime) -> dict[str, Any]:
         "age_s": _round(f.age_s(now)),
         "stale": f.stale,
         "reason": f.reason,
+    }
+
+
+def _health(h: ServerHealth | None) -> dict[str, Any] | None:
+    if h is None:
+        return None
+    return {
+        "sampled_at": iso(h.sampled_at),
+        "max_connections": h.max_connections,
+        "connections": h.connections,
+        "xact_total": h.xact_total,
+        "in_recovery": h.in_recovery,
+        "replica_lag_s": _round(h.replica_lag_s),
     }
 
 

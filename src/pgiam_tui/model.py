@@ -11,6 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+from pgiam_tui.vocabulary import FindingCode
+
 InstanceRole = Literal["writer", "reader", "instance"]
 ConnState = Literal["connecting", "connected", "reconnecting", "failed", "stopped"]
 Severity = Literal["critical", "warning", "info"]
@@ -86,6 +88,22 @@ class Freshness:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerHealth:
+    """Server-wide figures of one instance from one round; None where the server cannot tell.
+
+    Transactions per second come from two samples: `xact_total` (commits + rollbacks of every database since
+    the statistics were reset) at the server's clock `sampled_at`.
+    """
+
+    sampled_at: datetime | None = None
+    max_connections: int | None = None
+    connections: int | None = None  # client backends, all users (pg_stat_activity)
+    xact_total: int | None = None
+    in_recovery: bool | None = None
+    replica_lag_s: float | None = None  # Aurora's own figure (aurora_replica_status), else replay lag
+
+
+@dataclass(frozen=True, slots=True)
 class InstanceInfo:
     """One instance of a cluster (Aurora writer/reader, or an RDS for PostgreSQL instance)."""
 
@@ -98,6 +116,7 @@ class InstanceInfo:
     error: str | None = None
     connection: ConnectionStatus | None = None  # structured state (attempt, next try, token expiry)
     freshness: Freshness = field(default_factory=Freshness)  # of this instance's sessions
+    health: ServerHealth | None = None  # of the last round that could read it
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +242,7 @@ class Finding:
     """A problem with a stable code and a fix text."""
 
     severity: Severity
-    code: str
+    code: FindingCode
     message: str
     fix: str = ""
     user: str | None = None

@@ -556,3 +556,35 @@ def test_orphans_of_a_dead_sandbox_are_reaped(tmp_path: Path) -> None:
             assert server.data_dir.exists()
     finally:
         server.cleanup()
+
+
+def test_a_killed_server_is_collected_and_starts_again(template: LocalPostgres, tmp_path: Path) -> None:
+    """Issue 10: a killed postmaster stayed a zombie, its children held its shared memory and its stale
+    postmaster.pid blocked a restart. reap() collects it and clears all that; start() then works at once."""
+    server = LocalPostgres.clone(template, tmp_path / "killed")
+    try:
+        server.start()
+        port, postmaster = server.port, server.pid
+        assert postmaster is not None
+        client = psycopg.connect(server.admin_dsn, autocommit=True)  # a backend that outlives its postmaster
+        backend = int(client.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+        pids = server.processes()
+        assert pids[0] == postmaster and backend in pids
+        os.kill(backend, signal.SIGSTOP)  # stalled: it cannot notice its postmaster's death by itself
+        os.kill(postmaster, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not server.reap():
+            assert time.monotonic() < deadline, "reap() never saw the dead postmaster"
+            time.sleep(0.05)
+        client.close()
+        assert not _alive(postmaster) and not _alive(backend)
+        assert not Path(f"/proc/{postmaster}").exists()  # collected: no zombie left
+        assert server.processes() == []
+        assert not (server.data_dir / "postmaster.pid").exists()
+        assert not server.reap()  # nothing more to collect
+        server.start()
+        assert server.port == port
+        with psycopg.connect(server.admin_dsn) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.cleanup()

@@ -432,7 +432,16 @@ async def test_token_countdown_ticks_with_the_clock() -> None:
         clock[0] += timedelta(minutes=2)
         app._tick()
         await pilot.pause()
-        assert "●  exp " in "\n".join(lines(app.cluster_list))
+        # expired: the session stays up (a token is checked at login only); no stale "exp" forever
+        text = "\n".join(lines(app.cluster_list))
+        assert "●  —  " in text and "exp" not in text
+        # the next connect makes a fresh token: its countdown starts again
+        snap = app.latest["pgdemo-1"]
+        app.cluster_list.update_cluster(
+            "pgdemo-1", replace(snap, token_expires_at=clock[0] + timedelta(minutes=15)), clock[0]
+        )
+        await pilot.pause()
+        assert "●  15:00 " in "\n".join(lines(app.cluster_list))
 
 
 def test_console_command_bad_config_is_one_line_exit_2(

@@ -26,9 +26,11 @@ from pgiam_tui.model import (
     IamMetrics,
     IamSnapshot,
     InstanceInfo,
+    ServerHealth,
     SessionRow,
 )
 from pgiam_tui.ui.source import CheckStepView, CheckView
+from pgiam_tui.vocabulary import FindingCode
 
 T0 = datetime(2026, 1, 15, 10, 0, 0, tzinfo=UTC)
 DB_ACCOUNT = "111111111111"
@@ -182,21 +184,21 @@ def _iam(resource_id: str, *, enabled: bool = True) -> IamSnapshot:
     role = f"arn:aws:iam::{DB_ACCOUNT}:role"
     wildcard = Finding(
         "warning",
-        "wildcard_grant",
+        FindingCode.WILDCARD_GRANT,
         "pg-db-monitor-policy allows rds-db:connect on dbuser:*/pgmonitor (every cluster in the region)",
         fix="Name the cluster resource id in the policy instead of '*'.",
         user="pgmonitor",
     )
     unused = Finding(
         "info",
-        "unused_grant",
+        FindingCode.UNUSED_GRANT,
         "pgdemo-oltp-ro-role has not used rds-db:connect for 90 days",
         fix="Revoke the grant if nobody needs it (IAM Access Advisor).",
         user="oltp_ro_user",
     )
     no_iam = Finding(
         "critical",
-        "grant_without_rds_iam",
+        FindingCode.GRANT_WITHOUT_RDS_IAM,
         "report_user may rds-db:connect but is not a member of rds_iam: tokens fail as password errors",
         fix="GRANT rds_iam TO report_user; (or remove the IAM grant)",
         user="report_user",
@@ -275,10 +277,20 @@ def sample_snapshots() -> tuple[ClusterSnapshot, ...]:
         token_expires_at=T0 + timedelta(minutes=11, seconds=23),
         instances=(
             InstanceInfo(
-                "pgdemo-1-writer", "writer", "pgdemo-1-writer.abc.rds.amazonaws.com", 5432, "connected"
+                "pgdemo-1-writer",
+                "writer",
+                "pgdemo-1-writer.abc.rds.amazonaws.com",
+                5432,
+                "connected",
+                health=ServerHealth(T0, 500, 9, 1_250_000, False, None),
             ),
             InstanceInfo(
-                "pgdemo-1-reader", "reader", "pgdemo-1-reader.abc.rds.amazonaws.com", 5432, "connected"
+                "pgdemo-1-reader",
+                "reader",
+                "pgdemo-1-reader.abc.rds.amazonaws.com",
+                5432,
+                "connected",
+                health=ServerHealth(T0, 500, 3, 80_000, True, 0.02),
             ),
         ),
         activity=_activity("pgdemo-1-writer", "pgdemo-1-reader"),
@@ -300,7 +312,12 @@ def sample_snapshots() -> tuple[ClusterSnapshot, ...]:
         token_expires_at=T0 + timedelta(minutes=14, seconds=2),
         instances=(
             InstanceInfo(
-                "pgdemo-2-writer", "writer", "pgdemo-2-writer.def.rds.amazonaws.com", 5432, "connected"
+                "pgdemo-2-writer",
+                "writer",
+                "pgdemo-2-writer.def.rds.amazonaws.com",
+                5432,
+                "connected",
+                health=ServerHealth(T0, 100, 2, 5_000, False, None),
             ),
         ),
         activity=(
@@ -403,3 +420,45 @@ def synthetic_snapshot(name: str, sessions: int, round_no: int = 0, *, churn: in
 def with_activity(snap: ClusterSnapshot, rows: tuple[SessionRow, ...]) -> ClusterSnapshot:
     """The same snapshot with other sessions (tests drive in-place updates with it)."""
     return replace(snap, activity=rows)
+
+
+def later_round(
+    snaps: tuple[ClusterSnapshot, ...], seconds: float, xacts: int
+) -> tuple[ClusterSnapshot, ...]:
+    """SNAPS SECONDS later, each instance's transaction counter XACTS higher (for transactions per second)."""
+    out = []
+    for snap in snaps:
+        instances = tuple(
+            replace(
+                i,
+                health=replace(
+                    i.health,
+                    sampled_at=(i.health.sampled_at or T0) + timedelta(seconds=seconds),
+                    xact_total=(i.health.xact_total or 0) + xacts,
+                ),
+            )
+            if i.health is not None
+            else i
+            for i in snap.instances
+        )
+        out.append(
+            replace(snap, instances=instances, collected_at=snap.collected_at + timedelta(seconds=seconds))
+        )
+    return tuple(out)
+
+
+LONG_NAMES = {
+    "pgdemo-1": "orders-pricing-eu-west-1-prod",
+    "pgdemo-2": "orders-pricing-eu-west-1-replica",
+    "pgdemo-rds": "ledger",
+}
+
+
+def long_named(snaps: tuple[ClusterSnapshot, ...]) -> tuple[ClusterSnapshot, ...]:
+    """SNAPS with long cluster names that differ only at the end (see LONG_NAMES)."""
+    return tuple(replace(s, name=LONG_NAMES.get(s.name, s.name)) for s in snaps)
+
+
+def long_named_configs() -> tuple[ClusterConfig, ...]:
+    """cluster_configs() under LONG_NAMES."""
+    return tuple(replace(c, name=LONG_NAMES.get(c.name, c.name)) for c in cluster_configs())

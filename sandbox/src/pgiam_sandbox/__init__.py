@@ -10,12 +10,12 @@ Importing this package is cheap: moto, trustme and psycopg load when a Sandbox s
 from typing import TYPE_CHECKING
 
 from pgiam_sandbox.errors import SandboxError
-from pgiam_sandbox.topology import SandboxCluster, SandboxInstance, Switches
+from pgiam_sandbox.topology import InstancePids, SandboxCluster, SandboxInstance, Switches
 
 if TYPE_CHECKING:
     from pgiam_sandbox.core import Sandbox
 
-__all__ = ["Sandbox", "SandboxCluster", "SandboxError", "SandboxInstance", "Switches"]
+__all__ = ["InstancePids", "Sandbox", "SandboxCluster", "SandboxError", "SandboxInstance", "Switches"]
 
 
 def __getattr__(name: str) -> object:

@@ -17,7 +17,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import boto3
 
@@ -25,11 +25,15 @@ from pgiam_sandbox import aws_files, fake_aws, moto_guards
 from pgiam_sandbox.errors import SandboxError
 from pgiam_sandbox.imds import ImdsServer
 from pgiam_sandbox.runtime import Runtime
-from pgiam_sandbox.topology import SandboxCluster, SandboxInstance, Switches
+from pgiam_sandbox.server_plan import DEFAULT_MAX_SERVERS
+from pgiam_sandbox.topology import InstancePids, SandboxCluster, SandboxInstance, Switches
 
 log = logging.getLogger(__name__)
 
 LISTEN_HOST = "127.0.0.1"
+MAX_CLUSTERS = 50
+MAX_SESSIONS = 5000  # idle sessions per server (each is a backend process: ~2 MB)
+WORKLOAD_CLUSTERS = 4  # Aurora clusters that get background sessions (all of the demo's 3)
 
 # moto's backends are process-global: two live sandboxes in one process would share (and reset) one AWS.
 _active_lock = threading.Lock()
@@ -50,9 +54,17 @@ class Sandbox:
         pg_bindir: str | None = None,
         aws_port: int = 0,
         imds_port: int = 0,
+        sessions: int = 0,
+        max_servers: int = DEFAULT_MAX_SERVERS,
     ) -> None:
-        if clusters < 0:
-            raise SandboxError(f"--clusters must be >= 0, not {clusters}")
+        if not 0 <= clusters <= MAX_CLUSTERS:
+            raise SandboxError(f"--clusters must be between 0 and {MAX_CLUSTERS}, not {clusters}")
+        if not 0 <= sessions <= MAX_SESSIONS:
+            raise SandboxError(f"--sessions must be between 0 and {MAX_SESSIONS}, not {sessions}")
+        if max_servers < 1:
+            raise SandboxError(f"--servers must be >= 1, not {max_servers}")
+        self.sessions = sessions  # idle client sessions held open per PostgreSQL server
+        self.max_servers = max_servers
         self.root = Path(root).absolute()
         self.cluster_count = clusters
         self.workload_enabled = workload
@@ -76,6 +88,7 @@ class Sandbox:
         self.imds: ImdsServer | None = None
         self._runtime: Runtime | None = None
         self._workload: Any = None
+        self._control: Any = None  # control.ControlServer: `pgiam-tui sandbox restart|pids` talk to it
         self._started = False
         self._stopping = threading.Lock()
 
@@ -119,7 +132,14 @@ class Sandbox:
 
         bindir = postgres.find_pg_bindir(self.pg_bindir)  # SandboxError when there is none
         specs = fake_aws.default_specs(self.cluster_count)
-        self._runtime = Runtime(self.root, bindir, self.switches, self.diagnostic_log)
+        self._runtime = Runtime(
+            self.root,
+            bindir,
+            self.switches,
+            self.diagnostic_log,
+            sessions=self.sessions,
+            max_servers=self.max_servers,
+        )
         # Bind the fixed-port parts first: a busy port is reported before anything slow has started.
         self._moto = fake_aws.MotoServer(LISTEN_HOST, self._aws_port, log_file=self.moto_log)
         self._moto.start()
@@ -137,15 +157,21 @@ class Sandbox:
             finally:
                 pg_future.result()  # re-raises PostgreSQL start errors (and waits before any cleanup)
         self.clusters = self._runtime.start_front_doors(seeded, self.endpoint_url, self.ca_path)
+        from pgiam_sandbox.control import ControlServer
+
+        self._control = ControlServer(self, self.root)
+        self._control.start()
         self._write_files(seeded)
         if self.workload_enabled:
             self._start_workload()
 
     def _start_workload(self) -> None:
         from pgiam_sandbox.workload import Workload
+        from pgiam_sandbox.workload_targets import targets_from_sandbox
 
-        # cast: Workload's protocol declares `clusters` as a mutable Sequence attribute; ours is a tuple.
-        self._workload = Workload(cast(Any, self))
+        # A fleet gets the workload on its first few clusters only: 2 cores, and the rest are for watching.
+        targets = targets_from_sandbox(_FirstClusters(self, WORKLOAD_CLUSTERS))
+        self._workload = Workload(targets, self.boto_session)
         self._workload.start()
 
     def stop(self) -> None:
@@ -155,6 +181,9 @@ class Sandbox:
             if not self._started:
                 return
             errors: list[str] = []
+            if self._control is not None:
+                _collect(errors, self._control.stop)
+                self._control = None
             if self._workload is not None:
                 _collect(errors, self._workload.stop)
                 self._workload = None
@@ -214,6 +243,7 @@ class Sandbox:
             "profiles_toml": str(self.profiles_toml),
             "diagnostic_log": str(self.diagnostic_log),
             "pid": os.getpid(),
+            "control_socket": str(self._control.path) if self._control is not None else None,
         }
         aws_files.write_text(self.root / "sandbox.json", aws_files.sandbox_json(self.clusters, extra))
 
@@ -248,10 +278,6 @@ class Sandbox:
         for i in self.cluster(name).instances:
             with psycopg.connect(self.admin_dsn(name, i.id), autocommit=True) as conn:
                 conn.execute(sql.encode())
-        # RDS checks rds_iam at every login; the front doors cache it for a second: a GRANT/REVOKE made here
-        # must count from the next login on.
-        if self._runtime is not None:
-            self._runtime.forget_memberships()
 
     def boto_session(self, profile: str | None = None) -> boto3.Session:
         """A boto3 session on the sandbox's config files (which name its endpoints), ignoring os.environ."""
@@ -276,6 +302,38 @@ class Sandbox:
         """Stop then start NAME's PostgreSQL servers."""
         self.stop_cluster(name)
         self.start_cluster(name)
+
+    def instance_pids(self, instance_id: str) -> InstancePids:
+        """The postmaster and the other processes serving INSTANCE_ID (a DB instance id: "pgdemo-1-writer").
+
+        For fault tests: SIGSTOP/SIGCONT all of them to stall the instance, SIGKILL the postmaster to crash
+        it. The sandbox collects a server that died within a second and clears what it left (orphaned
+        children, pid file, shared memory); `restart_instance` starts it again.
+        """
+        runtime = self._require_runtime()
+        self._instance_by_id(instance_id)
+        server = runtime.server(instance_id)
+        pids = runtime.instance_processes(instance_id)
+        postmaster = server.pid
+        return InstancePids(postmaster, tuple(p for p in pids if p != postmaster))
+
+    def restart_instance(self, instance_id: str) -> None:
+        """Start INSTANCE_ID's PostgreSQL again (same port, same data), whether it runs, was stopped or died.
+
+        A running server gets a fast shutdown first; a killed one is collected and its leftovers cleared.
+        Front doors keep listening throughout (logins fail with 57P03 meanwhile, as on RDS during a reboot).
+        `pgiam-tui sandbox restart --dir DIR INSTANCE` does the same from another process.
+        """
+        self._instance_by_id(instance_id)
+        self._require_runtime().restart_instance(instance_id)
+
+    def _instance_by_id(self, instance_id: str) -> SandboxInstance:
+        for c in self.clusters:
+            for i in c.instances:
+                if i.id == instance_id:
+                    return i
+        known = ", ".join(i.id for c in self.clusters for i in c.instances)
+        raise SandboxError(f"no sandbox instance {instance_id!r} (known: {known})")
 
     def expire_sessions(self, role_name: str | None = None, access_key_id: str | None = None) -> int:
         """Mark moto's STS sessions expired (of ROLE_NAME and/or ACCESS_KEY_ID, else all); returns how many.
@@ -312,6 +370,16 @@ class Sandbox:
         if self._runtime is None:
             raise SandboxError("the sandbox is not running")
         return self._runtime
+
+
+class _FirstClusters:
+    """A view of a sandbox with only its first N Aurora clusters and its RDS for PostgreSQL instances."""
+
+    def __init__(self, sandbox: Sandbox, n: int) -> None:
+        aurora = [c for c in sandbox.clusters if c.kind == "aurora"][:n]
+        self.clusters = tuple(c for c in sandbox.clusters if c in aurora or c.kind != "aurora")
+        self.ca_path = sandbox.ca_path
+        self.boto_session = sandbox.boto_session
 
 
 def _collect(errors: list[str], func: Any) -> None:

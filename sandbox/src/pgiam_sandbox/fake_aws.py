@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 
+from pgiam_sandbox import quiet_server
 from pgiam_sandbox.errors import SandboxError
 
 DB_ACCOUNT = "111111111111"
@@ -99,6 +100,8 @@ class MotoServer:
             sock.close()  # werkzeug holds its own duplicate of the descriptor
         # "Error on request:\n<traceback>" is logged by the server object, not the handler: route it too
         self._server.log = lambda type, message, *args: record(type, message % args if args else message)
+        # a client that went away mid-request: no traceback on the terminal (socketserver prints one)
+        self._server.handle_error = quiet_server.handle_error
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-moto", daemon=True)
         self._thread.start()
@@ -212,6 +215,30 @@ def _session(key: StaticKey, region: str = "us-east-1") -> boto3.Session:
     return boto3.Session(
         aws_access_key_id=key.access_key_id, aws_secret_access_key=key.secret_access_key, region_name=region
     )
+
+
+_clients_lock = threading.Lock()
+_sessions: dict[str, boto3.Session] = {}
+_clients: dict[tuple[str, str, str, str], Any] = {}
+
+
+def client_for(key: StaticKey, service: str, region: str, endpoint_url: str) -> Any:
+    """A boto3 client signed with ``key``, shared by every caller asking for the same one.
+
+    One session per key, one client per service and region: a session loads each service model once, and a
+    fleet sandbox (50 clusters, a log sink each) spent most of its start-up loading them again per cluster.
+    Clients are thread-safe; creating them is not, hence the lock.
+    """
+    wanted = (key.access_key_id, service, region, endpoint_url)
+    with _clients_lock:
+        client = _clients.get(wanted)
+        if client is None:
+            session = _sessions.get(key.access_key_id)
+            if session is None:
+                session = _sessions[key.access_key_id] = _session(key)
+            client = session.client(service, region_name=region, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+            _clients[wanted] = client
+        return client
 
 
 ADMIN_POLICY = _doc({"Effect": "Allow", "Action": "*", "Resource": "*"})
@@ -378,9 +405,8 @@ def _seed(endpoint_url: str, specs: tuple[ClusterSpec, ...]) -> SeedResult:
 
 
 def _create_rds(admin: StaticKey, endpoint_url: str, spec: ClusterSpec) -> SeededCluster:
-    session = _session(admin, spec.region)
-    rds = session.client("rds", endpoint_url=endpoint_url)
-    logs = session.client("logs", endpoint_url=endpoint_url)
+    rds = client_for(admin, "rds", spec.region, endpoint_url)
+    logs = client_for(admin, "logs", spec.region, endpoint_url)
     exports = ["postgresql", "iam-db-auth-error"]
     instances: list[SeededInstance] = []
     if spec.kind == "aurora":
@@ -465,6 +491,9 @@ def reset_backends() -> None:
     """
     import sys
 
+    with _clients_lock:  # their keys die with the backends
+        _clients.clear()
+        _sessions.clear()
     for module, name in (
         ("moto.iam.models", "iam_backends"),
         ("moto.sts.models", "sts_backends"),

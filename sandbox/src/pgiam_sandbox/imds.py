@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from pgiam_sandbox import quiet_server
 from pgiam_sandbox.errors import SandboxError
 
 INSTANCE_ID = "i-0sandbox0mgmt0001"
@@ -58,7 +59,7 @@ class ImdsServer:
         self._tokens: dict[str, dt.datetime] = {}
         self._creds: _Creds | None = None
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _QuietServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -70,7 +71,7 @@ class ImdsServer:
         """Bind and serve in a thread; SandboxError if the port is taken."""
         handler = _make_handler(self)
         try:
-            self._server = ThreadingHTTPServer((self.host, self.requested_port), handler)
+            self._server = _QuietServer((self.host, self.requested_port), handler)
         except OSError as exc:
             raise SandboxError(
                 f"IMDS: cannot listen on {self.host}:{self.requested_port}: {exc.strerror or exc}"
@@ -180,6 +181,13 @@ class ImdsServer:
             }
             return 200, "application/json", json.dumps(doc)
         return None
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """No traceback on the terminal for a client that went away (see quiet_server)."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        quiet_server.handle_error(request, client_address)
 
 
 def _make_handler(imds: ImdsServer) -> type[BaseHTTPRequestHandler]:

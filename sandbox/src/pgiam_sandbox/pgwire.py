@@ -189,6 +189,11 @@ def _take_buffered(reader: asyncio.StreamReader) -> bytes:
     return data
 
 
+def _gone(reader: asyncio.StreamReader) -> bool:
+    # After _take_buffered, at_eof() is exactly "the peer closed"; exception() is "the connection was lost".
+    return reader.at_eof() or reader.exception() is not None
+
+
 async def relay(
     c_reader: asyncio.StreamReader,
     c_writer: asyncio.StreamWriter,
@@ -221,6 +226,11 @@ async def relay(
             transport.resume_reading()  # type: ignore[attr-defined]  # the stream may have paused it
         if transport.is_closing():
             to_backend._finish()
+    # A side whose end of file reached its stream before the hand-over will not tell our protocols again
+    # (a TLS transport is not "closing" until its shutdown completes): relaying on would keep the other side's
+    # session open for good.
+    if any(_gone(stream) for stream in (c_reader, b_reader)):
+        to_backend._finish()
     try:
         await done
     finally:

@@ -63,6 +63,7 @@ from pgiam_sandbox.pg_host import (
     user_kwargs,
     write_instance_config,
 )
+from pgiam_sandbox.pg_process import clear_leftovers, processes_in
 
 ADMIN_USER = "sandbox_admin"
 ADMIN_PASSWORD = "sandbox-admin"  # public on purpose: a local sandbox; TCP loopback requires scram
@@ -123,6 +124,7 @@ class LocalPostgres:
         self.data_dir = Path(data_dir)
         self.requested_dir = Path(requested_dir) if requested_dir is not None else self.data_dir
         self.read_only = read_only
+        self.max_connections: int | None = None  # None: the template's 60; set before start() to change
         self.port: int | None = port
         self._auto_port = port is None
         self._owned_base = owned_base  # pgiam-pg-* dir (/dev/shm or /tmp) with the data; cleanup() removes it
@@ -255,6 +257,7 @@ class LocalPostgres:
         with self._lock:
             if self.is_running:
                 return
+            self.stop()  # a postmaster of ours that died: collect it, clear its leftovers
             self._refuse_foreign_postmaster()
             attempts = 3 if self._auto_port else 1
             for attempt in range(attempts):
@@ -271,7 +274,11 @@ class LocalPostgres:
                         ) from None
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Fast shutdown (SIGINT, like ``pg_ctl stop -m fast``) of the pid it holds; SIGKILL if it lingers."""
+        """Fast shutdown (SIGINT, like ``pg_ctl stop -m fast``) of the pid it holds; SIGKILL if it lingers.
+
+        A postmaster that had already died (killed, crashed) is collected, and what it left is cleared
+        (see :meth:`reap`).
+        """
         with self._lock:
             proc = self._proc
             if proc is None:
@@ -291,13 +298,38 @@ class LocalPostgres:
                         with contextlib.suppress(OSError):
                             segment.unlink()
             self._proc = None
-            # After a SIGKILL postgres cannot remove these; a later start must not trip over them.
-            with contextlib.suppress(FileNotFoundError):
-                (self.data_dir / "postmaster.pid").unlink()
-            if self.port is not None:
-                for leftover in (f".s.PGSQL.{self.port}", f".s.PGSQL.{self.port}.lock"):
-                    with contextlib.suppress(FileNotFoundError):
-                        (self.socket_dir / leftover).unlink()
+            # After a SIGKILL (ours or anyone's) postgres cannot clean up: its children may still hold its
+            # shared memory, and its pid file, sockets and /dev/shm segments stay. A later start needs none.
+            clear_leftovers(self.data_dir, self.socket_dir, self.port)
+
+    def reap(self) -> bool:
+        """Collect a postmaster of ours that died (no zombie) and clear what it left; True when there was one.
+
+        Then :meth:`start` works again at once (same port, same data). Never blocks on a start or stop that
+        is under way (returns False then).
+        """
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            proc = self._proc
+            if proc is None or proc.poll() is None:
+                return False
+            self.stop()
+            return True
+        finally:
+            self._lock.release()
+
+    def processes(self) -> list[int]:
+        """Pids of this server's processes: the postmaster first (while running), then its children.
+
+        Found by working directory (see pg_process), so children orphaned by a killed postmaster count too.
+        """
+        pids = processes_in(self.data_dir)
+        postmaster = self.pid
+        if postmaster is not None and postmaster in pids:
+            pids.remove(postmaster)
+            pids.insert(0, postmaster)
+        return pids
 
     def restart(self) -> None:
         """stop() then start() on the same port."""
@@ -356,7 +388,9 @@ class LocalPostgres:
 
     def _start_once(self, timeout: float) -> None:
         assert self.port is not None
-        write_instance_config(self.data_dir, self.port, self.socket_dir, self.read_only, self._user)
+        write_instance_config(
+            self.data_dir, self.port, self.socket_dir, self.read_only, self._user, self.max_connections
+        )
         log = self.log_file
         # Opened here (as root if root) and handed over: the server appends its stderr to it.
         log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)

@@ -61,6 +61,23 @@ class SandboxCluster:
         return data
 
 
+@dataclass(frozen=True)
+class InstancePids:
+    """The processes serving one DB instance, for fault tests (SIGSTOP, SIGKILL by pid).
+
+    ``postmaster`` is None when the server is not running; ``children`` are its backends and background
+    processes (also those orphaned by a killed postmaster, until the sandbox ends them).
+    """
+
+    postmaster: int | None
+    children: tuple[int, ...]
+
+    @property
+    def all(self) -> tuple[int, ...]:
+        """Postmaster (if any) and children."""
+        return (self.postmaster, *self.children) if self.postmaster is not None else self.children
+
+
 class Switches:
     """Knobs read by the front doors per message / per connection; plain attributes, set them at will."""
 

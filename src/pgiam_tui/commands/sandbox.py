@@ -1,4 +1,7 @@
-"""`pgiam-tui sandbox up --dir DIR ...`: run the local AWS + RDS stand-in until SIGINT/SIGTERM."""
+"""`pgiam-tui sandbox up --dir DIR ...`: run the local AWS + RDS stand-in until SIGINT/SIGTERM.
+
+`sandbox restart|pids --dir DIR INSTANCE` talk to a running one through its control socket (control.py).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +23,21 @@ def register(subparsers: Any) -> None:
     up = actions.add_parser("up", help="start the sandbox, print 'ready', run until SIGINT/SIGTERM")
     up.add_argument("--dir", required=True, metavar="DIR", help="directory for env.sh, profiles.toml, data")
     up.add_argument(
-        "--clusters", type=_non_negative, default=3, metavar="N", help="Aurora clusters (default 3)"
+        "--clusters", type=_non_negative, default=3, metavar="N", help="Aurora clusters, up to 50 (default 3)"
+    )
+    up.add_argument(
+        "--sessions",
+        type=_non_negative,
+        default=0,
+        metavar="N",
+        help="idle client sessions held open per PostgreSQL server (max_connections raised to fit)",
+    )
+    up.add_argument(
+        "--servers",
+        type=_positive,
+        default=8,
+        metavar="N",
+        help="PostgreSQL servers at most; beyond that, instances share them (default 8)",
     )
     up.add_argument("--no-workload", action="store_true", help="no background sessions")
     up.add_argument(
@@ -40,6 +57,13 @@ def register(subparsers: Any) -> None:
         "--imds-port", type=_port, default=0, metavar="PORT", help="IMDS port (default: any free)"
     )
     up.add_argument("--pg-bindir", default=None, metavar="DIR", help="PostgreSQL binaries (else found)")
+    for action, text in (
+        ("restart", "start an instance's PostgreSQL again (also after it was killed) in a running sandbox"),
+        ("pids", "print the postmaster and other pids of an instance of a running sandbox (JSON)"),
+    ):
+        sub = actions.add_parser(action, help=text, description=text)
+        sub.add_argument("--dir", required=True, metavar="DIR", help="the running sandbox's directory")
+        sub.add_argument("instance", metavar="INSTANCE", help="DB instance id, e.g. pgdemo-1-writer")
     parser.set_defaults(func=run)
 
 
@@ -50,6 +74,13 @@ def _non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0: {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {value}")
     return value
 
 
@@ -72,8 +103,11 @@ def _port(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Start the sandbox, print `ready`, wait for SIGINT/SIGTERM, stop everything. Exit 2 on bad input."""
-    if getattr(args, "sandbox_action", None) != "up":
-        print("pgiam-tui sandbox: choose an action: up", file=sys.stderr)
+    action = getattr(args, "sandbox_action", None)
+    if action in ("restart", "pids"):
+        return _control(action, args)
+    if action != "up":
+        print("pgiam-tui sandbox: choose an action: up, restart, pids", file=sys.stderr)
         return 2
     import signal
     import threading
@@ -94,16 +128,24 @@ def run(args: argparse.Namespace) -> int:
 
     # Handlers first: a signal during start-up must still lead to a clean stop, not a half-started sandbox.
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    sandbox = Sandbox(
-        Path(args.dir),
-        clusters=args.clusters,
-        workload=not args.no_workload,
-        latency_ms=args.latency_ms,
-        clock_skew_seconds=args.clock_skew_seconds,
-        pg_bindir=args.pg_bindir,
-        aws_port=args.aws_port,
-        imds_port=args.imds_port,
-    )
+    try:
+        sandbox = Sandbox(
+            Path(args.dir),
+            clusters=args.clusters,
+            workload=not args.no_workload,
+            latency_ms=args.latency_ms,
+            clock_skew_seconds=args.clock_skew_seconds,
+            pg_bindir=args.pg_bindir,
+            aws_port=args.aws_port,
+            imds_port=args.imds_port,
+            sessions=args.sessions,
+            max_servers=args.servers,
+        )
+    except SandboxError as exc:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        print(f"pgiam-tui sandbox: {exc}", file=sys.stderr)
+        return 2
     try:
         try:
             sandbox.start()
@@ -126,3 +168,41 @@ def run(args: argparse.Namespace) -> int:
         sandbox.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _control(action: str, args: argparse.Namespace) -> int:
+    """Ask the sandbox running in --dir (its control socket, named in sandbox.json) to restart / name pids."""
+    import json
+    from pathlib import Path
+
+    try:
+        from pgiam_sandbox.control import request
+        from pgiam_sandbox.errors import SandboxError
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("pgiam_sandbox"):
+            raise
+        print(missing_sandbox("sandbox"), file=sys.stderr)
+        return 2
+    state = Path(args.dir) / "sandbox.json"
+    try:
+        socket_path = json.loads(state.read_text(encoding="utf-8")).get("control_socket")
+    except (OSError, ValueError, AttributeError):
+        socket_path = None
+    if not isinstance(socket_path, str) or not socket_path:
+        print(
+            f"pgiam-tui sandbox {action}: no running sandbox in {args.dir} (no {state.name})", file=sys.stderr
+        )
+        return 2
+    try:
+        reply = request(Path(socket_path), action, args.instance)
+    except SandboxError as exc:
+        print(f"pgiam-tui sandbox {action}: {exc}", file=sys.stderr)
+        return 1
+    if not reply.get("ok"):
+        print(f"pgiam-tui sandbox {action}: {reply.get('error', 'failed')}", file=sys.stderr)
+        return 1
+    if action == "pids":
+        print(json.dumps({"postmaster": reply.get("postmaster"), "children": reply.get("children", [])}))
+    else:
+        print(f"restarted {args.instance}")
+    return 0

@@ -33,6 +33,7 @@ from pgiam_tui.model import (
     SessionRow,
 )
 from pgiam_tui.monitor.parts import ClusterParts, DiscoveryPart, EventsPart, IamPart, InstanceState
+from pgiam_tui.vocabulary import FindingCode
 
 __all__ = ["AWS_READ_BUDGET_S", "assemble_snapshot", "merged_events", "status_text"]
 
@@ -133,6 +134,7 @@ def _instance_info(state: InstanceState) -> InstanceInfo:
         error=error,
         connection=st,
         freshness=Freshness(collected_at=reading.read_at, stale=reading.error is not None, reason=reason),
+        health=reading.health,
     )
 
 
@@ -180,7 +182,8 @@ def _discovery_findings(discovery: DiscoveryPart) -> tuple[Finding, ...]:
     if discovery.found is None or discovery.error is None:
         return ()
     info = discovery.error
-    return (Finding("warning", "discovery_failed", f"rediscovery failed: {info.message}", info.hint),)
+    message = f"rediscovery failed: {info.message}"
+    return (Finding("warning", FindingCode.DISCOVERY_FAILED, message, info.hint),)
 
 
 def _aws_freshness(

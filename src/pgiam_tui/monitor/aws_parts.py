@@ -14,6 +14,7 @@ from typing import Protocol
 
 import boto3
 
+from pgiam_tui.advice import check_advice
 from pgiam_tui.aws.budget import apply_budget, note_account
 from pgiam_tui.aws.credential_failure import credential_failure
 from pgiam_tui.aws.discovery import ResolvedCluster, resolve_cluster
@@ -25,6 +26,7 @@ from pgiam_tui.db.conninfo import one_line, scrub
 from pgiam_tui.model import ErrorInfo, Finding
 from pgiam_tui.monitor.cluster import ClusterRuntime
 from pgiam_tui.monitor.parts import Discovered, DiscoveryPart, EventsPart, IamPart
+from pgiam_tui.vocabulary import FindingCode
 
 __all__ = ["SessionSource", "aws_error", "discover", "read_events", "read_iam", "read_identity"]
 
@@ -51,7 +53,7 @@ def aws_error(step: str, exc: BaseException, cfg: ClusterConfig) -> ErrorInfo:
         hint = (
             f"check the AWS profile {cfg.profile!r} (`pgiam-tui profiles --resolve`)"
             if step == "credentials"
-            else f"run `pgiam-tui check {cfg.name}` for a step-by-step diagnosis"
+            else f"{check_advice(cfg.name)} for a step-by-step diagnosis"
         )
     return ErrorInfo(step, message, hint)
 
@@ -140,7 +142,7 @@ async def read_iam(rt: ClusterRuntime, sessions: SessionSource) -> None:
         except Exception as exc:
             hint = getattr(exc, "hint", None) or "check iam_profile in profiles.toml"
             message = f"IAM profile {rt.cfg.iam_profile!r} unusable: {one_line(scrub(str(exc)))}"
-            problems = (Finding("warning", "iam_unreadable", message, hint),)
+            problems = (Finding("warning", FindingCode.IAM_UNREADABLE, message, hint),)
     try:
         iam = await rt.iam_collector.collect(
             found.resolved, found.session, writer.conn.fetch, iam_session=iam_session

@@ -17,6 +17,7 @@ import time
 from dataclasses import replace
 
 from pgiam_tui.collect.activity import ActivityCollector, ActivityResult
+from pgiam_tui.collect.server_health import collect_health
 from pgiam_tui.db.connection import ConnectError, InstanceConnection, QueryError, utcnow
 from pgiam_tui.db.conninfo import one_line, scrub
 from pgiam_tui.model import ErrorInfo
@@ -65,9 +66,7 @@ class InstanceWatch:
         if self._task is None:
             self._budget = self.budget_s()
             self._started = time.monotonic()
-            self._task = asyncio.create_task(
-                self._collector.collect(self.conn), name=f"activity:{self.instance_id}"
-            )
+            self._task = asyncio.create_task(self._collect(), name=f"activity:{self.instance_id}")
         remaining = self._started + self._budget - time.monotonic()
         if remaining > 0:
             await asyncio.wait({self._task}, timeout=remaining)
@@ -78,6 +77,11 @@ class InstanceWatch:
         self._task = None
         self.reading = self._outcome(task)
         return self.reading
+
+    async def _collect(self) -> ActivityResult:
+        result = await self._collector.collect(self.conn)
+        # server-wide figures (connections, transactions, replica lag) on the same session, same budget
+        return replace(result, health=await collect_health(self.conn, self.instance_id))
 
     def _outcome(self, task: asyncio.Task[ActivityResult]) -> InstanceReading:
         try:
@@ -91,7 +95,14 @@ class InstanceWatch:
         except Exception as exc:  # unexpected: this instance reports it, the others go on
             log.error("activity of %s failed: %s", self.instance_id, _describe(exc))
             return replace(self.reading, error=ErrorInfo("internal", _describe(exc)))
-        return InstanceReading(self.instance_id, result.rows, result.findings, utcnow(), None)
+        return InstanceReading(
+            self.instance_id,
+            result.rows,
+            result.findings,
+            utcnow(),
+            None,
+            result.health or self.reading.health,
+        )
 
     def _overdue(self) -> InstanceReading:
         waited = time.monotonic() - self._started

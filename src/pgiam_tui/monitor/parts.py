@@ -24,6 +24,7 @@ from pgiam_tui.model import (
     FailureCount,
     Finding,
     IamSnapshot,
+    ServerHealth,
     SessionRow,
 )
 
@@ -65,6 +66,7 @@ class InstanceReading:
     findings: tuple[Finding, ...] = ()
     read_at: datetime | None = None  # when `rows` were read (None: never)
     error: ErrorInfo | None = None  # why the last attempt gave no rows (None: it did)
+    health: ServerHealth | None = None  # server-wide figures of the last read that could get them
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,6 +152,7 @@ class PgiamApp(App[int]):
 
     def _apply_width(self, width: int) -> None:
         self.set_class(width < NARROW_WIDTH, "-narrow")
+        self.cluster_list.fit(width)
 
     @property
     def cluster_list(self) -> ClusterList:
@@ -384,7 +385,7 @@ class PgiamApp(App[int]):
         if name is None:
             self.notify("no cluster selected", severity="warning")
             return
-        self.push_screen(CheckScreen(name, lambda: self.source.run_check(name)))
+        self.push_screen(CheckScreen(name, lambda progress: self.source.run_check(name, progress)))
 
     def action_zoom(self) -> None:
         """Maximise the focused pane, or restore."""
@@ -393,6 +394,8 @@ class PgiamApp(App[int]):
             screen.minimize()
             return
         pane = self._focused_pane()
+        if isinstance(self.focused, ClusterList):
+            pane = self.activity  # the list itself is narrow by design: zoom what it selects
         if pane is None and self.focused is not None:
             pane = self.focused
         if pane is not None:

@@ -19,20 +19,23 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.recording import Recording
 from pgiam_tui.textsafe import visible
 from pgiam_tui.ui.app import PgiamApp
-from pgiam_tui.ui.source import BackendAction, CheckView, Emit, MfaHandler, SourceUnavailable
-from pgiam_tui.ui.widgets.activity import ActivityPane
-from pgiam_tui.ui.widgets.cluster_list import ClusterList
-from pgiam_tui.ui.widgets.events import EventsPane
-from pgiam_tui.ui.widgets.iam import IamPane
+from pgiam_tui.ui.source import (
+    BackendAction,
+    CheckProgressSink,
+    CheckView,
+    Emit,
+    MfaHandler,
+    SourceUnavailable,
+)
 
 __all__ = ["ReplayApp", "ReplaySource", "parse_moment"]
 
@@ -112,7 +115,7 @@ class ReplaySource:
     def resume(self) -> None:
         """Nothing polls."""
 
-    async def run_check(self, name: str) -> CheckView:
+    async def run_check(self, name: str, progress: CheckProgressSink | None = None) -> CheckView:
         """Refused: a recording cannot connect."""
         raise SourceUnavailable(READ_ONLY)
 
@@ -201,18 +204,14 @@ class ReplayApp(PgiamApp):
         super().__init__(self.replay, (), now=lambda: self.replay.moment, tick=False)
         self.selected = self.replay.names[0] if self.replay.names else None
 
+    DEFAULT_CSS = """
+    #timebar { dock: bottom; height: 1; }
+    """
+
     def compose(self) -> ComposeResult:
-        """The console's layout with the time bar above the footer."""
-        yield Static("", id="topbar")
-        with Horizontal(id="main"):
-            yield ClusterList(id="clusters")
-            with Vertical(id="right"):
-                yield ActivityPane(id="activity")
-                with Horizontal(id="lower"):
-                    yield EventsPane(id="events")
-                    yield IamPane(id="iam")
+        """The console's own layout, and the time bar docked above the footer."""
+        yield from super().compose()
         yield Static("", id="timebar")
-        yield Footer()
 
     def on_mount(self) -> None:
         """The console's mount, then the time bar."""

@@ -9,19 +9,21 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import BindingType
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 from pgiam_tui.model import ClusterSnapshot
-from pgiam_tui.textsafe import ELLIPSIS
+from pgiam_tui.textsafe import ELLIPSIS, visible
 from pgiam_tui.ui.activity_model import is_background
+from pgiam_tui.ui.cluster_health import TpsMeter, health_line
 from pgiam_tui.ui.keys import bindings
 from pgiam_tui.ui.messages import ClusterSelected
-from pgiam_tui.ui.render import fmt_countdown, safe_text
+from pgiam_tui.ui.render import fmt_countdown
 
 GROUP_PREFIX = "group:"
 CLUSTER_PREFIX = "cluster:"
-# (key, header, width): drawn without cell padding, so each width after the first includes one
-# leading space; 33 columns in all (the list is 34 wide with its border).
+# (key, header, width): drawn without cell padding, so each width after the first includes one leading
+# space. The name and a/w/all widths adapt (see ClusterList.fit); these are their least widths.
 COLUMNS = (
     ("cluster", "cluster", 10),
     ("health", "", 3),
@@ -29,24 +31,61 @@ COLUMNS = (
     ("a/w/all", " a/w/all", 9),
     ("fail", " fail", 5),
 )
-LIST_WIDTH = sum(w for _, _, w in COLUMNS)
-NAME_WIDTH = COLUMNS[0][2]
+MIN_NAME_WIDTH = COLUMNS[0][2]
+MAX_NAME_WIDTH = 40
+LIST_SHARE = 0.4  # of the screen's width, at most, for long names (the activity pane keeps the rest)
+NARROW_SHARE = 0.35
+WIDE_SCREEN = 180  # from here on the list widens for its whole health line
 
 
-def heading_cells(group: str, style: str = "bold underline") -> tuple[Text, ...]:
+def middle_cut(text: str, width: int) -> str:
+    """TEXT shown (controls made visible) in at most WIDTH columns, cut in the middle: the ends of cluster
+    names tell them apart (`orders-p…d` vs `orders-p…r`, not `orders-pr…` twice)."""
+    pieces = [visible(ch) for ch in text]
+    if sum(len(p) for p in pieces) <= width:
+        return "".join(pieces)
+    budget = max(0, width - 1)
+    head_budget = budget - budget // 2
+    head: list[str] = []
+    used = 0
+    for p in pieces:
+        if used + len(p) > head_budget:
+            break
+        head.append(p)
+        used += len(p)
+    tail: list[str] = []
+    used_tail = 0
+    for p in reversed(pieces[len(head) :]):
+        if used + used_tail + len(p) > budget:
+            break
+        tail.append(p)
+        used_tail += len(p)
+    return "".join(head) + ELLIPSIS + "".join(reversed(tail))
+
+
+def heading_cells(group: str, widths: Sequence[int], style: str = "bold underline") -> tuple[Text, ...]:
     """A group heading spread over the row's cells: with no cell padding the pieces join up, so the
     heading gets the list's whole width instead of the name column's ("db-account/us-east-1").
     Longer headings keep their start and end ("db-account-prod…us-east-1")."""
-    shown = safe_text(group).plain
-    if len(shown) > LIST_WIDTH:
-        keep = LIST_WIDTH - 1
-        shown = shown[: keep - keep // 2] + ELLIPSIS + shown[len(shown) - keep // 2 :]
-    cells = []
-    start = 0
-    for _, _, width in COLUMNS:
-        cells.append(Text(shown[start : start + width], style=style, no_wrap=True, end=""))
-        start += width
-    return tuple(cells)
+    return spread(Text(middle_cut(group, sum(widths)), style=style), widths)
+
+
+def spread(text: Text, widths: Sequence[int]) -> tuple[Text, ...]:
+    """TEXT (one line, styles kept) cut into consecutive pieces of WIDTHS, one per cell."""
+    offsets = []
+    at = 0
+    for width in widths[:-1]:
+        at += width
+        offsets.append(at)
+    pieces = text.divide(offsets)
+    out = []
+    for piece in list(pieces)[: len(widths)]:
+        piece.no_wrap = True
+        piece.end = ""
+        out.append(piece)
+    while len(out) < len(widths):
+        out.append(Text(""))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +137,11 @@ def group_of(snap: ClusterSnapshot | None, fallback: str) -> str:
 
 
 class ClusterList(DataTable[Text]):
-    """Clusters grouped by label or account; selecting a row switches every pane to that cluster."""
+    """Clusters grouped by label or account; selecting a row switches every pane to that cluster.
+
+    Each cluster takes two lines: name, health, token, sessions and failures; then its health at a glance
+    (longest query, oldest transaction, connections, transactions per second, replica lag).
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = bindings("clusters")  # ui/keys.py: this pane's footer
 
@@ -106,28 +149,88 @@ class ClusterList(DataTable[Text]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=0)
         self.entries: list[ClusterEntry] = []
         self._cells: dict[str, tuple[Text, ...]] = {}
+        self._snaps: dict[str, ClusterSnapshot] = {}
+        self._now: datetime | None = None
+        self.tps = TpsMeter()
         self.selected: str | None = None
         self._last_row = 0
+        self._screen_width = 120
+        self.widths: tuple[int, ...] = tuple(w for _, _, w in COLUMNS)
 
     def on_mount(self) -> None:
-        """Fixed columns."""
-        for key, label, width in COLUMNS:
+        """Columns at their least widths until fit() knows the names and the screen."""
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        for (key, label, _), width in zip(COLUMNS, self.widths, strict=True):
             self.add_column(label, width=width, key=key)
+
+    # ----- width ---------------------------------------------------------------------------------
+
+    def _wanted_widths(self) -> tuple[int, ...]:
+        others = sum(w for _, _, w in COLUMNS[1:])
+        share = NARROW_SHARE if self._screen_width < 100 else LIST_SHARE
+        room = int(self._screen_width * share) - 1 - others - (COLUMNS[3][2] - self._counts_width())
+        longest = max((len(middle_cut(e.name, 10_000)) for e in self.entries), default=0)
+        # On wide screens the health line (second line) may ask for more room than the names do; narrower
+        # ones keep the activity pane's width and show the parts of it that fit.
+        health_need = 0
+        if self._screen_width >= WIDE_SCREEN:
+            health_need = max((self._health_length(n) for n in self._snaps), default=0) + 2
+        rest = others - COLUMNS[3][2] + self._counts_width()
+        name = max(MIN_NAME_WIDTH, min(max(longest, health_need - rest), MAX_NAME_WIDTH, room))
+        widths = [w for _, _, w in COLUMNS]
+        widths[0] = name
+        widths[3] = self._counts_width()
+        return tuple(widths)
+
+    def _health_length(self, name: str) -> int:
+        snap = self._snaps[name]
+        return len(health_line(snap, self.tps.tps(snap)).plain)
+
+    def _counts_width(self) -> int:
+        # the a/w/all cell is never cut (1001/0/1008): its column is as wide as the widest count
+        texts = [self._cells[n][3].plain.split("\n")[0] for n in self._cells]
+        return max([COLUMNS[3][2], *(len(t) + 1 for t in texts)])
+
+    def fit(self, screen_width: int | None = None, *, grow_only: bool = False) -> None:
+        """Size the columns to the names, counts and health lines shown, within a share of SCREEN_WIDTH.
+
+        GROW_ONLY (between rounds): widen when something outgrew its column, never narrow, so the list does
+        not change width with every round's durations.
+        """
+        if screen_width is not None:
+            self._screen_width = screen_width
+        wanted = self._wanted_widths()
+        if grow_only:
+            wanted = tuple(max(a, b) for a, b in zip(wanted, self.widths, strict=True))
+        if wanted != self.widths:
+            self.widths = wanted
+            self.clear(columns=True)
+            self._add_columns()
+            self._build_rows()
+        self.styles.width = sum(self.widths) + 1  # + the border
+
+    # ----- rows ----------------------------------------------------------------------------------
 
     def set_entries(self, entries: Sequence[ClusterEntry]) -> None:
         """(Re)build the row layout: group headings, then their clusters in config order."""
-        cursor = self.selected
         self.entries = list(entries)
         self.clear()
+        self._build_rows()
+        self.fit()
+
+    def _build_rows(self) -> None:
+        cursor = self.selected
         self._cells.clear()
         groups: dict[str, list[ClusterEntry]] = {}
         for e in self.entries:
             groups.setdefault(e.group, []).append(e)
         for group, members in groups.items():
-            self.add_row(*heading_cells(group), key=GROUP_PREFIX + group)
+            self.add_row(*heading_cells(group, self.widths), key=GROUP_PREFIX + group)
             for e in members:
-                cells = self._row(e.name, None, None)
-                self.add_row(*cells, key=CLUSTER_PREFIX + e.name)
+                cells = self._row(e.name, self._snaps.get(e.name), self._now)
+                self.add_row(*cells, key=CLUSTER_PREFIX + e.name, height=2)
                 self._cells[e.name] = cells
         if cursor is not None:
             self.select(cursor)
@@ -143,41 +246,57 @@ class ClusterList(DataTable[Text]):
 
     def _row(self, name: str, snap: ClusterSnapshot | None, now: datetime | None) -> tuple[Text, ...]:
         symbol, style, _ = health(snap)
+        first: list[Text]
         if snap is None:
-            return (
-                safe_text(name, NAME_WIDTH),
+            first = [Text(middle_cut(name, self.widths[0])), Text(" " + symbol, style=style)]
+            first += [Text(""), Text(""), Text("")]
+        else:
+            active, waiting, total = session_counts(snap)
+            fails = recent_failures(snap)
+            countdown = fmt_countdown(snap.token_expires_at, now) if now is not None else ""
+            token_style = ""
+            if countdown == "expired":
+                # A token is checked only at login: the session stays up, and the next connect makes a
+                # fresh token (which restarts the countdown). Nothing to count down meanwhile.
+                countdown, token_style = "—", "dim"
+            first = [
+                Text(middle_cut(name, self.widths[0])),
                 Text(" " + symbol, style=style),
-                Text(""),
-                Text(""),
-                Text(""),
-            )
-        active, waiting, total = session_counts(snap)
-        fails = recent_failures(snap)
-        countdown = fmt_countdown(snap.token_expires_at, now) if now is not None else ""
-        # A token is checked only at login: once it expires the session stays up and the next reconnect
-        # makes a fresh one. So "expired" is information (dim), not an alarm.
-        token_style = ""
-        if countdown == "expired":
-            countdown, token_style = "exp", "dim"
-        return (
-            safe_text(name, NAME_WIDTH),
-            Text(" " + symbol, style=style),
-            Text(" " + countdown, style=token_style),
-            Text(f" {active}/{waiting}/{total}", style="red" if waiting else ""),
-            Text(f" {fails}" if fails else "", style="bold red" if fails else ""),
-        )
+                Text(" " + countdown, style=token_style),
+                Text(f" {active}/{waiting}/{total}", style="red" if waiting else ""),
+                Text(f" {fails}" if fails else "", style="bold red" if fails else ""),
+            ]
+        tps = self.tps.tps(snap) if snap else None
+        second = spread(Text("  ").append_text(health_line(snap, tps, sum(self.widths) - 2)), self.widths)
+        cells = []
+        for top, bottom in zip(first, second, strict=True):
+            cell = top.copy()
+            cell.no_wrap = True
+            cell.end = ""
+            cell.append("\n")
+            cell.append_text(bottom)
+            cells.append(cell)
+        return tuple(cells)
 
     def update_cluster(self, name: str, snap: ClusterSnapshot | None, now: datetime) -> None:
         """Refresh one cluster's cells (only those that changed)."""
         if name not in self._cells:
             return
+        self._now = now
+        if snap is not None and self._snaps.get(name) is not snap:
+            self.tps.feed(snap)
+            self._snaps[name] = snap
         cells = self._row(name, snap, now)
         old = self._cells[name]
+        self._cells[name] = cells
+        grown = any(a > b for a, b in zip(self._wanted_widths(), self.widths, strict=True))
+        if grown:
+            self.fit(grow_only=True)  # a count or health line outgrew its column: rebuild (rare)
+            return
         keys = [key for key, _, _ in COLUMNS]
         for col, before, after in zip(keys, old, cells, strict=True):
-            if before.plain != after.plain or before.style != after.style:
+            if before.plain != after.plain or before.spans != after.spans or before.style != after.style:
                 self.update_cell(CLUSTER_PREFIX + name, col, after)
-        self._cells[name] = cells
 
     def select(self, name: str) -> None:
         """Put the cursor on a cluster."""
@@ -191,21 +310,47 @@ class ClusterList(DataTable[Text]):
             self.selected = name
             self.post_message(ClusterSelected(name))
 
+    # ----- cursor: headings are stepped over at once, so quick presses land where they should --------
+
+    def _cluster_rows(self) -> list[int]:
+        rows = []
+        for index in range(self.row_count):
+            key = self.coordinate_to_cell_key(Coordinate(index, 0)).row_key
+            if str(key.value).startswith(CLUSTER_PREFIX):
+                rows.append(index)
+        return rows
+
+    def _step(self, direction: int) -> None:
+        rows = self._cluster_rows()
+        if not rows:
+            return
+        here = self.cursor_row
+        if direction > 0:
+            target = next((r for r in rows if r > here), rows[-1])
+        else:
+            target = next((r for r in reversed(rows) if r < here), rows[0])
+        self.move_cursor(row=target)
+
+    def action_cursor_down(self) -> None:
+        """Next cluster (over any heading)."""
+        self._step(+1)
+
+    def action_cursor_up(self) -> None:
+        """Previous cluster (over any heading)."""
+        self._step(-1)
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        """Cursor on a cluster row selects it; on a heading, skip to the next cluster in that direction."""
+        """Cursor on a cluster row selects it; on a heading (a click, page keys), the next cluster below."""
         if event.data_table is not self:
             return
         event.stop()
         key = str(event.row_key.value)
         previous, self._last_row = self._last_row, event.cursor_row
         if key.startswith(GROUP_PREFIX):
-            # Headings are not selectable: step over them in the direction the cursor was moving.
+            if self.cursor_row != event.cursor_row:
+                return  # the cursor has moved on since (this event is stale)
             up = event.cursor_row < previous and event.cursor_row > 0
-            target = event.cursor_row - 1 if up else event.cursor_row + 1
-            if target >= self.row_count:
-                target = event.cursor_row - 1
-            if 0 <= target < self.row_count and target != event.cursor_row:
-                self.move_cursor(row=target)
+            self._step(-1 if up else +1)
             return
         name = key[len(CLUSTER_PREFIX) :]
         if name != self.selected:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
+from textual.widgets.data_table import ColumnKey
 
 from pgiam_tui.model import ClusterSnapshot, DbUser, Finding, IamMetrics, IamSnapshot
 from pgiam_tui.ui.render import SortCell, cell, fmt_ago, safe_text
@@ -154,6 +155,8 @@ USER_COLUMNS = (
     ("principals", 30),
     ("last use", 10),
 )
+WIDENING = ("member of", "principals")
+MAX_CELL = 120  # beyond this a cell is cut (the detail, Enter, has everything)
 
 
 def user_cells(u: DbUser, now: datetime) -> tuple[SortCell, ...]:
@@ -168,8 +171,8 @@ def user_cells(u: DbUser, now: datetime) -> tuple[SortCell, ...]:
         cell(u.name, style=style, max_len=14),
         cell("yes" if u.rds_iam else "no", style="green" if u.rds_iam else "dim"),
         cell("yes" if u.can_login else "no"),
-        cell(", ".join(u.member_of), max_len=40),
-        cell(principals or ("—" if u.rds_iam else ""), max_len=200),
+        cell(", ".join(u.member_of), max_len=MAX_CELL),
+        cell(principals or ("—" if u.rds_iam else ""), max_len=MAX_CELL),
         # Grant.last_used is None both when Access Advisor found no use and when it could not be asked
         # (moto lacks it; accounts may deny it): the snapshot cannot tell these apart, so no "never".
         cell(
@@ -190,6 +193,8 @@ class IamPane(Vertical):
         super().__init__(id=id, classes="pane")
         self.cluster_name: str | None = None
         self._shown_users: dict[str, tuple[SortCell, ...]] = {}
+        self._snap: ClusterSnapshot | None = None
+        self._now = datetime.now(UTC)
 
     def compose(self) -> ComposeResult:
         """Title, users, findings + metrics."""
@@ -199,10 +204,40 @@ class IamPane(Vertical):
             yield Static("", id="iam-findings")
 
     def on_mount(self) -> None:
-        """Fixed-width columns."""
+        """Columns at their least widths; `member of` and `principals` widen to what they hold."""
         table = self.query_one("#iam-users", DataTable)
         for name, width in USER_COLUMNS:
             table.add_column(name, width=width, key=name)
+
+    def _fit_columns(self, table: DataTable[SortCell], rows: Iterable[tuple[SortCell, ...]]) -> None:
+        """Widen `member of` and `principals` to their longest cell (never cut mid-word beside blank
+        columns); past the pane's width the table scrolls sideways instead."""
+        rows = list(rows)
+        changed = False
+        for index, (name, least) in enumerate(USER_COLUMNS):
+            if name not in WIDENING:
+                continue
+            wanted = max([least, *(len(r[index].plain) for r in rows)])
+            column = table.columns[ColumnKey(name)]
+            if column.width != wanted:
+                column.width = wanted
+                changed = True
+        if changed:
+            table.refresh(layout=True)
+            table._require_update_dimensions = True  # Textual re-measures columns on the next render
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a user: its detail (principals, the policy granting each, findings, last use)."""
+        event.stop()
+        snap = self._snap
+        iam = snap.iam if snap is not None else None
+        if snap is None or iam is None:
+            return
+        user = next((u for u in iam.users if u.name == event.row_key.value), None)
+        if user is not None:
+            from pgiam_tui.ui.screens.iam_detail import IamUserScreen
+
+            self.app.push_screen(IamUserScreen(snap.name, user, self._now, iam_readable=iam.iam_readable))
 
     def show_snapshot(self, snap: ClusterSnapshot | None, now: datetime, *, name: str | None = None) -> None:
         """Render one cluster's IAM mapping (users diffed by name)."""
@@ -233,10 +268,19 @@ class IamPane(Vertical):
                         if before.plain != after.plain or before.style != after.style:
                             table.update_cell(key, col, after)
                 self._shown_users[key] = cells
+        self._snap = snap
+        self._now = now
+        self._fit_columns(table, users.values())
         text = Text()
         findings = all_findings(iam, snap)
-        text.append(f"Findings ({len(findings)})", style="bold")
-        if not findings:
+        if iam is None and not findings:
+            # nothing was read (credentials or discovery failed): zero findings would be a false all-clear
+            text.append("Findings: not read", style="bold yellow")
+            if snap.error is not None:
+                text.append(f" ({snap.error.step} failed)", style="dim")
+        else:
+            text.append(f"Findings ({len(findings)})", style="bold")
+        if not findings and iam is not None:
             text.append(": none", style="dim")
         for f in findings:
             text.append("\n")

@@ -1,0 +1,1 @@
+"""Headless exporters of the Monitor's snapshots (Prometheus metrics)."""
