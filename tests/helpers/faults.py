@@ -88,3 +88,76 @@ class Stopwatch:
 
     def __call__(self) -> float:
         return round(time.monotonic() - self._t0, 1)
+
+
+def record_figure(fault: str, **figures: float | str) -> None:
+    """Append measured figures of FAULT to $PGIAM_FAULT_FIGURES (JSON lines) when set: docs/RELIABILITY.md
+    quotes the last run's. Never asserted: timings depend on the machine."""
+    target = os.environ.get("PGIAM_FAULT_FIGURES")
+    if not target:
+        return
+    import json
+
+    with open(target, "a", encoding="utf-8") as out:
+        out.write(json.dumps({"fault": fault, **figures}) + "\n")
+
+
+class PausableProxy:
+    """A TCP relay in front of an endpoint (here moto's AWS API) that a test can stall and release:
+    while paused, nothing is forwarded either way on new or open connections (an AWS stall as the client
+    sees it: requests sent, no answer)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._open = asyncio.Event()
+        self._open.set()
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """http://127.0.0.1:PORT"""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        """Listen on a free loopback port."""
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def pause(self) -> None:
+        """Stop forwarding (requests in flight hang)."""
+        self._open.clear()
+
+    def resume(self) -> None:
+        """Forward again (held requests go on)."""
+        self._open.set()
+
+    async def close(self) -> None:
+        """Stop listening and drop every connection."""
+        self._open.set()
+        if self._server is not None:
+            self._server.close()
+        for w in self._writers:
+            w.close()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._open.wait()
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.close()
+            return
+        self._writers += [writer, up_writer]
+        await asyncio.gather(
+            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+        )
+
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(65536):
+                await self._open.wait()
+                dst.write(data)
+                await dst.drain()
+        finally:
+            dst.close()
