@@ -78,6 +78,7 @@ class PgiamApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "pgiam-tui"
     BINDINGS: ClassVar[list[BindingType]] = app_bindings()  # ui/keys.py: the one key table
+    REPLAY: ClassVar[bool] = False  # the console on a recording (ui/replay.py), not on live clusters
 
     def __init__(
         self,
@@ -273,6 +274,7 @@ class PgiamApp(App[int]):
                         identity=identity,
                         now=now,
                         waiting_for=None if merged_view else self.selected,
+                        replay=self.REPLAY,
                     )
                 )
 
@@ -329,9 +331,9 @@ class PgiamApp(App[int]):
     def action_sort(self) -> None:
         """Next sort column."""
         pane = self._activity_pane()
-        label = pane.table.cycle_sort()
+        # the header's arrow and the pane title say it: no toast (mounting one re-lays-out the screen)
+        pane.table.cycle_sort()
         pane.refresh_title()
-        self.notify(f"activity sorted by {label}", timeout=2)
 
     def action_reverse_sort(self) -> None:
         """Flip the sort direction."""

@@ -28,6 +28,7 @@ from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.recording import Recording
 from pgiam_tui.textsafe import visible
 from pgiam_tui.ui.app import PgiamApp
+from pgiam_tui.ui.keys import bindings
 from pgiam_tui.ui.source import (
     BackendAction,
     CheckProgressSink,
@@ -179,19 +180,8 @@ class JumpScreen(ModalScreen[str | None]):
 class ReplayApp(PgiamApp):
     """The console on a ReplaySource, with a time bar and time-travel keys."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *PgiamApp.BINDINGS,
-        Binding("right_square_bracket", "step(1)", "Next"),
-        Binding("left_square_bracket", "step(-1)", "Prev"),
-        Binding("right_curly_bracket", "step(10)", "+10", show=False),
-        Binding("left_curly_bracket", "step(-10)", "-10", show=False),
-        Binding("less_than_sign", "seek_edge(0)", "First", show=False),
-        Binding("greater_than_sign", "seek_edge(1)", "Last", show=False),
-        Binding("space", "play", "Play"),
-        Binding("1", "play_at(1)", "1x", show=False),
-        Binding("0", "play_at(10)", "10x", show=False),
-        Binding("j", "jump", "Jump"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [*PgiamApp.BINDINGS, *bindings("replay")]  # ui/keys.py
+    REPLAY: ClassVar[bool] = True
 
     def __init__(self, recording: Recording, path: str) -> None:
         self.replay = ReplaySource(recording.snapshots)
@@ -205,11 +195,11 @@ class ReplayApp(PgiamApp):
         self.selected = self.replay.names[0] if self.replay.names else None
 
     DEFAULT_CSS = """
-    #timebar { dock: bottom; height: 1; }
+    #timebar { dock: top; height: 1; }
     """
 
     def compose(self) -> ComposeResult:
-        """The console's own layout, and the time bar docked above the footer."""
+        """The console's own layout, and the time bar docked on top (the footer owns the bottom edge)."""
         yield from super().compose()
         yield Static("", id="timebar")
 
@@ -311,11 +301,11 @@ class ReplayApp(PgiamApp):
 
 
 def timebar_text(app: ReplayApp) -> Text:
-    """`▶ 10x  2026-12-03 03:12:04 UTC  moment 15/240  [████░░░░]  03:00:00 → 04:00:00  skipped 1`."""
+    """` REPLAY  PLAYING 10x  2026-12-03 03:12:04 UTC  moment 15/240  [████░░░░]  03:00:00 → 04:00:00`."""
     src = app.replay
     text = Text()
     text.append(" REPLAY ", style="bold reverse")
-    text.append(f" {'▶' if app.playing else '⏸'} {app.speed:g}x  ")
+    text.append(f" {'PLAYING' if app.playing else 'PAUSED'} {app.speed:g}x  ")
     if not src.times:
         text.append("empty recording", style="dim")
         return text
@@ -327,5 +317,5 @@ def timebar_text(app: ReplayApp) -> Text:
     text.append(f"  {src.times[0]:%H:%M:%S} → {src.times[-1]:%H:%M:%S}", style="dim")
     if app.recording.skipped or app.recording.torn_tail:
         text.append(f"  skipped {app.recording.skipped} torn line(s)", style="yellow")
-    text.append("   [ ] step  space play  1/0 1x/10x  j jump", style="dim")
+    text.append("   [ ] step  < > ends  space play  1 0 speed  j jump", style="dim")
     return text
