@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -17,7 +18,7 @@ from pgiam_tui.aws.tokens import make_token
 from pgiam_tui.collect.events import EventsCollector
 from pgiam_tui.collect.iam_mapping import IamMappingCollector
 from pgiam_tui.config import ClusterConfig, load_config
-from pgiam_tui.model import ConnEvent, IamSnapshot
+from pgiam_tui.model import Attempt, ConnEvent, IamSnapshot
 
 if TYPE_CHECKING:
     from pgiam_sandbox import Sandbox
@@ -77,14 +78,22 @@ async def test_events_from_cloudwatch_with_ssl_and_joined_iam_reasons(sandbox: S
     assert resolved.log_group and "postgresql" in resolved.log_exports
     collector = EventsCollector(_cfg(sandbox))
     session = sandbox.boto_session("instancecrossaccount")
+    # log lines carry whole seconds: this test's logins are the ones from this second on
+    started = datetime.now(UTC).replace(microsecond=0)
     assert await _login(sandbox, "pgmonitor", None)
     assert not await _login(sandbox, "pgmonitor", "not-a-token")
     # The front door ships its lines to moto in the background: read rounds until they are in (bounded).
+    # AWS's reason is joined onto the refused login's attempt (collect/attempts.py), not onto a log line.
     events: tuple[ConnEvent, ...] = ()
+    joined: list[Attempt] = []
     for _ in range(60):
         events, failures = await collector.collect(resolved, session)
         authorized = [e for e in events if e.kind == "authorized" and e.user == "pgmonitor" and e.ssl]
-        joined = [e for e in events if e.kind == "auth_failed" and e.user == "pgmonitor" and e.iam_reason]
+        joined = [
+            a
+            for a in collector.attempts
+            if a.failed and a.user == "pgmonitor" and a.aws_code and a.time is not None and a.time >= started
+        ]
         if authorized and joined:
             break
         await asyncio.sleep(0.5)
@@ -94,7 +103,7 @@ async def test_events_from_cloudwatch_with_ssl_and_joined_iam_reasons(sandbox: S
     assert ssl is not None and ssl.get("protocol", "").startswith("TLS") and int(ssl["bits"]) >= 128
     assert authorized[-1].instance is not None and authorized[-1].source == "cloudwatch"
     assert joined, [(e.kind, e.user, e.message) for e in events if e.kind != "authorized"][-20:]
-    assert any(e.iam_reason and e.iam_reason.startswith("InvalidToken") for e in joined)
+    assert [a.aws_code for a in joined] == ["InvalidToken"] and joined[0].method == "iam"
     assert any(e.kind == "iam_invalid_token" and e.user == "pgmonitor" for e in events)
     assert any(f.user == "pgmonitor" and f.count >= 1 for f in failures)
     # a later round adds nothing twice

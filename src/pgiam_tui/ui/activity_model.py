@@ -182,7 +182,8 @@ ACTIVITY_COLUMNS: tuple[Column, ...] = (
     Column(
         "pid", "pid", 8, lambda r, s: cell(str(r.pid), num_key(r.pid), style=s), ("pid",), attrgetter("pid")
     ),
-    _text_column("user", "user", 12, "usename", max_width=24),
+    # 13: a 12-character role name ("oltp_rw_user") whole, plus the space that keeps columns apart
+    _text_column("user", "user", 13, "usename", max_width=24),
     _text_column("db", "db", 8, "datname", max_width=16),
     _text_column("app", "app", 12, "application_name", max_width=24),
     Column("state", "state", 9, _state_cell, ("state",)),

@@ -195,7 +195,7 @@ class ReplayApp(PgiamApp):
         self.selected = self.replay.names[0] if self.replay.names else None
 
     DEFAULT_CSS = """
-    #timebar { dock: top; height: 1; }
+    #timebar { dock: top; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def compose(self) -> ComposeResult:
@@ -311,11 +311,12 @@ def timebar_text(app: ReplayApp) -> Text:
         return text
     text.append(src.moment.strftime("%Y-%m-%d %H:%M:%S %Z"), style="bold")
     text.append(f"  moment {src.index + 1}/{len(src.times)}  ", style="dim")
+    # before the bar: on a narrow terminal the line is cut at its end, and this warning must stay in sight
+    if app.recording.skipped or app.recording.torn_tail:
+        text.append(f"skipped {app.recording.skipped} torn line(s)  ", style="yellow")
     width = 24
     filled = round(width * src.index / max(1, len(src.times) - 1))
     text.append("[" + "█" * filled + "░" * (width - filled) + "]")
     text.append(f"  {src.times[0]:%H:%M:%S} → {src.times[-1]:%H:%M:%S}", style="dim")
-    if app.recording.skipped or app.recording.torn_tail:
-        text.append(f"  skipped {app.recording.skipped} torn line(s)", style="yellow")
     text.append("   [ ] step  < > ends  space play  1 0 speed  j jump", style="dim")
     return text
