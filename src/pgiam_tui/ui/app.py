@@ -435,8 +435,9 @@ class PgiamApp(App[int]):
         return bool(snap and snap.actions_allowed)
 
     def action_signal_current(self, action: str) -> None:
-        """k / t on the activity table: cancel / terminate the session under the cursor."""
-        loc = self._activity_pane().table.current()
+        """k / t on the activity table or blocking tree: cancel / terminate the session under the cursor."""
+        pane = self._activity_pane()
+        loc = pane.blocking_tree.current() if pane.tree_shown else pane.table.current()
         if loc is None:
             self.notify("no session selected", severity="warning")
             return

@@ -65,7 +65,7 @@ class ActivityPane(FilterablePane):
         switcher = self.query_one(ContentSwitcher)
         switcher.current = "activity-table" if self.tree_shown else "activity-tree"
         if self.tree_shown:
-            self.blocking_tree.show([loc.row for loc in self.table._sources])
+            self.blocking_tree.show(self.table._sources, with_cluster=self.with_cluster)
             self.blocking_tree.focus()
         else:
             self.table.focus()
@@ -89,7 +89,7 @@ class ActivityPane(FilterablePane):
         self.table.set_instance_column(several)
         self.table.show(sessions)
         if self.tree_shown:
-            self.blocking_tree.show(snap.activity)
+            self.blocking_tree.show(sessions)
         if snap.error is not None:
             text = Text()
             text.append("✖ ", style="bold red")
@@ -123,7 +123,7 @@ class ActivityPane(FilterablePane):
         self.query_one("#activity-error", Static).display = False
         self.table.show(sessions)
         if self.tree_shown:
-            self.blocking_tree.show([loc.row for loc in sessions])
+            self.blocking_tree.show(sessions, with_cluster=True)
         self._update_title()
 
     def _update_title(self, snap: ClusterSnapshot | None = None) -> None:
