@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pgiam_devtools.sample import synthetic_snapshot
-from pgiam_tui.exporter.metrics import FleetMetrics
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
+from pgiam_tui.exporter.metrics import FleetMetrics
 from pgiam_tui.recording import FORMAT, RecordingHeader, RecordingWriter
 
 CLUSTERS, SESSIONS, ROUNDS, REFRESH_S = 10, 500, 300, 2.0

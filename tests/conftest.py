@@ -60,6 +60,11 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         os.environ["AWS_RETRY_MODE"] = "standard"
         # botocore reads this at first IMDS use; keep failures quick when a test breaks the IMDS on purpose.
         os.environ["AWS_METADATA_SERVICE_NUM_ATTEMPTS"] = "2"
+        # A private HOME: the AWS CLI's credential cache (~/.aws/cli/cache), which the product shares on
+        # purpose, would otherwise hand this sandbox's tests keys cached from another run's moto.
+        home = root / "home"
+        home.mkdir()
+        os.environ["HOME"] = str(home)
         yield sb
     finally:
         os.environ.clear()

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS = (
-    "check", "snapshot", "token", "profiles", "discover", "password",
+    "check", "snapshot", "events", "token", "profiles", "discover", "config", "password",
     "record", "replay", "serve", "sandbox", "demo",
 )  # fmt: skip
 
@@ -24,14 +24,38 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pgiam-tui",
         description="Watch RDS / Aurora PostgreSQL clusters with IAM database authentication.",
     )
-    parser.add_argument(
-        "--config", metavar="FILE", help="profiles.toml (else $PGIAM_TUI_CONFIG, else the config dir)"
-    )
+    parser.add_argument("--config", metavar="FILE", help=_CONFIG_HELP)
+    parser.add_argument("--version", action="version", version=f"pgiam-tui {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"pgiam_tui.commands.{name}")
         module.register(sub)
+    _accept_config_everywhere(parser)
     return parser
+
+
+_CONFIG_HELP = "profiles.toml (else $PGIAM_TUI_CONFIG, else the config dir)"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pgiam-tui")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def _accept_config_everywhere(parser: argparse.ArgumentParser) -> None:
+    """`--config FILE` after the subcommand too (`pgiam-tui check NAME --config F`), in every subparser;
+    absent there, it leaves the global one alone (SUPPRESS)."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in dict.fromkeys(action.choices.values()):
+            if not any("--config" in a.option_strings for a in child._actions):
+                child.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=_CONFIG_HELP)
+            _accept_config_everywhere(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

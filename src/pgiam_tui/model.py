@@ -11,6 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+from pgiam_tui.vocabulary import FindingCode
+
 InstanceRole = Literal["writer", "reader", "instance"]
 ConnState = Literal["connecting", "connected", "reconnecting", "failed", "stopped"]
 Severity = Literal["critical", "warning", "info"]
@@ -221,7 +223,7 @@ class Finding:
     """A problem with a stable code and a fix text."""
 
     severity: Severity
-    code: str
+    code: FindingCode
     message: str
     fix: str = ""
     user: str | None = None

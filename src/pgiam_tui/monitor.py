@@ -14,7 +14,7 @@ they are busy merges their latest results. So activity never waits for IAM or Cl
 round (first paint) or any later one. `collect_once` (the `snapshot` command) waits for the side parts too.
 
 boto3 (sessions, discovery, identity) runs in worker threads; psycopg is async on the caller's loop, so the
-Monitor can run on Textual's own loop. No UI imports here (tests/test_import_hygiene.py checks it).
+Monitor can run on Textual's own loop. No UI imports here (an import-linter contract in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ from pgiam_tui.monitor_state import (
     target_for,
     with_side_parts,
 )
+from pgiam_tui.vocabulary import FindingCode
 
 __all__ = ["Monitor", "SnapshotCallback"]
 
@@ -334,7 +335,9 @@ class Monitor:
             # a failed *re*discovery: open sessions still work, so keep watching what we knew
             info = aws_error("discovery", exc, cfg)
             w.discovery_problems = (
-                Finding("warning", "discovery_failed", f"rediscovery failed: {info.message}", info.hint),
+                Finding(
+                    "warning", FindingCode.DISCOVERY_FAILED, f"rediscovery failed: {info.message}", info.hint
+                ),
             )
             w.resolved_at = time.monotonic()  # try again after the next refresh period, not every round
             resolved = w.resolved
@@ -486,7 +489,7 @@ class Monitor:
                     w.iam_problems = (
                         Finding(
                             "warning",
-                            "iam_unreadable",
+                            FindingCode.IAM_UNREADABLE,
                             f"IAM profile {w.cfg.iam_profile!r} unusable: {one_line(scrub(str(exc)))}",
                             getattr(exc, "hint", None) or "check iam_profile in profiles.toml",
                         ),

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from pgiam_tui.advice import check_advice
 from pgiam_tui.collect.activity import ActivityResult
 from pgiam_tui.config import ClusterConfig
 from pgiam_tui.db.connection import InstanceConnection, utcnow
@@ -267,7 +268,7 @@ def aws_error(step: str, exc: BaseException, cfg: ClusterConfig) -> ErrorInfo:
     """ErrorInfo for a boto3-side failure, with the hint of AwsCredentialError / DiscoveryError if any."""
     message = one_line(scrub(str(exc) or type(exc).__name__))
     hint = getattr(exc, "hint", None) or (
-        f"run `pgiam-tui check {cfg.name}` for a step-by-step diagnosis" if step != "credentials" else ""
+        f"{check_advice(cfg.name)} for a step-by-step diagnosis" if step != "credentials" else ""
     )
     if step == "credentials" and not hint:
         hint = f"check the AWS profile {cfg.profile!r} (`pgiam-tui profiles --resolve`)"

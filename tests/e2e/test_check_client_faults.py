@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from helpers.check_support import (
+    RefusedPort,
     UnansweringPort,
     aurora,
     check,
-    closed_port,
     direct,
     failed,
 )
@@ -163,7 +163,8 @@ async def test_hostname_mismatch(sandbox: Sandbox, config: Config, sessions: Ses
 
 async def test_tcp_refused(sandbox: Sandbox, config: Config, sessions: SessionFactory) -> None:
     cfg, sb = aurora(sandbox, config)
-    result = await check(direct(cfg, sb, local_port=closed_port()), sessions)
+    with RefusedPort() as port:
+        result = await check(direct(cfg, sb, local_port=port), sessions)
     assert failed(result) == "tcp" and result.cause == "tcp_refused"
     assert result.fix is not None and "tunnel" in result.fix
 
@@ -181,11 +182,11 @@ async def test_broken_tunnel_of_one_member(
     """The cluster endpoint works, but the reader's tunnel is down: the members step names the reader."""
     cfg, sb = aurora(sandbox, config)
     reader = next(i for i in sb.instances if i.role == "reader")
-    tunnels = tuple(
-        (host, f"127.0.0.1:{closed_port()}" if host == reader.endpoint else target)
-        for host, target in cfg.tunnels
-    )
-    result = await check(replace(cfg, tunnels=tunnels), sessions)
+    with RefusedPort() as port:
+        tunnels = tuple(
+            (host, f"127.0.0.1:{port}" if host == reader.endpoint else target) for host, target in cfg.tunnels
+        )
+        result = await check(replace(cfg, tunnels=tunnels), sessions)
     assert result.connected and not result.ok
     assert failed(result) == "members" and result.cause == "tcp_refused"
     assert reader.id in (result.cause_text or "") and "tunnel" in (result.fix or "")

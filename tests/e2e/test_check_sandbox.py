@@ -17,11 +17,11 @@ import pytest
 from helpers.check_support import (
     ADMIN,
     MONITOR_POLICY,
+    RefusedPort,
     WrongMonitorPolicy,
     admin_sql,
     aurora,
     check,
-    closed_port,
     direct,
     failed,
     set_cluster_iam_flag,
@@ -205,9 +205,10 @@ async def test_imds_unreachable(
     sandbox: Sandbox, config: Config, sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg, _sb = aurora(sandbox, config)
-    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f"http://127.0.0.1:{closed_port()}/")
-    monkeypatch.setenv("AWS_METADATA_SERVICE_TIMEOUT", "1")
-    result = await check(cfg, sessions)
+    with RefusedPort() as port:
+        monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f"http://127.0.0.1:{port}/")
+        monkeypatch.setenv("AWS_METADATA_SERVICE_TIMEOUT", "1")
+        result = await check(cfg, sessions)
     assert failed(result) == "credentials" and result.cause == "imds_unreachable", result.cause_text
 
 

@@ -434,3 +434,83 @@ def test_throttling_switch(sandbox: Sandbox, monitor: boto3.Session) -> None:
     finally:
         sandbox.switches.throttle_per_second = None
     _connect(sandbox, cluster.endpoint, cluster.listen_port, "pgmonitor", token).close()
+
+
+# -- changes count for the very next login (no cache answers with yesterday's state) -----------------------
+
+
+def test_grant_revoke_policy_and_flag_changes_count_for_the_very_next_login(sandbox: Sandbox) -> None:
+    """As on RDS and IAM: each change is seen by the login right after it, with a login just before it (so
+    any cache would be warm), by ordinary means: SQL on the server, the IAM and RDS APIs."""
+    cluster = sandbox.cluster("pgdemo-3")
+    admin = sandbox.boto_session("sandbox-db-admin")
+    iam = admin.client("iam")
+    rds = admin.client("rds", region_name=cluster.region)
+    sfx = uuid.uuid4().hex[:8]
+    role, user = f"next_login_{sfx}", f"next-login-{sfx}"
+    resource = f"arn:aws:rds-db:{cluster.region}:{DB}:dbuser:{cluster.resource_id}/{role}"
+    sandbox.admin_sql(cluster.name, f"CREATE ROLE {role} LOGIN; GRANT rds_iam TO {role};")
+    policy = iam.create_policy(
+        PolicyName=f"connect-{sfx}",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "rds-db:connect", "Resource": resource}],
+            }
+        ),
+    )["Policy"]["Arn"]
+    iam.create_user(UserName=user)
+    iam.attach_user_policy(UserName=user, PolicyArn=policy)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    session = boto3.Session(
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+        region_name=cluster.region,
+    )
+
+    def login() -> None:
+        token = _token(session, cluster.endpoint, cluster.region, role)
+        with _connect(sandbox, cluster.endpoint, cluster.listen_port, role, token) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == (role,)
+
+    def refused(code: str | None, reason: str) -> None:
+        token = _token(session, cluster.endpoint, cluster.region, role)
+        _refused(sandbox, cluster, role, token, code=code, reason=reason)
+
+    try:
+        login()
+        # REVOKE rds_iam on the server itself (not through the sandbox's helpers): the next login is a
+        # password login, which the token cannot pass (28P01), as on RDS.
+        with psycopg.connect(sandbox.admin_dsn(cluster.name), autocommit=True) as sql:
+            sql.execute(f"REVOKE rds_iam FROM {role}".encode())
+            with pytest.raises(psycopg.OperationalError) as info:
+                _connect(sandbox, cluster.endpoint, cluster.listen_port, role,
+                         _token(session, cluster.endpoint, cluster.region, role))  # fmt: skip
+            assert _sqlstate(info.value) == "28P01", str(info.value)
+            sql.execute(f"GRANT rds_iam TO {role}".encode())
+        login()
+        iam.detach_user_policy(UserName=user, PolicyArn=policy)
+        refused("NotAuthorized", f"user/{user}")
+        iam.attach_user_policy(UserName=user, PolicyArn=policy)
+        login()
+        rds.modify_db_cluster(
+            DBClusterIdentifier=str(cluster.cluster_id),
+            EnableIAMDatabaseAuthentication=False,
+            ApplyImmediately=True,
+        )
+        try:
+            refused(None, "IAM database authentication is disabled")
+        finally:
+            rds.modify_db_cluster(
+                DBClusterIdentifier=str(cluster.cluster_id),
+                EnableIAMDatabaseAuthentication=True,
+                ApplyImmediately=True,
+            )
+        login()
+    finally:
+        with contextlib.suppress(Exception):
+            iam.detach_user_policy(UserName=user, PolicyArn=policy)
+        iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+        iam.delete_user(UserName=user)
+        iam.delete_policy(PolicyArn=policy)
+        sandbox.admin_sql(cluster.name, f"DROP ROLE {role};")

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from pgiam_sandbox.postgres import LocalPostgres, free_port
+from pgiam_sandbox.postgres import LocalPostgres
 
+from helpers.check_support import RefusedPort
 from helpers.local_pg import running_postgres
 
 if TYPE_CHECKING:
@@ -161,15 +162,16 @@ def test_snapshot_direct_ok_json_and_text(tmp_path: Path, pg: LocalPostgres) -> 
 
 
 def test_snapshot_exit_1_when_one_cluster_does_not_answer(tmp_path: Path, pg: LocalPostgres) -> None:
-    down = f"""
+    with RefusedPort() as port:
+        down = f"""
 [[clusters]]
 name = "local-down"
 endpoint = "local-down.db.internal"
 hostaddr = "127.0.0.1"
-local_port = {free_port()}
+local_port = {port}
 """
-    config, env = _direct_setup(tmp_path, pg, down)
-    done = _run(["--config", str(config), "snapshot", "--json"], env)
+        config, env = _direct_setup(tmp_path, pg, down)
+        done = _run(["--config", str(config), "snapshot", "--json"], env)
     assert done.returncode == 1, done.stderr
     by_name = {c["name"]: c for c in json.loads(done.stdout)["clusters"]}
     assert by_name["local-a"]["status"] == "ok"

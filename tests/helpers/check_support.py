@@ -70,7 +70,7 @@ def set_cluster_iam_flag(sandbox: Sandbox, sb: SandboxCluster, enabled: bool) ->
 
 
 def admin_sql(sandbox: Sandbox, sb: SandboxCluster, sql: str) -> None:
-    """SQL as the sandbox superuser (Sandbox.admin_sql also drops the front doors' rds_iam cache)."""
+    """SQL as the sandbox superuser on every instance of the cluster (counts for the very next login)."""
     sandbox.admin_sql(sb.name, sql)
 
 
@@ -103,12 +103,19 @@ class WrongMonitorPolicy:
         self.iam.delete_policy_version(PolicyArn=self.arn, VersionId=self.new)
 
 
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
+class RefusedPort:
+    """A loopback port that refuses every connection while the block runs: bound by us, never listening.
+
+    Held, not just "free a moment ago": a second test run on the same machine cannot start a server on it.
+    """
+
+    def __enter__(self) -> int:
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        return int(self.socket.getsockname()[1])
+
+    def __exit__(self, *exc: object) -> None:
+        self.socket.close()
 
 
 class UnansweringPort:

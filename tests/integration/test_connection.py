@@ -17,8 +17,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from pgiam_sandbox.postgres import LocalPostgres, free_port
+from pgiam_sandbox.postgres import LocalPostgres
 
+from helpers.check_support import RefusedPort
 from helpers.local_pg import running_postgres
 from pgiam_tui.db.connection import (
     Backoff,
@@ -206,10 +207,10 @@ async def test_wrong_password_is_failed_with_hint_and_no_secret(pg: LocalPostgre
 
 
 async def test_refused_port_is_failed() -> None:
-    port = free_port()
-    conn = InstanceConnection(_target(port), CountingPassword("x"), backoff=FAST)
-    with pytest.raises(ConnectError) as info:
-        await conn.fetch("SELECT 1")
+    with RefusedPort() as port:
+        conn = InstanceConnection(_target(port), CountingPassword("x"), backoff=FAST)
+        with pytest.raises(ConnectError) as info:
+            await conn.fetch("SELECT 1")
     assert conn.status.state == "failed"
     assert "refused" in str(info.value).lower() or "refused" in info.value.hint
     await conn.close()
@@ -424,6 +425,8 @@ async def test_iam_connections_come_back_after_restart(sandbox: Any, tmp_path: A
 )
 def test_login_failures_are_classified(message: str, sqlstate: str | None, hint_part: str) -> None:
     from pgiam_tui.db.connection import _hint_for, login_sqlstate
+    from pgiam_tui.db.conninfo import ConnTarget
 
+    target = ConnTarget("c1", "i-1", "writer", "e.example", 5432, "us-east-1", "demo", "pgmonitor")
     assert login_sqlstate(message) == sqlstate
-    assert hint_part in _hint_for(sqlstate, message, "c1")
+    assert hint_part in _hint_for(sqlstate, message, target)

@@ -16,6 +16,7 @@ from psycopg import sql
 from helpers.local_pg import running_postgres
 from pgiam_tui.aws.iam_read import IamInventory
 from pgiam_tui.collect.iam_findings import MappingContext, RoleRow, build_snapshot
+from pgiam_tui.vocabulary import FindingCode
 
 HOSTILE = "bob; DROP DATABASE demo; --"
 
@@ -41,9 +42,9 @@ def test_pasted_fixes_touch_only_the_named_role(pg: Any) -> None:
     now = datetime(2025, 9, 22, tzinfo=UTC)
     snapshot = build_snapshot(ctx, roles, IamInventory("111111111111", (), now), now=now)
     fixes = {f.code: f.fix or "" for f in snapshot.findings}
-    revoke = re.search(r'REVOKE rds_iam FROM "(?:[^"]|"")*";', fixes["orphan_db_user"])
+    revoke = re.search(r'REVOKE rds_iam FROM "(?:[^"]|"")*";', fixes[FindingCode.ORPHAN_DB_USER])
     assert revoke is not None
-    grant = fixes["no_pg_monitor"]
+    grant = fixes[FindingCode.NO_PG_MONITOR]
 
     with psycopg.connect(pg.dsn(dbname="postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(HOSTILE)))

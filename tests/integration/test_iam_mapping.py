@@ -22,6 +22,7 @@ from pgiam_tui.collect.iam_findings import MappingContext, RoleRow, build_snapsh
 from pgiam_tui.collect.iam_mapping import IamMappingCollector
 from pgiam_tui.config import ClusterConfig
 from pgiam_tui.model import IamSnapshot
+from pgiam_tui.vocabulary import FindingCode
 
 REGION = "us-east-1"
 ACCT = "111111111111"
@@ -246,6 +247,22 @@ def test_unused_grant_from_access_advisor() -> None:
     assert unused == [("oltp_rw_user", "info"), ("pgmonitor", "info")]
     rw = next(u for u in snap.users if u.name == "oltp_rw_user")
     assert rw.iam_principals[0].last_used == NOW - timedelta(days=200)
+
+
+def test_a_grant_for_a_login_user_outside_rds_iam_is_critical() -> None:
+    """Without rds_iam the server checks the token as a password ("password authentication failed")."""
+    roles = [*ROLES, RoleRow("report_user", True, False, False, False, ("oltp_ro_role",))]
+    grant = Principal(RO_ROLE, "role", "report-role", (_policy("report-policy", _arn("report_user")),))
+    snap = build_snapshot(CTX, roles, _inv(*SCENARIO, grant), now=NOW)
+    (finding,) = [f for f in snap.findings if f.code == FindingCode.GRANT_WITHOUT_RDS_IAM]
+    assert (finding.severity, finding.user) == ("critical", "report_user")
+    assert finding.fix.startswith('GRANT rds_iam TO "report_user";')
+    # a member (directly or through a role) is fine, and so is a role that cannot log in
+    member = [*ROLES, RoleRow("report_user", True, False, False, False, ("oltp_ro_role", "rds_iam"))]
+    nologin = [*ROLES, RoleRow("report_user", False, False, False, False, ())]
+    for rows in (member, nologin):
+        codes = {f.code for f in build_snapshot(CTX, rows, _inv(*SCENARIO, grant), now=NOW).findings}
+        assert FindingCode.GRANT_WITHOUT_RDS_IAM not in codes
 
 
 def test_untrusted_names_are_kept_in_findings_and_escaped_where_shown() -> None:

@@ -30,6 +30,7 @@ from pgiam_tui.collect.log_sources import (
 from pgiam_tui.collect.logparse import parse_line
 from pgiam_tui.config import ClusterConfig
 from pgiam_tui.model import ConnEvent, EventKind
+from pgiam_tui.vocabulary import LogSource
 
 REGION = "us-east-1"
 
@@ -470,7 +471,7 @@ def test_choose_source() -> None:
     assert choose_source(cfg, nocw) == "rds_logfile"
     assert choose_source(replace(cfg, log_file="/x"), None) == "file"
     assert choose_source(cfg, None) == "none"
-    assert choose_source(replace(cfg, log_source="none"), cw) == "none"
+    assert choose_source(replace(cfg, log_source=LogSource.NONE), cw) == "none"
 
 
 async def test_events_collector_on_cloudwatch(logs: Any, group: str, session: boto3.Session) -> None:
@@ -556,7 +557,7 @@ async def test_events_collector_file_source(tmp_path: Path) -> None:
     path = tmp_path / "pg.log"
     t = datetime.now(UTC).replace(microsecond=0)
     path.write_text(_line(t, 'FATAL:  password authentication failed for user "app"', "app", 5) + "\n")
-    col = EventsCollector(ClusterConfig(name="c", log_source="file", log_file=str(path)))
+    col = EventsCollector(ClusterConfig(name="c", log_source=LogSource.FILE, log_file=str(path)))
     try:
         events, failures = await col.collect(None, None)
         assert [(e.kind, e.user, e.source) for e in events] == [("auth_failed", "app", "file")]
@@ -619,7 +620,7 @@ async def test_events_collector_adopts_sources_once_discovery_succeeds(
 
 
 async def test_events_collector_explicit_source_without_target_is_a_problem() -> None:
-    col = EventsCollector(ClusterConfig(name="c", log_source="file"))
+    col = EventsCollector(ClusterConfig(name="c", log_source=LogSource.FILE))
     assert await col.collect(None, None) == ((), ())
     assert [p.code for p in col.problems] == ["events_unreadable"]
     assert "no log group, instance or file" in col.problems[0].message

@@ -151,7 +151,9 @@ def test_outcome_for_a_session_never_received_is_not_counted() -> None:
     lines = [
         _rds(early, 44000, "[unknown]", 20, "LOG:  connection received: host=10.0.0.9 port=44000"),
         _rds(early, 44000, "app", 20, "LOG:  connection authorized: user=app database=demo"),
-        # pid 99 was never received, yet this log has logged every connection for five minutes
+        # the client's own connection (pid 98), then a FATAL for pid 99, never received, in a log that has
+        # logged every connection for five minutes
+        _rds(T0, 44998, "[unknown]", 98, "LOG:  connection received: host=10.0.0.9 port=44998"),
         _rds(T0, 44999, "root", 99, 'FATAL:  PAM authentication failed for user "root"'),
     ]
     joiner = AttemptJoiner()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from helpers.check_support import RefusedPort
 from pgiam_tui.diagnose.probe import TlsOutcome, resolve, tcp_connect, tls_probe
 
 SERVER_NAME = "pgdemo.cluster-abc.us-east-1.rds.amazonaws.com"
@@ -155,9 +156,5 @@ def test_server_refusing_tls(ca: trustme.CA, ca_file: Path) -> None:
 def test_resolve_failure_and_refused_port() -> None:
     with pytest.raises(OSError):
         resolve("no-such-host.invalid", 5432)
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # bound then closed: nothing listens there
-    with pytest.raises(ConnectionRefusedError):
+    with RefusedPort() as port, pytest.raises(ConnectionRefusedError):
         tcp_connect("127.0.0.1", port, 2)

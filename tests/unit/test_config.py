@@ -481,7 +481,7 @@ def test_line_scan_survives_multiline_strings_and_comments(tmp_path: Path) -> No
 
 def test_missing_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.toml"
-    with pytest.raises(ConfigError, match=r"nope\.toml: config file not found \(create it from"):
+    with pytest.raises(ConfigError, match=r"nope\.toml: config file not found: `pgiam-tui discover --write"):
         load_config(missing)
 
 

@@ -226,6 +226,14 @@ def test_generated_configs_through_the_real_cli(
     _assert_one_line_exit_2(_cli(tmp_path, path))
 
 
+def test_a_path_under_an_unknown_users_home_is_one_line(tmp_path: Path) -> None:
+    """Found by the fuzz above: expanduser() raised RuntimeError for "~000/ca.pem"."""
+    path = tmp_path / "profiles.toml"
+    path.write_text('[[clusters]]\nname = "a"\nendpoint = "h"\nsslrootcert = "~no-such-user-x/ca.pem"\n')
+    with pytest.raises(ConfigError, match="no home directory"):
+        load_config(path)
+
+
 def test_the_generated_documents_are_valid_toml_that_can_load() -> None:
     """Not vacuous: the serializer above writes TOML that tomllib reads, and valid clusters load."""
     text = _document({}, {"region": "us-east-1"}, [{"name": "a", "cluster_id": "c", "port": 5433}])

@@ -14,6 +14,7 @@ from pgiam_tui.aws.iam_read import IamInventory
 from pgiam_tui.collect.activity import privilege_findings
 from pgiam_tui.collect.iam_findings import MappingContext, RoleRow, build_snapshot
 from pgiam_tui.fixquote import shell_word, sql_ident
+from pgiam_tui.vocabulary import FindingCode
 
 HOSTILE_ROLE = "bob; DROP DATABASE demo; --"
 HOSTILE_PROFILE = 'it\'s "prod" $(touch /tmp/pwned)'
@@ -81,10 +82,12 @@ def test_orphan_and_pg_monitor_findings_quote_the_role() -> None:
     now = datetime(2025, 9, 22, tzinfo=UTC)
     snap = build_snapshot(ctx, roles, IamInventory("111111111111", (), now), now=now)
     fixes = {f.code: f.fix for f in snap.findings}
-    orphan = fixes["orphan_db_user"]
+    orphan = fixes[FindingCode.ORPHAN_DB_USER]
     assert 'REVOKE rds_iam FROM "bob; DROP DATABASE demo; --";' in orphan
     assert "FROM bob;" not in orphan
-    assert sql_statements(fixes["no_pg_monitor"]) == ['GRANT pg_monitor TO "bob; DROP DATABASE demo; --"']
+    assert sql_statements(fixes[FindingCode.NO_PG_MONITOR]) == [
+        'GRANT pg_monitor TO "bob; DROP DATABASE demo; --"'
+    ]
 
 
 def test_insufficient_privilege_hint_quotes_the_user() -> None:

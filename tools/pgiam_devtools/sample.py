@@ -30,6 +30,7 @@ from pgiam_tui.model import (
     SessionRow,
 )
 from pgiam_tui.ui.source import CheckStepView, CheckView
+from pgiam_tui.vocabulary import FindingCode
 
 T0 = datetime(2026, 1, 15, 10, 0, 0, tzinfo=UTC)
 DB_ACCOUNT = "111111111111"
@@ -183,21 +184,21 @@ def _iam(resource_id: str, *, enabled: bool = True) -> IamSnapshot:
     role = f"arn:aws:iam::{DB_ACCOUNT}:role"
     wildcard = Finding(
         "warning",
-        "wildcard_grant",
+        FindingCode.WILDCARD_GRANT,
         "pg-db-monitor-policy allows rds-db:connect on dbuser:*/pgmonitor (every cluster in the region)",
         fix="Name the cluster resource id in the policy instead of '*'.",
         user="pgmonitor",
     )
     unused = Finding(
         "info",
-        "unused_grant",
+        FindingCode.UNUSED_GRANT,
         "pgdemo-oltp-ro-role has not used rds-db:connect for 90 days",
         fix="Revoke the grant if nobody needs it (IAM Access Advisor).",
         user="oltp_ro_user",
     )
     no_iam = Finding(
         "critical",
-        "grant_without_rds_iam",
+        FindingCode.GRANT_WITHOUT_RDS_IAM,
         "report_user may rds-db:connect but is not a member of rds_iam: tokens fail as password errors",
         fix="GRANT rds_iam TO report_user; (or remove the IAM grant)",
         user="report_user",

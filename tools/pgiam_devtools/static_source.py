@@ -8,7 +8,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pgiam_tui.model import ClusterSnapshot
-from pgiam_tui.ui.source import BackendAction, CheckView, Emit, MfaHandler, SourceUnavailable
+from pgiam_tui.ui.source import (
+    BackendAction,
+    CheckProgressSink,
+    CheckView,
+    Emit,
+    MfaHandler,
+    SourceUnavailable,
+)
 
 
 class StaticSource:
@@ -68,7 +75,7 @@ class StaticSource:
         """Record the resumed state."""
         self.paused = False
 
-    async def run_check(self, name: str) -> CheckView:
+    async def run_check(self, name: str, progress: CheckProgressSink | None = None) -> CheckView:
         """The canned check result for `name`."""
         try:
             return self.checks[name]

@@ -257,10 +257,6 @@ class Sandbox:
         for i in self.cluster(name).instances:
             with psycopg.connect(self.admin_dsn(name, i.id), autocommit=True) as conn:
                 conn.execute(sql.encode())
-        # RDS checks rds_iam at every login; the front doors cache it for a second: a GRANT/REVOKE made here
-        # must count from the next login on.
-        if self._runtime is not None:
-            self._runtime.forget_memberships()
 
     def boto_session(self, profile: str | None = None) -> boto3.Session:
         """A boto3 session on the sandbox's config files (which name its endpoints), ignoring os.environ."""

@@ -4,7 +4,8 @@ It speaks the PostgreSQL protocol up to authentication, as RDS does:
 
 - SSLRequest -> 'S' and TLS (certificate from the sandbox's CA); GSSENCRequest -> 'N'; CancelRequest (in the
   clear, or after an SSLRequest as libpq 17 sends it) forwarded to the real server unchanged;
-- StartupMessage: for members of `rds_iam` (asked of the real server as superuser, cached ~1 s) it requests a
+- StartupMessage: for members of `rds_iam` (asked of the real server as superuser at every login, as RDS does:
+  a GRANT or REVOKE counts for the very next login) it requests a
   cleartext password, verifies it as an IAM token (token_check), and on success opens a backend session over
   the unix socket (trust) with the client's startup parameters and relays both ways; on failure it answers
   FATAL 28000 `PAM authentication failed for user "X"` — the client never learns why, as on RDS;
@@ -40,7 +41,6 @@ Verifier = Callable[[str, str, "str | None"], Verdict]  # (token, user, SNI host
 STARTUP_TIMEOUT = (
     30.0  # a client that stalls during login is dropped (PostgreSQL: authentication_timeout 60s)
 )
-MEMBERSHIP_TTL = 1.0
 MEMBERSHIP_TIMEOUT = 5.0  # a stalled server: refuse with 57P03 after this long
 STARTING_UP = "the database system is starting up"  # 57P03, as a server that is not ready yet says
 log = logging.getLogger(__name__)
@@ -144,7 +144,6 @@ class FrontDoor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._members: dict[str, tuple[float, bool]] = {}
         # counters for tests and benchmarks: connections, cancels (and how many came over TLS), IAM outcomes
         self.stats: dict[str, int] = dict.fromkeys(
             ("connections", "cancel", "cancel_tls", "iam_ok", "iam_refused", "relayed_password"), 0
@@ -419,21 +418,14 @@ class FrontDoor:
         await writer.drain()
 
     async def _is_rds_iam(self, user: str) -> bool:
-        """Whether `user` is a member (direct or not) of rds_iam, asked of the real server; cached ~1 s."""
-        now = time.monotonic()
-        cached = self._members.get(user)
-        if cached is not None and now - cached[0] < MEMBERSHIP_TTL:
-            return cached[1]
+        """Whether `user` is a member (direct or not) of rds_iam, asked of the real server at every login.
+
+        No cache: RDS reads the catalog at each login, so a GRANT or REVOKE counts for the very next one.
+        """
         # Its own short session, always closed (psycopg's connect timeout leaked one per stall)
-        member = await membership.is_member(
+        return await membership.is_member(
             self._socket_path(), self.admin_user, self.admin_database, user, timeout=MEMBERSHIP_TIMEOUT
         )
-        self._members[user] = (now, member)
-        return member
-
-    def forget_memberships(self) -> None:
-        """Drop the rds_iam cache (after a GRANT/REVOKE, for tests that cannot wait a second)."""
-        self._members.clear()
 
 
 def _remember_sni(obj: Any, server_name: str | None, _ctx: ssl.SSLContext) -> None:

@@ -70,7 +70,7 @@ class SslInfo:
 
 
 def _clean(value: str | None, unknown: str = "[unknown]") -> str:
-    """A client-supplied value for a log line: no newlines or control characters (they could forge lines)."""
+    """A value for the sandbox's own files (diagnostics, the AWS line): no newlines or control characters."""
     if value is None or value == "":
         return unknown
     # \xNN for bytes, \uNNNN above: "\x202e" for U+202E would read as "\x20" followed by "2e"
@@ -82,13 +82,26 @@ def _escape(ch: str) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
+def _raw(value: str | None, unknown: str = "[unknown]") -> str:
+    """A client-supplied name as PostgreSQL writes it into its log: exactly as sent (elog.c does not escape
+    `%u`/`%d`, nor names inside a message). A name holding a line break therefore starts a line of its own,
+    and the product's parser is what must not be fooled by it."""
+    return unknown if value is None or value == "" else value
+
+
+def _tabbed(message: str) -> str:
+    """A message as PostgreSQL's stderr log writes it: a tab after every line break (elog.c
+    append_with_tabs), so continuation lines can be told from new entries. Prefix fields get no tab."""
+    return message.replace("\n", "\n\t")
+
+
 def rds_prefix(
     when: datetime, host: str | None, port: int | None, user: str | None, db: str | None, pid: int
 ) -> str:
     """RDS's `log_line_prefix = '%t:%r:%u@%d:[%p]:'` with `%t` as `YYYY-MM-DD HH:MM:SS UTC`."""
     t = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     remote = f"{host}({port})" if host is not None and port is not None else (host or "")
-    return f"{t}:{remote}:{_clean(user)}@{_clean(db)}:[{pid}]:"
+    return f"{t}:{remote}:{_raw(user)}@{_raw(db)}:[{pid}]:"
 
 
 def iam_error_line(when: datetime, user: str, verdict: Verdict) -> str:
@@ -193,8 +206,9 @@ class RdsLogSink:
         ssl: SslInfo | None,
     ) -> None:
         """`LOG:  connection authorized: user=… database=… application_name=… SSL enabled (…)`."""
-        msg = f"LOG:  connection authorized: user={_clean(user)} database={_clean(database)}"
+        msg = f"LOG:  connection authorized: user={_raw(user)} database={_raw(database)}"
         if application_name:
+            # PostgreSQL keeps application_name to printable ASCII (pg_clean_ascii): it is escaped there too
             msg += f" application_name={_clean(application_name)}"
         if ssl is not None:
             msg += f" SSL enabled (protocol={ssl.protocol}, cipher={ssl.cipher}, bits={ssl.bits})"
@@ -212,7 +226,7 @@ class RdsLogSink:
             user,
             database,
             pid,
-            f'FATAL:  PAM authentication failed for user "{_clean(user)}"',
+            f'FATAL:  PAM authentication failed for user "{_raw(user)}"',
         )
 
     def server_error(
@@ -227,7 +241,7 @@ class RdsLogSink:
         text: str,
     ) -> None:
         """A FATAL/ERROR the real server answered during login (e.g. password authentication failed)."""
-        self._line(instance, host, port, user, database, pid, f"{_clean(severity)}:  {_clean(text)}")
+        self._line(instance, host, port, user, database, pid, f"{_clean(severity)}:  {text}")
 
     def disconnection(
         self, instance: str, host: str, port: int, pid: int, user: str, database: str, seconds: float
@@ -238,8 +252,8 @@ class RdsLogSink:
         m, rest = divmod(rest, 60_000)
         s, ms = divmod(rest, 1000)
         msg = (
-            f"LOG:  disconnection: session time: {h}:{m:02d}:{s:02d}.{ms:03d} user={_clean(user)} "
-            f"database={_clean(database)} host={host} port={port}"
+            f"LOG:  disconnection: session time: {h}:{m:02d}:{s:02d}.{ms:03d} user={_raw(user)} "
+            f"database={_raw(database)} host={host} port={port}"
         )
         self._line(instance, host, port, user, database, pid, msg)
 
@@ -276,7 +290,8 @@ class RdsLogSink:
         when: datetime | None = None,
     ) -> None:
         when = when or self._now()
-        self._emit(_Event(self.log_group, instance, when, rds_prefix(when, host, port, user, db, pid) + msg))
+        line = rds_prefix(when, host, port, user, db, pid) + _tabbed(msg)
+        self._emit(_Event(self.log_group, instance, when, line))
 
     def _emit(self, event: _Event, *, to_file: bool = True) -> None:
         if to_file:

@@ -110,11 +110,6 @@ class Runtime:
 
     # -- TLS + front doors -----------------------------------------------------------------------------------
 
-    def forget_memberships(self) -> None:
-        """Drop every front door's rds_iam cache (after a GRANT or REVOKE: RDS sees it at the next login)."""
-        for fd in self._front_doors:
-            fd.forget_memberships()
-
     def start_front_doors(
         self, seeded: SeedResult, endpoint_url: str, ca_path: Path
     ) -> tuple[SandboxCluster, ...]:

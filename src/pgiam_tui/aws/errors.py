@@ -83,6 +83,23 @@ class DiscoveryError(PgiamError):
         self.kind: DiscoveryErrorKind = kind
 
 
+def did_you_mean(name: str, known: list[str]) -> str:
+    """' (did you mean 'x'?)' for the closest of KNOWN to NAME, or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _known_profiles() -> list[str]:
+    try:
+        import botocore.session
+
+        return list(botocore.session.Session().available_profiles)
+    except Exception:  # an unreadable AWS config: no suggestion, the error itself still stands
+        return []
+
+
 def _label(profile: str | None) -> str:
     return f"profile {profile!r}" if profile else "the default credential chain"
 
@@ -100,7 +117,9 @@ def classify_aws_error(exc: BaseException, profile: str | None) -> AwsCredential
         # With profile None the name came from AWS_PROFILE; botocore's exception carries it.
         missing = profile or str(getattr(exc, "kwargs", {}).get("profile", "?"))
         return AwsCredentialError(
-            f"AWS profile {missing!r} not found" + ("" if profile else " (from AWS_PROFILE)"),
+            f"AWS profile {missing!r} not found"
+            + ("" if profile else " (from AWS_PROFILE)")
+            + did_you_mean(missing, _known_profiles()),
             "unknown_profile",
             "list the profiles with `pgiam-tui profiles` (AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE "
             "choose the files)",

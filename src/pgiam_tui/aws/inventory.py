@@ -28,6 +28,7 @@ class DiscoveredDatabase:
     resource_id: str | None
     iam_auth_enabled: bool
     log_exports: tuple[str, ...]
+    database_name: str | None = None  # the database created with the cluster/instance, if any
 
 
 def scan_region(session: boto3.Session, region: str, profile: str | None) -> list[DiscoveredDatabase]:
@@ -55,6 +56,7 @@ def scan_region(session: boto3.Session, region: str, profile: str | None) -> lis
                         resource_id=c.get("DbClusterResourceId"),
                         iam_auth_enabled=bool(c.get("IAMDatabaseAuthenticationEnabled", False)),
                         log_exports=tuple(c.get("EnabledCloudwatchLogsExports", ())),
+                        database_name=c.get("DatabaseName"),
                     )
                 )
         for ipage in rds.get_paginator("describe_db_instances").paginate():
@@ -76,6 +78,7 @@ def scan_region(session: boto3.Session, region: str, profile: str | None) -> lis
                         resource_id=inst.get("DbiResourceId"),
                         iam_auth_enabled=bool(inst.get("IAMDatabaseAuthenticationEnabled", False)),
                         log_exports=tuple(inst.get("EnabledCloudwatchLogsExports", ())),
+                        database_name=inst.get("DBName"),
                     )
                 )
     except botocore.exceptions.ClientError as exc:

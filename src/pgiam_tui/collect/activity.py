@@ -14,6 +14,7 @@ from typing import Any, LiteralString, Protocol
 from pgiam_tui.db.queries import get_query
 from pgiam_tui.fixquote import sql_ident
 from pgiam_tui.model import Finding, ServerHealth, SessionRow
+from pgiam_tui.vocabulary import FindingCode
 
 INSUFFICIENT_PRIVILEGE = "<insufficient privilege>"
 
@@ -128,7 +129,7 @@ def privilege_findings(instance: str, user: str | None, rows: Sequence[SessionRo
     return (
         Finding(
             severity="warning",
-            code="insufficient_privilege",
+            code=FindingCode.INSUFFICIENT_PRIVILEGE,
             message=f"{instance}: {hidden} of {len(rows)} sessions show <insufficient privilege> to {who}",
             fix=f"GRANT pg_monitor TO {sql_ident(user) if user else '<the monitoring user>'};",
             user=user,

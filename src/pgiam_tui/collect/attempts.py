@@ -102,6 +102,7 @@ class AttemptJoiner:
         self._aws: list[ConnEvent] = []
         self._seen: set[_Key] = set()
         self._first_received: dict[str | None, datetime] = {}  # instance -> earliest `received` seen
+        self._last_received: dict[str | None, datetime] = {}  # instance -> latest `received` seen
         self._seq = 0
         self._foreign = 0  # lines that claimed the session of another client
 
@@ -177,13 +178,19 @@ class AttemptJoiner:
             first = self._first_received.get(ev.instance)
             if first is None or ev.time < first:
                 self._first_received[ev.instance] = ev.time
+            last = self._last_received.get(ev.instance)
+            if last is None or ev.time > last:
+                self._last_received[ev.instance] = ev.time
 
     def _logs_every_connection(self, ev: ConnEvent) -> bool:
-        """Whether this log has logged connections since long enough before EV that EV's must be there."""
+        """Whether this log logged connections from long enough before EV that EV's must be there, and still
+        does (a connection was received shortly before EV: log_connections was not switched off since)."""
         first = self._first_received.get(ev.instance)
-        if first is None or ev.time is None or ev.pid is None:
+        last = self._last_received.get(ev.instance)
+        if first is None or last is None or ev.time is None or ev.pid is None:
             return False
-        return ev.time - first > timedelta(seconds=SESSION_CHECK_S)
+        check = timedelta(seconds=SESSION_CHECK_S)
+        return ev.time - first > check and ev.time - last <= check
 
     def _start(self, ev: ConnEvent, key: _Key, *, anchored: bool) -> _Login:
         self._seq += 1
@@ -272,12 +279,27 @@ class AttemptJoiner:
                 pairs.append((abs((aws.time - when).total_seconds()), aws.time, index, seq, login))
         pairs.sort(key=lambda p: (p[0], p[1], p[3]))
         used_lines: set[int] = set()
-        chosen: dict[int, ConnEvent] = {}
-        for _, _, index, seq, _login in pairs:
-            if index in used_lines or seq in chosen:
+        matched: dict[int, tuple[_Login, int]] = {}
+        for _, _, index, seq, login in pairs:
+            if index in used_lines or seq in matched:
                 continue
             used_lines.add(index)
-            chosen[seq] = self._aws[index]
+            matched[seq] = (login, index)
+        return self._uncross(matched)
+
+    def _uncross(self, matched: dict[int, tuple[_Login, int]]) -> dict[int, ConnEvent]:
+        """The matched logins and lines of each user and instance re-paired in time order: RDS writes a
+        login's AWS line and its PAM lines together, so two logins a millisecond apart keep their order
+        even when time stamps rounded to the millisecond make the closest pair the crossed one."""
+        groups: dict[tuple[object, ...], list[tuple[_Login, int]]] = {}
+        for login, index in matched.values():
+            groups.setdefault((login.user, login.instance), []).append((login, index))
+        chosen: dict[int, ConnEvent] = {}
+        for members in groups.values():
+            logins = sorted((x[0] for x in members), key=lambda x: (x.decided_at or x.time or _MIN, x.seq))
+            lines = sorted((x[1] for x in members), key=lambda i: (self._aws[i].time or _MIN, i))
+            for login, index in zip(logins, lines, strict=True):
+                chosen[login.seq] = self._aws[index]
         return chosen
 
 

@@ -35,6 +35,7 @@ from pgiam_tui.collect.logparse import LogEntry, LogLineParser
 from pgiam_tui.collect.logprefix import parse_zone
 from pgiam_tui.config import ClusterConfig
 from pgiam_tui.model import Attempt, ConnEvent, EventKind, FailureCount, Finding
+from pgiam_tui.vocabulary import FindingCode, LogSource
 
 __all__ = ["EventsCollector", "ResolvedClusterLike", "choose_source"]
 
@@ -67,23 +68,23 @@ class ResolvedClusterLike(Protocol):
     def instances(self) -> Sequence[ResolvedInstanceLike]: ...
 
 
-def choose_source(cfg: ClusterConfig, resolved: ResolvedClusterLike | None) -> str:
-    """Which log source to read: "cloudwatch", "rds_logfile", "file" or "none".
+def choose_source(cfg: ClusterConfig, resolved: ResolvedClusterLike | None) -> LogSource:
+    """Which log source to read: cloudwatch, rds_logfile, file or none (never auto).
 
     `log_source = "auto"`: CloudWatch when the cluster exports its postgresql log (or a log_group is
     configured), else the RDS log-file API for RDS/Aurora, else the local file when one is configured.
     """
-    if cfg.log_source != "auto":
+    if cfg.log_source != LogSource.AUTO:
         return cfg.log_source
     if cfg.log_group or (
         resolved is not None and resolved.log_group and "postgresql" in resolved.log_exports
     ):
-        return "cloudwatch"
+        return LogSource.CLOUDWATCH
     if resolved is not None and resolved.kind in ("aurora", "instance") and resolved.instances:
-        return "rds_logfile"
+        return LogSource.RDS_LOGFILE
     if cfg.log_file:
-        return "file"
-    return "none"
+        return LogSource.FILE
+    return LogSource.NONE
 
 
 def _keep(ev: ConnEvent) -> bool:
@@ -120,8 +121,10 @@ class EventsCollector:
         max_events: int = 2000,
         lookback_s: float = 900.0,
         clock: Any = time.time,
+        history: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.history = history  # incident review: read every log file of the lookback whole
         self.window_s = window_s
         self.max_events = max_events
         self.lookback_s = lookback_s
@@ -132,7 +135,7 @@ class EventsCollector:
             log_timezone=parse_zone(zone_name) if zone_name else None,
             known_databases=(cfg.database,) if cfg.database else (),
         )
-        self._joiner = AttemptJoiner()
+        self._joiner = AttemptJoiner(max_attempts=max(5000, max_events))
         self.attempts: tuple[Attempt, ...] = ()
         self._source_kind: str | None = None
         self._main: CloudWatchLogSource | RdsLogFileSource | FileTailSource | None = None
@@ -172,12 +175,16 @@ class EventsCollector:
                 self._main = CloudWatchLogSource(group, lookback_s=self.lookback_s, clock=self._clock)
         elif kind == "rds_logfile" and resolved is not None:
             ids = [i.id for i in resolved.instances]
-            self._main = RdsLogFileSource(ids, clock=self._clock)
+            self._main = RdsLogFileSource(
+                ids, clock=self._clock, from_start=self.history, lookback_s=max(3600.0, self.lookback_s)
+            )
         elif kind == "file" and self.cfg.log_file:
             self._main = FileTailSource(self.cfg.log_file)
         if self._main is None and kind != "none":
             self._setup_problem = _unreadable(
-                "events_unreadable", kind, "no log group, instance or file known for this source yet"
+                FindingCode.EVENTS_UNREADABLE,
+                kind,
+                "no log group, instance or file known for this source yet",
             )
         if resolved is not None and resolved.iam_log_group and "iam-db-auth-error" in resolved.log_exports:
             self._iam = CloudWatchLogSource(
@@ -208,15 +215,17 @@ class EventsCollector:
                 out.extend(self._parse(raw))
                 errors = getattr(main, "last_errors", None)
                 if errors:
-                    problems.append(_unreadable("events_unreadable", self._source_kind, "; ".join(errors)))
+                    problems.append(
+                        _unreadable(FindingCode.EVENTS_UNREADABLE, self._source_kind, "; ".join(errors))
+                    )
             except Exception as exc:
-                problems.append(_unreadable("events_unreadable", self._source_kind, _describe(exc)))
+                problems.append(_unreadable(FindingCode.EVENTS_UNREADABLE, self._source_kind, _describe(exc)))
         if self._iam is not None and session is not None:
             try:
                 for line in self._iam.poll(cached_client(session, "logs", region)):
                     out.append(parse_iam_line(line.text, fallback_time=line.time, instance=line.instance))
             except Exception as exc:
-                problems.append(_unreadable("iam_log_unreadable", "cloudwatch", _describe(exc)))
+                problems.append(_unreadable(FindingCode.IAM_LOG_UNREADABLE, "cloudwatch", _describe(exc)))
         return out, problems
 
     def _parse(self, raw: Iterable[RawLine]) -> list[ConnEvent]:
@@ -280,8 +289,8 @@ def _describe(exc: BaseException) -> str:
     return describe_aws_error(exc)
 
 
-def _unreadable(code: str, source: str | None, detail: str) -> Finding:
-    what = "connection log" if code == "events_unreadable" else "iam-db-auth-error log"
+def _unreadable(code: FindingCode, source: str | None, detail: str) -> Finding:
+    what = "connection log" if code == FindingCode.EVENTS_UNREADABLE else "iam-db-auth-error log"
     fixes = {
         "cloudwatch": "allow logs:FilterLogEvents on the log group to the cluster's profile, and check that "
         "the cluster exports the log (modify-db-cluster --cloudwatch-logs-export-configuration)",

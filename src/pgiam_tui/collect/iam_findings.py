@@ -26,18 +26,20 @@ from pgiam_tui.aws.policy import (
 )
 from pgiam_tui.fixquote import sql_ident
 from pgiam_tui.model import AssumeRoleEvent, DbUser, Finding, Grant, IamMetrics, IamSnapshot, Severity
+from pgiam_tui.vocabulary import FindingCode
 
 __all__ = ["FINDING_CODES", "MappingContext", "RoleRow", "build_snapshot"]
 
 FINDING_CODES = (
-    "iam_auth_disabled",
-    "orphan_db_user",
-    "orphan_grant",
-    "wildcard_grant",
-    "wrong_resource_id",
-    "unused_grant",
-    "no_pg_monitor",
-    "iam_unreadable",
+    FindingCode.IAM_AUTH_DISABLED,
+    FindingCode.ORPHAN_DB_USER,
+    FindingCode.ORPHAN_GRANT,
+    FindingCode.GRANT_WITHOUT_RDS_IAM,
+    FindingCode.WILDCARD_GRANT,
+    FindingCode.WRONG_RESOURCE_ID,
+    FindingCode.UNUSED_GRANT,
+    FindingCode.NO_PG_MONITOR,
+    FindingCode.IAM_UNREADABLE,
 )
 
 _RDS_INTERNAL = frozenset(
@@ -160,7 +162,7 @@ def build_snapshot(
     findings: list[Finding] = []
     per_user: dict[str, list[Finding]] = {}
 
-    def add(sev: Severity, code: str, msg: str, fix: str, user: str | None = None) -> None:
+    def add(sev: Severity, code: FindingCode, msg: str, fix: str, user: str | None = None) -> None:
         f = Finding(severity=sev, code=code, message=msg, fix=fix, user=user)
         findings.append(f)
         if user is not None:
@@ -169,7 +171,7 @@ def build_snapshot(
     if ctx.iam_auth_enabled is False:
         add(
             "critical",
-            "iam_auth_disabled",
+            FindingCode.IAM_AUTH_DISABLED,
             f"IAM database authentication is disabled on {ctx.cluster_label}: every IAM login fails with "
             "PAM authentication failed",
             _fix_enable_iam(ctx),
@@ -237,7 +239,7 @@ def build_snapshot(
                 )
                 add(
                     "warning",
-                    "orphan_db_user",
+                    FindingCode.ORPHAN_DB_USER,
                     f"{r.name} is in rds_iam (password login impossible) but no policy of account "
                     f"{ctx.account_id} grants rds-db:connect as it{broad}",
                     f"attach a policy allowing rds-db:connect on {arn} to the principal that should use it, "
@@ -250,7 +252,7 @@ def build_snapshot(
         who = f"profile {iam_profile}" if iam_profile else "the cluster's profile"
         add(
             "warning",
-            "iam_unreadable",
+            FindingCode.IAM_UNREADABLE,
             f"{who} reads IAM of account {inventory.account_id}, but {ctx.cluster_label} is in account "
             f"{ctx.account_id}",
             f"set iam_profile to a profile of account {ctx.account_id} that may read IAM",
@@ -260,7 +262,7 @@ def build_snapshot(
         missing = iam_error.permission or iam_error.code
         add(
             "warning",
-            "iam_unreadable",
+            FindingCode.IAM_UNREADABLE,
             f"cannot read IAM with {who}: {iam_error}",
             f"allow {missing} to {who} (e.g. the SecurityAudit or IAMReadOnlyAccess managed policy), or set "
             "iam_profile in profiles.toml to a profile that may read IAM",
@@ -270,7 +272,7 @@ def build_snapshot(
     if mon is not None and "pg_monitor" not in closure.get(mon.name, ()) and not mon.superuser:
         add(
             "warning",
-            "no_pg_monitor",
+            FindingCode.NO_PG_MONITOR,
             f"monitoring user {mon.name} is not a member of pg_monitor: other sessions' queries show as "
             "<insufficient privilege> and some statistics are hidden",
             f"GRANT pg_monitor TO {sql_ident(mon.name)};",
@@ -303,7 +305,7 @@ def build_snapshot(
     )
 
 
-_Add = Callable[[Severity, str, str, str, "str | None"], None]
+_Add = Callable[[Severity, FindingCode, str, str, "str | None"], None]
 
 
 def _grant_findings(
@@ -313,7 +315,8 @@ def _grant_findings(
     closure: Mapping[str, frozenset[str]],
     add: _Add,
 ) -> None:
-    """orphan_grant, wildcard_grant, wrong_resource_id: one finding per (policy, resource pattern)."""
+    """orphan_grant, grant_without_rds_iam, wildcard_grant, wrong_resource_id: one finding per (policy,
+    resource pattern)."""
     assert ctx.account_id is not None and ctx.resource_id is not None
     by_pattern: dict[tuple[str, str], list[str]] = {}
     for principal, st in statements:
@@ -336,7 +339,7 @@ def _grant_findings(
             if matched:
                 add(
                     "info",
-                    "wildcard_grant",
+                    FindingCode.WILDCARD_GRANT,
                     f"policy {policy} ({who}) allows rds-db:connect on {pattern!r}: any user of any cluster",
                     f"scope rds-db:connect to arn:{partition}:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/USER",
                     None,
@@ -360,7 +363,7 @@ def _grant_findings(
                 single = None if _wild(parsed.user) else parsed.user
                 add(
                     "warning",
-                    "wildcard_grant",
+                    FindingCode.WILDCARD_GRANT,
                     f"policy {policy} ({who}) allows rds-db:connect on {pattern}: matches "
                     f"{', '.join(matched)} here, and the same names on every other cluster it matches",
                     f"name the resource id and user explicitly, e.g. {exact}{single or matched[0]}",
@@ -371,7 +374,7 @@ def _grant_findings(
             if parsed.user not in roles:
                 add(
                     "warning",
-                    "orphan_grant",
+                    FindingCode.ORPHAN_GRANT,
                     f"policy {policy} ({who}) allows rds-db:connect as {parsed.user}, a user "
                     f"{ctx.cluster_label} does not have",
                     f"CREATE ROLE {sql_ident(parsed.user)} LOGIN; "
@@ -379,12 +382,22 @@ def _grant_findings(
                     f"from {policy}",
                     None,
                 )
+            elif roles[parsed.user].can_login and "rds_iam" not in closure.get(parsed.user, ()):
+                # without rds_iam the server checks the token as a password: "password authentication failed"
+                add(
+                    "critical",
+                    FindingCode.GRANT_WITHOUT_RDS_IAM,
+                    f"policy {policy} ({who}) allows rds-db:connect as {parsed.user}, who is not a member of "
+                    "rds_iam: the server takes the token for a password and the login fails",
+                    f"GRANT rds_iam TO {sql_ident(parsed.user)}; or remove {pattern} from {policy}",
+                    parsed.user,
+                )
             continue
         rid = parsed.resource_id
         if rid in ctx.identifiers or not rid.startswith(("cluster-", "db-")):
             add(
                 "critical",
-                "wrong_resource_id",
+                FindingCode.WRONG_RESOURCE_ID,
                 f"policy {policy} ({who}) names {rid!r} in {pattern}; rds-db:connect needs the resource id "
                 f"{ctx.resource_id}, so this grant never matches",
                 f"use {exact}{parsed.user}",
@@ -411,7 +424,7 @@ def _unused_findings(
                 when = "never" if adv.last_used is None else f"last on {adv.last_used:%Y-%m-%d}"
                 add(
                     "info",
-                    "unused_grant",
+                    FindingCode.UNUSED_GRANT,
                     f"{g.principal_arn} may connect as {user} but has not used rds-db in {unused_days} days "
                     f"({when})",
                     f"revoke rds-db:connect from {g.principal_arn} (policy {g.policy_name}) if no longer "

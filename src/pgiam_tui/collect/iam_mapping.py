@@ -34,6 +34,7 @@ from pgiam_tui.collect.events import ResolvedClusterLike
 from pgiam_tui.collect.iam_findings import FINDING_CODES, MappingContext, RoleRow, build_snapshot
 from pgiam_tui.config import ClusterConfig
 from pgiam_tui.model import AssumeRoleEvent, Finding, IamMetrics, IamSnapshot
+from pgiam_tui.vocabulary import FindingCode
 
 __all__ = ["FINDING_CODES", "ROLES_SQL", "IamMappingCollector", "RoleRow", "build_snapshot", "parse_roles"]
 
@@ -175,7 +176,7 @@ class IamMappingCollector:
             except IamReadError as exc:
                 if exc.denied:
                     self._notes["advisor"] = Finding(
-                        "info", "iam_unreadable", f"Access Advisor unavailable: {exc}",
+                        "info", FindingCode.IAM_UNREADABLE, f"Access Advisor unavailable: {exc}",
                         f"allow {exc.permission} to see the last use of rds-db:connect (unused_grant)",
                     )  # fmt: skip
                     self._advisor_off = True
@@ -194,7 +195,7 @@ class IamMappingCollector:
         except Exception as exc:
             code = aws_error_code(exc) or type(exc).__name__
             self._notes["metrics"] = Finding(
-                "info", "metrics_unreadable", f"IamDbAuthConnection* metrics unreadable: {code}",
+                "info", FindingCode.METRICS_UNREADABLE, f"IamDbAuthConnection* metrics unreadable: {code}",
                 "allow cloudwatch:GetMetricData to the cluster's profile",
             )  # fmt: skip
         self._metrics_at = self._clock()
@@ -206,7 +207,7 @@ class IamMappingCollector:
         except Exception as exc:
             code = aws_error_code(exc) or type(exc).__name__
             self._notes["cloudtrail"] = Finding(
-                "info", "cloudtrail_unreadable", f"CloudTrail AssumeRole events unreadable: {code}",
+                "info", FindingCode.CLOUDTRAIL_UNREADABLE, f"CloudTrail AssumeRole events unreadable: {code}",
                 "allow cloudtrail:LookupEvents to the cluster's profile",
             )  # fmt: skip
         self._trail_at = self._clock()

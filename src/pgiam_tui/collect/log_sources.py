@@ -161,7 +161,8 @@ class RdsLogFileSource:
     """New lines of the PostgreSQL log files of RDS instances, via the RDS API (no CloudWatch export needed).
 
     One cursor (`Marker`) per instance and file. The first poll reads only the last `first_lines` lines of
-    each instance's newest file; files that appear later (hourly rotation) are read from their start.
+    each instance's newest file (`from_start=True`: every file written in the last `lookback_s`, whole, as
+    incident review wants); files that appear later (hourly rotation) are read from their start.
     An instance whose API calls fail is skipped for this poll (its cursors stay put) and named in
     `last_errors`; `poll()` raises only when every instance failed.
     """
@@ -175,9 +176,11 @@ class RdsLogFileSource:
         max_pages: int = 20,
         source: str = "rds_logfile",
         clock: Clock = time.time,
+        from_start: bool = False,
     ) -> None:
         self.instance_ids = tuple(instance_ids)
         self.first_lines = first_lines
+        self.from_start = from_start
         self.lookback_ms = int(lookback_s * 1000)
         self.max_pages = max_pages
         self.source = source
@@ -231,7 +234,10 @@ class RdsLogFileSource:
             if cur is None:
                 # first poll: older files are history, the newest is read from its last lines;
                 # later, a file that appeared (rotation) is read from its start
-                cur = _FileCursor(None, tail=True, skip=i < len(names) - 1) if first else _FileCursor("0")
+                if first and not self.from_start:
+                    cur = _FileCursor(None, tail=True, skip=i < len(names) - 1)
+                else:
+                    cur = _FileCursor("0")
             new_cursors[name] = cur
         # cursors are installed before reading and each moves only after its file's pages are read
         self._files[inst] = new_cursors

@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from pgiam_tui.config import Config
 
 
+# Where the entries point for the RDS CA bundle (verify-full needs it; system trust stores lack it).
+DEFAULT_CA_BUNDLE = "~/.postgresql/rds-global-bundle.pem"
+CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+
+
 def register(subparsers: Any) -> None:
     """Add the `discover` command."""
     parser = subparsers.add_parser(
@@ -40,7 +45,17 @@ def register(subparsers: Any) -> None:
         "--region", action="append", default=[], metavar="R", help="region (repeatable; default: profile's)"
     )
     parser.add_argument("--write", metavar="FILE", help="append the new entries to this config file")
-    parser.add_argument("--database", metavar="DB", help="database to put in the entries")
+    parser.add_argument(
+        "--database",
+        metavar="DB",
+        help="database to put in the entries (default: the one AWS reports, else postgres)",
+    )
+    parser.add_argument(
+        "--sslrootcert",
+        metavar="FILE",
+        default=DEFAULT_CA_BUNDLE,
+        help=f"RDS CA bundle to put in the entries (default {DEFAULT_CA_BUNDLE})",
+    )
     parser.add_argument("--user", metavar="USER", help="database user to put in the entries")
     parser.set_defaults(func=run)
 
@@ -80,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
         names = ", ".join(f"{d.identifier} ({d.region})" for d in skipped)
         print(f"# skipped, IAM database authentication off: {visible(names)}", file=sys.stderr)
 
-    entries = build_entries(enabled, existing, database=args.database, user=args.user)
+    entries = build_entries(
+        enabled, existing, database=args.database, user=args.user, sslrootcert=args.sslrootcert
+    )
     text = "".join(entries)
     if target is None:
         if text:
@@ -165,6 +182,7 @@ def build_entries(
     *,
     database: str | None = None,
     user: str | None = None,
+    sslrootcert: str = DEFAULT_CA_BUNDLE,
 ) -> list[str]:
     """One TOML [[clusters]] block per database not already configured (by name or by id+region)."""
     taken = {c.name for c in existing.clusters} if existing else set()
@@ -185,11 +203,11 @@ def build_entries(
         if name in taken:
             continue
         taken.add(name)
-        out.append(_entry(d, name, database, user))
+        out.append(_entry(d, name, database, user, sslrootcert))
     return out
 
 
-def _entry(d: DiscoveredDatabase, name: str, database: str | None, user: str | None) -> str:
+def _entry(d: DiscoveredDatabase, name: str, database: str | None, user: str | None, sslrootcert: str) -> str:
     lines = [
         "",
         f"# {d.engine} in account {d.account_id or '?'}, {d.region}: {d.endpoint or '?'}:{d.port or '?'}, "
@@ -202,8 +220,9 @@ def _entry(d: DiscoveredDatabase, name: str, database: str | None, user: str | N
     lines.append(f"region = {_toml(d.region)}")
     key = "cluster_id" if d.kind == "aurora" else "instance_id"
     lines.append(f"{key} = {_toml(d.identifier)}")
-    if database:
-        lines.append(f"database = {_toml(database)}")
+    lines.append(f"database = {_toml(database or d.database_name or 'postgres')}")
+    lines.append(f"# the RDS CA bundle, from {CA_BUNDLE_URL}")
+    lines.append(f"sslrootcert = {_toml(sslrootcert)}")
     if user:
         lines.append(f"user = {_toml(user)}")
     return "\n".join(lines) + "\n"

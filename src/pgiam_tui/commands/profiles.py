@@ -46,8 +46,12 @@ def run(args: argparse.Namespace) -> int:
         known = {p.name for p in profiles}
         missing = [n for n in args.names if n not in known]
         if missing:
+            from pgiam_tui.aws.errors import did_you_mean
+
+            guesses = "".join(did_you_mean(n, sorted(known)) for n in missing)
             fail(
-                f"unknown AWS profile(s): {', '.join(missing)} (known: {', '.join(sorted(known)) or 'none'})"
+                f"unknown AWS profile(s): {', '.join(missing)}{guesses} "
+                f"(known: {', '.join(sorted(known)) or 'none'})"
             )
             return 2
         profiles = [p for p in profiles if p.name in args.names]

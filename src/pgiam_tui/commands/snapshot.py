@@ -7,6 +7,7 @@ short readable summary. Exit 0 when every cluster answered, 1 otherwise, 2 for u
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -80,6 +81,18 @@ def _field(text: str | None, limit: int = 80) -> str:
     return textsafe.visible(text, limit=limit, layout="space")
 
 
+_RETRY_SUFFIX = re.compile(r" \(next try at \d\d:\d\d:\d\d\)$")
+
+
+def _one_shot_error(instance: Any) -> str | None:
+    """An instance's error for a one-shot command: the reason alone. The console's "attempt 1, next try at
+    …" wording belongs to a monitor that keeps trying; `snapshot` tries once and stops."""
+    st = getattr(instance, "connection", None)
+    if st is not None and st.state != "connected" and st.reason:
+        return str(st.reason)
+    return instance.error  # type: ignore[no-any-return]
+
+
 def render_text(snapshots: Sequence[Any]) -> str:
     """A readable summary per cluster: status, instances, sessions, blocked sessions, IAM, findings.
 
@@ -96,11 +109,12 @@ def render_text(snapshots: Sequence[Any]) -> str:
             head += f"  (stale: data {s.data_age_s:.0f} s old)"
         out.append(head)
         if s.error:
-            out.append(f"  error [{v(s.error.step)}]: {v(s.error.message, 200)}")
+            message = _RETRY_SUFFIX.sub("", s.error.message)
+            out.append(f"  error [{v(s.error.step)}]: {v(message, 200)}")
             if s.error.hint:
                 out.append(f"  hint: {v(s.error.hint, 200)}")
         for i in s.instances:
-            extra = f" - {v(i.error, 120)}" if i.error else ""
+            extra = f" - {v(_one_shot_error(i), 120)}" if i.error else ""
             out.append(f"  {i.role:<8} {v(i.id)} {i.status}{extra}")
         clients = [r for r in s.activity if r.backend_type in (None, "client backend")]
         states = Counter(v(r.state, 30) or "-" for r in clients)

@@ -20,7 +20,6 @@ from pgiam_tui.config.schema import (
     ClusterConfig,
     Config,
     KeySpec,
-    LogSource,
     SslMode,
     parse_hostport,
 )
@@ -35,7 +34,6 @@ __all__ = [
     "Config",
     "ConfigError",
     "KeySpec",
-    "LogSource",
     "SslMode",
     "load_config",
     "parse_config",

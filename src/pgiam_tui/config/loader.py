@@ -133,8 +133,13 @@ class _Checker:
             if pattern is not None and not pattern[0].fullmatch(value):
                 raise self.error(index, key, f"{_quoted(value)} is not {pattern[1]}")
             if key in _PATH_KEYS:
-                return _resolve_path(self.path, value)
-            return value
+                try:
+                    return _resolve_path(self.path, value)
+                except RuntimeError:  # expanduser: "~name/..." for a user this machine does not have
+                    raise self.error(
+                        index, key, f"{_quoted(value)}: no home directory for that ~user"
+                    ) from None
+            return spec.enum(value) if spec.enum is not None else value
         if kind == "boolean":
             if not isinstance(value, bool):
                 raise self.error(index, key, f"expected true or false, got {_type_name(value)}")
@@ -188,7 +193,10 @@ def _type_name(value: Any) -> str:
 
 
 def _resolve_path(config_path: Path, value: str) -> str:
-    p = Path(value).expanduser()
+    try:
+        p = Path(value).expanduser()
+    except RuntimeError:  # "~nosuchuser/…": kept as written (the file is then reported missing where used)
+        p = Path(value)
     if not p.is_absolute():
         p = config_path.parent.absolute() / p
     return str(p)
@@ -214,8 +222,9 @@ def _read(path: Path) -> str:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise ConfigError(
-            f"{path}: config file not found (create it from profiles.example.toml, or pass --config FILE "
-            f"or set ${CONFIG_ENV})"
+            f"{path}: config file not found: `pgiam-tui discover --write {path}` writes one for the clusters "
+            f"your AWS profiles can see, `pgiam-tui config example > {path}` gives the documented example "
+            f"(or pass --config FILE, or set ${CONFIG_ENV})"
         ) from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a directory, expected a profiles.toml file") from None

@@ -1,7 +1,8 @@
 """profiles.toml's schema: the dataclasses every module codes against, and what the loader derives from them.
 
 The dataclass is the one description of a cluster's settings: each field's type says the kind of value the
-file must hold (string, integer, number, boolean, port, tunnels) and, for a `Literal`, the allowed values.
+file must hold (string, integer, number, boolean, port, tunnels) and, for a `Literal` or a `StrEnum` of the
+vocabulary, the allowed values.
 The loader validates with `KEYS`, derived here from the fields, so a new setting is one new field.
 """
 
@@ -9,15 +10,16 @@ from __future__ import annotations
 
 import typing
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
 from types import UnionType
 from typing import Literal
 
 from pgiam_tui.config.errors import ConfigError
+from pgiam_tui.vocabulary import LogSource
 
 AuthMode = Literal["iam", "password"]
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
-LogSource = Literal["auto", "cloudwatch", "rds_logfile", "file", "none"]
 
 # A field's metadata may name its kind when its type alone does not (a port is an int in 1..65535), or mark it
 # as the loader's own (not a key of the file).
@@ -55,7 +57,7 @@ class ClusterConfig:
     statement_timeout_ms: int = 3000
     refresh_s: float = 2.0
     iam_profile: str | None = None  # optional second profile allowed to read IAM
-    log_source: LogSource = "auto"
+    log_source: LogSource = LogSource.AUTO
     log_group: str | None = None  # override /aws/rds/cluster/ID/postgresql
     log_file: str | None = None  # for log_source = "file"
     log_line_prefix: str = "%t:%r:%u@%d:[%p]:"
@@ -81,8 +83,14 @@ class Config:
         for c in self.clusters:
             if c.name == name:
                 return c
-        known = ", ".join(c.name for c in self.clusters) or "none"
-        raise ConfigError(f"{self.path}: no cluster named {name!r} (known: {known})")
+        import difflib
+
+        names = [c.name for c in self.clusters]
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        guess = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(
+            f"{self.path}: no cluster named {name!r} ({guess}known: {', '.join(names) or 'none'})"
+        )
 
 
 Kind = Literal["string", "integer", "number", "boolean", "port", "tunnels"]
@@ -95,6 +103,7 @@ class KeySpec:
     name: str
     kind: Kind
     choices: tuple[str, ...] = ()
+    enum: type[StrEnum] | None = None  # the choices as members: the loader stores the member
 
 
 def _spec(name: str, hint: object, metadata: typing.Mapping[str, object]) -> KeySpec:
@@ -102,6 +111,8 @@ def _spec(name: str, hint: object, metadata: typing.Mapping[str, object]) -> Key
         (hint,) = (a for a in typing.get_args(hint) if a is not type(None))
     if typing.get_origin(hint) is Literal:
         return KeySpec(name, "string", tuple(str(a) for a in typing.get_args(hint)))
+    if isinstance(hint, type) and issubclass(hint, StrEnum):
+        return KeySpec(name, "string", tuple(m.value for m in hint), hint)
     if metadata.get("kind") == "port":
         return KeySpec(name, "port")
     kinds: dict[object, Kind] = {str: "string", int: "integer", float: "number", bool: "boolean"}

@@ -23,9 +23,11 @@ from typing import Any, ClassVar, LiteralString
 import psycopg
 from psycopg import pq
 
+from pgiam_tui.advice import check_advice
 from pgiam_tui.db.conninfo import ConnTarget, connect_kwargs, one_line, scrub
 from pgiam_tui.db.text import use_tolerant_text
 from pgiam_tui.errors import PgiamError
+from pgiam_tui.fixquote import shell_word, sql_ident
 from pgiam_tui.model import ConnectionStatus, ConnEvent, ConnState, EventKind
 
 TUPLES_OK = pq.ExecStatus.TUPLES_OK
@@ -106,13 +108,25 @@ def login_sqlstate(message: str) -> str | None:
     return None
 
 
-def _hint_for(sqlstate: str | None, message: str, cluster: str) -> str:
-    """A fix hint for a failed login, from the SQLSTATE and libpq's message."""
+def _hint_for(sqlstate: str | None, message: str, target: ConnTarget) -> str:
+    """A fix hint for a failed login, from the SQLSTATE, libpq's message and how this cluster logs in."""
     low = message.lower()
+    cluster = target.cluster
     if sqlstate == "28000" or "pam authentication failed" in low:
-        return f"the IAM login was refused: run `pgiam-tui check {cluster}` to find out why"
+        return (
+            "the IAM login was refused (token, IAM policy, or IAM auth off on the cluster): "
+            f"{check_advice(cluster)} to read AWS's own reason"
+        )
     if sqlstate == "28P01" or "password authentication failed" in low:
-        return "password authentication: is the user in rds_iam (IAM), or is the keyring password right?"
+        if target.auth == "iam":
+            return (
+                f"{target.user} is not a member of rds_iam, so the server checked the token as a password: "
+                f"GRANT rds_iam TO {sql_ident(target.user)};"
+            )
+        return (
+            f"the keyring password was refused: pgiam-tui password set {shell_word(cluster)} "
+            "(a member of rds_iam cannot log in with a password at all)"
+        )
     if sqlstate == "57P03":
         return "the server is starting or stopping (restart, maintenance, failover): retried with backoff"
     if sqlstate == "53300":
@@ -125,7 +139,7 @@ def _hint_for(sqlstate: str | None, message: str, cluster: str) -> str:
         return "no answer in time: check the endpoint, security groups, or the tunnel (hostaddr / local_port)"
     if "refused" in low:
         return "connection refused: is the tunnel (hostaddr / local_port) up and the port right?"
-    return f"run `pgiam-tui check {cluster}` for a step-by-step diagnosis"
+    return f"{check_advice(cluster)} for a step-by-step diagnosis"
 
 
 class InstanceConnection:
@@ -270,7 +284,7 @@ class InstanceConnection:
             raise ConnectError(
                 f"{st.reason or 'not connected'} (next try at {self._next_try_at:%H:%M:%S})",
                 step="connect",
-                hint=_hint_for(None, st.reason or "", self.target.cluster),
+                hint=_hint_for(None, st.reason or "", self.target),
             )
         await self._attempt()
         assert self._conn is not None
@@ -352,7 +366,7 @@ class InstanceConnection:
         if step == "token":
             step = getattr(exc, "step", None) or "credentials"
         if not isinstance(hint, str) or not hint:
-            hint = _hint_for(sqlstate, message, self.target.cluster)
+            hint = _hint_for(sqlstate, message, self.target)
         delay = self._backoff.delay(self._failures, self._rng)
         now = self._clock()
         self._next_try_at = now + timedelta(seconds=delay)

@@ -15,6 +15,7 @@ import importlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pgiam_tui.diagnose.causes import CAUSES, Diagnosis
@@ -35,11 +36,32 @@ if TYPE_CHECKING:
     from pgiam_tui.aws.session import SessionFactory
     from pgiam_tui.config import ClusterConfig
 
-__all__ = ["CAUSES", "STEP_NAMES", "CheckResult", "CheckStep", "result_to_json", "run_check"]
+__all__ = [
+    "CAUSES",
+    "STEP_NAMES",
+    "CheckProgress",
+    "CheckResult",
+    "CheckStep",
+    "ProgressCallback",
+    "result_to_json",
+    "run_check",
+]
 
 log = logging.getLogger(__name__)
 
 Step = Callable[[CheckContext, StepBuilder], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class CheckProgress:
+    """One step starting (`step` None) or finished (`step` as it stood then; the final result may still
+    revise it, e.g. a suspicion that the login then proved harmless)."""
+
+    name: str
+    step: CheckStep | None = None
+
+
+ProgressCallback = Callable[[CheckProgress], None]
 
 _PIPELINE: tuple[tuple[str, Step], ...] = (
     ("config", step_config),
@@ -61,11 +83,13 @@ async def run_check(
     *,
     clock: Clock | None = None,
     log_wait_s: float = 5.0,
+    progress: ProgressCallback | None = None,
 ) -> CheckResult:
     """Check the connection to CFG's cluster, step by step (boto3 and sockets run in threads).
 
     `clock` is the local clock (tests pass a skewed one, as a machine with a wrong clock has);
-    `log_wait_s` bounds how long a refused login waits for AWS's iam-db-auth-error line to arrive.
+    `log_wait_s` bounds how long a refused login waits for AWS's iam-db-auth-error line to arrive;
+    `progress` hears of each step as it starts and as it finishes (called on the running event loop).
     """
     ctx = CheckContext(cfg=cfg, sessions=sessions, clock=clock or utc_now, log_wait_s=log_wait_s)
     builders = {name: StepBuilder(name) for name, _ in _PIPELINE}
@@ -76,7 +100,9 @@ async def run_check(
             b = builders[name]
             if stopped_at is not None:
                 b.skip(f"not tried: {stopped_at} failed")
+                _tell(progress, CheckProgress(name, b.freeze()))
                 continue
+            _tell(progress, CheckProgress(name))
             started = time.perf_counter()
             try:
                 go_on = await step(ctx, b)
@@ -90,6 +116,7 @@ async def run_check(
                 ctx.decide(Diagnosis("connect_error", f"the {name} step failed unexpectedly"))
                 go_on = False
             b.ms = b.own_ms if b.own_ms is not None else (time.perf_counter() - started) * 1000.0
+            _tell(progress, CheckProgress(name, b.freeze()))
             if not go_on:
                 stopped_at = name
     finally:
@@ -103,6 +130,15 @@ async def run_check(
         if ctx.conn is not None:
             await ctx.conn.close()
     return _finish(ctx, builders)
+
+
+def _tell(progress: ProgressCallback | None, event: CheckProgress) -> None:
+    if progress is None:
+        return
+    try:
+        progress(event)
+    except Exception:  # a broken listener (a closed pipe, a gone screen) never stops the check
+        log.debug("check progress listener failed", exc_info=True)
 
 
 def _finish(ctx: CheckContext, builders: dict[str, StepBuilder]) -> CheckResult:

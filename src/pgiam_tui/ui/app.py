@@ -385,7 +385,7 @@ class PgiamApp(App[int]):
         if name is None:
             self.notify("no cluster selected", severity="warning")
             return
-        self.push_screen(CheckScreen(name, lambda: self.source.run_check(name)))
+        self.push_screen(CheckScreen(name, lambda progress: self.source.run_check(name, progress)))
 
     def action_zoom(self) -> None:
         """Maximise the focused pane, or restore."""

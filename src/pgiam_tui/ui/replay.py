@@ -28,7 +28,14 @@ from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.recording import Recording
 from pgiam_tui.textsafe import visible
 from pgiam_tui.ui.app import PgiamApp
-from pgiam_tui.ui.source import BackendAction, CheckView, Emit, MfaHandler, SourceUnavailable
+from pgiam_tui.ui.source import (
+    BackendAction,
+    CheckProgressSink,
+    CheckView,
+    Emit,
+    MfaHandler,
+    SourceUnavailable,
+)
 from pgiam_tui.ui.widgets.activity import ActivityPane
 from pgiam_tui.ui.widgets.cluster_list import ClusterList
 from pgiam_tui.ui.widgets.events import EventsPane
@@ -112,7 +119,7 @@ class ReplaySource:
     def resume(self) -> None:
         """Nothing polls."""
 
-    async def run_check(self, name: str) -> CheckView:
+    async def run_check(self, name: str, progress: CheckProgressSink | None = None) -> CheckView:
         """Refused: a recording cannot connect."""
         raise SourceUnavailable(READ_ONLY)
 

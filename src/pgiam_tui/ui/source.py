@@ -44,28 +44,44 @@ class CheckView:
     cluster: str
     ok: bool
     steps: tuple[CheckStepView, ...]
-    cause: str | None = None
+    cause: str | None = None  # the cause code (or, from canned data, its sentence)
     fix: str | None = None
+    cause_text: str | None = None  # the sentence `pgiam-tui check` prints
+    evidence: tuple[str, ...] = ()
+    evidence_source: str | None = None  # "aws_log" | "inference"
+    candidates: tuple[str, ...] = ()
+    connected: bool = False
+
+
+# A step starting (None) or finished (its view), as the check runs: the modal shows progress with it.
+CheckProgressSink = Callable[[str, "CheckStepView | None"], None]
+
+
+def step_view(s: Any) -> CheckStepView:
+    """Adapt one diagnose.CheckStep (duck-typed)."""
+    return CheckStepView(
+        name=str(getattr(s, "name", "?")),
+        status=str(getattr(s, "status", "?")),
+        ms=getattr(s, "ms", None),
+        detail=str(getattr(s, "detail", "") or ""),
+        hint=str(getattr(s, "hint", "") or ""),
+    )
 
 
 def check_view(result: Any) -> CheckView:
     """Adapt diagnose.CheckResult (duck-typed, so the UI does not import the diagnosis at start)."""
-    steps = tuple(
-        CheckStepView(
-            name=str(getattr(s, "name", "?")),
-            status=str(getattr(s, "status", "?")),
-            ms=getattr(s, "ms", None),
-            detail=str(getattr(s, "detail", "") or ""),
-            hint=str(getattr(s, "hint", "") or ""),
-        )
-        for s in getattr(result, "steps", ())
-    )
+    steps = tuple(step_view(s) for s in getattr(result, "steps", ()))
     return CheckView(
         cluster=str(getattr(result, "cluster", "")),
         ok=bool(getattr(result, "ok", False)),
         steps=steps,
         cause=getattr(result, "cause", None),
         fix=getattr(result, "fix", None),
+        cause_text=getattr(result, "cause_text", None),
+        evidence=tuple(str(e) for e in getattr(result, "evidence", ())),
+        evidence_source=getattr(result, "evidence_source", None),
+        candidates=tuple(str(c) for c in getattr(result, "candidates", ())),
+        connected=bool(getattr(result, "connected", False)),
     )
 
 
@@ -90,8 +106,8 @@ class SnapshotSource(Protocol):
     def resume(self) -> None:
         """Poll again."""
 
-    async def run_check(self, name: str) -> CheckView:
-        """Run the connection check on one cluster."""
+    async def run_check(self, name: str, progress: CheckProgressSink | None = None) -> CheckView:
+        """Run the connection check on one cluster (PROGRESS hears of each step as it starts/finishes)."""
 
     async def backend_action(self, name: str, instance: str, pid: int, action: BackendAction) -> str:
         """Cancel or terminate a backend; returns a one-line outcome."""
@@ -173,14 +189,20 @@ class MonitorSource:
         if self._monitor is not None:
             self._monitor.resume()
 
-    async def run_check(self, name: str) -> CheckView:
-        """diagnose.run_check for one cluster."""
+    async def run_check(self, name: str, progress: CheckProgressSink | None = None) -> CheckView:
+        """diagnose.run_check for one cluster, each step reported to PROGRESS as it starts and finishes."""
         # Imported by name at call time: the check module is heavy and optional for the console.
         module = importlib.import_module("pgiam_tui.diagnose")
         run_check = getattr(module, "run_check", None)
         if run_check is None:
             raise SourceUnavailable("the connection check is not available in this build")
-        result = await run_check(self.config.cluster(name), self.sessions)
+
+        def relay(event: Any) -> None:
+            if progress is not None:
+                step = getattr(event, "step", None)
+                progress(str(event.name), step_view(step) if step is not None else None)
+
+        result = await run_check(self.config.cluster(name), self.sessions, progress=relay)
         return check_view(result)
 
     async def backend_action(self, name: str, instance: str, pid: int, action: BackendAction) -> str:

@@ -16,7 +16,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from pgiam_tui.textsafe import visible
 from pgiam_tui.ui.render import safe_text
-from pgiam_tui.ui.source import CheckView
+from pgiam_tui.ui.source import CheckProgressSink, CheckStepView, CheckView
 
 STEP_MARKS = {"ok": ("✔", "bold green"), "failed": ("✖", "bold red"), "skipped": ("–", "dim")}
 
@@ -55,28 +55,79 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
-def check_text(view: CheckView) -> Text:
-    """The steps of a connection check, one per line, with detail and hint."""
+# What a running step is doing, so a step that hangs (a tunnel that accepts TCP and never answers) shows it.
+RUNNING = {
+    "config": "reading the config…",
+    "credentials": "asking AWS who we are…",
+    "discovery": "describing the cluster…",
+    "token": "signing a token…",
+    "address": "resolving the address…",
+    "tcp": "connecting (TCP)…",
+    "tls": "connecting (TLS handshake)…",
+    "authentication": "connecting (login)…",
+    "session": "inspecting the session…",
+    "members": "checking every member…",
+}
+
+
+def _step_text(text: Text, step: CheckStepView) -> None:
+    mark, style = STEP_MARKS.get(step.status, ("?", "yellow"))
+    text.append(f"\n {mark} ", style=style)
+    text.append(visible(step.name)[:28].ljust(28))
+    ms = f"{step.ms:.0f} ms" if step.ms is not None else ""
+    text.append(f"  {ms}", style="dim")
+    if step.detail:
+        text.append("\n     ")
+        text.append_text(safe_text(step.detail, multiline=True))
+    if step.hint and step.status != "ok":
+        text.append("\n     fix: ", style="yellow")
+        text.append_text(safe_text(step.hint, multiline=True))
+
+
+def progress_text(cluster: str, done: list[CheckStepView], running: str | None) -> Text:
+    """The check while it runs: the steps finished so far, then the one running now."""
     text = Text()
-    head = "connected" if view.ok else "cannot connect"
+    text.append("… ", style="bold yellow")
+    text.append_text(safe_text(cluster, style="bold"))
+    text.append(": checking\n", style="bold")
+    for step in done:
+        _step_text(text, step)
+    if running is not None:
+        text.append("\n … ", style="bold yellow")
+        text.append(visible(running)[:28].ljust(28))
+        text.append("  " + RUNNING.get(running, "running…"), style="yellow")
+    return text
+
+
+def check_text(view: CheckView) -> Text:
+    """The steps of a connection check, one per line, with detail and hint; then the cause sentence, its
+    evidence, the candidate causes and the fix, as `pgiam-tui check` prints them."""
+    text = Text()
+    head = "connected" if view.ok else ("connected, with a problem" if view.connected else "cannot connect")
     text.append(f"{'✔' if view.ok else '✖'} ", style="bold green" if view.ok else "bold red")
     text.append_text(safe_text(view.cluster, style="bold"))
     text.append(f": {head}\n", style="bold")
     for step in view.steps:
-        mark, style = STEP_MARKS.get(step.status, ("?", "yellow"))
-        text.append(f"\n {mark} ", style=style)
-        text.append(visible(step.name)[:28].ljust(28))
-        ms = f"{step.ms:.0f} ms" if step.ms is not None else ""
-        text.append(f"  {ms}", style="dim")
-        if step.detail:
-            text.append("\n     ")
-            text.append_text(safe_text(step.detail, multiline=True))
-        if step.hint and step.status != "ok":
-            text.append("\n     fix: ", style="yellow")
-            text.append_text(safe_text(step.hint, multiline=True))
+        _step_text(text, step)
     if view.cause:
         text.append("\n\ncause: ", style="bold red")
-        text.append_text(safe_text(view.cause, multiline=True))
+        sentence = view.cause_text or view.cause
+        text.append_text(safe_text(sentence, multiline=True))
+        if view.cause_text and view.cause != view.cause_text:
+            text.append(f" [{visible(view.cause)}]", style="dim")
+    if view.evidence:
+        source = {"aws_log": "AWS's iam-db-auth-error log", "inference": "inference"}.get(
+            view.evidence_source or "", "the steps above"
+        )
+        text.append(f"\nevidence (from {source}):", style="bold")
+        for line in view.evidence:
+            text.append("\n  - ")
+            text.append_text(safe_text(line, multiline=True))
+    if view.candidates:
+        text.append("\ncandidate causes, most likely first:", style="bold")
+        for i, line in enumerate(view.candidates, 1):
+            text.append(f"\n  {i}. ")
+            text.append_text(safe_text(line, multiline=True))
     if view.fix:
         text.append("\nfix:   ", style="bold yellow")
         text.append_text(safe_text(view.fix, multiline=True))
@@ -84,15 +135,17 @@ def check_text(view: CheckView) -> Text:
 
 
 class CheckScreen(ModalScreen[None]):
-    """Runs the connection check of one cluster in a worker and shows its steps."""
+    """Runs the connection check of one cluster in a worker and shows each step as it finishes."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,c", "close", "Close")]
 
-    def __init__(self, cluster: str, run: Callable[[], Awaitable[CheckView]]) -> None:
+    def __init__(self, cluster: str, run: Callable[[CheckProgressSink], Awaitable[CheckView]]) -> None:
         super().__init__(classes="modal")
         self.cluster = cluster
         self._run = run
         self.result: CheckView | None = None
+        self.done: list[CheckStepView] = []
+        self.running: str | None = None
 
     def compose(self) -> ComposeResult:
         """Title and a scrolling body."""
@@ -102,19 +155,30 @@ class CheckScreen(ModalScreen[None]):
                 classes="dialog-title",
             )
             with VerticalScroll():
-                yield Static(Text("running…", style="dim"), id="check-body")
+                yield Static(progress_text(self.cluster, [], None), id="check-body")
             yield Static(Text("Esc closes", style="dim"))
 
     def on_mount(self) -> None:
         """Start the check."""
         self.run_check()
 
+    def _progress(self, name: str, step: CheckStepView | None) -> None:
+        # Called on the app's event loop by the running check (the worker is async, not a thread).
+        if self.result is not None:
+            return
+        if step is None:
+            self.running = name
+        else:
+            self.done.append(step)
+            self.running = None
+        self.query_one("#check-body", Static).update(progress_text(self.cluster, self.done, self.running))
+
     @work(exclusive=True, exit_on_error=False, group="check", description="connection check")
     async def run_check(self) -> None:
-        """Await the source's check (async; boto3 runs in threads inside it)."""
+        """Await the source's check (async; boto3 runs in threads inside it), showing progress."""
         body = self.query_one("#check-body", Static)
         try:
-            self.result = await self._run()
+            self.result = await self._run(self._progress)
         except Exception as exc:  # shown as one line, never a traceback
             body.update(Text.assemble(("✖ check could not run: ", "bold red"), safe_text(str(exc), 300)))
             return

@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import ContentSwitcher, Input, Static
 
+from pgiam_tui.advice import for_console
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.ui.activity_filter import ACTIVITY_FILTER, parse_activity_filter
 from pgiam_tui.ui.activity_model import Located
@@ -96,7 +97,7 @@ class ActivityPane(FilterablePane):
             text.append_text(safe_text(f"{snap.error.step}: {snap.error.message}", style="bold"))
             if snap.error.hint:
                 text.append("\n  fix: ", style="yellow")
-                text.append_text(safe_text(snap.error.hint))
+                text.append_text(safe_text(for_console(snap.error.hint, snap.name)))
             if snap.stale and snap.data_age_s is not None:
                 text.append(f"\n  showing data from {fmt_duration(snap.data_age_s)} ago", style="dim")
             banner.update(text)

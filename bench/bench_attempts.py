@@ -1,0 +1,129 @@
+"""AWS's reasons on refused logins, live: the console's Monitor for 10 minutes on the sandbox, every round's
+attempts checked against the stand-in's record of each refusal's true reason (`frontdoor-diagnostics.log`).
+
+The sandbox runs with its workload (a refused IAM login every 5 s per cluster: a token of the wrong role,
+NotAuthorized, or a garbled one, InvalidToken). The Monitor runs its rounds as the console does; after each
+round every refused attempt it shows is compared with the record. An attempt counts as wrong if any round
+showed it with a reason other than its true one (a reason not yet arrived is "pending", not wrong).
+`--seconds N` shortens the run (default 600).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pgiam_sandbox.environment import read_env_sh, sandbox_environ
+
+
+def truth(path: Path) -> dict[tuple[str, str], str]:
+    """(instance, client host:port) -> AWS code of every refusal the stand-in recorded with one."""
+    out: dict[tuple[str, str], str] = {}
+    if not path.exists():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        fields = dict(w.split("=", 1) for w in line.split(" ")[1:5] if "=" in w)
+        if fields.get("code", "-") != "-":
+            out[(fields["instance"], fields["client"])] = fields["code"]
+    return out
+
+
+async def watch(profiles: Path, diagnostics: Path, seconds: float) -> dict[str, int]:
+    """Run the Monitor for SECONDS; count refused logins shown, wrong reasons, and reasons still missing."""
+    from pgiam_tui.aws.session import SessionFactory
+    from pgiam_tui.config import load_config
+    from pgiam_tui.model import ClusterSnapshot
+    from pgiam_tui.monitor import Monitor
+
+    latest: dict[str, ClusterSnapshot] = {}
+    shown: dict[str, set[str | None]] = {}  # attempt key -> every AWS code a round showed for it
+    where: dict[str, tuple[str, str]] = {}
+
+    def on_snapshot(snap: ClusterSnapshot) -> None:
+        latest[snap.name] = snap
+        for a in snap.attempts:
+            if a.failed and a.method == "iam":
+                shown.setdefault(a.key, set()).add(a.aws_code)
+                where[a.key] = (a.instance or "", f"{a.host}:{a.port}")
+
+    monitor = Monitor(load_config(profiles), SessionFactory(), on_snapshot)
+    await monitor.start()
+    try:
+        await asyncio.sleep(seconds)
+        await asyncio.sleep(20)  # the last refusals' lines reach CloudWatch and one more round reads them
+    finally:
+        await monitor.stop()
+    record = truth(diagnostics)
+    refused = wrong = missing = 0
+    final = {a.key: a.aws_code for s in latest.values() for a in s.attempts}
+    for key, codes in shown.items():
+        code = record.get(where[key])
+        if code is None:
+            continue
+        refused += 1
+        wrong += any(c is not None and c != code for c in codes)
+        missing += final.get(key) is None
+    return {"refused": refused, "wrong": wrong, "missing": missing, "recorded": len(record)}
+
+
+def main() -> None:
+    """Start `pgiam-tui sandbox up` (workload on), watch, stop it by its pid, print the figures."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seconds", type=float, default=600.0)
+    seconds = ap.parse_args().seconds
+    work = Path(tempfile.mkdtemp(prefix="bench-attempts-"))
+    box = work / "sandbox"
+    cmd = [str(Path(sys.executable).with_name("pgiam-tui")), "sandbox", "up", "--dir", str(box)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    saved = dict(os.environ)
+    started = time.monotonic()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.strip() == "ready":
+                break
+        else:
+            raise SystemExit(f"sandbox did not start: {proc.stderr.read() if proc.stderr else ''}")
+        os.environ.clear()
+        os.environ.update(sandbox_environ(read_env_sh(box / "env.sh")))
+        os.environ["HOME"] = str(work / "home")
+        info: dict[str, Any] = json.loads((box / "sandbox.json").read_text())
+        figures = asyncio.run(watch(box / "profiles.toml", box / "frontdoor-diagnostics.log", seconds))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    minutes = (time.monotonic() - started) / 60
+    print("## Connection attempts: AWS's reasons, live (bench/bench_attempts.py)\n")
+    print(
+        f"The console's Monitor on the sandbox ({len(info['clusters'])} clusters, workload on) for "
+        f"{seconds / 60:.0f} minutes ({minutes:.0f} with start and stop); each round's refused IAM logins "
+        "compared with the stand-in's record of their true reasons.\n"
+    )
+    print("| measure | value | aim |")
+    print("|---|---|---|")
+    print(f"| refused IAM logins shown (with a recorded reason) | {figures['refused']} | >= 200 |")
+    print(f"| wrong AWS reasons shown (any round) | {figures['wrong']} | 0 |")
+    print(f"| reasons still missing at the end | {figures['missing']} | 0 |")
+    print(f"| refusals the stand-in recorded with an AWS code | {figures['recorded']} | |")
+    print()
+
+
+if __name__ == "__main__":
+    main()
