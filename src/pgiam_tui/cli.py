@@ -60,6 +60,9 @@ def _accept_config_everywhere(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns (and exits with) the command's status."""
+    from pgiam_tui.textsafe import install_log_handler
+
+    install_log_handler()  # log lines are an output too: escaped like the rest
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)

@@ -1,4 +1,4 @@
-"""Untrusted text made safe to show: the one cleaner for every output (UI, CLI text, JSON, logs).
+"""Untrusted text made safe to show: the one cleaner for every output (UI, CLI text, JSON, log lines).
 
 Query text, application names, user names, log lines and AWS error messages are attacker-controllable. Shown
 raw, an ESC/CSI sequence moves the cursor or recolours the screen, an OSC one retitles the terminal or writes
@@ -21,11 +21,22 @@ JSON output (`to_json`) is the same idea in JSON's own escapes: `ensure_ascii`, 
 from __future__ import annotations
 
 import json
+import logging
 import re
+import sys
 import unicodedata
-from typing import Literal
+from typing import Literal, TextIO
 
-__all__ = ["ELLIPSIS", "Layout", "clip", "is_unsafe", "to_json", "visible"]
+__all__ = [
+    "ELLIPSIS",
+    "Layout",
+    "VisibleStderrHandler",
+    "clip",
+    "install_log_handler",
+    "is_unsafe",
+    "to_json",
+    "visible",
+]
 
 ELLIPSIS = "…"
 
@@ -124,3 +135,32 @@ def clip(text: str, limit: int = 500) -> str:
     """TEXT cut to at most LIMIT characters, ending in "…": for messages kept in results, not escaped here
     (that happens once, where they are shown)."""
     return text if len(text) <= limit else text[: max(0, limit - 1)] + ELLIPSIS
+
+
+class VisibleStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Log records on stderr (WARNING and up), escaped like every other output: what Python's last-resort
+    handler does when nothing is configured, but a server's message in a log line cannot drive the terminal.
+
+    The stream is looked up at each record, as the last-resort handler does, so whoever redirects sys.stderr
+    (Textual while the console runs, pytest) receives the lines.
+    """
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self, logging.WARNING)
+
+    @property
+    def stream(self) -> TextIO:
+        """Always the current sys.stderr."""
+        return sys.stderr
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as the base formatter writes it, escaped (line breaks kept for tracebacks)."""
+        return visible(super().format(record), layout="keep_lines")
+
+
+def install_log_handler() -> None:
+    """Send the program's log records through `VisibleStderrHandler`, unless logging is already configured
+    (a host application, or pytest's capture), which then stays in charge."""
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(VisibleStderrHandler())

@@ -275,3 +275,75 @@ def test_a_killed_instance_is_collected_and_restarted_from_the_cli(tmp_path: Pat
     assert nothing.returncode == 1 and nothing.stderr.count("\n") == 1 and "Traceback" not in nothing.stderr
     empty = _cli("sandbox", "restart", "--dir", str(tmp_path / "none"), "x")
     assert empty.returncode == 2 and "no running sandbox" in empty.stderr
+
+
+def test_a_fleet_shares_servers_and_holds_idle_sessions(tmp_path: Path) -> None:
+    """Issue 11: `--clusters 12 --sessions N --servers 4`: 25 instances on at most 4 servers (one of each
+    kind at least), each server holding N idle sessions with max_connections raised to fit, every instance
+    with its own front door and log group, and a login through the last cluster's front door works."""
+    import configparser
+
+    import boto3
+
+    directory = tmp_path / "fleet"
+    sessions = 30
+    extra = ("--clusters", "12", "--sessions", str(sessions), "--servers", "4")
+    with _sandbox_up(directory, *extra) as (proc, lines):
+        assert lines[-1:] == ["ready"], _stderr(directory)
+        info = json.loads((directory / "sandbox.json").read_text())
+        clusters = info["clusters"]
+        assert len(clusters) == 13  # 12 Aurora clusters and the RDS for PostgreSQL instance
+        instances = [i for c in clusters for i in c["instances"]]
+        assert len(instances) == 25
+        assert len({i["listen_port"] for i in instances}) == 25  # a front door each
+        assert len({c["log_group"] for c in clusters}) == 13
+        servers = {(i["pg_socket_dir"], i["pg_port"]) for i in instances}
+        assert 2 <= len(servers) <= 4
+        for socket_dir, port in servers:
+            with psycopg.connect(f"host={socket_dir} port={port} user=sandbox_admin dbname=demo") as conn:
+                idle = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE application_name = 'idle-app' AND state = 'idle'"
+                ).fetchone()
+                limit = conn.execute("SHOW max_connections").fetchone()
+            assert idle == (sessions,) and limit is not None and int(limit[0]) >= sessions + 50
+        last = next(c for c in clusters if c["name"] == "pgdemo-12")
+        creds = configparser.ConfigParser()
+        creds.read(directory / "aws" / "credentials")
+        admin = creds["sandbox-db-admin"]
+        token = (
+            boto3.Session(
+                aws_access_key_id=admin["aws_access_key_id"],
+                aws_secret_access_key=admin["aws_secret_access_key"],
+                region_name=last["region"],
+            )
+            .client("rds")
+            .generate_db_auth_token(
+                DBHostname=last["endpoint"], Port=5432, DBUsername="pgmonitor", Region=last["region"]
+            )
+        )
+        with psycopg.connect(
+            host=last["endpoint"],
+            hostaddr="127.0.0.1",
+            port=last["listen_port"],
+            dbname="demo",
+            user="pgmonitor",
+            password=token,
+            sslmode="verify-full",
+            sslrootcert=str(directory / "ca.pem"),
+            connect_timeout=30,
+        ) as conn:
+            seen = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'idle-app'")
+            assert seen.fetchone() == (sessions,)  # the sessions of the server it shares
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(120) == 0, _stderr(directory)
+    assert "Traceback" not in _stderr(directory)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--clusters", "51"], "--clusters must be between 0 and 50"), (["--servers", "0"], "must be >= 1")],
+)
+def test_fleet_limits_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    done = _cli("sandbox", "up", "--dir", str(tmp_path / "x"), *args)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr

@@ -65,8 +65,8 @@ def live_app(sandbox: Sandbox, cache_dir: Path) -> PgiamApp:
 
 def table_rows(table: ActivityTable) -> list[tuple[str, int, str | None, tuple[int, ...]]]:
     out = []
-    for key in table.rows:
-        loc = table.located(str(key.value))
+    for key in table.row_keys:
+        loc = table.located(key)
         if loc is not None:
             out.append((loc.row.instance, loc.row.pid, loc.row.usename, loc.row.blocked_by))
     return out
@@ -202,10 +202,12 @@ async def test_live_cancel_backend_after_confirmation_is_recorded(sandbox: Sandb
                 pilot, "the sleeping session", lambda: any(p == pid for _, p, _, _ in table_rows(table))
             )
             table.focus()
-            key = next(k for k in table.rows if (loc := table.located(str(k.value))) and loc.row.pid == pid)
-            table.move_cursor(row=table.get_row_index(key))
+            index = next(
+                i for i, k in enumerate(table.row_keys) if (loc := table.located(k)) and loc.row.pid == pid
+            )
+            table.move_cursor(row=index)
             # the query text from the server is shown literally: markup as text, ESC made visible
-            shown = table.get_cell(key, "query").plain
+            shown = dict(zip(table.widths, table.cells_at(index), strict=True))["query"].plain
             assert "[bold red]x[/]" in shown and "[link=http://x]y[/link]" in shown and "\\x1b[31m" in shown
             assert "\x1b" not in "".join(lines(table))
             await pilot.press("enter")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import unicodedata
 
@@ -148,3 +149,32 @@ def test_json_output_is_ascii_without_controls_and_reads_back(value: object) -> 
 def test_clip_cuts_without_escaping() -> None:
     assert textsafe.clip("a\x1b" * 10, 5) == "a\x1ba\x1b…"
     assert textsafe.clip("short") == "short"
+
+
+def test_log_lines_on_stderr_are_escaped_too(capsys: pytest.CaptureFixture[str]) -> None:
+    logger = logging.getLogger("pgiam_tui.test_textsafe")
+    handler = textsafe.VisibleStderrHandler()
+    logger.addHandler(handler)
+    try:
+        logger.warning("round of %s failed: %s", "c1", "FATAL: \x1b]0;pwned\x07 role \u202eevil\nnext line")
+        logger.info("below WARNING: not shown")
+    finally:
+        logger.removeHandler(handler)
+    err = capsys.readouterr().err
+    assert err == "round of c1 failed: FATAL: \\x1b]0;pwned\\x07 role \\u202eevil\nnext line\n"
+
+
+def test_the_handler_is_installed_only_where_nobody_configured_logging() -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    try:
+        root.handlers = []
+        textsafe.install_log_handler()
+        textsafe.install_log_handler()
+        assert [type(h) for h in root.handlers] == [textsafe.VisibleStderrHandler]
+        mine = logging.NullHandler()
+        root.handlers = [mine]
+        textsafe.install_log_handler()
+        assert root.handlers == [mine]
+    finally:
+        root.handlers = saved

@@ -27,8 +27,8 @@ def _without_signal_right(snaps: tuple[ClusterSnapshot, ...]) -> tuple[ClusterSn
 async def _cursor_on(app: PgiamApp, pid: int) -> None:
     table = app.activity.table
     table.focus()
-    key = next(k for k in table.rows if (loc := table.located(str(k.value))) and loc.row.pid == pid)
-    table.move_cursor(row=table.get_row_index(key))
+    index = next(i for i, k in enumerate(table.row_keys) if (loc := table.located(k)) and loc.row.pid == pid)
+    table.move_cursor(row=index)
 
 
 async def test_cancel_says_before_the_attempt_when_the_user_cannot_signal_backends() -> None:

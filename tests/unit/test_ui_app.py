@@ -56,17 +56,15 @@ def lines(widget: Widget) -> list[str]:
 
 
 def table_pids(table: ActivityTable) -> list[int]:
-    return [loc.row.pid for key in table.rows if (loc := table.located(str(key.value))) is not None]
+    return [loc.row.pid for key in table.row_keys if (loc := table.located(key)) is not None]
 
 
 def ordered_pids(table: ActivityTable) -> list[int]:
-    out = []
-    for i in range(table.row_count):
-        key = table.coordinate_to_cell_key((i, 0)).row_key  # type: ignore[arg-type]
-        loc = table.located(str(key.value))
-        assert loc is not None
-        out.append(loc.row.pid)
-    return out
+    return table_pids(table)  # row_keys are in display order
+
+
+def index_of_pid(table: ActivityTable, pid: int) -> int:
+    return next(i for i, k in enumerate(table.row_keys) if table.located(k).row.pid == pid)  # type: ignore[union-attr]
 
 
 async def test_main_screen_shows_selected_cluster() -> None:
@@ -89,15 +87,15 @@ async def test_hostile_text_is_literal_in_table_and_detail() -> None:
     async with app.run_test(size=(300, 50)) as pilot:
         await settle(pilot, app, 3)
         table = app.activity.table
-        await pilot.click(ActivityTable)
-        key = next(k for k in table.rows if table.located(str(k.value)).row.pid == 4107)  # type: ignore[union-attr]
-        cell = table.get_cell(key, "query")
+        await pilot.click(ActivityTable, offset=(2, 1))  # a row (the header sorts)
+        index = index_of_pid(table, 4107)
+        cells = dict(zip(table.widths, table.cells_at(index), strict=True))
+        cell = cells["query"]
         assert isinstance(cell, SortCell) and isinstance(cell.__rich__(), Text)
         expected = "SELECT '[bold red]x[/]', '[link=http://x]y[/link]', '\\x1b[31mred\\x1b[0m'"
         assert cell.plain.startswith(expected)
-        app_cell = table.get_cell(key, "app")
-        assert app_cell.plain.startswith("evil\\x1b[2")  # ESC escaped, then cut to the column
-        table.move_cursor(row=table.get_row_index(key))
+        assert cells["app"].plain == "evil\\x1b[2Japp"  # ESC escaped; the table cuts it to the column
+        table.move_cursor(row=index)
         rendered = "\n".join(lines(table))
         assert "[bold red]x[/]" in rendered and "[link=http://x]y[/link]" in rendered
         assert "\x1b" not in rendered
@@ -119,10 +117,9 @@ async def test_update_in_place_keeps_cursor_on_its_row() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app, 3)
         table = app.activity.table
-        await pilot.click(ActivityTable)
-        target = next(k for k in table.rows if table.located(str(k.value)).row.pid == 4101)  # type: ignore[union-attr]
-        table.move_cursor(row=table.get_row_index(target))
-        before_rows = dict(table.rows)
+        await pilot.click(ActivityTable, offset=(2, 1))  # a row (the header sorts)
+        table.move_cursor(row=index_of_pid(table, 4101))
+        before_rows = table.row_keys
         # next round: 4106 gone, a new session, 4101 ran longer (moves up in the duration sort)
         rows = [r for r in first[0].activity if r.pid != 4106]
         rows = [replace(r, duration_s=250.0) if r.pid == 4101 else r for r in rows]
@@ -131,7 +128,7 @@ async def test_update_in_place_keeps_cursor_on_its_row() -> None:
         await settle(pilot, app, 4)
         assert 4106 not in table_pids(table) and 4200 in table_pids(table)
         # rows that stayed are the same DataTable rows (updated, not re-added)
-        kept = [k for k in before_rows if k in table.rows]
+        kept = [k for k in before_rows if k in table.row_keys]
         assert len(kept) == 8
         # the cursor followed its session to its new place
         assert table.current() is not None and table.current().row.pid == 4101  # type: ignore[union-attr]
@@ -143,7 +140,7 @@ async def test_filter_sort_hide_idle() -> None:
     async with app.run_test(size=(160, 40)) as pilot:
         await settle(pilot, app, 3)
         table = app.activity.table
-        await pilot.click(ActivityTable)
+        await pilot.click(ActivityTable, offset=(2, 1))  # a row (the header sorts)
         await pilot.press("i")
         assert sorted(table_pids(table)) == [4101, 4102, 4103, 4104, 4105, 4107, 5101]
         await pilot.press("i")
@@ -208,7 +205,7 @@ async def test_blocking_tree_and_all_clusters_view() -> None:
         screen = app.screen
         assert isinstance(screen, AllSessionsScreen)
         table = screen.pane.table
-        clusters = {loc.cluster for k in table.rows if (loc := table.located(str(k.value)))}
+        clusters = {loc.cluster for k in table.row_keys if (loc := table.located(k))}
         assert clusters == {"pgdemo-1", "pgdemo-2"}
         assert table.row_count == 11
         await pilot.press("escape")
@@ -238,9 +235,8 @@ async def test_cancel_needs_permission_and_confirmation_and_is_recorded() -> Non
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app, 3)
         table = app.activity.table
-        await pilot.click(ActivityTable)
-        key = next(k for k in table.rows if table.located(str(k.value)).row.pid == 4102)  # type: ignore[union-attr]
-        table.move_cursor(row=table.get_row_index(key))
+        await pilot.click(ActivityTable, offset=(2, 1))  # a row (the header sorts)
+        table.move_cursor(row=index_of_pid(table, 4102))
         await pilot.press("t")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
@@ -260,7 +256,7 @@ async def test_cancel_needs_permission_and_confirmation_and_is_recorded() -> Non
         # pgdemo-2 does not allow actions: no modal, nothing sent
         app.cluster_list.select("pgdemo-2")
         await pilot.pause()
-        await pilot.click(ActivityTable)
+        await pilot.click(ActivityTable, offset=(2, 1))  # a row (the header sorts)
         await pilot.press("k")
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmScreen)
@@ -292,14 +288,37 @@ async def test_usable_at_80x24_and_zoom() -> None:
         await settle(pilot, app, 3)
         assert app.has_class("-narrow")
         assert app.activity.table.size.height >= 3
-        await pilot.click(ActivityTable)
+        await pilot.click(ActivityTable, offset=(2, 1))  # a row (the header sorts)
         await pilot.press("z")
         await pilot.pause()
-        assert app.screen.maximized is app.activity
+        assert app.zoomed == "activity" and not app.cluster_list.display
         assert app.activity.table.size.height >= 15
+        assert "live" in "".join(lines(app.query_one("#topbar")))  # the top bar stays when zoomed
         await pilot.press("z")
         await pilot.pause()
-        assert app.screen.maximized is None
+        assert app.zoomed is None and app.cluster_list.display
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 50)])
+async def test_top_bar_shows_pause_and_heartbeat_in_every_view(size: tuple[int, int]) -> None:
+    snaps = sample_snapshots()
+    first = replace(snaps[0], round_ms=310.0, collected_at=fixed_now() - timedelta(seconds=4))
+    app, _ = make_app([(first, *snaps[1:])])
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, app, 3)
+        await pilot.press("p")
+        await pilot.pause()
+        bar = "".join(lines(app.query_one("#topbar")))
+        assert "PAUSED" in bar and "pgdemo-1 round 0.3s" in bar and "4.0s ago" in bar
+        app.activity.table.focus()
+        await pilot.press("z")
+        await pilot.pause()
+        assert "PAUSED" in "".join(lines(app.query_one("#topbar")))
+        await pilot.press("z", "a")
+        await pilot.pause()
+        assert isinstance(app.screen, AllSessionsScreen)
+        bar = "".join(lines(app.screen.query_one("#topbar-all")))
+        assert "PAUSED" in bar and "3 clusters" in bar and "slowest round" in bar
 
 
 async def test_quit_exits_zero() -> None:
@@ -411,8 +430,7 @@ async def test_detail_copies_full_query_to_clipboard() -> None:
         await settle(pilot, app, 3)
         table = app.activity.table
         table.focus()
-        key = next(k for k in table.rows if table.located(str(k.value)).row.pid == 4107)  # type: ignore[union-attr]
-        table.move_cursor(row=table.get_row_index(key))
+        table.move_cursor(row=index_of_pid(table, 4107))
         await pilot.press("enter", "y")
         assert app.clipboard == HOSTILE_QUERY  # the original text, not the escaped display
 
@@ -475,9 +493,8 @@ async def test_member_instance_trouble_is_explained() -> None:
 async def test_big_diff_keeps_order_cursor_rendering_and_scroll_range() -> None:
     """A 2,000-row round applied as a diff: what a user sees matches the new sessions.
 
-    ActivityTable keeps DataTable's row bookkeeping itself for speed (Textual internals); this checks
-    the outcome through DataTable's public reading API and its rendered lines, so a Textual change
-    that breaks those internals fails here.
+    ActivityTable draws its own lines (Textual's Line API); this checks the order, the cells, the cursor,
+    the rendered lines and the scroll range a user gets.
     """
     from pgiam_devtools.sample import synthetic_snapshot
 
@@ -494,7 +511,7 @@ async def test_big_diff_keeps_order_cursor_rendering_and_scroll_range() -> None:
         await pilot.pause()
         # the cursor on a session that survives the round and moves in the duration order
         keep = Located("big", first.activity[1000])
-        table.move_cursor(row=table.get_row_index(keep.key))
+        table.move_cursor(row=table.index_of(keep.key))
         table.show([Located("big", r) for r in second.activity])
         await pilot.pause()
 
@@ -502,13 +519,13 @@ async def test_big_diff_keeps_order_cursor_rendering_and_scroll_range() -> None:
             Located("big", r).key: r for r in second.activity if r.backend_type in (None, "client backend")
         }
         assert table.row_count == len(expected)
-        shown = [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(table.row_count)]  # type: ignore[arg-type]
+        shown = table.row_keys
         assert set(shown) == set(expected)  # churned sessions gone, new ones in
         durations = [expected[k].duration_s or 0.0 for k in shown]
         assert durations == sorted(durations, reverse=True)
-        # each row's cells are the new session's values (read through DataTable's public API)
+        # each row's cells are the new session's values
         for i in (0, 777, len(shown) - 1):
-            cells = table.get_row_at(i)
+            cells = table.cells_at(i)
             assert isinstance(cells[0], SortCell)
             row = expected[shown[i]]
             labels = [c.plain for c in cells]
@@ -523,7 +540,9 @@ async def test_big_diff_keeps_order_cursor_rendering_and_scroll_range() -> None:
         top = lines(table)[1]
         assert str(expected[shown[0]].pid) in top and fmt_duration(expected[shown[0]].duration_s) in top
         # scrolling to the end reaches the last session and no further
-        table.action_scroll_bottom()
+        table.focus()
+        await pilot.pause()
+        await pilot.press("end")
         await pilot.pause()
         drawn = [line for line in lines(table) if line.strip()]
         last = expected[shown[-1]]
@@ -553,7 +572,7 @@ async def test_layout_at_120x40_narrow_cluster_list_and_query_takes_the_rest() -
             assert label in header, (label, header)
         assert header.index("query") > header.index("dur") > header.index("pid")
         assert table.virtual_size.width == table.scrollable_content_region.width
-        query_width = table.columns[next(k for k in table.columns if k.value == "query")].width
+        query_width = table.widths["query"]
         assert query_width >= 16
         # an RDS cluster (one instance): no instance column, the db column comes back
         app.cluster_list.select("pgdemo-2")

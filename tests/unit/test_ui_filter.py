@@ -38,7 +38,7 @@ def lines(widget: Widget) -> list[str]:
 
 
 def pids(table: ActivityTable) -> list[int]:
-    return sorted(loc.row.pid for key in table.rows if (loc := table.located(str(key.value))) is not None)
+    return sorted(loc.row.pid for key in table.row_keys if (loc := table.located(key)) is not None)
 
 
 def burst(app: PgiamApp, text: str) -> None:

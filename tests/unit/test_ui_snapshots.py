@@ -50,8 +50,10 @@ def test_detail_screen(snap_compare: SnapCompare) -> None:
         assert isinstance(app, PgiamApp)
         table = app.query_one(ActivityTable)
         table.focus()
-        key = next(k for k in table.rows if (loc := table.located(str(k.value))) and loc.row.pid == 4104)
-        table.move_cursor(row=table.get_row_index(key))
+        index = next(
+            i for i, k in enumerate(table.row_keys) if (loc := table.located(k)) and loc.row.pid == 4104
+        )
+        table.move_cursor(row=index)
         await pilot.press("enter")
         await pilot.pause()
 

@@ -51,10 +51,10 @@ def preserve_spaces(svg: Path) -> None:
 
 
 def _blocked_row_index(table: ActivityTable) -> int | None:
-    for key in table.rows:
-        loc = table.located(str(key.value))
+    for index, key in enumerate(table.row_keys):
+        loc = table.located(key)
         if loc is not None and loc.row.blocked_by:
-            return table.get_row_index(key)
+            return index
     return None
 
 

@@ -17,7 +17,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import boto3
 
@@ -25,11 +25,15 @@ from pgiam_sandbox import aws_files, fake_aws, moto_guards
 from pgiam_sandbox.errors import SandboxError
 from pgiam_sandbox.imds import ImdsServer
 from pgiam_sandbox.runtime import Runtime
+from pgiam_sandbox.server_plan import DEFAULT_MAX_SERVERS
 from pgiam_sandbox.topology import InstancePids, SandboxCluster, SandboxInstance, Switches
 
 log = logging.getLogger(__name__)
 
 LISTEN_HOST = "127.0.0.1"
+MAX_CLUSTERS = 50
+MAX_SESSIONS = 5000  # idle sessions per server (each is a backend process: ~2 MB)
+WORKLOAD_CLUSTERS = 4  # Aurora clusters that get background sessions (all of the demo's 3)
 
 # moto's backends are process-global: two live sandboxes in one process would share (and reset) one AWS.
 _active_lock = threading.Lock()
@@ -50,9 +54,17 @@ class Sandbox:
         pg_bindir: str | None = None,
         aws_port: int = 0,
         imds_port: int = 0,
+        sessions: int = 0,
+        max_servers: int = DEFAULT_MAX_SERVERS,
     ) -> None:
-        if clusters < 0:
-            raise SandboxError(f"--clusters must be >= 0, not {clusters}")
+        if not 0 <= clusters <= MAX_CLUSTERS:
+            raise SandboxError(f"--clusters must be between 0 and {MAX_CLUSTERS}, not {clusters}")
+        if not 0 <= sessions <= MAX_SESSIONS:
+            raise SandboxError(f"--sessions must be between 0 and {MAX_SESSIONS}, not {sessions}")
+        if max_servers < 1:
+            raise SandboxError(f"--servers must be >= 1, not {max_servers}")
+        self.sessions = sessions  # idle client sessions held open per PostgreSQL server
+        self.max_servers = max_servers
         self.root = Path(root).absolute()
         self.cluster_count = clusters
         self.workload_enabled = workload
@@ -120,7 +132,14 @@ class Sandbox:
 
         bindir = postgres.find_pg_bindir(self.pg_bindir)  # SandboxError when there is none
         specs = fake_aws.default_specs(self.cluster_count)
-        self._runtime = Runtime(self.root, bindir, self.switches, self.diagnostic_log)
+        self._runtime = Runtime(
+            self.root,
+            bindir,
+            self.switches,
+            self.diagnostic_log,
+            sessions=self.sessions,
+            max_servers=self.max_servers,
+        )
         # Bind the fixed-port parts first: a busy port is reported before anything slow has started.
         self._moto = fake_aws.MotoServer(LISTEN_HOST, self._aws_port, log_file=self.moto_log)
         self._moto.start()
@@ -148,9 +167,11 @@ class Sandbox:
 
     def _start_workload(self) -> None:
         from pgiam_sandbox.workload import Workload
+        from pgiam_sandbox.workload_targets import targets_from_sandbox
 
-        # cast: Workload's protocol declares `clusters` as a mutable Sequence attribute; ours is a tuple.
-        self._workload = Workload(cast(Any, self))
+        # A fleet gets the workload on its first few clusters only: 2 cores, and the rest are for watching.
+        targets = targets_from_sandbox(_FirstClusters(self, WORKLOAD_CLUSTERS))
+        self._workload = Workload(targets, self.boto_session)
         self._workload.start()
 
     def stop(self) -> None:
@@ -349,6 +370,16 @@ class Sandbox:
         if self._runtime is None:
             raise SandboxError("the sandbox is not running")
         return self._runtime
+
+
+class _FirstClusters:
+    """A view of a sandbox with only its first N Aurora clusters and its RDS for PostgreSQL instances."""
+
+    def __init__(self, sandbox: Sandbox, n: int) -> None:
+        aurora = [c for c in sandbox.clusters if c.kind == "aurora"][:n]
+        self.clusters = tuple(c for c in sandbox.clusters if c in aurora or c.kind != "aurora")
+        self.ca_path = sandbox.ca_path
+        self.boto_session = sandbox.boto_session
 
 
 def _collect(errors: list[str], func: Any) -> None:

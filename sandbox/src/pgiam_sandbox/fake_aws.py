@@ -217,6 +217,30 @@ def _session(key: StaticKey, region: str = "us-east-1") -> boto3.Session:
     )
 
 
+_clients_lock = threading.Lock()
+_sessions: dict[str, boto3.Session] = {}
+_clients: dict[tuple[str, str, str, str], Any] = {}
+
+
+def client_for(key: StaticKey, service: str, region: str, endpoint_url: str) -> Any:
+    """A boto3 client signed with ``key``, shared by every caller asking for the same one.
+
+    One session per key, one client per service and region: a session loads each service model once, and a
+    fleet sandbox (50 clusters, a log sink each) spent most of its start-up loading them again per cluster.
+    Clients are thread-safe; creating them is not, hence the lock.
+    """
+    wanted = (key.access_key_id, service, region, endpoint_url)
+    with _clients_lock:
+        client = _clients.get(wanted)
+        if client is None:
+            session = _sessions.get(key.access_key_id)
+            if session is None:
+                session = _sessions[key.access_key_id] = _session(key)
+            client = session.client(service, region_name=region, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+            _clients[wanted] = client
+        return client
+
+
 ADMIN_POLICY = _doc({"Effect": "Allow", "Action": "*", "Resource": "*"})
 
 # What a monitor needs besides rds-db:connect (scenario's pg-db-monitor-policy, extended with reads).
@@ -381,9 +405,8 @@ def _seed(endpoint_url: str, specs: tuple[ClusterSpec, ...]) -> SeedResult:
 
 
 def _create_rds(admin: StaticKey, endpoint_url: str, spec: ClusterSpec) -> SeededCluster:
-    session = _session(admin, spec.region)
-    rds = session.client("rds", endpoint_url=endpoint_url)
-    logs = session.client("logs", endpoint_url=endpoint_url)
+    rds = client_for(admin, "rds", spec.region, endpoint_url)
+    logs = client_for(admin, "logs", spec.region, endpoint_url)
     exports = ["postgresql", "iam-db-auth-error"]
     instances: list[SeededInstance] = []
     if spec.kind == "aurora":
@@ -468,6 +491,9 @@ def reset_backends() -> None:
     """
     import sys
 
+    with _clients_lock:  # their keys die with the backends
+        _clients.clear()
+        _sessions.clear()
     for module, name in (
         ("moto.iam.models", "iam_backends"),
         ("moto.sts.models", "sts_backends"),

@@ -481,13 +481,20 @@ def write_config(data_dir: Path, bindir: Path) -> None:
 
 
 def write_instance_config(
-    data_dir: Path, port: int, socket_dir: Path, read_only: bool, user: RunAs | None
+    data_dir: Path,
+    port: int,
+    socket_dir: Path,
+    read_only: bool,
+    user: RunAs | None,
+    max_connections: int | None = None,
 ) -> None:
     lines = [
         "# written by pgiam_sandbox.postgres on every start",
         f"port = {int(port)}",
         "unix_socket_directories = '{}'".format(str(socket_dir).replace("'", "''")),
     ]
+    if max_connections is not None:  # a fleet sandbox holding many idle sessions (--sessions)
+        lines.append(f"max_connections = {int(max_connections)}")
     if read_only:
         # An Aurora reader: the sandbox clones the writer's template instead of replicating, so the best
         # stand-in for "read-only replica" is a server where every transaction is read-only by default.

@@ -124,6 +124,7 @@ class LocalPostgres:
         self.data_dir = Path(data_dir)
         self.requested_dir = Path(requested_dir) if requested_dir is not None else self.data_dir
         self.read_only = read_only
+        self.max_connections: int | None = None  # None: the template's 60; set before start() to change
         self.port: int | None = port
         self._auto_port = port is None
         self._owned_base = owned_base  # pgiam-pg-* dir (/dev/shm or /tmp) with the data; cleanup() removes it
@@ -387,7 +388,9 @@ class LocalPostgres:
 
     def _start_once(self, timeout: float) -> None:
         assert self.port is not None
-        write_instance_config(self.data_dir, self.port, self.socket_dir, self.read_only, self._user)
+        write_instance_config(
+            self.data_dir, self.port, self.socket_dir, self.read_only, self._user, self.max_connections
+        )
         log = self.log_file
         # Opened here (as root if root) and handed over: the server appends its stderr to it.
         log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)

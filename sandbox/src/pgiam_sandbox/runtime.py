@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from pgiam_sandbox.errors import SandboxError
-from pgiam_sandbox.fake_aws import DB_ACCOUNT, ClusterSpec, SeededCluster, SeedResult, StaticKey
+from pgiam_sandbox.fake_aws import DB_ACCOUNT, ClusterSpec, SeededCluster, SeedResult, StaticKey, client_for
+from pgiam_sandbox.idle_sessions import IdleSessions, headroom
+from pgiam_sandbox.server_plan import DEFAULT_MAX_SERVERS, plan_servers
 from pgiam_sandbox.topology import SandboxCluster, SandboxInstance, Switches
 
 log = logging.getLogger(__name__)
@@ -32,8 +34,20 @@ def instance_ids(spec: ClusterSpec) -> list[tuple[str, bool]]:
 class Runtime:
     """Owns every PostgreSQL server and front door of one sandbox; stop() releases all of them."""
 
-    def __init__(self, root: Path, bindir: Path, switches: Switches, diagnostic_log: Path) -> None:
+    def __init__(
+        self,
+        root: Path,
+        bindir: Path,
+        switches: Switches,
+        diagnostic_log: Path,
+        *,
+        sessions: int = 0,
+        max_servers: int = DEFAULT_MAX_SERVERS,
+    ) -> None:
         self.root = root
+        self.sessions = sessions
+        self.max_servers = max_servers
+        self._idle: Any = None  # idle_sessions.IdleSessions
         self.bindir = bindir
         self.switches = switches
         self.diagnostic_log = diagnostic_log
@@ -50,29 +64,48 @@ class Runtime:
     # -- PostgreSQL ------------------------------------------------------------------------------------------
 
     def start_postgres(self, specs: tuple[ClusterSpec, ...]) -> None:
-        """initdb + seed a template once, clone it per instance, start all clones (concurrently)."""
+        """initdb + seed a template once, clone it per server, start all clones (concurrently).
+
+        Instances share servers beyond ``max_servers`` (server_plan.py); ``sessions`` idle sessions are then
+        opened on every server.
+        """
         from pgiam_sandbox.postgres import LocalPostgres
 
         pg_root = self.root / "pg"
         pg_root.mkdir(parents=True, exist_ok=True)
         self._template = LocalPostgres.init_template(pg_root / "_template", bindir=self.bindir)
         wanted = [pair for spec in specs for pair in instance_ids(spec)]
-        for instance_id, read_only in wanted:
-            server = LocalPostgres.clone(self._template, pg_root / instance_id, read_only=read_only)
+        plan = plan_servers(wanted, self.max_servers)
+        by_slot: dict[str, Any] = {}
+        for instance_id, _read_only in wanted:
+            slot = plan[instance_id]
+            if slot.name not in by_slot:
+                server = LocalPostgres.clone(self._template, pg_root / slot.name, read_only=slot.read_only)
+                if self.sessions:
+                    server.max_connections = headroom(self.sessions)
+                by_slot[slot.name] = server
             with self._lock:
-                self.servers[instance_id] = server
+                self.servers[instance_id] = by_slot[slot.name]
         # Starting waits for "ready to accept connections": overlap those waits.
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-pg") as pool:
-            for future in [pool.submit(s.start) for s in self.servers.values()]:
+            for future in [pool.submit(s.start) for s in by_slot.values()]:
                 future.result()
+        if self.sessions:
+            self._idle = IdleSessions()
+            for server in by_slot.values():
+                self._idle.open(f"{server.socket_dir}/.s.PGSQL.{server.port}", self.sessions)
         self._reaper = threading.Thread(target=self._reap_forever, name="sandbox-reaper", daemon=True)
         self._reaper.start()
+
+    def unique_servers(self) -> list[Any]:
+        """Each LocalPostgres once (instances may share one)."""
+        return list({id(s): s for s in self.servers.values()}.values())
 
     def _reap_forever(self) -> None:
         # A server killed from outside (a fault test, the OOM killer) must not linger as a zombie, nor leave
         # a pid file and shared memory that stop anyone from starting it again.
         while not self._reaper_stop.wait(REAP_INTERVAL):
-            for instance_id, server in list(self.servers.items()):
+            for instance_id, server in list({id(s): (i, s) for i, s in self.servers.items()}.values()):
                 try:
                     if server.reap():
                         log.warning(
@@ -142,7 +175,6 @@ class Runtime:
     def _start_cluster_doors(
         self, c: SeededCluster, ssl_context: Any, endpoint_url: str, admin: StaticKey
     ) -> SandboxCluster:
-        import boto3
 
         from pgiam_sandbox.frontdoor import FrontDoor
         from pgiam_sandbox.rds_logs import RdsLogSink
@@ -151,14 +183,9 @@ class Runtime:
         log_file = self.root / "logs" / f"{c.spec.name}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         log_file.touch()
-        aws = boto3.Session(
-            aws_access_key_id=admin.access_key_id,
-            aws_secret_access_key=admin.secret_access_key,
-            region_name=c.spec.region,
-        )
 
         def client_factory(service: str) -> Any:
-            return aws.client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+            return client_for(admin, service, c.spec.region, endpoint_url)
 
         sink = RdsLogSink(
             log_file=log_file,
@@ -265,7 +292,13 @@ class Runtime:
             except Exception as exc:
                 errors.append(f"log sink: {exc}")
         self._log_sinks.clear()
-        servers = list(self.servers.values())
+        if self._idle is not None:
+            try:
+                self._idle.close()
+            except Exception as exc:
+                errors.append(f"idle sessions: {exc}")
+            self._idle = None
+        servers = self.unique_servers()
         if self._template is not None:
             servers.append(self._template)
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-pg-stop") as pool:

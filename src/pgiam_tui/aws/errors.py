@@ -87,7 +87,7 @@ def did_you_mean(name: str, known: list[str]) -> str:
     """' (did you mean 'x'?)' for the closest of KNOWN to NAME, or ''."""
     import difflib
 
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

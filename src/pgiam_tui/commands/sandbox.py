@@ -23,7 +23,21 @@ def register(subparsers: Any) -> None:
     up = actions.add_parser("up", help="start the sandbox, print 'ready', run until SIGINT/SIGTERM")
     up.add_argument("--dir", required=True, metavar="DIR", help="directory for env.sh, profiles.toml, data")
     up.add_argument(
-        "--clusters", type=_non_negative, default=3, metavar="N", help="Aurora clusters (default 3)"
+        "--clusters", type=_non_negative, default=3, metavar="N", help="Aurora clusters, up to 50 (default 3)"
+    )
+    up.add_argument(
+        "--sessions",
+        type=_non_negative,
+        default=0,
+        metavar="N",
+        help="idle client sessions held open per PostgreSQL server (max_connections raised to fit)",
+    )
+    up.add_argument(
+        "--servers",
+        type=_positive,
+        default=8,
+        metavar="N",
+        help="PostgreSQL servers at most; beyond that, instances share them (default 8)",
     )
     up.add_argument("--no-workload", action="store_true", help="no background sessions")
     up.add_argument(
@@ -60,6 +74,13 @@ def _non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0: {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {value}")
     return value
 
 
@@ -107,16 +128,24 @@ def run(args: argparse.Namespace) -> int:
 
     # Handlers first: a signal during start-up must still lead to a clean stop, not a half-started sandbox.
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    sandbox = Sandbox(
-        Path(args.dir),
-        clusters=args.clusters,
-        workload=not args.no_workload,
-        latency_ms=args.latency_ms,
-        clock_skew_seconds=args.clock_skew_seconds,
-        pg_bindir=args.pg_bindir,
-        aws_port=args.aws_port,
-        imds_port=args.imds_port,
-    )
+    try:
+        sandbox = Sandbox(
+            Path(args.dir),
+            clusters=args.clusters,
+            workload=not args.no_workload,
+            latency_ms=args.latency_ms,
+            clock_skew_seconds=args.clock_skew_seconds,
+            pg_bindir=args.pg_bindir,
+            aws_port=args.aws_port,
+            imds_port=args.imds_port,
+            sessions=args.sessions,
+            max_servers=args.servers,
+        )
+    except SandboxError as exc:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        print(f"pgiam-tui sandbox: {exc}", file=sys.stderr)
+        return 2
     try:
         try:
             sandbox.start()

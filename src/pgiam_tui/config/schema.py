@@ -86,7 +86,7 @@ class Config:
         import difflib
 
         names = [c.name for c in self.clusters]
-        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
         guess = f"did you mean {close[0]!r}? " if close else ""
         raise ConfigError(
             f"{self.path}: no cluster named {name!r} ({guess}known: {', '.join(names) or 'none'})"

@@ -12,7 +12,6 @@ from operator import attrgetter
 from typing import Any
 
 from pgiam_tui.model import SessionRow
-from pgiam_tui.textsafe import ELLIPSIS
 from pgiam_tui.ui.render import SortCell, cell, fmt_duration, num_key
 
 LONG_RUNNING_S = 60.0  # an active query older than this stands out
@@ -76,8 +75,9 @@ STATE_STYLES = {"active": "green", "idle": "dim"}
 class Column:
     """One activity column: header, width and how to make its cell from a row.
 
-    The table draws cells without padding: `width` includes one trailing space, and cells are cut to
-    `width - 1` characters (with "…"), so columns stay apart and 120 columns hold ten of them.
+    Cells hold the whole text; the table cuts it to the column's width when it draws the row (with
+    "…"), keeping one trailing space so columns stay apart. `width` is what the column gets at least;
+    with room to spare it grows up to `max_width` (wait events and user names are then not cut).
     """
 
     key: str
@@ -89,8 +89,10 @@ class Column:
     # The sort key straight from the row, without making the cell: sorting 10,000 rows then costs one
     # cheap call per row (None: the made cell's own sort_key).
     sort_by: Callable[[SessionRow], Any] | None = None
-    # False: sortable (palette, `s`) and in the detail screen, but not a table column.
+    # False: sortable (palette) and in the detail screen, but not a table column.
     shown: bool = True
+    max_width: int | None = None  # grows up to this with room to spare (None: fixed)
+    keep_end: bool = False  # cut from the start ("…1-reader": instance ids differ at the end)
 
     def sort_key_of(self, row: SessionRow) -> Any:
         """What sorting by this column compares for `row`."""
@@ -100,12 +102,17 @@ class Column:
 
 
 _NONE_FIRST = -math.inf  # a missing number sorts first, as num_key does (plain floats compare faster)
-QUERY_MIN_WIDTH = 20
+QUERY_MIN_WIDTH = 16
 QUERY_FLOOR = 8  # narrower than this, the query column scrolls out instead
-# When the query would get less than QUERY_MIN_WIDTH, these columns are left out, in this order
-# (at 120 columns with an Aurora instance column): still in the detail screen, the filter and sorting.
-COLUMNS_GIVING_WAY = ("app", "db")
+QUERY_COMFORT = 60  # the query keeps this much before other columns grow
+# When the query would get less than QUERY_MIN_WIDTH, these columns are left out, in this order (still
+# in the detail screen, the filter and sorting): at 80 columns pid, state, blocker, duration and query stay.
+COLUMNS_GIVING_WAY = ("app", "db", "wait", "instance", "user")
+# With room to spare, these grow first (then in column order).
+COLUMNS_GROWING = ("wait", "user", "app", "instance", "db")
 QUERY_MAX_LEN = 400  # characters kept in the query cell (the detail screen has the whole text)
+CLUSTER_WIDTH = 13
+CLUSTER_MAX_WIDTH = 28
 
 # pg_stat_activity states, shortened to fit the 8 characters of the state cell
 STATE_SHORT = {
@@ -123,7 +130,7 @@ def text_key(s: str | None) -> tuple[int, str]:
 def _state_cell(r: SessionRow, style: str) -> SortCell:
     state = r.state or ""
     short = STATE_SHORT.get(state, state)
-    return cell(short, (1, state), style=style or STATE_STYLES.get(state, ""), max_len=8)
+    return cell(short, (1, state), style=style or STATE_STYLES.get(state, ""))
 
 
 def client_of(r: SessionRow) -> str | None:
@@ -141,25 +148,25 @@ def wait_of(r: SessionRow) -> str | None:
     return f"{r.wait_event_type}:{r.wait_event or ''}"
 
 
-def _blocked(r: SessionRow) -> str:
-    return ",".join(str(p) for p in r.blocked_by)
+def blocked_text(r: SessionRow) -> str:
+    """The blockers as the narrow column shows them: the first pid, then how many more ("4102+2")."""
+    if not r.blocked_by:
+        return ""
+    first = str(r.blocked_by[0])
+    return first if len(r.blocked_by) == 1 else f"{first}+{len(r.blocked_by) - 1}"
 
 
-def _tail(s: str, keep: int) -> str:
-    """The end of `s` in `keep` characters: instance ids differ at the end ("…1-reader")."""
-    return s if len(s) <= keep else ELLIPSIS + s[-(keep - 1) :]
-
-
-def _text_column(key: str, label: str, width: int, field: str) -> Column:
-    """A column showing one optional text field, cut to fit."""
+def _text_column(key: str, label: str, width: int, field: str, max_width: int | None = None) -> Column:
+    """A column showing one optional text field."""
     get = attrgetter(field)
     return Column(
         key,
         label,
         width,
-        lambda r, s: cell(get(r), style=s, max_len=width - 1),
+        lambda r, s: cell(get(r), style=s),
         (field,),
         lambda r: text_key(get(r)),
+        max_width=max_width,
     )
 
 
@@ -169,29 +176,32 @@ ACTIVITY_COLUMNS: tuple[Column, ...] = (
         "instance",
         "instance",
         10,
-        lambda r, s: cell(_tail(r.instance, 9), text_key(r.instance), style=s),
+        lambda r, s: cell(r.instance, text_key(r.instance), style=s),
         ("instance",),
         lambda r: text_key(r.instance),
+        max_width=30,
+        keep_end=True,
     ),
     Column(
-        "pid", "pid", 7, lambda r, s: cell(str(r.pid), num_key(r.pid), style=s), ("pid",), attrgetter("pid")
+        "pid", "pid", 8, lambda r, s: cell(str(r.pid), num_key(r.pid), style=s), ("pid",), attrgetter("pid")
     ),
-    _text_column("user", "user", 12, "usename"),
-    _text_column("db", "db", 8, "datname"),
-    _text_column("app", "app", 12, "application_name"),
+    _text_column("user", "user", 12, "usename", max_width=24),
+    _text_column("db", "db", 8, "datname", max_width=16),
+    _text_column("app", "app", 12, "application_name", max_width=24),
     Column("state", "state", 9, _state_cell, ("state",)),
     Column(
         "wait",
         "wait",
         11,
-        lambda r, s: cell(wait_of(r), style=s, max_len=10),
+        lambda r, s: cell(wait_of(r), style=s),
         ("wait_event_type", "wait_event"),
+        max_width=30,
     ),
     Column(
         "blocked_by",
         "blk by",
-        7,
-        lambda r, s: cell(_blocked(r), (len(r.blocked_by), _blocked(r)), style=s, max_len=6),
+        8,
+        lambda r, s: cell(blocked_text(r), (len(r.blocked_by), r.blocked_by), style=s),
         ("blocked_by",),
     ),
     Column(
@@ -223,13 +233,45 @@ ACTIVITY_COLUMNS: tuple[Column, ...] = (
         "client",
         "client",
         16,
-        lambda r, s: cell(client_of(r), style=s, max_len=15),
+        lambda r, s: cell(client_of(r), style=s),
         ("client_hostname", "client_addr", "client_port"),
         shown=False,
     ),
 )
 SORTABLE = tuple(c.key for c in ACTIVITY_COLUMNS)
 COLUMN_LABELS = {c.key: c.label for c in ACTIVITY_COLUMNS} | {"cluster": "cluster"}
+COLUMNS_BY_KEY = {c.key: c for c in ACTIVITY_COLUMNS}
+
+
+def layout_columns(available: int, *, instance: bool, cluster: bool) -> dict[str, int]:
+    """Column key -> width for a table `available` cells wide (the query takes what is left).
+
+    Narrow: columns give way (COLUMNS_GIVING_WAY) until the query has QUERY_MIN_WIDTH. Wide: once the
+    query has QUERY_COMFORT, the rest goes to the columns that were cut (COLUMNS_GROWING), up to
+    their max_width, then back to the query.
+    """
+    keys = [c.key for c in ACTIVITY_COLUMNS if c.shown and (c.key != "instance" or instance)]
+    widths: dict[str, int] = {k: COLUMNS_BY_KEY[k].width or 0 for k in keys if k != "query"}
+    if cluster:
+        widths = {"cluster": CLUSTER_WIDTH, **widths}
+    for optional in COLUMNS_GIVING_WAY:
+        if available <= 0 or available - sum(widths.values()) >= QUERY_MIN_WIDTH:
+            break
+        widths.pop(optional, None)
+    spare = available - sum(widths.values()) - QUERY_COMFORT
+    growing = [k for k in ("cluster", *COLUMNS_GROWING) if k in widths]
+    for key in growing:
+        if spare <= 0:
+            break
+        limit = CLUSTER_MAX_WIDTH if key == "cluster" else COLUMNS_BY_KEY[key].max_width or widths[key]
+        grow = min(spare, limit - widths[key])
+        if grow > 0:
+            widths[key] += grow
+            spare -= grow
+    query = max(QUERY_FLOOR, available - sum(widths.values()))
+    ordered = {k: widths[k] for k in ("cluster", *keys) if k in widths}
+    ordered["query"] = query
+    return ordered
 
 
 def row_cells(
@@ -243,7 +285,7 @@ def styled_cells(row: SessionRow, style: str, cluster: str | None = None) -> tup
     """Cells of one row with its highlight `style` already worked out (see `row_cells`)."""
     cells = tuple(c.make(row, style) for c in ACTIVITY_COLUMNS)
     if cluster is not None:
-        return (cell(cluster, style=style, max_len=12), *cells)
+        return (cell(cluster, style=style), *cells)
     return cells
 
 

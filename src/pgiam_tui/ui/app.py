@@ -14,14 +14,13 @@ from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
-from rich.text import Text
 from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
 from pgiam_tui.config import ClusterConfig
@@ -30,7 +29,6 @@ from pgiam_tui.textsafe import visible
 from pgiam_tui.ui.keys import app_bindings
 from pgiam_tui.ui.messages import ClusterSelected, SessionChosen, SnapshotArrived
 from pgiam_tui.ui.palette import palette_commands
-from pgiam_tui.ui.render import safe_text
 from pgiam_tui.ui.screens.all_sessions import AllSessionsScreen
 from pgiam_tui.ui.screens.detail import SessionDetailScreen
 from pgiam_tui.ui.screens.help import HelpScreen
@@ -46,6 +44,7 @@ from pgiam_tui.ui.widgets.activity import ActivityPane
 from pgiam_tui.ui.widgets.cluster_list import ClusterEntry, ClusterList, group_of
 from pgiam_tui.ui.widgets.events import EventsPane
 from pgiam_tui.ui.widgets.iam import IamPane
+from pgiam_tui.ui.widgets.top_bar import TopBar, topbar_text
 
 INTERVALS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0)
 # Actions that act on an activity pane: only offered where one is shown (main or all-clusters screen).
@@ -99,6 +98,7 @@ class PgiamApp(App[int]):
         self.interval_s = interval_s or (clusters[0].refresh_s if clusters else 2.0)
         self.identity = identity
         self.paused = False
+        self.zoomed: str | None = None  # id of the zoomed pane
         self.latest: dict[str, ClusterSnapshot] = {}
         self.local_events: dict[str, list[ConnEvent]] = {}
         self.selected: str | None = clusters[0].name if clusters else None
@@ -110,7 +110,7 @@ class PgiamApp(App[int]):
 
     def compose(self) -> ComposeResult:
         """Top bar, cluster list beside the three panes, footer."""
-        yield Static("", id="topbar")
+        yield TopBar(id="topbar")
         with Horizontal(id="main"):
             yield ClusterList(id="clusters")
             with Vertical(id="right"):
@@ -204,6 +204,7 @@ class PgiamApp(App[int]):
         screen = self.screen
         if isinstance(screen, AllSessionsScreen):
             screen.update(self.latest)
+            self._update_topbar()
         elif isinstance(screen, SessionDetailScreen) and screen.cluster == snap.name:
             screen.update_rows(snap.activity)
 
@@ -239,35 +240,42 @@ class PgiamApp(App[int]):
     def _render_selected(self) -> None:
         name = self.selected
         snap = self.latest.get(name) if name else None
-        self.activity.show_snapshot(snap, name=name)
+        self.activity.show_snapshot(snap, name=name, now=self.now())
         self.query_one(EventsPane).show_snapshot(self._events_of(name or "", snap), name=name)
         self.query_one(IamPane).show_snapshot(snap, self.now(), name=name)
         self._update_topbar()
 
     def _tick(self) -> None:
-        """Once a second: token countdowns."""
+        """Once a second: token countdowns (a cell each, when it changed) and the top bar's ages."""
         now = self.now()
         for name, snap in self.latest.items():
             self.cluster_list.update_cluster(name, snap, now)
+        self._update_topbar()
+
+    def action_update_topbar(self) -> None:
+        """Redraw the top bars (a screen that shows one asks for it when it opens)."""
+        self._update_topbar()
 
     def _update_topbar(self) -> None:
-        snap = self.latest.get(self.selected) if self.selected else None
-        identity = (snap.identity_arn if snap else None) or self.identity
-        text = Text()
-        text.append(" pgiam-tui ", style="bold reverse")
-        text.append("  identity ", style="dim")
-        text.append_text(safe_text(identity, 80, none="(not yet known)"))
-        text.append("  every ", style="dim")
-        text.append(f"{self.interval_s:g}s")
-        text.append("  ")
-        if self.paused:
-            text.append(" PAUSED ", style="bold black on yellow")
-        else:
-            text.append("● live", style="green")
-        if snap is not None and snap.server_version:
-            text.append("  PostgreSQL ", style="dim")
-            text.append_text(safe_text(snap.server_version, 20))
-        self.query_one("#topbar", Static).update(text)
+        """Every top bar in the screen stack: the selected cluster's heartbeat, or all clusters' in the
+        all-clusters view."""
+        now = self.now()
+        selected = self.latest.get(self.selected) if self.selected else None
+        identity = (selected.identity_arn if selected else None) or self.identity
+        for screen in self.screen_stack:
+            for bar in screen.query(TopBar):
+                merged_view = isinstance(screen, AllSessionsScreen)
+                snaps = list(self.latest.values()) if merged_view else [selected] if selected else []
+                bar.set(
+                    topbar_text(
+                        paused=self.paused,
+                        interval_s=self.interval_s,
+                        snaps=snaps,
+                        identity=identity,
+                        now=now,
+                        waiting_for=None if merged_view else self.selected,
+                    )
+                )
 
     # ----- MFA ------------------------------------------------------------------------------------
 
@@ -279,6 +287,8 @@ class PgiamApp(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Pane actions only where a pane is on screen (not on the detail screen or a modal)."""
+        if action == "unzoom":
+            return self.zoomed is not None and self.screen is self.screen_stack[0]
         if action == "filter" and isinstance(self.focused, Input):
             return False  # `/` typed into an input is a character (the binding is a priority one)
         if action in ACTIVITY_ACTIONS:
@@ -389,18 +399,26 @@ class PgiamApp(App[int]):
         self.push_screen(CheckScreen(name, lambda progress: self.source.run_check(name, progress)))
 
     def action_zoom(self) -> None:
-        """Maximise the focused pane, or restore."""
-        screen = self.screen
-        if screen.maximized is not None:
-            screen.minimize()
+        """Zoom the focused pane to the whole right side and width (the top bar stays), or restore."""
+        if self.zoomed is not None:
+            self.action_unzoom()
             return
         pane = self._focused_pane()
         if isinstance(self.focused, ClusterList):
             pane = self.activity  # the list itself is narrow by design: zoom what it selects
-        if pane is None and self.focused is not None:
-            pane = self.focused
-        if pane is not None:
-            screen.maximize(pane, container=False)
+        if pane is None:
+            self.notify("z zooms the activity, events or IAM pane: Tab to one first", timeout=3)
+            return
+        self.zoomed = pane.id
+        self.add_class(f"-zoom-{pane.id}")
+        self.screen.refresh_bindings()
+
+    def action_unzoom(self) -> None:
+        """Restore the layout after a zoom."""
+        if self.zoomed is not None:
+            self.remove_class(f"-zoom-{self.zoomed}")
+            self.zoomed = None
+            self.screen.refresh_bindings()
 
     def on_session_chosen(self, message: SessionChosen) -> None:
         """Enter on a session: its detail screen."""

@@ -19,10 +19,10 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.recording import Recording
@@ -36,10 +36,6 @@ from pgiam_tui.ui.source import (
     MfaHandler,
     SourceUnavailable,
 )
-from pgiam_tui.ui.widgets.activity import ActivityPane
-from pgiam_tui.ui.widgets.cluster_list import ClusterList
-from pgiam_tui.ui.widgets.events import EventsPane
-from pgiam_tui.ui.widgets.iam import IamPane
 
 __all__ = ["ReplayApp", "ReplaySource", "parse_moment"]
 
@@ -208,18 +204,14 @@ class ReplayApp(PgiamApp):
         super().__init__(self.replay, (), now=lambda: self.replay.moment, tick=False)
         self.selected = self.replay.names[0] if self.replay.names else None
 
+    DEFAULT_CSS = """
+    #timebar { dock: bottom; height: 1; }
+    """
+
     def compose(self) -> ComposeResult:
-        """The console's layout with the time bar above the footer."""
-        yield Static("", id="topbar")
-        with Horizontal(id="main"):
-            yield ClusterList(id="clusters")
-            with Vertical(id="right"):
-                yield ActivityPane(id="activity")
-                with Horizontal(id="lower"):
-                    yield EventsPane(id="events")
-                    yield IamPane(id="iam")
+        """The console's own layout, and the time bar docked above the footer."""
+        yield from super().compose()
         yield Static("", id="timebar")
-        yield Footer()
 
     def on_mount(self) -> None:
         """The console's mount, then the time bar."""

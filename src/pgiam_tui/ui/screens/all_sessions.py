@@ -12,7 +12,8 @@ from textual.widgets import Footer
 
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.ui.keys import bindings
-from pgiam_tui.ui.widgets.activity import ActivityPane, Located
+from pgiam_tui.ui.widgets.activity import ActivityPane, Located, stale_instances
+from pgiam_tui.ui.widgets.top_bar import TopBar
 
 
 def merged(snapshots: Mapping[str, ClusterSnapshot]) -> list[Located]:
@@ -31,6 +32,7 @@ class AllSessionsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         """One activity pane with the cluster column."""
+        yield TopBar(id="topbar-all")
         yield ActivityPane(with_cluster=True, id="all-activity")
         yield Footer()
 
@@ -38,6 +40,7 @@ class AllSessionsScreen(Screen[None]):
         """Fill at once from the latest snapshots."""
         self.update(self._initial)
         self.pane.table.focus()
+        self.app.call_after_refresh(self.app.run_action, "update_topbar")
 
     @property
     def pane(self) -> ActivityPane:
@@ -46,7 +49,7 @@ class AllSessionsScreen(Screen[None]):
 
     def update(self, snapshots: Mapping[str, ClusterSnapshot]) -> None:
         """Diff the merged table against the latest snapshots."""
-        self.pane.show_many(merged(snapshots))
+        self.pane.show_many(merged(snapshots), stale_instances(list(snapshots.values())))
 
     def action_close(self) -> None:
         """Back."""

@@ -5,21 +5,73 @@ and the filter input.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import ContentSwitcher, Input, Static
 
 from pgiam_tui.advice import for_console
-from pgiam_tui.model import ClusterSnapshot
+from pgiam_tui.model import ClusterSnapshot, InstanceInfo
 from pgiam_tui.ui.activity_filter import ACTIVITY_FILTER, parse_activity_filter
 from pgiam_tui.ui.activity_model import Located
 from pgiam_tui.ui.render import fmt_duration, safe_text
-from pgiam_tui.ui.widgets.activity_table import ActivityTable, LiveCell
+from pgiam_tui.ui.widgets.activity_table import ActivityTable, SortChanged
 from pgiam_tui.ui.widgets.blocking_tree import BlockingTree
 from pgiam_tui.ui.widgets.filterable import FilterablePane
+from pgiam_tui.ui.widgets.text_line import TextLine
 
-__all__ = ["ActivityPane", "ActivityTable", "BlockingTree", "LiveCell", "Located"]
+
+def stale_instances(snaps: Sequence[ClusterSnapshot]) -> frozenset[tuple[str, str]]:
+    """(cluster, instance) whose rows are not from this round: the whole cluster when its round failed,
+    else each member whose connection is not up."""
+    out: set[tuple[str, str]] = set()
+    for snap in snaps:
+        ids = {i.id for i in snap.instances} | {r.instance for r in snap.activity}
+        if snap.stale or snap.status == "error":
+            out |= {(snap.name, i) for i in ids}
+        else:
+            out |= {(snap.name, i.id) for i in snap.instances if i.status != "connected"}
+    return frozenset(out)
+
+
+def _age(inst: InstanceInfo, now: datetime | None) -> str:
+    since = inst.connection.since if inst.connection is not None else None
+    if since is None or now is None:
+        return ""
+    return f", rows dimmed: data from {fmt_duration((now - since).total_seconds())} ago"
+
+
+def banner_text(snap: ClusterSnapshot, now: datetime | None) -> Text | None:
+    """Why the rows may be old: the cluster's error with its fix, or each member that is not connected."""
+    if snap.error is not None:
+        text = Text()
+        text.append("✖ ", style="bold red")
+        text.append_text(safe_text(f"{snap.error.step}: {snap.error.message}", style="bold"))
+        if snap.error.hint:
+            text.append("\n  fix: ", style="yellow")
+            text.append_text(safe_text(for_console(snap.error.hint, snap.name)))
+        if snap.stale and snap.data_age_s is not None:
+            text.append(f"\n  rows dimmed: data from {fmt_duration(snap.data_age_s)} ago", style="dim")
+        return text
+    troubled = [i for i in snap.instances if i.status != "connected"]
+    if not troubled:
+        return None
+    # The cluster answers, but not every member does (e.g. a reader reconnecting).
+    text = Text()
+    for n, inst in enumerate(troubled):
+        if n:
+            text.append("\n")
+        text.append("◐ ", style="bold yellow")
+        text.append_text(safe_text(f"{inst.role} {inst.id}: {inst.status}", style="bold"))
+        if inst.error:
+            text.append(" — ")
+            text.append_text(safe_text(inst.error, 200))
+        text.append(_age(inst, now), style="dim")
+    return text
+
+
+__all__ = ["ActivityPane", "ActivityTable", "BlockingTree", "Located"]
 
 
 class ActivityPane(FilterablePane):
@@ -33,10 +85,11 @@ class ActivityPane(FilterablePane):
         super().__init__(id=id, classes="pane")
         self.with_cluster = with_cluster
         self.cluster_name: str | None = None
+        self._banner: Text | None = None
 
     def compose(self) -> ComposeResult:
         """Title, banner, table/tree switcher, filter input."""
-        yield Static("Activity", classes="pane-title", id="activity-title")
+        yield TextLine(Text("Activity", style="bold"), classes="pane-title", id="activity-title")
         yield Static("", classes="error-banner", id="activity-error")
         with ContentSwitcher(initial="activity-table", id="activity-switcher"):
             yield ActivityTable(with_cluster=self.with_cluster, id="activity-table")
@@ -66,21 +119,21 @@ class ActivityPane(FilterablePane):
         switcher = self.query_one(ContentSwitcher)
         switcher.current = "activity-table" if self.tree_shown else "activity-tree"
         if self.tree_shown:
-            self.blocking_tree.show(self.table._sources, with_cluster=self.with_cluster)
+            self.blocking_tree.show(self.table.sessions, with_cluster=self.with_cluster)
             self.blocking_tree.focus()
         else:
             self.table.focus()
         self._update_title()
 
-    def show_snapshot(self, snap: ClusterSnapshot | None, *, name: str | None = None) -> None:
+    def show_snapshot(
+        self, snap: ClusterSnapshot | None, *, name: str | None = None, now: datetime | None = None
+    ) -> None:
         """Render one cluster (a new cluster resets the table; the same cluster is a diff)."""
         reset = name != self.cluster_name
         self.cluster_name = name
-        banner = self.query_one("#activity-error", Static)
         if snap is None:
             self.table.show([], reset=reset)
-            banner.update(Text("waiting for the first collection round…", style="dim"))
-            banner.display = True
+            self._set_banner(None)
             self._update_title(None)
             return
         sessions = [Located(snap.name, r) for r in snap.activity]
@@ -88,43 +141,38 @@ class ActivityPane(FilterablePane):
         if reset:
             self.table.show([], reset=True)
         self.table.set_instance_column(several)
+        self.table.set_stale_instances(stale_instances([snap]))
         self.table.show(sessions)
         if self.tree_shown:
             self.blocking_tree.show(sessions)
-        if snap.error is not None:
-            text = Text()
-            text.append("✖ ", style="bold red")
-            text.append_text(safe_text(f"{snap.error.step}: {snap.error.message}", style="bold"))
-            if snap.error.hint:
-                text.append("\n  fix: ", style="yellow")
-                text.append_text(safe_text(for_console(snap.error.hint, snap.name)))
-            if snap.stale and snap.data_age_s is not None:
-                text.append(f"\n  showing data from {fmt_duration(snap.data_age_s)} ago", style="dim")
-            banner.update(text)
-            banner.display = True
-        elif troubled := [i for i in snap.instances if i.status != "connected"]:
-            # The cluster answers, but not every member does (e.g. a reader reconnecting).
-            text = Text()
-            for n, inst in enumerate(troubled):
-                if n:
-                    text.append("\n")
-                text.append("◐ ", style="bold yellow")
-                text.append_text(safe_text(f"{inst.role} {inst.id}: {inst.status}", style="bold"))
-                if inst.error:
-                    text.append(" — ")
-                    text.append_text(safe_text(inst.error, 200))
-            banner.update(text)
-            banner.display = True
-        else:
-            banner.display = False
+        self._set_banner(banner_text(snap, now))
         self._update_title(snap)
 
-    def show_many(self, sessions: Sequence[Located]) -> None:
-        """All-clusters view: merged sessions."""
-        self.query_one("#activity-error", Static).display = False
+    def _set_banner(self, text: Text | None) -> None:
+        """Show / hide the banner; an unchanged text is not sent again (that would re-lay-out the screen)."""
+        banner = self.query_one("#activity-error", Static)
+        if text is None:
+            if banner.display:
+                banner.display = False
+            self._banner = None
+            return
+        if text != self._banner:
+            self._banner = text
+            banner.update(text)
+        if not banner.display:
+            banner.display = True
+
+    def show_many(self, sessions: Sequence[Located], stale: frozenset[tuple[str, str]] = frozenset()) -> None:
+        """All-clusters view: merged sessions (rows of `stale` (cluster, instance) pairs dimmed)."""
+        self._set_banner(None)
+        self.table.set_stale_instances(stale)
         self.table.show(sessions)
         if self.tree_shown:
             self.blocking_tree.show(sessions, with_cluster=True)
+        self._update_title()
+
+    def on_sort_changed(self, message: SortChanged) -> None:
+        """A header click sorted the table."""
         self._update_title()
 
     def _update_title(self, snap: ClusterSnapshot | None = None) -> None:
@@ -141,7 +189,7 @@ class ActivityPane(FilterablePane):
         )
         if self.tree_shown:
             title.append(" · blocking tree", style="dim")
-        self.query_one("#activity-title", Static).update(title)
+        self.query_one("#activity-title", TextLine).set(title)
 
     def refresh_title(self) -> None:
         """Re-draw the title after a sort/filter change."""

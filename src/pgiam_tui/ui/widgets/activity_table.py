@@ -1,35 +1,38 @@
-"""The activity table: pg_stat_activity as a DataTable updated in place by row key.
+"""The activity table: pg_stat_activity drawn with Textual's Line API (as Textualize's toolong draws logs).
 
-Updates follow dolphie's Processlist in spirit: rows that went away are removed, new rows added, the
-others updated in place; the table is never cleared while live, so the cursor (kept on its row key
-across re-sorts) and the scroll position stay where the DBA left them. For 10,000-row rounds the row
-bookkeeping is done once per round and cells are made only for rows on screen (see ActivityTable).
+A `ScrollView` that keeps its own rows (by row key, in display order) and draws only the lines on screen,
+each from a cached `Strip`: a round re-renders only the rows whose session changed, a sort or a cursor
+move re-renders nothing but the lines that moved, and nothing here changes the layout (the table's
+size never depends on its data). The cursor stays on its session (row key) across rounds and sorts,
+and the scroll position stays where the DBA left it. Public Textual API only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
 from textual import events
-from textual._two_way_dict import TwoWayDict
-from textual.binding import BindingType
-from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey, Row, RowKey
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
-from pgiam_tui.model import SessionRow
+from pgiam_tui.textsafe import ELLIPSIS
 from pgiam_tui.ui.activity_model import (
     ACTIVITY_COLUMNS,
     COLUMN_LABELS,
-    COLUMNS_GIVING_WAY,
-    QUERY_FLOOR,
-    QUERY_MIN_WIDTH,
+    COLUMNS_BY_KEY,
     ROW_STYLES,
     Located,
     blockers_of,
+    layout_columns,
     row_class,
     styled_cells,
     text_key,
@@ -39,101 +42,73 @@ from pgiam_tui.ui.keys import bindings
 from pgiam_tui.ui.messages import SessionChosen
 from pgiam_tui.ui.render import SortCell
 
+_COLUMN_INDEX = {c.key: i for i, c in enumerate(ACTIVITY_COLUMNS)}
+STALE_STYLE = "dim"
 
-class _LiveRow(dict[ColumnKey, SortCell]):
-    """What the table holds per row key: the session as of the last round, its highlight, its cells.
 
-    It is also DataTable's cell mapping for the row (`_data[row_key]`), kept empty: DataTable reads a
-    cell as `mapping[column_key]` (drawing, get_cell, get_row), which lands in __missing__ and makes
-    a LiveCell. So a row costs no per-cell objects (ten per row were 100,000 more objects for every
-    full garbage collection to walk at 10,000 rows), and its text is made only when it is drawn, and
-    made again only after the session changed: a round that moves every duration of 10,000 sessions
-    costs one assignment per row.
+@dataclass(slots=True)
+class _Entry:
+    """One row: the session as of the last round, its highlight, its cells and drawn lines (made on use)."""
+
+    loc: Located
+    style: str
+    stale: bool = False
+    cells: tuple[SortCell, ...] | None = None
+    strips: dict[tuple[object, ...], Strip] = field(default_factory=dict)
+
+    def cells_of(self, with_cluster: bool) -> tuple[SortCell, ...]:
+        """The row's cells (a leading cluster cell when the table has that column)."""
+        if self.cells is None:
+            style = STALE_STYLE if self.stale else self.style
+            self.cells = styled_cells(self.loc.row, style, self.loc.cluster if with_cluster else None)
+        return self.cells
+
+
+def fit(text: str, width: int, *, keep_end: bool = False) -> str:
+    """`text` in exactly `width` cells: one trailing space kept free, cut with "…" when longer."""
+    room = width - 1
+    if room <= 0:
+        return " " * max(0, width)
+    if cell_len(text) > room:
+        if keep_end:
+            tail = text[-(room - 1) :] if room > 1 else ""
+            text = ELLIPSIS + tail
+        else:
+            text = set_cell_size(text, room - 1) + ELLIPSIS
+    return set_cell_size(text, width)
+
+
+class ActivityTable(ScrollView, can_focus=True):
+    """Sessions of one cluster (or of all clusters, with a cluster column), diff-updated by row key."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *bindings("activity"),  # ui/keys.py: this pane's footer
+        Binding("up", "cursor(-1)", "Up", show=False),
+        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "jump(0)", "First", show=False),
+        Binding("end", "jump(-1)", "Last", show=False),
+    ]
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"activity-table--header", "activity-table--cursor"}
+    DEFAULT_CSS = """
+    ActivityTable {
+        background: $surface;
+        & > .activity-table--header { text-style: bold; background: $panel; color: $foreground; }
+        & > .activity-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+        }
+        &:focus > .activity-table--cursor {
+            background: $block-cursor-background;
+            color: $block-cursor-foreground;
+            text-style: $block-cursor-text-style;
+        }
+    }
     """
-
-    __slots__ = ("_cells", "_columns", "cluster", "line", "row", "row_key", "style")
-
-    def __init__(
-        self,
-        row_key: RowKey,
-        row: SessionRow,
-        style: str,
-        cluster: str | None,
-        columns: dict[ColumnKey, int],
-    ) -> None:
-        super().__init__()
-        self.row_key = row_key
-        self.line = (row_key, 0)  # DataTable's per-line offset entry, made once (see _publish)
-        self.row = row
-        self.style = style
-        self.cluster = cluster  # None unless the table has a cluster column
-        self._columns = columns  # column key -> index into styled_cells' tuple
-        self._cells: tuple[SortCell, ...] | None = None
-
-    def __missing__(self, key: ColumnKey) -> SortCell:
-        return LiveCell(self, self._columns[key])
-
-    # a dict subclass compares by contents (always empty here): identity is what is meant
-    __eq__ = object.__eq__
-    __hash__ = object.__hash__  # type: ignore[assignment]
-
-    def renew(self, row: SessionRow, style: str) -> None:
-        """A newer state of the same session."""
-        self.row = row
-        self.style = style
-        self._cells = None
-
-    def cells(self) -> tuple[SortCell, ...]:
-        """The row's cells, made on first use after a change."""
-        cells = self._cells
-        if cells is None:
-            cells = self._cells = styled_cells(self.row, self.style, self.cluster)
-        return cells
-
-
-class LiveCell(SortCell):
-    """One cell of a `_LiveRow`: DataTable keeps these, they read the row's current cells when drawn."""
-
-    __slots__ = ("_index", "_live")
-
-    def __init__(self, live: _LiveRow, index: int) -> None:
-        self._live = live
-        self._index = index
-
-    @property
-    def plain(self) -> str:
-        """The text shown."""
-        return self._live.cells()[self._index].plain
-
-    @property
-    def sort_key(self) -> Any:
-        """What sorting compares."""
-        return self._live.cells()[self._index].sort_key
-
-    @property
-    def style(self) -> str | Style:
-        """The row highlight or the column's own style."""
-        return self._live.cells()[self._index].style
-
-    def __rich__(self) -> Text:
-        return self._live.cells()[self._index].__rich__()
-
-
-class ActivityTable(DataTable[SortCell]):
-    """Sessions of one cluster (or of all clusters, with a cluster column), diff-updated by row key.
-
-    DataTable's public API re-indexes every row per add/remove and measures every new cell, which made
-    a 10,000-row round take hundreds of ms; `show` keeps DataTable's row bookkeeping (`rows`, `_data`,
-    `_row_locations`, `_update_count`, `_require_update_dimensions`) itself, once per round. Those are
-    Textual 8 internals: tests/test_ui_app.py (`test_big_diff_*`) checks what a user sees through them
-    (order, cursor, scrolling to the last row, the rendered lines), so a Textual change shows up there.
-    """
-
-    BINDINGS: ClassVar[list[BindingType]] = bindings("activity")  # the footer while the table has focus
 
     def __init__(self, *, with_cluster: bool = False, id: str | None = None) -> None:
-        # No cell padding: each column's width holds one trailing space (see activity_model.Column).
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=0)
+        super().__init__(id=id)
         self.with_cluster = with_cluster
         self.sort_column = "duration"
         self.sort_reverse = True
@@ -142,105 +117,114 @@ class ActivityTable(DataTable[SortCell]):
         self.show_background = False  # autovacuum, walwriter, ...: noise for a DBA watching sessions
         # shown for clusters with several instances (Aurora readers), and in the all-clusters view
         self.instance_column = with_cluster
-        self._live: dict[str, _LiveRow] = {}
-        self._order: list[str] = []  # row keys in display order (mirrors _row_locations)
-        # (DataTable column key, index into styled_cells' tuple) of each column on screen
-        self._col_objs: list[tuple[ColumnKey, int]] = []
-        self._rows: dict[str, Located] = {}
-        self._col_keys: tuple[str, ...] = (("cluster",) if with_cluster else ()) + tuple(
-            c.key for c in ACTIVITY_COLUMNS
-        )
+        self.stale_instances: frozenset[tuple[str, str]] = frozenset()  # (cluster, instance)
+        self.cursor_row = 0
+        self.widths: dict[str, int] = {}
+        self._entries: dict[str, _Entry] = {}
+        self._order: list[str] = []
         self._sources: list[Located] = []
         self._key_memo: dict[tuple[str, str, int, datetime | None], str] = {}
-        self._shown_keys: tuple[str, ...] = ()
+        self._header: Strip | None = None
+        self._styles: dict[str, Style] = {}
 
-    def on_mount(self) -> None:
-        """Fixed-width columns: widths never depend on data, so updates never re-layout."""
-        self._add_columns()
+    # ----- public reading API ---------------------------------------------------------------------
 
-    def _wanted_columns(self, available: int) -> tuple[str, ...]:
-        """Keys of the columns to show in `available` cells: app, then db, give way to the query."""
-        keys = [c.key for c in ACTIVITY_COLUMNS if c.shown and (c.key != "instance" or self.instance_column)]
-        widths = {c.key: c.width or 0 for c in ACTIVITY_COLUMNS} | {"cluster": 13}
-        fixed = sum(widths[k] for k in keys) + (13 if self.with_cluster else 0)
-        for optional in COLUMNS_GIVING_WAY:
-            if available <= 0 or available - fixed >= QUERY_MIN_WIDTH:
-                break
-            keys.remove(optional)
-            fixed -= widths[optional]
-        return tuple(keys)
-
-    def _add_columns(self) -> None:
-        offset = 1 if self.with_cluster else 0
-        self._col_objs = []
-        if self.with_cluster:
-            self._col_objs.append((self.add_column("cluster", width=13, key="cluster"), 0))
-        self._shown_keys = self._wanted_columns(self.scrollable_content_region.width)
-        for i, col in enumerate(ACTIVITY_COLUMNS):
-            if col.key not in self._shown_keys:
-                continue
-            width = col.width if col.width is not None else QUERY_MIN_WIDTH
-            self._col_objs.append((self.add_column(col.label, width=width, key=col.key), i + offset))
-        self._fit_query()
-
-    def _rebuild_columns(self) -> None:
-        """New column set: empty the table, add the columns, fill it again from the last sessions."""
-        cursor_key = self._cursor_key()
-        self.clear(columns=True)
-        self._live.clear()
-        self._order = []
-        self._add_columns()
-        self.show(self._sources)
-        if cursor_key is not None and cursor_key in self._live:
-            self._keep_cursor(cursor_key)
-
-    def set_instance_column(self, shown: bool) -> None:
-        """Show or hide the instance column."""
-        if shown == self.instance_column:
-            return
-        self.instance_column = shown
-        self._rebuild_columns()
-
-    def on_resize(self, event: events.Resize) -> None:
-        """The query column takes whatever width the other columns leave (app and db give way)."""
-        if self._wanted_columns(self.scrollable_content_region.width) != self._shown_keys:
-            self._rebuild_columns()
-        else:
-            self._fit_query()
-
-    def _fit_query(self) -> None:
-        query = self.columns.get(ColumnKey("query"))
-        if query is None:
-            return
-        others = sum(c.width for key, c in self.columns.items() if key != query.key)
-        # scrollable_content_region leaves out the vertical scrollbar's gutter (kept stable in CSS)
-        # never wider than what is left: a horizontal scrollbar would hide a line of sessions
-        width = max(QUERY_FLOOR, self.scrollable_content_region.width - others)
-        if width != query.width:
-            query.width = width
-            self._require_update_dimensions = True
-            self._update_count += 1
-            self.refresh()
+    @property
+    def row_count(self) -> int:
+        """Sessions shown (after hiding and filtering)."""
+        return len(self._order)
 
     @property
     def row_count_total(self) -> int:
         """Sessions before filtering."""
         return len(self._sources)
 
+    @property
+    def sessions(self) -> list[Located]:
+        """The sessions of the last update, before filtering."""
+        return self._sources
+
+    @property
+    def row_keys(self) -> list[str]:
+        """Row keys in display order."""
+        return list(self._order)
+
+    def index_of(self, key: str) -> int:
+        """Display index of a row key (ValueError when not shown)."""
+        return self._order.index(key)
+
+    def cells_at(self, index: int) -> tuple[SortCell, ...]:
+        """The cells of the row at `index`, in the order of the columns shown."""
+        entry = self._entries[self._order[index]]
+        cells = entry.cells_of(self.with_cluster)
+        return tuple(cells[self._cell_index(k)] for k in self.widths)
+
+    def drawn_row(self, index: int) -> str:
+        """The row at `index` as drawn, all columns (plain text)."""
+        return "".join(segment.text for segment in self._row_strip(index))
+
     def located(self, key: str) -> Located | None:
         """The session behind a row key (as of the last update)."""
-        return self._rows.get(key)
+        entry = self._entries.get(key)
+        return None if entry is None else entry.loc
 
     def current(self) -> Located | None:
         """The session under the cursor."""
         key = self._cursor_key()
-        return None if key is None else self._rows.get(key)
+        return None if key is None else self._entries[key].loc
 
-    def action_choose(self) -> None:
-        """Enter: ask the app for the detail screen of the row under the cursor."""
-        loc = self.current()
-        if loc is not None:
-            self.post_message(SessionChosen(loc.cluster, loc.key))
+    # ----- columns ----------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        """Columns for the width the table has."""
+        self._layout()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """New width: the columns are laid out again (widths never depend on data)."""
+        self._layout()
+
+    def _layout(self) -> None:
+        widths = layout_columns(
+            self.scrollable_content_region.width, instance=self.instance_column, cluster=self.with_cluster
+        )
+        if widths != self.widths:
+            self.widths = widths
+            self._forget_drawings()
+            self._update_virtual_size()
+            self.refresh()
+
+    def _forget_drawings(self) -> None:
+        self._header = None
+        for entry in self._entries.values():
+            entry.strips.clear()
+
+    def _cell_index(self, key: str) -> int:
+        offset = 1 if self.with_cluster else 0
+        return 0 if key == "cluster" else _COLUMN_INDEX[key] + offset
+
+    def set_instance_column(self, shown: bool) -> None:
+        """Show or hide the instance column."""
+        if shown != self.instance_column:
+            self.instance_column = shown
+            self._layout()
+
+    def set_stale_instances(self, stale: frozenset[tuple[str, str]]) -> None:
+        """(cluster, instance) whose rows are old data: drawn dimmed."""
+        if stale != self.stale_instances:
+            self.stale_instances = stale
+            for entry in self._entries.values():
+                now_stale = (entry.loc.cluster, entry.loc.row.instance) in stale
+                if now_stale != entry.stale:
+                    entry.stale, entry.cells = now_stale, None
+                    entry.strips.clear()
+            self.refresh()
+
+    def _update_virtual_size(self) -> None:
+        size = Size(sum(self.widths.values()), len(self._order) + 1)
+        if size != self.virtual_size:
+            self.virtual_size = size
+
+    # ----- updating -----------------------------------------------------------------------------------
 
     def _visible(self, sessions: Sequence[Located]) -> dict[str, Located]:
         """The sessions that pass hide-idle, background and the filter, by row key."""
@@ -252,7 +236,6 @@ class ActivityTable(DataTable[SortCell]):
         memo, new_memo = self._key_memo, {}
         for loc in sessions:
             row = loc.row
-            # is_idle / is_background, inlined: this loop runs once per session per round
             if hide_idle and row.state == "idle":
                 continue
             if not show_background and row.backend_type not in (None, "client backend"):
@@ -273,125 +256,86 @@ class ActivityTable(DataTable[SortCell]):
         self._sources = list(sessions)
         cursor_key = None if reset else self._cursor_key()
         if reset:
-            self.clear()
-            self._live.clear()
+            self._entries = {}
             self._order = []
+            self.cursor_row = 0
+            self.scroll_to(0, 0, animate=False, immediate=True)
         blockers = blockers_of(loc.row for loc in sessions)
-        rows = self._rows = self._visible(sessions)
-        live = self._live
-        data, meta = self._data, self.rows
+        rows = self._visible(sessions)
+        entries = self._entries
+        stale = self.stale_instances
         changed = False
-        gone = [k for k in live if k not in rows] if len(live) + len(rows) else []
+        gone = [k for k in entries if k not in rows]
         for key in gone:
-            row_key = live.pop(key).row_key
-            del data[row_key]
-            del meta[row_key]
-        added: list[str] = []
-        col_index = dict(self._col_objs)
-        with_cluster = self.with_cluster
+            del entries[key]
+        added = False
         for key, loc in rows.items():
-            row = loc.row
-            style = ROW_STYLES[row_class(row, blockers)]
-            entry = live.get(key)
+            style = ROW_STYLES[row_class(loc.row, blockers)]
+            entry = entries.get(key)
             if entry is None:
-                row_key = RowKey(key)
-                cluster = loc.cluster if with_cluster else None
-                entry = live[key] = _LiveRow(row_key, row, style, cluster, col_index)
-                data[row_key] = entry
-                meta[row_key] = Row(row_key, 1)
-                added.append(key)
-            elif entry.row is not row or entry.style != style:
-                entry.renew(row, style)
-                changed = True
+                entries[key] = _Entry(loc, style, (loc.cluster, loc.row.instance) in stale)
+                added = True
+            elif entry.loc.row is not loc.row or entry.style != style:
+                if entry.style != style or entry.loc.row != loc.row:
+                    entry.cells = None
+                    entry.strips.clear()
+                    changed = True
+                entry.loc, entry.style = loc, style
         if gone or added:
-            order = [k for k in self._order if k in rows] if gone else self._order
-            order.extend(added)
-            self._order = order
-            # Heights are fixed at 1 and widths are fixed: only the virtual size needs working out
-            # again (DataTable measures every cell of rows in _new_rows, which we never fill).
-            self._require_update_dimensions = True
-        if gone or added or changed:
-            self._apply_order(force=bool(gone or added))
-            self._publish()
-            self.check_idle()
+            self._order = [k for k in self._order if k in rows] if gone else self._order
+            known = set(self._order)
+            self._order.extend(k for k in rows if k not in known)
+        if gone or added or changed or reset:
+            self._order = self._sorted_keys()
+            self._update_virtual_size()
             self._keep_cursor(cursor_key)
+            self.refresh()
 
-    def _publish(self) -> None:
-        """Tell DataTable its rows changed, handing it the row order we already know.
+    def reapply(self) -> None:
+        """Re-run filters on the last sessions (after the filter or hide-idle changed)."""
+        self.show(self._sources)
 
-        DataTable caches its ordered rows and per-line offsets by update count and rebuilds both by
-        walking every row after each change (~25 ms at 10,000 rows); every row is one line high here,
-        so both lists are one comprehension each.
-        """
-        self._update_count += 1
-        count = self._update_count
-        live, meta = self._live, self.rows
-        entries = [live[k] for k in self._order]
-        self._ordered_row_cache[(len(meta), count)] = [meta[e.row_key] for e in entries]
-        self._offset_cache[count] = [e.line for e in entries]
-        self.refresh()
+    # ----- sorting ------------------------------------------------------------------------------------
 
     def _sorted_keys(self) -> list[str]:
         """self._order sorted by the current sort column (stable: ties keep their place)."""
-        live, order = self._live, self._order
+        entries, order = self._entries, self._order
         if self.sort_column == "cluster":
-            keys = [text_key(live[k].cluster) for k in order]
+            keys = [text_key(entries[k].loc.cluster) for k in order]
         else:
-            column = next((c for c in ACTIVITY_COLUMNS if c.key == self.sort_column), None)
+            column = COLUMNS_BY_KEY.get(self.sort_column)
             if column is None:
                 return order
             key_of = column.sort_key_of
-            keys = [key_of(live[k].row) for k in order]
+            keys = [key_of(entries[k].loc.row) for k in order]
         # Sorting positions by a precomputed key list keeps the comparisons in C.
         return [order[i] for i in sorted(range(len(order)), key=keys.__getitem__, reverse=self.sort_reverse)]
 
-    def _apply_order(self, *, force: bool) -> bool:
-        """Sort; re-index DataTable's rows only when the order changed (or rows came and went)."""
+    def _resort(self) -> None:
+        cursor_key = self._cursor_key()
         order = self._sorted_keys()
-        if not force and order == self._order:
-            return False
-        self._order = order
-        live = self._live
-        self._row_locations = TwoWayDict({live[k].row_key: i for i, k in enumerate(order)})
-        return True
-
-    def _keep_cursor(self, cursor_key: str | None) -> None:
-        """Keep the cursor on the same session, not on the same line number (clamped when it left)."""
-        count = len(self._order)
-        # Re-assigning clamps to the new row count; only done when needed, since each assignment
-        # refreshes regions found by walking the rows (O(rows)).
-        if self.cursor_row >= count:
-            self.cursor_coordinate = self.cursor_coordinate
-        if self.hover_row >= count:
-            self.hover_coordinate = self.hover_coordinate
-        if cursor_key is not None and cursor_key in self._live:
-            index = self._row_locations.get(self._live[cursor_key].row_key)
-            if index is not None and index != self.cursor_row:
-                self.move_cursor(row=index, scroll=False)
-
-    def _cursor_key(self) -> str | None:
-        if not self._order:
-            return None
-        row = self.cursor_row
-        return self._order[row] if 0 <= row < len(self._order) else None
-
-    def _resort(self, cursor_key: str | None) -> None:
-        if self._apply_order(force=False):
-            self._publish()
+        if order != self._order:
+            self._order = order
+            self.refresh()
         self._keep_cursor(cursor_key)
+
+    def sortable_columns(self) -> list[str]:
+        """The columns `s` cycles through: those on screen."""
+        return list(self.widths)
 
     def set_sort(self, column: str, reverse: bool | None = None) -> None:
         """Sort by `column` (a key of ACTIVITY_COLUMNS, or 'cluster')."""
-        if column not in self._col_keys:
+        if column not in COLUMNS_BY_KEY and not (column == "cluster" and self.with_cluster):
             raise ValueError(f"unknown column {column!r}")
         if reverse is None:
             reverse = column in ("duration", "xact", "blocked_by")
         self.sort_column, self.sort_reverse = column, reverse
-        self._resort(self._cursor_key())
+        self._header = None
+        self._resort()
 
     def cycle_sort(self) -> str:
-        """Next sortable column; returns its label."""
-        keys = list(self._col_keys)
+        """Next visible column; returns its label."""
+        keys = self.sortable_columns()
         nxt = keys[(keys.index(self.sort_column) + 1) % len(keys)] if self.sort_column in keys else keys[0]
         self.set_sort(nxt)
         return COLUMN_LABELS[nxt]
@@ -399,11 +343,8 @@ class ActivityTable(DataTable[SortCell]):
     def reverse_sort(self) -> None:
         """Flip the sort direction."""
         self.sort_reverse = not self.sort_reverse
-        self._resort(self._cursor_key())
-
-    def reapply(self) -> None:
-        """Re-run filters on the last sessions (after the filter or hide-idle changed)."""
-        self.show(self._sources)
+        self._header = None
+        self._resort()
 
     def describe(self) -> str:
         """Short state for the pane title: sort, filter, idle."""
@@ -416,3 +357,151 @@ class ActivityTable(DataTable[SortCell]):
         if self.show_background:
             parts.append("+background")
         return " · ".join(parts)
+
+    # ----- cursor -------------------------------------------------------------------------------------
+
+    def _cursor_key(self) -> str | None:
+        row = self.cursor_row
+        return self._order[row] if 0 <= row < len(self._order) else None
+
+    def _keep_cursor(self, cursor_key: str | None) -> None:
+        """Keep the cursor on the same session, not the same line (clamped when its session left)."""
+        if cursor_key is not None and cursor_key in self._entries:
+            self.cursor_row = self._order.index(cursor_key)
+        else:
+            self.cursor_row = max(0, min(self.cursor_row, len(self._order) - 1))
+
+    def move_cursor(self, *, row: int, scroll: bool = True) -> None:
+        """Put the cursor on display row `row` (clamped), scrolling it into view."""
+        before = self.cursor_row
+        self.cursor_row = max(0, min(row, len(self._order) - 1))
+        if self.cursor_row != before:
+            self._refresh_row(before)
+            self._refresh_row(self.cursor_row)
+        if scroll:
+            self._scroll_to_cursor()
+
+    def _refresh_row(self, index: int) -> None:
+        y = index - int(self.scroll_offset.y) + 1
+        if 1 <= y < self.size.height:
+            self.refresh_line(y)
+
+    def _scroll_to_cursor(self) -> None:
+        top = int(self.scroll_offset.y)
+        rows_on_screen = max(1, self.scrollable_content_region.height - 1)
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=False)
+        elif self.cursor_row >= top + rows_on_screen:
+            self.scroll_to(y=self.cursor_row - rows_on_screen + 1, animate=False)
+
+    def action_cursor(self, step: int) -> None:
+        """Up / down."""
+        self.move_cursor(row=self.cursor_row + step)
+
+    def action_page(self, step: int) -> None:
+        """Page up / down."""
+        self.move_cursor(row=self.cursor_row + step * max(1, self.scrollable_content_region.height - 1))
+
+    def action_jump(self, row: int) -> None:
+        """First / last row."""
+        self.move_cursor(row=row if row >= 0 else len(self._order) - 1)
+
+    def action_choose(self) -> None:
+        """Enter: ask the app for the detail screen of the row under the cursor."""
+        loc = self.current()
+        if loc is not None:
+            self.post_message(SessionChosen(loc.cluster, loc.key))
+
+    def on_click(self, event: events.Click) -> None:
+        """Click a header to sort by that column; click a row to put the cursor on it (twice: detail)."""
+        x = event.x + int(self.scroll_offset.x)
+        if event.y == 0:
+            column = self._column_at(x)
+            if column is not None:
+                if column == self.sort_column:
+                    self.reverse_sort()
+                else:
+                    self.set_sort(column)
+                self.post_message(SortChanged())
+            return
+        self.move_cursor(row=int(self.scroll_offset.y) + event.y - 1, scroll=False)
+        if event.chain >= 2:
+            self.action_choose()
+
+    def _column_at(self, x: int) -> str | None:
+        left = 0
+        for key, width in self.widths.items():
+            if left <= x < left + width:
+                return key
+            left += width
+        return None
+
+    def on_focus(self) -> None:
+        """The cursor's colour differs with focus: redraw its line."""
+        self._refresh_row(self.cursor_row)
+
+    def on_blur(self) -> None:
+        """See on_focus."""
+        self._refresh_row(self.cursor_row)
+
+    # ----- drawing --------------------------------------------------------------------------------------
+
+    def _style(self, style: str | Style) -> Style:
+        if isinstance(style, Style):
+            return style
+        made = self._styles.get(style)
+        if made is None:
+            made = self._styles[style] = Style.parse(style) if style else Style()
+        return made
+
+    def _header_strip(self) -> Strip:
+        if self._header is None:
+            style = self.get_component_rich_style("activity-table--header")
+            segments = []
+            for key, width in self.widths.items():
+                label = COLUMN_LABELS.get(key, key)
+                if key == self.sort_column:
+                    label += "↓" if self.sort_reverse else "↑"
+                segments.append(Segment(fit(label, width), style))
+            self._header = Strip(segments, sum(self.widths.values()))
+        return self._header
+
+    def _row_strip(self, index: int) -> Strip:
+        entry = self._entries[self._order[index]]
+        cursor = index == self.cursor_row
+        focus = self.has_focus
+        cache_key = (cursor, focus and cursor)
+        strip = entry.strips.get(cache_key)
+        if strip is None:
+            cells = entry.cells_of(self.with_cluster)
+            cursor_style = self.get_component_rich_style("activity-table--cursor") if cursor else None
+            segments = []
+            for key, width in self.widths.items():
+                c = cells[self._cell_index(key)]
+                keep_end = key in COLUMNS_BY_KEY and COLUMNS_BY_KEY[key].keep_end
+                style = self._style(c.style)
+                if cursor_style is not None:
+                    style = style + cursor_style
+                segments.append(Segment(fit(c.plain, width, keep_end=keep_end), style))
+            strip = entry.strips[cache_key] = Strip(segments, sum(self.widths.values()))
+        return strip
+
+    def render_line(self, y: int) -> Strip:
+        """One line on screen: the header (line 0, it stays while rows scroll) or a row."""
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        if y == 0:
+            strip = self._header_strip()
+        else:
+            index = scroll_y + y - 1
+            if index >= len(self._order):
+                return Strip.blank(width, self.rich_style)
+            strip = self._row_strip(index)
+        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+
+
+class SortChanged(Message):
+    """The sort changed by a header click (the pane redraws its title)."""
+
+
+__all__ = ["ActivityTable", "Located", "SortChanged", "fit"]
