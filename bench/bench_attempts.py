@@ -20,22 +20,37 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pgiam_sandbox.environment import read_env_sh, sandbox_environ
 
 
-def truth(path: Path) -> dict[tuple[str, str], str]:
-    """(instance, client host:port) -> AWS code of every refusal the stand-in recorded with one."""
-    out: dict[tuple[str, str], str] = {}
+def truth(path: Path) -> dict[tuple[str, str], list[tuple[datetime, str]]]:
+    """(instance, client host:port) -> [(time, AWS code)] of every refusal the stand-in recorded with a code
+    (a list: the OS reuses client ports, so one address can be refused more than once in a long run)."""
+    out: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
     if not path.exists():
         return out
     for line in path.read_text(encoding="utf-8").splitlines():
-        fields = dict(w.split("=", 1) for w in line.split(" ")[1:5] if "=" in w)
+        stamp, _, rest = line.partition(" ")
+        fields = dict(w.split("=", 1) for w in rest.split(" ")[:4] if "=" in w)
         if fields.get("code", "-") != "-":
-            out[(fields["instance"], fields["client"])] = fields["code"]
+            when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            out.setdefault((fields["instance"], fields["client"]), []).append((when, fields["code"]))
     return out
+
+
+def true_code(record: dict[tuple[str, str], list[tuple[datetime, str]]], where: tuple[str, str],
+              when: datetime | None) -> str | None:  # fmt: skip
+    """The recorded code of the refusal at WHERE closest to WHEN (within a minute)."""
+    best: tuple[float, str] | None = None
+    for at, code in record.get(where, ()):
+        gap = abs((at - when).total_seconds()) if when is not None else 0.0
+        if gap <= 60 and (best is None or gap < best[0]):
+            best = (gap, code)
+    return best[1] if best else None
 
 
 async def watch(profiles: Path, diagnostics: Path, seconds: float) -> dict[str, int]:
@@ -48,6 +63,7 @@ async def watch(profiles: Path, diagnostics: Path, seconds: float) -> dict[str, 
     latest: dict[str, ClusterSnapshot] = {}
     shown: dict[str, set[str | None]] = {}  # attempt key -> every AWS code a round showed for it
     where: dict[str, tuple[str, str]] = {}
+    times: dict[str, datetime | None] = {}
 
     def on_snapshot(snap: ClusterSnapshot) -> None:
         latest[snap.name] = snap
@@ -55,6 +71,7 @@ async def watch(profiles: Path, diagnostics: Path, seconds: float) -> dict[str, 
             if a.failed and a.method == "iam":
                 shown.setdefault(a.key, set()).add(a.aws_code)
                 where[a.key] = (a.instance or "", f"{a.host}:{a.port}")
+                times[a.key] = a.time
 
     monitor = Monitor(load_config(profiles), SessionFactory(), on_snapshot)
     await monitor.start()
@@ -67,13 +84,17 @@ async def watch(profiles: Path, diagnostics: Path, seconds: float) -> dict[str, 
     refused = wrong = missing = 0
     final = {a.key: a.aws_code for s in latest.values() for a in s.attempts}
     for key, codes in shown.items():
-        code = record.get(where[key])
+        code = true_code(record, where[key], times[key])
         if code is None:
             continue
         refused += 1
-        wrong += any(c is not None and c != code for c in codes)
+        if any(c is not None and c != code for c in codes):
+            wrong += 1
+            print(f"wrong: {where[key]} at {times[key]}: shown {sorted(map(str, codes))}, true {code}",
+                  file=sys.stderr)  # fmt: skip
         missing += final.get(key) is None
-    return {"refused": refused, "wrong": wrong, "missing": missing, "recorded": len(record)}
+    recorded = sum(len(v) for v in record.values())
+    return {"refused": refused, "wrong": wrong, "missing": missing, "recorded": recorded}
 
 
 def main() -> None:

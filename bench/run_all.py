@@ -41,9 +41,16 @@ def machine_description() -> str:
     return f"{cpu}, {os.cpu_count()} cores{mem}, {system}, Python {platform.python_version()}"
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
+
+
 def main() -> int:
     """Run the benchmarks one after another (they share 2 cores; running them together would skew figures)."""
     only = set(sys.argv[1:])
+    load_before = load_average()
     parts: list[str] = []
     failed = 0
     for script in sorted(BENCH_DIR.glob("bench_*.py")):
@@ -72,10 +79,14 @@ def main() -> int:
     header = (
         "# Benchmarks\n\n"
         f"Written by `make bench` on {now}.\n\nMachine: {machine_description()}.\n\n"
+        f"Load average (1 / 5 / 15 min) at the start: {load_before}; at the end: {load_average()}.\n\n"
         "Figures are from one run; ratios compare peers measured in the same run.\n"
     )
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(header + "\n" + "\n".join(parts))
+    peers = next((p for p in parts if p.startswith("## Peers")), None)
+    if peers is not None:  # the targets table of issue 11, once more at the end of the output
+        print(peers)
     print(f"wrote {OUT.relative_to(ROOT)}")
     return 1 if failed else 0
 

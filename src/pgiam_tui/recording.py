@@ -122,8 +122,10 @@ class RecordingWriter:
         self.lines += 1
 
     def _write(self, obj: dict[str, Any]) -> None:
-        # one write of one whole line, then a sync flush through the compressor: a crash tears at most it
-        data = (json.dumps(obj, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
+        # one write of one whole line, then a sync flush through the compressor: a crash tears at most it;
+        # ASCII only, DEL escaped too, so `cat` or `jq -r` on a terminal never meets a raw control character
+        text = json.dumps(obj, ensure_ascii=True, separators=(",", ":")).replace("\x7f", "\\u007f")
+        data = (text + "\n").encode("ascii")
         try:
             self._fh.write(data)
             if isinstance(self._fh, gzip.GzipFile):

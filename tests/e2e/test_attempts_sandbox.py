@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,25 +64,32 @@ def _refused_logins(sandbox: Sandbox, count: int, turn: int, done: list[int]) ->
             conn.close()
 
 
-def _truth(sandbox: Sandbox) -> dict[tuple[str, str], str]:
-    """(instance, client host:port) -> AWS code, from the stand-in's record of every refusal's true reason."""
-    out: dict[tuple[str, str], str] = {}
+def _truth(sandbox: Sandbox) -> dict[tuple[str, str], list[tuple[datetime, str]]]:
+    """(instance, client host:port) -> [(time, AWS code)], from the stand-in's record of every refusal's true
+    reason (a list: the OS may reuse a client port)."""
+    out: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
     for line in sandbox.diagnostic_log.read_text(encoding="utf-8").splitlines():
-        fields = dict(w.split("=", 1) for w in line.split(" ")[1:5] if "=" in w)
+        stamp, _, rest = line.partition(" ")
+        fields = dict(w.split("=", 1) for w in rest.split(" ")[:4] if "=" in w)
         if fields.get("code", "-") != "-":
-            out[(fields["instance"], fields["client"])] = fields["code"]
+            when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            out.setdefault((fields["instance"], fields["client"]), []).append((when, fields["code"]))
     return out
 
 
-def _wrong(attempts: tuple[Attempt, ...], truth: dict[tuple[str, str], str]) -> tuple[int, int]:
+def _wrong(
+    attempts: tuple[Attempt, ...], truth: dict[tuple[str, str], list[tuple[datetime, str]]]
+) -> tuple[int, int]:
     """(refused IAM logins the record knows, of those: AWS reason wrong or missing)."""
     known = wrong = 0
     for a in attempts:
-        code = truth.get((a.instance or "", f"{a.host}:{a.port}"))
-        if code is None or not a.failed:
+        recorded = truth.get((a.instance or "", f"{a.host}:{a.port}"), [])
+        near = [(abs((at - a.time).total_seconds()), code) for at, code in recorded if a.time is not None]
+        near = [x for x in near if x[0] <= 60]
+        if not near or not a.failed:
             continue
         known += 1
-        wrong += a.aws_code != code
+        wrong += a.aws_code != min(near)[1]
     return known, wrong
 
 
@@ -109,7 +117,8 @@ async def test_every_aws_reason_right_round_by_round_and_in_one_read(sandbox: Sa
             break
         await asyncio.sleep(0.5)
     assert known >= sum(done), (known, sum(done))
-    assert wrong == 0, f"{wrong} of {known} refused logins show a wrong AWS reason (live rounds)"
+    missing = sum(1 for a in live.attempts if a.failed and a.aws_code is None and a.user == USER)
+    assert wrong == 0, f"{wrong} of {known} refused logins show a wrong or no AWS reason ({missing} none)"
     # one read of the same window, as `snapshot` does: the same attempts with the same reasons
     once = EventsCollector(_cfg(sandbox))
     await once.collect(resolved, session)

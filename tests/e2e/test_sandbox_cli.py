@@ -335,6 +335,21 @@ def test_a_fleet_shares_servers_and_holds_idle_sessions(tmp_path: Path) -> None:
         ) as conn:
             seen = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'idle-app'")
             assert seen.fetchone() == (sessions,)  # the sessions of the server it shares
+        # AWS requests are counted per account, region and service; the sandbox's own (admin keys) are not
+        reader = creds["iam-reader"]
+        for _ in range(3):
+            boto3.client(
+                "sts",
+                region_name="us-east-2",
+                endpoint_url=info["endpoint_url"],
+                aws_access_key_id=reader["aws_access_key_id"],
+                aws_secret_access_key=reader["aws_secret_access_key"],
+            ).get_caller_identity()
+        counted = _cli("sandbox", "aws-requests", "--dir", str(directory))
+        assert counted.returncode == 0, counted.stderr
+        rows = json.loads(counted.stdout)
+        assert {"account": "111111111111", "region": "us-east-2", "service": "sts", "requests": 3} in rows
+        assert all(r["service"] != "logs" for r in rows)  # the log sinks' PutLogEvents are the sandbox's own
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(120) == 0, _stderr(directory)
     assert "Traceback" not in _stderr(directory)

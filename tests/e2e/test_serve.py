@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-from pgiam_sandbox.postgres import free_port
 from prometheus_client.parser import text_string_to_metric_families
 
+from helpers.check_support import RefusedPort
 from helpers.tmux import wait
 
 if TYPE_CHECKING:
@@ -30,9 +30,8 @@ DOWN = "down-cluster"
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
-def _config(sandbox: Sandbox, path: Path) -> Path:
-    """The sandbox's clusters plus one whose tunnel port nobody listens on."""
-    closed = free_port()
+def _config(sandbox: Sandbox, path: Path, closed: int) -> Path:
+    """The sandbox's clusters plus one whose tunnel port (CLOSED) nobody listens on."""
     extra = f"""
 [[clusters]]
 name = "{DOWN}"
@@ -53,11 +52,19 @@ log_source = "none"
 
 
 @pytest.fixture
-def served(sandbox: Sandbox, sandbox_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+def closed_port() -> Iterator[int]:
+    """Held for the test: no other test run on this machine can start a server there."""
+    with RefusedPort() as port:
+        yield port
+
+
+@pytest.fixture
+def served(sandbox: Sandbox, sandbox_env: dict[str, str], tmp_path: Path, closed_port: int) -> Iterator[str]:
     env = {**os.environ, **sandbox_env, "HOME": str(tmp_path)}
-    env["PGIAM_TUI_CONFIG"] = str(_config(sandbox, tmp_path / "profiles.toml"))
+    closed = closed_port
+    env["PGIAM_TUI_CONFIG"] = str(_config(sandbox, tmp_path / "profiles.toml", closed))
     proc = subprocess.Popen(
-        [str(BINARY), "serve", "--listen", f"127.0.0.1:{free_port()}"],
+        [str(BINARY), "serve", "--listen", "127.0.0.1:0"],  # the kernel's pick, read back from its first line
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stderr is not None

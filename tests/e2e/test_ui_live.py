@@ -212,7 +212,8 @@ async def test_live_cancel_backend_after_confirmation_is_recorded(sandbox: Sandb
             assert "\x1b" not in "".join(lines(table))
             await pilot.press("enter")
             await pilot.pause()
-            body = " ".join(" ".join(lines(app.screen.query_one("#detail-body"))).split())
+            parts = [app.screen.query_one("#detail-session"), app.screen.query_one("#detail-query")]
+            body = " ".join(" ".join(" ".join(lines(part)) for part in parts).split())
             expected = "[bold red]x[/] [link=http://x]y[/link] \\x1b[31mred\\x1b[0m \\x1b]0;pwned\\x07"
             assert expected in body, body
             await pilot.press("escape")

@@ -15,6 +15,7 @@ import pytest
 
 from pgiam_tui.collect.attempts import join_attempts
 from pgiam_tui.collect.iam_log import parse_iam_line
+from pgiam_tui.collect.log_sources import CONNECTION_TERMS
 from pgiam_tui.collect.logparse import LogLineParser, parse_line
 from pgiam_tui.collect.logprefix import PrefixError, compile_prefix, parse_zone
 from pgiam_tui.model import EventKind, Outcome
@@ -221,18 +222,40 @@ def test_every_login_refusing_fatal(message: str, kind: str, user: str | None, d
         assert ev.database == db
 
 
-@pytest.mark.parametrize(
-    "message",
-    [
-        # PostgreSQL's own wording (src/backend/tcop/backend_startup.c, utils/init/postinit.c), as the
-        # PostgreSQL documentation's "Authentication Problems" section and release notes quote them
-        "the database system is starting up",
-        "the database system is not yet accepting connections",
-        'database "testdb" does not exist',
-        "remaining connection slots are reserved for roles with the SUPERUSER attribute",
-        'PAM authentication failed for user "oltp_rw_user"',
-    ],
-)
+CONNECTION_MESSAGES = [
+    # PGANALYZE_ANALYZE "Connects/Disconnects", CYBERTEC (PostgreSQL 18), AWS_BLOG_PREFIX's message
+    "connection received: host=172.30.0.165 port=56902",
+    'connection authenticated: user="pagila" method=trust (/var/lib/pgsql/18/data/pg_hba.conf:11)',
+    "connection authorized: user=myuser database=mydb SSL enabled (protocol=TLSv1.2, "
+    "cipher=ECDHE-RSA-AES256-GCM-SHA384, compression=off)",
+    "connection ready: setup total=9.743 ms, fork=2.870 ms, authentication=1.150 ms",
+    "disconnection: session time: 1:53:01.198 user=myuser database=mydb host=172.30.0.165 port=56902",
+    "pam_authenticate failed: Permission denied",
+]
+
+
+def test_the_cloudwatch_filter_keeps_every_line_the_attempts_use() -> None:
+    # CloudWatch's `?"term"` pattern keeps an event holding any of the terms (case-sensitive)
+    for message in [*CONNECTION_MESSAGES, *(r[0] for r in REFUSALS), *MORE_REFUSALS]:
+        assert any(term in message for term in CONNECTION_TERMS), message
+        level = "LOG" if message.startswith(("connection", "disconnection", "pam_")) else "FATAL"
+        assert (
+            parse_line(f"2022-01-01 00:00:00 UTC:10.0.0.1(5000):x@y:[7]:{level}:  {message}").kind != "other"
+        )
+
+
+MORE_REFUSALS = [
+    # PostgreSQL's own wording (src/backend/tcop/backend_startup.c, utils/init/postinit.c), as the
+    # PostgreSQL documentation's "Authentication Problems" section and release notes quote them
+    "the database system is starting up",
+    "the database system is not yet accepting connections",
+    'database "testdb" does not exist',
+    "remaining connection slots are reserved for roles with the SUPERUSER attribute",
+    'PAM authentication failed for user "oltp_rw_user"',
+]
+
+
+@pytest.mark.parametrize("message", MORE_REFUSALS)
 def test_more_refusals_from_postgresql_docs(message: str) -> None:
     ev = parse_line("2022-01-01 00:00:00 UTC:10.0.0.1(5000):x@y:[7]:FATAL:  " + message)
     assert ev.kind in ("refused", "auth_failed")

@@ -164,3 +164,15 @@ def test_decode_errors_name_the_place() -> None:
     data["activity"][0]["pid"] = "twelve"
     with pytest.raises(SnapshotDecodeError, match=r"activity\[0\]\.pid"):
         decode_cluster(data)
+
+
+def test_query_text_is_kept_exactly_and_never_raw_on_disk(tmp_path: Path) -> None:
+    snap = sample_snapshots()[0]
+    hostile = "select '\x1b]0;title\x07 \x7f caf\u00e9 \u202e'"
+    row = dataclasses.replace(snap.activity[0], query=hostile)
+    path = tmp_path / "rec.jsonl"
+    with RecordingWriter(path, header()) as writer:
+        writer.write(dataclasses.replace(snap, activity=(row,)))
+    raw = path.read_bytes()
+    assert all(32 <= b < 127 or b == 10 for b in raw)  # ASCII, no control byte, DEL included
+    assert read_recording(path).snapshots[0].activity[0].query == hostile

@@ -103,8 +103,8 @@ async def test_hostile_text_is_literal_in_table_and_detail() -> None:
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, SessionDetailScreen)
-        body = screen.query_one("#detail-body")
-        shown = " ".join(" ".join(lines(body)).split())
+        parts = [screen.query_one("#detail-session"), screen.query_one("#detail-query")]
+        shown = " ".join(" ".join(" ".join(lines(part)) for part in parts).split())
         assert "[bold red]x[/]" in shown and "[link=http://x]y[/link]" in shown
         assert "\\x1b]0;pwned\\x07" in shown and "\x1b" not in shown
         # the very long line is wrapped in full, not cut
@@ -422,6 +422,34 @@ async def test_palette_command_runs_its_action() -> None:
         assert app.activity.table.sort_column == "pid"
         await commands["Pause / resume"].callback()
         assert source.paused
+
+
+async def test_detail_redraws_the_query_only_when_it_changed() -> None:
+    first = sample_snapshots()
+    app, source = make_app([first])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        table = app.activity.table
+        table.focus()
+        table.move_cursor(row=index_of_pid(table, 4105))
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, SessionDetailScreen)
+        updates: list[object] = []
+        query = screen.query_one("#detail-query", Static)
+        query.update = updates.append  # type: ignore[method-assign,assignment]
+        # a round where the query ran longer: the timings change, the query text is not redrawn
+        rows = tuple(replace(r, duration_s=400.0) if r.pid == 4105 else r for r in first[0].activity)
+        source.push([with_activity(first[0], rows)])
+        await settle(pilot, app, 4)
+        assert "6m40s" in " ".join(lines(screen.query_one("#detail-session")))
+        assert updates == []
+        # a new query on that session: redrawn
+        rows = tuple(replace(r, query="SELECT 2") if r.pid == 4105 else r for r in first[0].activity)
+        source.push([with_activity(first[0], rows)])
+        await settle(pilot, app, 5)
+        assert len(updates) == 1
 
 
 async def test_detail_copies_full_query_to_clipboard() -> None:

@@ -5,6 +5,7 @@ a socket), named in sandbox.json as ``control_socket``. One JSON request line, o
 
     {"action": "restart", "instance": "pgdemo-1-writer"}   -> {"ok": true}
     {"action": "pids", "instance": "pgdemo-1-writer"}      -> {"ok": true, "postmaster": 1, "children": [2]}
+    {"action": "aws-requests"}   -> {"ok": true, "requests": [{"account", "region", "service", "requests"}]}
     anything wrong                                          -> {"ok": false, "error": "one line"}
 
 `pgiam-tui sandbox restart|pids --dir DIR INSTANCE` is the client (:func:`request`).
@@ -41,6 +42,8 @@ class Controllable(Protocol):
 
     def instance_pids(self, instance_id: str) -> InstancePids: ...
 
+    def aws_requests(self) -> list[dict[str, Any]]: ...
+
 
 def socket_path_for(root: Path) -> tuple[Path, Path | None]:
     """(socket path, private temp dir to remove afterwards or None) for a sandbox rooted at ``root``."""
@@ -55,7 +58,7 @@ def answer(target: Controllable, line: bytes) -> dict[str, Any]:
     """The answer to one request line (never raises for bad input)."""
     try:
         req = json.loads(line)
-        action, instance = req["action"], req["instance"]
+        action, instance = req["action"], req.get("instance", "")
         if not isinstance(action, str) or not isinstance(instance, str):
             raise TypeError
     except (ValueError, KeyError, TypeError):
@@ -64,6 +67,8 @@ def answer(target: Controllable, line: bytes) -> dict[str, Any]:
         if action == "restart":
             target.restart_instance(instance)
             return {"ok": True}
+        if action == "aws-requests":
+            return {"ok": True, "requests": target.aws_requests()}
         if action == "pids":
             pids = target.instance_pids(instance)
             return {"ok": True, "postmaster": pids.postmaster, "children": list(pids.children)}
@@ -72,7 +77,7 @@ def answer(target: Controllable, line: bytes) -> dict[str, Any]:
     except Exception as exc:  # one bad request must not take the control socket down
         log.debug("control request failed", exc_info=True)
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    return {"ok": False, "error": f"unknown action {action!r} (restart, pids)"}
+    return {"ok": False, "error": f"unknown action {action!r} (restart, pids, aws-requests)"}
 
 
 class ControlServer:

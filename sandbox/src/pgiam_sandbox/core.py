@@ -88,6 +88,7 @@ class Sandbox:
         self.imds: ImdsServer | None = None
         self._runtime: Runtime | None = None
         self._workload: Any = None
+        self._own_keys: tuple[Any, ...] = ()
         self._control: Any = None  # control.ControlServer: `pgiam-tui sandbox restart|pids` talk to it
         self._started = False
         self._stopping = threading.Lock()
@@ -156,6 +157,7 @@ class Sandbox:
                 seeded = fake_aws.seed(self.endpoint_url, specs)
             finally:
                 pg_future.result()  # re-raises PostgreSQL start errors (and waits before any cleanup)
+        self._own_keys = (seeded.keys["sandbox-db-admin"], seeded.keys["sandbox-mgmt-admin"])
         self.clusters = self._runtime.start_front_doors(seeded, self.endpoint_url, self.ca_path)
         from pgiam_sandbox.control import ControlServer
 
@@ -302,6 +304,30 @@ class Sandbox:
         """Stop then start NAME's PostgreSQL servers."""
         self.stop_cluster(name)
         self.start_cluster(name)
+
+    def aws_requests(self) -> list[dict[str, Any]]:
+        """AWS requests moto answered so far, per account, region and service (the sandbox's own excluded).
+
+        Each entry: {"account", "region", "service", "requests"}. The account is the signing key's (moto's
+        IAM users and assumed roles); the sandbox's own keys (log sinks, seeding) are left out.
+        """
+        if self._moto is None:
+            raise SandboxError("the sandbox is not running")
+        from moto.iam.models import get_account_id_from
+
+        own = {k.access_key_id for k in self._own_keys}
+        totals: dict[tuple[str, str, str], int] = {}
+        for (key_id, region, service), n in self._moto.requests.snapshot().items():
+            if key_id in own:
+                continue
+            try:
+                account = str(get_account_id_from(key_id))
+            except Exception:  # a key moto no longer knows (expired session)
+                account = "unknown"
+            wanted = (account, region, service)
+            totals[wanted] = totals.get(wanted, 0) + n
+        rows = sorted(totals.items())
+        return [{"account": a, "region": r, "service": s, "requests": n} for (a, r, s), n in rows]
 
     def instance_pids(self, instance_id: str) -> InstancePids:
         """The postmaster and the other processes serving INSTANCE_ID (a DB instance id: "pgdemo-1-writer").

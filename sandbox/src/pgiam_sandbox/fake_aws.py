@@ -33,6 +33,33 @@ DATABASE = "demo"
 log = logging.getLogger(__name__)
 
 
+class RequestCounter:
+    """Counts the AWS requests moto's server answered, by (access key id, region, service) of their SigV4
+    credential scope: what per-account, per-region API quotas count. Unsigned requests are not counted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str, str], int] = {}
+
+    def count(self, authorization: str) -> None:
+        """Count one request by its Authorization header."""
+        # "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/rds/aws4_request, SignedHeaders=..., ..."
+        _, found, rest = authorization.partition("Credential=")
+        if not found:
+            return
+        parts = rest.split(",", 1)[0].split("/")
+        if len(parts) < 4:
+            return
+        key = (parts[0], parts[2], parts[3])
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def snapshot(self) -> dict[tuple[str, str, str], int]:
+        """The counts so far."""
+        with self._lock:
+            return dict(self._counts)
+
+
 class MotoServer:
     """moto's WSGI app served by werkzeug on 127.0.0.1 in a thread of this process.
 
@@ -51,6 +78,7 @@ class MotoServer:
         self.port = 0
         self.log_file = log_file
         self.errors = 0
+        self.requests = RequestCounter()  # AWS requests per signing key, region and service (benchmarks)
         self._log_lock = threading.Lock()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -86,7 +114,13 @@ class MotoServer:
             raise SandboxError(
                 f"fake AWS: cannot listen on {self.host}:{self.requested_port}: {exc.strerror or exc}"
             ) from None
-        app = DomainDispatcherApplication(create_backend_app)
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        counter = self.requests
+
+        def app(environ: dict[str, Any], start_response: Any) -> Any:
+            counter.count(environ.get("HTTP_AUTHORIZATION", ""))
+            return moto_app(environ, start_response)
+
         try:
             self._server = make_server(
                 self.host,

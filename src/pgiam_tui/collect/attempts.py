@@ -78,6 +78,7 @@ class _Login:
     ended: bool = False
     last: datetime | None = None
     suspect: bool = False  # an outcome for a pid never received (see _logs_every_connection)
+    decided_order: int = 0  # when its outcome line was read, among all logins (ties of decided_at)
     lines: list[str] = field(default_factory=list)
 
 
@@ -88,9 +89,10 @@ def _event_id(ev: ConnEvent) -> _Key:
 class AttemptJoiner:
     """Joins connection-log events (and iam-db-auth-error events) into attempts, incrementally.
 
-    `add(events)` takes the events of one read (any order across reads; an event seen before is ignored) and
-    returns them with forged ones relabelled `other`; `attempts()` gives the attempts whose outcome is known,
-    oldest first; `trim(horizon)` forgets what is older. The console's own events (source `client`) and
+    `add(events)` takes the events of one read (any order across reads; a log line seen before is ignored,
+    AWS's lines are taken as given: identical ones are distinct refusals, and the sources never repeat one)
+    and returns them with forged ones relabelled `other`; `attempts()` gives the attempts whose outcome is
+    known, oldest first; `trim(horizon)` forgets what is older. The console's own events (source `client`) and
     actions are not log lines and are ignored.
     """
 
@@ -104,6 +106,7 @@ class AttemptJoiner:
         self._first_received: dict[str | None, datetime] = {}  # instance -> earliest `received` seen
         self._last_received: dict[str | None, datetime] = {}  # instance -> latest `received` seen
         self._seq = 0
+        self._decisions = 0
         self._foreign = 0  # lines that claimed the session of another client
 
     # -- input ------------------------------------------------------------------------------------------
@@ -112,6 +115,10 @@ class AttemptJoiner:
         """Feed EVENTS; returns them (new ones only) with lines found forged relabelled as kind `other`."""
         fresh = []
         for ev in events:
+            if ev.kind in IAM_KINDS:
+                # two refusals of one user in the same millisecond write identical AWS lines: both count
+                fresh.append(ev)
+                continue
             eid = _event_id(ev)
             if eid in self._seen:
                 continue
@@ -220,6 +227,8 @@ class AttemptJoiner:
             if login.outcome is None or login.outcome is Outcome.OK:
                 login.outcome = Outcome.FAILED if kind == EventKind.AUTH_FAILED else Outcome.REFUSED
                 login.decided_at, login.message = ev.time, ev.message
+                self._decisions += 1
+                login.decided_order = self._decisions
             elif is_fatal and not login.fatal:
                 login.message = ev.message  # the FATAL after RDS's `pam_authenticate failed` reads best
             login.fatal = login.fatal or is_fatal
@@ -296,7 +305,10 @@ class AttemptJoiner:
             groups.setdefault((login.user, login.instance), []).append((login, index))
         chosen: dict[int, ConnEvent] = {}
         for members in groups.values():
-            logins = sorted((x[0] for x in members), key=lambda x: (x.decided_at or x.time or _MIN, x.seq))
+            # same millisecond: the order the log wrote them in (its refusal lines, AWS's lines) decides
+            logins = sorted(
+                (x[0] for x in members), key=lambda x: (x.decided_at or x.time or _MIN, x.decided_order)
+            )
             lines = sorted((x[1] for x in members), key=lambda i: (self._aws[i].time or _MIN, i))
             for login, index in zip(logins, lines, strict=True):
                 chosen[login.seq] = self._aws[index]

@@ -27,6 +27,7 @@ from pgiam_tui.aws.errors import aws_error_code
 
 __all__ = [
     "CONNECTION_FILTER_PATTERN",
+    "CONNECTION_TERMS",
     "TRUNCATION_MARKER",
     "CloudWatchLogSource",
     "FileTailSource",
@@ -34,11 +35,20 @@ __all__ = [
     "RdsLogFileSource",
 ]
 
-#: CloudWatch filter pattern (OR of quoted terms) selecting the connection lines the parser turns into events.
-CONNECTION_FILTER_PATTERN = (
-    '?"connection received" ?"connection authorized" ?"authentication failed" ?"pam_authenticate" '
-    '?"disconnection" ?"no pg_hba.conf entry"'
-)
+#: The words of every line the attempts are joined from (collect/logmessages.py): connection received /
+#: authenticated / authorized / ready, disconnection, RDS's pam_authenticate, every credential failure
+#: ("<method> authentication failed") and every other login-refusing FATAL.
+CONNECTION_TERMS = (
+    "connection received", "connection authenticated", "connection authorized", "connection ready",
+    "disconnection", "pam_authenticate", "authentication failed", "no pg_hba.conf entry",
+    "pg_hba.conf rejects", "is not permitted to log in", "too many connections for",
+    "remaining connection slots", "too many clients already", "does not exist",
+    "not currently accepting connections", "permission denied for database", "the database system is",
+    "no PostgreSQL user name", "unsupported frontend protocol", "canceling authentication",
+    "valid client certificate",
+)  # fmt: skip
+#: CloudWatch filter pattern (OR of quoted terms) selecting those lines.
+CONNECTION_FILTER_PATTERN = " ".join(f'?"{term}"' for term in CONNECTION_TERMS)
 
 #: The line RDS appends to a download_db_log_file_portion page cut at 1 MB.
 TRUNCATION_MARKER = "[Your log message was truncated]"

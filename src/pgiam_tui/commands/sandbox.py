@@ -64,6 +64,11 @@ def register(subparsers: Any) -> None:
         sub = actions.add_parser(action, help=text, description=text)
         sub.add_argument("--dir", required=True, metavar="DIR", help="the running sandbox's directory")
         sub.add_argument("instance", metavar="INSTANCE", help="DB instance id, e.g. pgdemo-1-writer")
+    requests = actions.add_parser(
+        "aws-requests",
+        help="AWS requests so far per account, region and service (JSON), the sandbox's own excluded",
+    )
+    requests.add_argument("--dir", required=True, metavar="DIR", help="the running sandbox's directory")
     parser.set_defaults(func=run)
 
 
@@ -104,10 +109,10 @@ def _port(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     """Start the sandbox, print `ready`, wait for SIGINT/SIGTERM, stop everything. Exit 2 on bad input."""
     action = getattr(args, "sandbox_action", None)
-    if action in ("restart", "pids"):
+    if action in ("restart", "pids", "aws-requests"):
         return _control(action, args)
     if action != "up":
-        print("pgiam-tui sandbox: choose an action: up, restart, pids", file=sys.stderr)
+        print("pgiam-tui sandbox: choose an action: up, restart, pids, aws-requests", file=sys.stderr)
         return 2
     import signal
     import threading
@@ -194,7 +199,7 @@ def _control(action: str, args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        reply = request(Path(socket_path), action, args.instance)
+        reply = request(Path(socket_path), action, getattr(args, "instance", ""))
     except SandboxError as exc:
         print(f"pgiam-tui sandbox {action}: {exc}", file=sys.stderr)
         return 1
@@ -203,6 +208,8 @@ def _control(action: str, args: argparse.Namespace) -> int:
         return 1
     if action == "pids":
         print(json.dumps({"postmaster": reply.get("postmaster"), "children": reply.get("children", [])}))
+    elif action == "aws-requests":
+        print(json.dumps(reply.get("requests", [])))
     else:
         print(f"restarted {args.instance}")
     return 0

@@ -193,10 +193,9 @@ def _type_name(value: Any) -> str:
 
 
 def _resolve_path(config_path: Path, value: str) -> str:
-    try:
-        p = Path(value).expanduser()
-    except RuntimeError:  # "~nosuchuser/…": kept as written (the file is then reported missing where used)
-        p = Path(value)
+    """VALUE with ~ expanded, relative to the config file's directory; RuntimeError for an unknown ~user
+    (the caller reports it at once, with file, line and key, rather than as a missing file later)."""
+    p = Path(value).expanduser()
     if not p.is_absolute():
         p = config_path.parent.absolute() / p
     return str(p)

@@ -36,8 +36,8 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep or not port_text.isdigit():
         raise ListenError(f"--listen {text!r}: expected HOST:PORT, e.g. {DEFAULT_LISTEN} or [::1]:9187")
     port = int(port_text)
-    if not 0 < port < 65536:
-        raise ListenError(f"--listen {text!r}: port must be 1-65535")
+    if not 0 <= port < 65536:  # 0: the kernel picks a free port (serve prints the one it got)
+        raise ListenError(f"--listen {text!r}: port must be 0-65535")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
         try:

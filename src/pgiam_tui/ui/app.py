@@ -330,9 +330,9 @@ class PgiamApp(App[int]):
     def action_sort(self) -> None:
         """Next sort column."""
         pane = self._activity_pane()
-        label = pane.table.cycle_sort()
+        # the header's arrow and the pane title say it: no toast (mounting one re-lays-out the screen)
+        pane.table.cycle_sort()
         pane.refresh_title()
-        self.notify(f"activity sorted by {label}", timeout=2)
 
     def action_reverse_sort(self) -> None:
         """Flip the sort direction."""

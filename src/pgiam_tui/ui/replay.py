@@ -205,11 +205,11 @@ class ReplayApp(PgiamApp):
         self.selected = self.replay.names[0] if self.replay.names else None
 
     DEFAULT_CSS = """
-    #timebar { dock: bottom; height: 1; }
+    #timebar { dock: top; height: 1; }
     """
 
     def compose(self) -> ComposeResult:
-        """The console's own layout, and the time bar docked above the footer."""
+        """The console's own layout, and the time bar docked on top (the footer owns the bottom edge)."""
         yield from super().compose()
         yield Static("", id="timebar")
 
@@ -311,11 +311,11 @@ class ReplayApp(PgiamApp):
 
 
 def timebar_text(app: ReplayApp) -> Text:
-    """`▶ 10x  2026-12-03 03:12:04 UTC  moment 15/240  [████░░░░]  03:00:00 → 04:00:00  skipped 1`."""
+    """` REPLAY  PLAYING 10x  2026-12-03 03:12:04 UTC  moment 15/240  [████░░░░]  03:00:00 → 04:00:00`."""
     src = app.replay
     text = Text()
     text.append(" REPLAY ", style="bold reverse")
-    text.append(f" {'▶' if app.playing else '⏸'} {app.speed:g}x  ")
+    text.append(f" {'PLAYING' if app.playing else 'PAUSED'} {app.speed:g}x  ")
     if not src.times:
         text.append("empty recording", style="dim")
         return text
@@ -327,5 +327,5 @@ def timebar_text(app: ReplayApp) -> Text:
     text.append(f"  {src.times[0]:%H:%M:%S} → {src.times[-1]:%H:%M:%S}", style="dim")
     if app.recording.skipped or app.recording.torn_tail:
         text.append(f"  skipped {app.recording.skipped} torn line(s)", style="yellow")
-    text.append("   [ ] step  space play  1/0 1x/10x  j jump", style="dim")
+    text.append("   [ ] step  < > ends  space play  1 0 speed  j jump", style="dim")
     return text

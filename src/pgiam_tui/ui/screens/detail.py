@@ -9,7 +9,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -41,6 +41,24 @@ def _session_line(text: Text, r: SessionRow, prefix: str) -> None:
 
 def detail_text(cluster: str, row: SessionRow, rows: Sequence[SessionRow], *, present: bool = True) -> Text:
     """Everything about one session, as plain text (the query wraps; controls shown, never interpreted)."""
+    text = session_text(cluster, row, rows, present=present)
+    text.append_text(query_text(row))
+    return text
+
+
+def query_text(row: SessionRow) -> Text:
+    """The query part of the detail: heading and the whole text, wrapped."""
+    text = Text()
+    text.append("\n\nQuery", style="bold")
+    if row.query_truncated:
+        text.append("  (truncated by track_activity_query_size)", style="yellow")
+    text.append("\n")
+    text.append_text(safe_text(row.query, multiline=True, none="-"))
+    return text
+
+
+def session_text(cluster: str, row: SessionRow, rows: Sequence[SessionRow], *, present: bool = True) -> Text:
+    """The detail without the query: who, timings, blocking (small; redrawn each round)."""
     text = Text()
     text.append(f"Session pid {row.pid}", style="bold")
     text.append(" on ", style="dim")
@@ -75,11 +93,6 @@ def detail_text(cluster: str, row: SessionRow, rows: Sequence[SessionRow], *, pr
         _session_line(text, r, "← blocks ")
     if not row.blocked_by and not waiting:
         text.append("\n  not blocked, blocks nobody", style="dim")
-    text.append("\n\nQuery", style="bold")
-    if row.query_truncated:
-        text.append("  (truncated by track_activity_query_size)", style="yellow")
-    text.append("\n")
-    text.append_text(safe_text(row.query, multiline=True, none="-"))
     return text
 
 
@@ -98,21 +111,25 @@ class SessionDetailScreen(Screen[None]):
         self.rows = tuple(rows)
         self.allow_actions = allow_actions
         self.present = True
+        self._shown: Text | None = None
 
     def compose(self) -> ComposeResult:
         """Scrollable text and the footer."""
-        with VerticalScroll(id="detail-scroll"):
-            yield Static(self._text(), id="detail-body")
+        with VerticalScroll(id="detail-scroll"), Vertical(id="detail-body"):
+            yield Static(self._text(), id="detail-session")
+            # the query apart: a 1 MB query is laid out again only when it changed, not every round
+            yield Static(query_text(self.row), id="detail-query")
         yield Footer()
 
     def _text(self) -> Text:
-        text = detail_text(self.cluster, self.row, self.rows, present=self.present)
+        text = session_text(self.cluster, self.row, self.rows, present=self.present)
         if not self.allow_actions:
             text.append("\n\ncancel/terminate disabled for this cluster (allow_actions = false)", style="dim")
         return text
 
     def update_rows(self, rows: Sequence[SessionRow]) -> None:
         """A new snapshot of the cluster: follow the session (or mark it gone)."""
+        before = self.row
         self.rows = tuple(rows)
         for r in rows:
             if r.key == self.row.key:
@@ -120,7 +137,12 @@ class SessionDetailScreen(Screen[None]):
                 break
         else:
             self.present = False
-        self.query_one("#detail-body", Static).update(self._text())
+        text = self._text()
+        if text != self._shown:
+            self._shown = text
+            self.query_one("#detail-session", Static).update(text)
+        if (self.row.query, self.row.query_truncated) != (before.query, before.query_truncated):
+            self.query_one("#detail-query", Static).update(query_text(self.row))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Hide cancel/terminate where the config does not allow actions."""
