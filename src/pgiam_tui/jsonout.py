@@ -7,6 +7,7 @@ Times are ISO 8601 with offset. No token can appear: snapshots never hold one (o
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from pgiam_tui.model import (
@@ -19,6 +20,7 @@ from pgiam_tui.model import (
     EventKind,
     FailureCount,
     Finding,
+    Freshness,
     Grant,
     IamMetrics,
     IamSnapshot,
@@ -46,7 +48,7 @@ def cluster_to_json(s: ClusterSnapshot) -> dict[str, Any]:
         "endpoint": s.endpoint,
         "server_version": s.server_version,
         "token_expires_at": iso(s.token_expires_at),
-        "instances": [_instance(i) for i in s.instances],
+        "instances": [_instance(i, s.collected_at) for i in s.instances],
         "activity": [_session(r) for r in s.activity],
         "events": [_event(e) for e in s.events],
         "attempts": [attempt_to_json(a) for a in s.attempts],
@@ -59,6 +61,9 @@ def cluster_to_json(s: ClusterSnapshot) -> dict[str, Any]:
         "stale": s.stale,
         "data_age_s": _round(s.data_age_s),
         "round_ms": _round(s.round_ms),
+        "discovery_freshness": _freshness(s.discovery_freshness, s.collected_at),
+        "events_freshness": _freshness(s.events_freshness, s.collected_at),
+        "iam_freshness": _freshness(s.iam_freshness, s.collected_at),
         "failures": [_failure(f) for f in s.failures],
         "findings": [_finding(f) for f in s.findings],
     }
@@ -68,7 +73,7 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _instance(i: InstanceInfo) -> dict[str, Any]:
+def _instance(i: InstanceInfo, now: datetime) -> dict[str, Any]:
     return {
         "id": i.id,
         "role": i.role,
@@ -78,7 +83,18 @@ def _instance(i: InstanceInfo) -> dict[str, Any]:
         "server_version": i.server_version,
         "error": i.error,
         "connection": _connection(i.connection),
+        "freshness": _freshness(i.freshness, now),
         "health": _health(i.health),
+    }
+
+
+def _freshness(f: Freshness, now: datetime) -> dict[str, Any]:
+    """When a part was read, whether it is stale and why (and its age at NOW, the snapshot's time)."""
+    return {
+        "collected_at": iso(f.collected_at),
+        "age_s": _round(f.age_s(now)),
+        "stale": f.stale,
+        "reason": f.reason,
     }
 
 

@@ -70,6 +70,24 @@ class ConnectionStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class Freshness:
+    """How old a part of a snapshot is (an instance's sessions, the events pane, the IAM pane, discovery).
+
+    `collected_at` is when the data shown was read (None: never yet); the age is `now - collected_at`, so a
+    viewer computes it at render time and it keeps growing while nothing new arrives. `stale` means the last
+    attempt to refresh it failed or did not finish within its budget; `reason` says which, on one line.
+    """
+
+    collected_at: datetime | None = None
+    stale: bool = False
+    reason: str | None = None
+
+    def age_s(self, now: datetime) -> float | None:
+        """Seconds since the data was read (None when never read)."""
+        return None if self.collected_at is None else max(0.0, (now - self.collected_at).total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
 class ServerHealth:
     """Server-wide figures of one instance from one round; None where the server cannot tell.
 
@@ -98,6 +116,7 @@ class InstanceInfo:
     server_version: str | None = None
     error: str | None = None
     connection: ConnectionStatus | None = None  # structured state (attempt, next try, token expiry)
+    freshness: Freshness = field(default_factory=Freshness)  # of this instance's sessions
     health: ServerHealth | None = None  # of the last round that could read it
 
 
@@ -311,3 +330,7 @@ class ClusterSnapshot:
     data_age_s: float | None = None  # age of the data shown when stale
     round_ms: float | None = None
     actions_allowed: bool = False
+    # age of each AWS-fed part, read on its own cadence (the activity part's is per instance, above)
+    discovery_freshness: Freshness = field(default_factory=Freshness)
+    events_freshness: Freshness = field(default_factory=Freshness)
+    iam_freshness: Freshness = field(default_factory=Freshness)

@@ -287,8 +287,10 @@ async def test_monitor_cluster_stopped_mid_run(sandbox: Sandbox, tmp_path: Path)
             assert ok.status == "ok" and not ok.stale
         mark = len(seen)
         await asyncio.to_thread(sandbox.start_cluster, victim)
-        back = await wait_for(lambda s: s.name == victim and s.status == "ok", mark)
-        assert not back.stale and all(i.status == "connected" for i in back.instances)
+        # the writer may answer before the reader reconnects: "ok" with the reader still marked stale
+        # is a truthful step on the way; the cluster is back when every instance is live again
+        back = await wait_for(lambda s: s.name == victim and s.status == "ok" and not s.stale, mark)
+        assert all(i.status == "connected" and not i.freshness.stale for i in back.instances)
     finally:
         await monitor.stop()
         await asyncio.to_thread(sandbox.start_cluster, victim)
@@ -333,18 +335,20 @@ async def test_one_instance_down_keeps_its_rows_stale(sandbox: Sandbox, tmp_path
         snap = first
         for _ in range(50):  # the termination is noticed by the next round
             (snap,) = await monitor.collect_once()
-            if snap.status == "error":
+            if snap.stale:
                 break
-        assert snap.status == "error" and snap.stale and snap.data_age_s is not None
-        assert snap.error is not None and snap.error.message.startswith(reader.id)
+        # the writer answers: the cluster is "ok" (no cluster-wide ✖ over live rows), the reader says
+        # itself that its rows are stale and why
+        assert snap.status == "ok" and snap.error is None and snap.stale and snap.data_age_s is not None
         by_id = {i.id: i for i in snap.instances}
         assert by_id[reader.id].status in ("reconnecting", "failed") and by_id[reader.id].error
-        assert by_id[cluster.writer.id].status == "connected"
+        assert by_id[reader.id].freshness.stale and by_id[reader.id].freshness.reason
+        assert by_id[cluster.writer.id].status == "connected" and not by_id[cluster.writer.id].freshness.stale
         assert {r.instance for r in snap.activity} == {reader.id, cluster.writer.id}  # reader's rows kept
         await admin.execute("ALTER ROLE pgmonitor CONNECTION LIMIT -1")
         for _ in range(100):
             (snap,) = await monitor.collect_once()
-            if snap.status == "ok":
+            if snap.status == "ok" and not snap.stale:
                 break
             await asyncio.sleep(0.1)
         assert snap.status == "ok" and not snap.stale

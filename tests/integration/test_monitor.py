@@ -19,6 +19,7 @@ import psycopg
 import pytest
 from pgiam_sandbox.postgres import LocalPostgres
 
+from helpers import faults
 from helpers.memory_keyring import MemoryKeyring, installed_keyring
 from pgiam_tui.aws.session import SessionFactory
 from pgiam_tui.config import ClusterConfig, Config, ConfigError
@@ -26,6 +27,7 @@ from pgiam_tui.db.connection import Backoff
 from pgiam_tui.jsonout import snapshot_to_json
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.monitor import Monitor
+from pgiam_tui.monitor.cluster import ClusterRuntime
 
 MON_USER = "monitor_pw"
 MON_PASSWORD = "monitor-pw-Secret-42"
@@ -90,7 +92,9 @@ def _config(*clusters: ClusterConfig) -> Config:
 def _monitor(
     config: Config, tmp_path: Path, sink: Callable[[ClusterSnapshot], None] | None = None
 ) -> Monitor:
-    return Monitor(config, SessionFactory(cache_dir=tmp_path / "cli-cache"), sink, backoff=FAST)
+    return Monitor(
+        config, SessionFactory(cache_dir=tmp_path / "cli-cache"), sink, backoff=FAST, aws_read_budget_s=1.0
+    )
 
 
 class Snapshots:
@@ -140,8 +144,10 @@ async def test_collect_once_and_json(
     assert [s.name for s in snaps] == ["alpha", "beta"]  # config order
     for snap in snaps:  # the activity snapshot went out first; the returned one has the side parts merged
         mine = seen.of(snap.name)
-        assert mine[-1] is snap and mine[0].activity is snap.activity
-        assert mine[0].iam is None and snap.iam is not None
+        assert mine[-1] is snap and mine[0].activity == snap.activity
+        # before the IAM cadence ran, the pane showed discovery's flag; the returned one has the mapping read
+        assert mine[0].iam_freshness.collected_at is None and snap.iam_freshness.collected_at is not None
+        assert snap.iam is not None and snap.events_freshness.collected_at is not None
     alpha = snaps[0]
     assert alpha.status == "ok" and alpha.error is None and not alpha.stale
     assert alpha.server_version is not None and alpha.server_version.startswith("15.")
@@ -250,13 +256,13 @@ class CountingMonitor(Monitor):
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
 
-    async def _round(self, w: Any) -> ClusterSnapshot:
-        name = w.cfg.name
+    async def _round(self, rt: ClusterRuntime) -> None:
+        name = rt.cfg.name
         self.in_flight[name] = self.in_flight.get(name, 0) + 1
         self.max_in_flight[name] = max(self.max_in_flight.get(name, 0), self.in_flight[name])
         try:
             await asyncio.sleep(0.01)  # give a would-be overlapping round the chance to start
-            return await super()._round(w)
+            await super()._round(rt)
         finally:
             self.in_flight[name] -= 1
 
@@ -418,18 +424,63 @@ async def test_slow_iam_never_delays_activity(
             await aws.called.wait()  # the IAM part is now waiting on the silent endpoint
         # ORDER: snapshots with this session's activity went out while the IAM part was not done
         first = await seen.wait(lambda s: any(r.application_name == "probe-slow-iam" for r in s.activity))
-        assert first.status == "ok" and first.iam is None
-        # and later rounds are not held up by it either: two more activity rounds, IAM still pending
+        assert first.status == "ok" and first.iam_freshness.collected_at is None
+        # and later rounds are not held up by it either: more activity rounds, IAM still pending and,
+        # once past its budget, marked stale as a timeout (not as a permissions problem)
         mark = len(seen.all)
         await seen.wait(lambda s: s.status == "ok", after=mark)
-        await seen.wait(lambda s: s.status == "ok", after=len(seen.all))
-        assert all(s.iam is None for s in seen.all), "IAM finished although its endpoint never answered"
+        overdue = await seen.wait(lambda s: s.status == "ok" and s.iam_freshness.stale, after=len(seen.all))
+        assert overdue.iam_freshness.reason is not None and "timeout" in overdue.iam_freshness.reason
+        assert all(s.iam_freshness.collected_at is None for s in seen.all), "IAM finished without an answer"
         await aws.release()
         # the IAM part ends (unreadable: the endpoint hung up) and is merged into an updated snapshot
-        done = await seen.wait(lambda s: s.iam is not None, after=mark)
-        assert done.iam is not None and done.activity and not done.iam.iam_readable
+        done = await seen.wait(lambda s: s.iam_freshness.collected_at is not None, after=mark)
+        assert done.iam is not None
+        assert done.activity and not done.iam.iam_readable
         assert any(f.code == "iam_unreadable" for f in done.findings + done.iam.findings)
     finally:
         await monitor.stop()
         await aws.release()
         await probe.close()
+
+
+async def test_stalled_server_is_stale_at_once_and_recovers(
+    servers: dict[str, LocalPostgres], passwords: MemoryKeyring, tmp_path: Path
+) -> None:
+    """Issue 10: SIGSTOP of a server (postmaster and backends, by pid). The instance is stale as soon as its
+    read runs over its budget (statement_timeout + 1 s here), not after the driver's own cancel; its last
+    rows stay, marked stale; the other cluster keeps answering; SIGCONT brings it back."""
+    for name in servers:
+        passwords.set_password("pgiam-tui", name, MON_PASSWORD)
+    beta_pg = servers["beta"]
+    marker = await _session(beta_pg, "beta-stall-marker")
+    config = _config(*(_cluster(n, pg.port, statement_timeout_ms=1000) for n, pg in servers.items()))
+    seen = faults.Snapshots()
+    monitor = _monitor(config, tmp_path, seen)
+    await monitor.start()
+    try:
+        await seen.wait(lambda s: s.name == "beta" and s.status == "ok" and
+                        any(r.application_name == "beta-stall-marker" for r in s.activity))  # fmt: skip
+        assert beta_pg.pid is not None
+        mark = seen.mark()
+        with faults.paused(beta_pg.pid):
+            down = await seen.wait(lambda s: s.name == "beta" and s.instances[0].freshness.stale, after=mark)
+            inst = down.instances[0]
+            assert inst.freshness.reason is not None and "no answer" in inst.freshness.reason
+            assert down.status == "error" and down.error is not None and down.error.step == "timeout"
+            assert down.error.message.count("beta") == 1  # the instance is named once
+            assert "permission" not in (down.error.message + down.error.hint).lower()
+            assert down.stale and any(r.application_name == "beta-stall-marker" for r in down.activity)
+            after_down = seen.mark()
+            for _ in range(2):  # alpha keeps answering while beta is stopped
+                await seen.wait(lambda s: s.name == "alpha" and s.status == "ok", after=after_down)
+                after_down = seen.mark()
+        mark = seen.mark()
+        back = await seen.wait(
+            lambda s: s.name == "beta" and s.status == "ok" and not s.instances[0].freshness.stale, after=mark
+        )
+        assert not back.stale and any(r.application_name == "beta-stall-marker" for r in back.activity)
+        assert [s.status for s in seen.of("alpha")].count("error") == 0
+    finally:
+        await monitor.stop()
+        await marker.close()

@@ -29,6 +29,7 @@ import botocore.exceptions
 import botocore.session
 from botocore.utils import JSONFileCache
 
+from pgiam_tui.aws.budget import install_budget, retry_config
 from pgiam_tui.aws.errors import AwsCredentialError, classify_aws_error
 
 if TYPE_CHECKING:
@@ -89,9 +90,13 @@ def cached_client(session: boto3.Session, service: str, region: str | None = Non
     with entry.lock:
         client = entry.clients.get(key)
         if client is None:
+            retries = retry_config(session)
+            config = _CLIENT_CONFIG if retries is None else _CLIENT_CONFIG.merge(retries)
             client = session.client(  # type: ignore[call-overload]
-                service, region_name=region, config=_CLIENT_CONFIG
+                service, region_name=region, config=config
             )
+            # every request (each retry too) counts against its account's and region's budget
+            install_budget(client, session, region)
             entry.clients[key] = client
         return client
 

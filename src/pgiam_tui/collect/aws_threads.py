@@ -1,4 +1,4 @@
-"""Worker threads for the side panes' AWS reads (events, IAM mapping, caller identity).
+"""Worker threads for the AWS reads (discovery, events, IAM mapping, caller identity).
 
 They get a pool of their own so that a slow or dead AWS endpoint there (boto3 waits out its connect and read
 timeouts, with retries) can never occupy every thread of the loop's default executor, which the activity
@@ -20,7 +20,7 @@ __all__ = ["run_side_thread"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SIDE_THREADS = 8  # events + IAM of a few clusters at once; more just queue (each collector is one at a time)
+SIDE_THREADS = 16  # discovery, events, IAM, identity of a few clusters at once; more just queue
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()

@@ -56,6 +56,9 @@ class ClusterConfig:
     connect_timeout_s: float = 5.0
     statement_timeout_ms: int = 3000
     refresh_s: float = 2.0
+    # AWS read requests per minute for this cluster's account and region, shared by every cluster there
+    # (None: aws.budget.DEFAULT_REQUESTS_PER_MINUTE; the smallest value given for one account and region wins)
+    aws_requests_per_minute: int | None = None
     iam_profile: str | None = None  # optional second profile allowed to read IAM
     log_source: LogSource = LogSource.AUTO
     log_group: str | None = None  # override /aws/rds/cluster/ID/postgresql

@@ -241,6 +241,10 @@ class InstanceConnection:
             if not self.connected:
                 await self._attempt()
 
+    def retry_now(self) -> None:
+        """Let the next fetch try to connect at once, without waiting out the backoff delay (`r`)."""
+        self._next_try_at = None
+
     async def discard(self, reason: str) -> None:
         """Drop the session (e.g. after a round timed out mid-query); the next fetch reconnects."""
         await self._lost(reason)

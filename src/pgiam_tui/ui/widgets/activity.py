@@ -24,19 +24,20 @@ from pgiam_tui.ui.widgets.text_line import TextLine
 
 def stale_instances(snaps: Sequence[ClusterSnapshot]) -> frozenset[tuple[str, str]]:
     """(cluster, instance) whose rows are not from this round: the whole cluster when its round failed,
-    else each member whose connection is not up."""
+    else each member whose connection is not up or whose last read failed or ran over its budget."""
     out: set[tuple[str, str]] = set()
     for snap in snaps:
         ids = {i.id for i in snap.instances} | {r.instance for r in snap.activity}
-        if snap.stale or snap.status == "error":
+        if snap.status == "error":
             out |= {(snap.name, i) for i in ids}
-        else:
-            out |= {(snap.name, i.id) for i in snap.instances if i.status != "connected"}
+        else:  # per instance (the Monitor's freshness): a live reader is never dimmed for a stale writer
+            out |= {(snap.name, i.id) for i in snap.instances if i.status != "connected" or i.freshness.stale}
     return frozenset(out)
 
 
 def _age(inst: InstanceInfo, now: datetime | None) -> str:
-    since = inst.connection.since if inst.connection is not None else None
+    # when its rows were read (the Monitor's freshness), else when the connection changed state
+    since = inst.freshness.collected_at or (inst.connection.since if inst.connection is not None else None)
     if since is None or now is None:
         return ""
     return f", rows dimmed: data from {fmt_duration((now - since).total_seconds())} ago"
@@ -54,7 +55,8 @@ def banner_text(snap: ClusterSnapshot, now: datetime | None) -> Text | None:
         if snap.stale and snap.data_age_s is not None:
             text.append(f"\n  rows dimmed: data from {fmt_duration(snap.data_age_s)} ago", style="dim")
         return text
-    troubled = [i for i in snap.instances if i.status != "connected"]
+    # a connected instance whose last read ran over its budget (a stalled server) is troubled too
+    troubled = [i for i in snap.instances if i.status != "connected" or i.freshness.stale]
     if not troubled:
         return None
     # The cluster answers, but not every member does (e.g. a reader reconnecting).

@@ -103,7 +103,10 @@ def health(snap: ClusterSnapshot | None) -> tuple[str, str, str]:
     if snap.status == "error":
         return ("✖", "bold red", "failed")
     states = {i.status for i in snap.instances}
-    if states & {"failed", "reconnecting", "connecting", "stopped"}:
+    # a stale instance (its last read failed or ran over its budget) is never shown as healthy
+    if states & {"failed", "reconnecting", "connecting", "stopped"} or any(
+        i.freshness.stale for i in snap.instances
+    ):
         return ("◐", "bold yellow", "degraded")
     return ("●", "bold green", "connected")
 
