@@ -15,6 +15,7 @@ from textual.widgets import Static
 
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.keys import KEYS, markdown_table
+from pgiam_tui.ui.replay import ReplayApp
 from pgiam_tui.ui.screens.all_sessions import AllSessionsScreen
 from pgiam_tui.ui.screens.detail import SessionDetailScreen
 from pgiam_tui.ui.screens.help import HelpScreen
@@ -60,7 +61,7 @@ def test_every_bound_key_has_its_action() -> None:
         if not spec.bound:
             continue
         name = spec.action.split("(")[0]
-        owner = LOCAL_OWNERS[spec.scope] if spec.local else PgiamApp
+        owner = LOCAL_OWNERS[spec.scope] if spec.local else ReplayApp if spec.scope == "replay" else PgiamApp
         assert callable(getattr(owner, f"action_{name}", None)), (spec.keys, spec.action, owner)
 
 

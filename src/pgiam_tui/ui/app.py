@@ -79,6 +79,7 @@ class PgiamApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "pgiam-tui"
     BINDINGS: ClassVar[list[BindingType]] = app_bindings()  # ui/keys.py: the one key table
+    REPLAY: ClassVar[bool] = False  # the console on a recording (ui/replay.py), not on live clusters
 
     def __init__(
         self,
@@ -274,6 +275,7 @@ class PgiamApp(App[int]):
                         identity=identity,
                         now=now,
                         waiting_for=None if merged_view else self.selected,
+                        replay=self.REPLAY,
                     )
                 )
 

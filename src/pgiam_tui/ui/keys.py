@@ -15,7 +15,7 @@ from typing import Literal
 
 from textual.binding import Binding, BindingType
 
-Scope = Literal["main", "clusters", "activity", "events", "iam", "detail", "all", "help"]
+Scope = Literal["main", "clusters", "activity", "events", "iam", "detail", "all", "help", "replay"]
 PANE_SCOPES: tuple[Scope, ...] = ("clusters", "activity", "events", "iam")
 
 SCOPE_HEADINGS: dict[Scope, str] = {
@@ -27,6 +27,7 @@ SCOPE_HEADINGS: dict[Scope, str] = {
     "detail": "Session detail",
     "all": "All clusters' sessions",
     "help": "This help",
+    "replay": "Replay (pgiam-tui replay FILE)",
 }
 
 # the README table's "where" column
@@ -39,6 +40,7 @@ SCOPE_WHERE: dict[Scope, str] = {
     "detail": "session detail",
     "all": "all clusters",
     "help": "help",
+    "replay": "replay",
 }
 
 
@@ -143,6 +145,17 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("escape,q,question_mark", "close", "Close", "close the help", "help", local=True),
     KeySpec("up,down,pageup,pagedown", "scroll", "Scroll", "scroll", "help", bound=False,
             display="↑ ↓ PgUp PgDn"),
+    # replay: time travel on a recording (ReplayApp's own actions)
+    KeySpec("right_square_bracket", "step(1)", "Next", "next moment", "replay", display="]"),
+    KeySpec("left_square_bracket", "step(-1)", "Prev", "previous moment", "replay", display="["),
+    KeySpec("right_curly_bracket", "step(10)", "+10", "10 moments on", "replay", footer=False, display="}"),
+    KeySpec("left_curly_bracket", "step(-10)", "-10", "10 moments back", "replay", footer=False, display="{"),
+    KeySpec("less_than_sign", "seek_edge(0)", "First", "first moment", "replay", footer=False, display="<"),
+    KeySpec("greater_than_sign", "seek_edge(1)", "Last", "last moment", "replay", footer=False, display=">"),
+    KeySpec("space", "play", "Play", "play / pause", "replay"),
+    KeySpec("1", "play_at(1)", "1x", "play at real speed", "replay", footer=False),
+    KeySpec("0", "play_at(10)", "10x", "play at 10x", "replay", footer=False),
+    KeySpec("j", "jump", "Jump", "jump to a time (03:12, 03:12:30, +10m, ISO 8601)", "replay"),
 )  # fmt: skip
 
 

@@ -28,6 +28,7 @@ from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.recording import Recording
 from pgiam_tui.textsafe import visible
 from pgiam_tui.ui.app import PgiamApp
+from pgiam_tui.ui.keys import bindings
 from pgiam_tui.ui.source import (
     BackendAction,
     CheckProgressSink,
@@ -179,19 +180,8 @@ class JumpScreen(ModalScreen[str | None]):
 class ReplayApp(PgiamApp):
     """The console on a ReplaySource, with a time bar and time-travel keys."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *PgiamApp.BINDINGS,
-        Binding("right_square_bracket", "step(1)", "Next"),
-        Binding("left_square_bracket", "step(-1)", "Prev"),
-        Binding("right_curly_bracket", "step(10)", "+10", show=False),
-        Binding("left_curly_bracket", "step(-10)", "-10", show=False),
-        Binding("less_than_sign", "seek_edge(0)", "First", show=False),
-        Binding("greater_than_sign", "seek_edge(1)", "Last", show=False),
-        Binding("space", "play", "Play"),
-        Binding("1", "play_at(1)", "1x", show=False),
-        Binding("0", "play_at(10)", "10x", show=False),
-        Binding("j", "jump", "Jump"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [*PgiamApp.BINDINGS, *bindings("replay")]  # ui/keys.py
+    REPLAY: ClassVar[bool] = True
 
     def __init__(self, recording: Recording, path: str) -> None:
         self.replay = ReplaySource(recording.snapshots)

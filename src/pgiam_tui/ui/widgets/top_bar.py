@@ -48,12 +48,15 @@ def topbar_text(
     identity: str | None,
     now: datetime,
     waiting_for: str | None = None,
+    replay: bool = False,
 ) -> Text:
     """The bar's text; what matters most comes first, so a narrow terminal cuts only the identity."""
     text = Text()
     text.append(" pgiam-tui ", style="bold reverse")
     text.append(" ")
-    if paused:
+    if replay:  # a recording: nothing here is live, and pausing polls nothing
+        text.append(" RECORDED ", style="bold black on cyan")
+    elif paused:
         text.append(" PAUSED ", style="bold black on yellow")
     else:
         text.append("● live", style="green")
