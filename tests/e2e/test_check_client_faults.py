@@ -81,9 +81,13 @@ async def test_token_signed_for_the_tunnel_port(
 
 async def test_region_mismatch(sandbox: Sandbox, config: Config, sessions: SessionFactory) -> None:
     cfg, sb = aurora(sandbox, config)
+    """A config region the endpoint contradicts is refused at discovery, naming both regions: no token is
+    signed for a region RDS would refuse, so nothing reaches the server."""
     result = await check(direct(cfg, sb, region="us-east-2"), sessions)
-    assert result.step("token").cause == "region_mismatch"
-    assert result.step("authentication").status == "failed"
+    assert failed(result) == "discovery" and result.step("discovery").cause == "region_mismatch"
+    assert sb.region in result.step("discovery").detail and "us-east-2" in result.step("discovery").detail
+    assert result.step("token").status == "skipped"
+    assert result.step("authentication").status == "skipped"
     assert result.cause == "region_mismatch"
     assert result.fix is not None and sb.region in result.fix
 

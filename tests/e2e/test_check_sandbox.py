@@ -232,7 +232,8 @@ async def test_user_not_in_rds_iam_fails_password_auth(
     finally:
         admin_sql(sandbox, sb, "GRANT rds_iam TO pgmonitor")
     assert failed(result) == "authentication" and result.cause == "not_in_rds_iam"
-    assert result.fix is not None and "GRANT rds_iam TO pgmonitor" in result.fix
+    # the role is quoted as an identifier (issue 10: a hint never carries injectable SQL)
+    assert result.fix is not None and 'GRANT rds_iam TO "pgmonitor";' in result.fix
     assert any("28P01" in e or "password authentication failed" in e for e in result.evidence)
 
 
@@ -254,5 +255,5 @@ async def test_connected_but_not_in_pg_monitor(
         admin_sql(sandbox, sb, "GRANT pg_monitor TO pgmonitor")
     assert result.connected and not result.ok
     assert failed(result) == "session" and result.cause == "pg_monitor_missing"
-    assert result.fix == "GRANT pg_monitor TO pgmonitor;"
+    assert result.fix == 'GRANT pg_monitor TO "pgmonitor";'
     assert any("<insufficient privilege>" in e for e in result.evidence)
