@@ -108,6 +108,7 @@ def _health(h: ServerHealth | None) -> dict[str, Any] | None:
         "xact_total": h.xact_total,
         "in_recovery": h.in_recovery,
         "replica_lag_s": _round(h.replica_lag_s),
+        "can_signal": h.can_signal,
     }
 
 

@@ -101,6 +101,7 @@ class ServerHealth:
     xact_total: int | None = None
     in_recovery: bool | None = None
     replica_lag_s: float | None = None  # Aurora's own figure (aurora_replica_status), else replay lag
+    can_signal: bool | None = None  # the monitoring user is a member of pg_signal_backend
 
 
 @dataclass(frozen=True, slots=True)

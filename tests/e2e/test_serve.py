@@ -143,3 +143,6 @@ def test_serve_on_the_sandbox(served: str, sandbox: Sandbox) -> None:
     _refuse(sandbox, target, 3)
     wait("the refused logins counted under InvalidToken", lambda: invalid_tokens() >= before + 3, 120)
     assert invalid_tokens() >= before + 3  # a counter never goes down
+    # what the monitor itself cost the account: requests per API, from botocore's own events
+    samples = scrape(served)
+    assert total(samples, "pgiam_aws_requests_total", service="rds") > 0

@@ -146,3 +146,21 @@ def test_http_metrics_healthz_and_a_busy_port() -> None:
             MetricsServer(registry, health, "127.0.0.1", server.port)
     finally:
         server.stop()
+
+
+def test_aws_requests_and_throttles_are_counted_per_api() -> None:
+    # the handlers botocore calls on every client we make (aws/session.py installs them)
+    from pgiam_tui.aws import request_stats
+
+    before_req, before_thr = request_stats.snapshot_counts()
+    key = ("logs", "FilterLogEvents")
+    request_stats._on_send(event_name="before-send.logs.FilterLogEvents")
+    throttled = {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}
+    request_stats._on_response(event_name="needs-retry.logs.FilterLogEvents", response=(None, throttled))
+    request_stats._on_response(event_name="needs-retry.logs.FilterLogEvents", response=(None, {}))
+    requests, throttles = request_stats.snapshot_counts()
+    assert requests[key] == before_req.get(key, 0) + 1
+    assert throttles[key] == before_thr.get(key, 0) + 1
+    fleet = FleetMetrics(["a"])
+    samples = scrape(fleet)
+    assert value(samples, "pgiam_aws_throttles_total", service="logs", operation="FilterLogEvents") >= 1

@@ -196,7 +196,7 @@ async def test_blocking_tree_and_all_clusters_view() -> None:
         tree = app.activity.blocking_tree
         assert app.activity.tree_shown
         root = tree.root.children[0]
-        assert str(root.label).startswith("4102 oltp_rw_user")
+        assert str(root.label).startswith("pgdemo-1-writer  4102 oltp_rw_user")
         assert str(root.children[0].label).startswith("4103 ")
         assert str(root.children[0].children[0].label).startswith("4104 ")
         await pilot.press("b")

@@ -19,6 +19,7 @@ from textual.pilot import Pilot
 
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.widgets.activity import ActivityTable
+from pgiam_tui.ui.widgets.events import EventsTable
 
 SIZE = (120, 40)
 WAIT_S = 120.0
@@ -59,7 +60,7 @@ def _blocked_row_index(table: ActivityTable) -> int | None:
 
 
 async def take(app: PgiamApp, out: Path, check_cluster: str | None = None) -> list[Path]:
-    """Drive `app` headless and save the four screenshots into `out`."""
+    """Drive `app` headless and save the screenshots (main, detail, blocking, attempt, iam, check)."""
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
 
@@ -89,6 +90,27 @@ async def take(app: PgiamApp, out: Path, check_cluster: str | None = None) -> li
         await pilot.press("escape")
         await pilot.pause()
 
+        # the blocking tree: who holds the lock, who waits behind it
+        table.focus()
+        await pilot.press("b")
+        await pilot.pause()
+        save("blocking.svg")
+        await pilot.press("b")
+        await pilot.pause()
+
+        # an attempt's detail: the newest refused IAM login, with AWS's reason and the raw lines
+        events = app.query_one(EventsTable)
+        events.focus()
+        await _wait(pilot, "a refused login with AWS's reason", lambda: _aws_refusal_row(events) is not None)
+        row = _aws_refusal_row(events)
+        if row is not None:
+            events.move_cursor(row=row)
+        await pilot.press("enter")
+        await pilot.pause()
+        save("attempt.svg")
+        await pilot.press("escape")
+        await pilot.pause()
+
         app.query_one("#iam-users").focus()
         await _wait(pilot, "IAM findings", lambda: "Findings (0)" not in _text(app))
         await pilot.press("z")
@@ -112,7 +134,17 @@ async def take(app: PgiamApp, out: Path, check_cluster: str | None = None) -> li
 
 def _has_auth_failure(app: PgiamApp) -> bool:
     snap = app.latest.get(app.selected) if app.selected else None
-    return snap is not None and any(e.kind == "auth_failed" for e in snap.events)
+    return snap is not None and any(a.failed for a in snap.attempts)
+
+
+def _aws_refusal_row(events: EventsTable) -> int | None:
+    """The index of the first row (newest first) that is a failed login with AWS's reason joined."""
+    for index in range(events.row_count):
+        events.move_cursor(row=index)
+        row = events.row_at_cursor()
+        if row is not None and row.attempt is not None and row.attempt.failed and row.attempt.aws_code:
+            return index
+    return None
 
 
 def _all_clusters_busy(app: PgiamApp) -> bool:

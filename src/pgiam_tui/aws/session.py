@@ -31,6 +31,7 @@ from botocore.utils import JSONFileCache
 
 from pgiam_tui.aws.budget import install_budget, retry_config
 from pgiam_tui.aws.errors import AwsCredentialError, classify_aws_error
+from pgiam_tui.aws.request_stats import install_request_stats
 
 if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
@@ -97,6 +98,7 @@ def cached_client(session: boto3.Session, service: str, region: str | None = Non
             )
             # every request (each retry too) counts against its account's and region's budget
             install_budget(client, session, region)
+            install_request_stats(client)  # what `serve` exports as AWS requests and throttles per API
             entry.clients[key] = client
         return client
 

@@ -32,6 +32,7 @@ def parse_health(row: Sequence[Any], aurora_lag_ms: float | None) -> ServerHealt
         xact_total=int(xacts) if xacts is not None else None,
         in_recovery=bool(in_recovery) if in_recovery is not None else None,
         replica_lag_s=lag,
+        can_signal=bool(row[7]) if len(row) > 7 and row[7] is not None else None,
     )
 
 

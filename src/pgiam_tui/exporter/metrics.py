@@ -87,6 +87,7 @@ class FleetMetrics(Collector):
         for (cluster, outcome, code), value in sorted(attempts.items()):
             counter.add_metric([cluster, outcome, code], value)
         yield counter
+        yield from _aws_metrics()
 
 
 def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
@@ -161,3 +162,21 @@ def _iam_metrics(snaps: dict[str, ClusterSnapshot | None]) -> Iterator[Metric]:
         for (code, severity), n in sorted(counts.items()):
             findings.add_metric([name, code, severity], n)
     yield from (enabled, findings)
+
+
+def _aws_metrics() -> Iterator[Metric]:
+    from pgiam_tui.aws.request_stats import snapshot_counts
+
+    requests, throttles = snapshot_counts()
+    labels = ["service", "operation"]
+    sent = CounterMetricFamily(
+        "pgiam_aws_requests", "AWS API requests sent (each retry counted)", labels=labels
+    )
+    throttled = CounterMetricFamily(
+        "pgiam_aws_throttles", "AWS API answers that were throttling", labels=labels
+    )
+    for (service, operation), n in sorted(requests.items()):
+        sent.add_metric([service, operation], n)
+    for (service, operation), n in sorted(throttles.items()):
+        throttled.add_metric([service, operation], n)
+    yield from (sent, throttled)

@@ -58,9 +58,12 @@ def row_class(row: SessionRow, blockers: set[tuple[str, int]]) -> str:
     return ""
 
 
+# Lock holders and waiters in true colours: the ANSI names ("magenta", "red") map to one and the same RGB in
+# Textual's dark themes. These two differ in hue and stay readable on every built-in theme's background
+# (tests/unit/test_ui_blocking_tree.py checks all of them).
 ROW_STYLES = {
-    "blocker": "bold magenta",
-    "waiting": "bold red",
+    "blocker": "bold #c061cb",
+    "waiting": "bold #ef4444",
     "idle_tx": "yellow",
     "long": "bold yellow",
     "": "",

@@ -37,6 +37,7 @@ from pgiam_tui.ui.screens.modals import (
     ConfirmScreen,
     ask_mfa_blocking,
     backend_question,
+    signal_refusal,
 )
 from pgiam_tui.ui.source import BackendAction, SnapshotSource, action_event
 from pgiam_tui.ui.widgets.activity import ActivityPane
@@ -455,8 +456,9 @@ class PgiamApp(App[int]):
         return bool(snap and snap.actions_allowed)
 
     def action_signal_current(self, action: str) -> None:
-        """k / t on the activity table: cancel / terminate the session under the cursor."""
-        loc = self._activity_pane().table.current()
+        """k / t on the activity table or blocking tree: cancel / terminate the session under the cursor."""
+        pane = self._activity_pane()
+        loc = pane.blocking_tree.current() if pane.tree_shown else pane.table.current()
         if loc is None:
             self.notify("no session selected", severity="warning")
             return
@@ -473,8 +475,22 @@ class PgiamApp(App[int]):
                 markup=False,
             )
             return
-        question = backend_question(cluster, instance, pid, action)
-        kind: BackendAction = "cancel" if action == "cancel" else "terminate"
+        snap = self.latest.get(cluster)
+        inst = next((i for i in snap.instances if i.id == instance), None) if snap else None
+        if inst is not None and inst.health is not None and inst.health.can_signal is False:
+            cfg = self.cluster_configs.get(cluster)
+            refusal = signal_refusal(cluster, instance, action, cfg.user if cfg else None)
+            self.notify(refusal, severity="warning", markup=False, timeout=10)
+            return
+        row = (
+            next((r for r in snap.activity if r.instance == instance and r.pid == pid), None)
+            if snap
+            else None
+        )
+        state = row.state if row else None
+        question = backend_question(cluster, instance, pid, action, state)
+        idle_tx = action == "cancel" and (state or "").startswith("idle in transaction")
+        kind: BackendAction = "cancel" if action == "cancel" and not idle_tx else "terminate"
 
         def answered(yes: bool | None) -> None:
             if yes:

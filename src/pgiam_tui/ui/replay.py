@@ -301,22 +301,24 @@ class ReplayApp(PgiamApp):
 
 
 def timebar_text(app: ReplayApp) -> Text:
-    """` REPLAY  PLAYING 10x  2026-12-03 03:12:04 UTC  moment 15/240  [████░░░░]  03:00:00 → 04:00:00`."""
+    """` REPLAY  PLAYING 10x  2026-12-03 03:12:04 UTC  moment 15/240  [████░░░░]  03:00:00 → 04:00:00`.
+
+    One line, never wrapped: what matters most comes first, so a narrow terminal cuts only the key hints.
+    """
     src = app.replay
-    text = Text()
+    text = Text(no_wrap=True, overflow="ellipsis")
     text.append(" REPLAY ", style="bold reverse")
     text.append(f" {'PLAYING' if app.playing else 'PAUSED'} {app.speed:g}x  ")
     if not src.times:
         text.append("empty recording", style="dim")
         return text
     text.append(src.moment.strftime("%Y-%m-%d %H:%M:%S %Z"), style="bold")
-    text.append(f"  moment {src.index + 1}/{len(src.times)}  ", style="dim")
-    # before the bar: on a narrow terminal the line is cut at its end, and this warning must stay in sight
+    text.append(f"  moment {src.index + 1}/{len(src.times)}", style="dim")
     if app.recording.skipped or app.recording.torn_tail:
-        text.append(f"skipped {app.recording.skipped} torn line(s)  ", style="yellow")
-    width = 24
+        text.append(f"  skipped {app.recording.skipped} torn line(s)", style="yellow")
+    width = 20
     filled = round(width * src.index / max(1, len(src.times) - 1))
-    text.append("[" + "█" * filled + "░" * (width - filled) + "]")
+    text.append("  [" + "█" * filled + "░" * (width - filled) + "]")
     text.append(f"  {src.times[0]:%H:%M:%S} → {src.times[-1]:%H:%M:%S}", style="dim")
     text.append("   [ ] step  < > ends  space play  1 0 speed  j jump", style="dim")
     return text

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from rich.text import Text
@@ -16,6 +17,14 @@ from pgiam_tui.model import SessionRow
 from pgiam_tui.ui.activity_model import blocked_by_row, blocking_chain
 from pgiam_tui.ui.keys import bindings
 from pgiam_tui.ui.render import fmt_datetime, fmt_duration, safe_text
+
+
+def copy_notice(length: int, environ: Mapping[str, str]) -> str:
+    """What `y` did: an OSC 52 request, which the terminal may drop (tmux does unless set-clipboard is on)."""
+    text = f"query ({length} characters) sent to the terminal's clipboard with OSC 52"
+    if environ.get("TMUX"):
+        return text + "; under tmux it arrives only with `set -g set-clipboard on`"
+    return text + "; a terminal without OSC 52 support ignores it"
 
 
 def _line(text: Text, label: str, value: str | None) -> None:
@@ -142,9 +151,9 @@ class SessionDetailScreen(Screen[None]):
         return True
 
     def action_copy(self) -> None:
-        """Copy the full query text (OSC 52 via Textual)."""
+        """Copy the full query text (OSC 52 via Textual), saying how: nothing confirms that it arrived."""
         self.app.copy_to_clipboard(self.row.query or "")
-        self.notify("query copied to the clipboard")
+        self.notify(copy_notice(len(self.row.query or ""), os.environ), timeout=8)
 
     def action_signal(self, action: str) -> None:
         """Cancel/terminate through the app (confirmation first)."""

@@ -14,6 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from pgiam_tui.fixquote import sql_ident
 from pgiam_tui.textsafe import visible
 from pgiam_tui.ui.render import safe_text
 from pgiam_tui.ui.source import CheckProgressSink, CheckStepView, CheckView
@@ -231,9 +232,24 @@ def ask_mfa_blocking(app: App[Any], prompt: str, timeout_s: float = 600.0) -> st
     return answer[0]
 
 
-def backend_question(cluster: str, instance: str, pid: int, action: str) -> Text:
-    """The confirmation question for cancel / terminate."""
+def backend_question(cluster: str, instance: str, pid: int, action: str, state: str | None = None) -> Text:
+    """The confirmation question for cancel / terminate (STATE: the session's, when known).
+
+    Cancelling a session that is idle in transaction does nothing (it runs no query): the question then says
+    so and offers to terminate it instead, which is what ends its transaction."""
     question = Text()
+    idle_tx = action == "cancel" and (state or "").startswith("idle in transaction")
+    if idle_tx:
+        question.append(f"Backend pid {pid}", style="bold")
+        question.append(" on ")
+        question.append_text(safe_text(f"{cluster} / {instance}"))
+        question.append(" is idle in transaction: it has no running query to cancel.\n")
+        question.append("Terminate it instead? ", style="bold")
+        question.append(
+            "pg_terminate_backend closes the session; its transaction rolls back and its locks go.",
+            style="dim",
+        )
+        return question
     question.append(f"{action.capitalize()} backend pid {pid}", style="bold")
     question.append(" on ")
     question.append_text(safe_text(f"{cluster} / {instance}"))
@@ -245,3 +261,13 @@ def backend_question(cluster: str, instance: str, pid: int, action: str) -> Text
         style="dim",
     )
     return question
+
+
+def signal_refusal(cluster: str, instance: str, action: str, user: str | None) -> str:
+    """Why cancel / terminate cannot work before it is tried: the monitoring user may not signal backends."""
+    who = user or "the monitoring user"
+    fix = f"GRANT pg_signal_backend TO {sql_ident(user)};" if user else "GRANT pg_signal_backend TO <user>;"
+    return (
+        f"{action} on {cluster} / {instance} cannot work: {who} is not a member of pg_signal_backend "
+        f"(fix, as an administrator: {fix})"
+    )

@@ -121,7 +121,7 @@ class ActivityPane(FilterablePane):
         switcher = self.query_one(ContentSwitcher)
         switcher.current = "activity-table" if self.tree_shown else "activity-tree"
         if self.tree_shown:
-            self.blocking_tree.show([loc.row for loc in self.table.sessions])
+            self.blocking_tree.show(self.table.sessions, with_cluster=self.with_cluster)
             self.blocking_tree.focus()
         else:
             self.table.focus()
@@ -146,7 +146,7 @@ class ActivityPane(FilterablePane):
         self.table.set_stale_instances(stale_instances([snap]))
         self.table.show(sessions)
         if self.tree_shown:
-            self.blocking_tree.show(snap.activity)
+            self.blocking_tree.show(sessions)
         self._set_banner(banner_text(snap, now))
         self._update_title(snap)
 
@@ -170,7 +170,7 @@ class ActivityPane(FilterablePane):
         self.table.set_stale_instances(stale)
         self.table.show(sessions)
         if self.tree_shown:
-            self.blocking_tree.show([loc.row for loc in sessions])
+            self.blocking_tree.show(sessions, with_cluster=True)
         self._update_title()
 
     def on_sort_changed(self, message: SortChanged) -> None:
