@@ -154,8 +154,14 @@ class VisibleStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         return sys.stderr
 
     def format(self, record: logging.LogRecord) -> str:
-        """The record as the base formatter writes it, escaped (line breaks kept for tracebacks)."""
-        return visible(super().format(record), layout="keep_lines")
+        """One escaped line: the message and, when the record carries an exception, its type and text.
+        Never a traceback (a library's warning with exc_info, e.g. botocore's failed credential refresh,
+        must not print a stack over the user's terminal)."""
+        text = record.getMessage()
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            text = f"{text}: {type(exc).__name__}: {exc}"
+        return visible(text, layout="keep_lines")
 
 
 def install_log_handler() -> None:

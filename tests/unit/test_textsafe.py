@@ -164,6 +164,27 @@ def test_log_lines_on_stderr_are_escaped_too(capsys: pytest.CaptureFixture[str])
     assert err == "round of c1 failed: FATAL: \\x1b]0;pwned\\x07 role \\u202eevil\nnext line\n"
 
 
+def test_a_warning_with_an_exception_is_one_line_never_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # botocore logs "Refreshing temporary credentials failed ..." with exc_info during a refresh failure
+    logger = logging.getLogger("pgiam_tui.test_textsafe.exc")
+    handler = textsafe.VisibleStderrHandler()
+    logger.addHandler(handler)
+    try:
+        try:
+            raise RuntimeError("AccessDenied when calling AssumeRole")
+        except RuntimeError:
+            logger.warning("Refreshing temporary credentials failed", exc_info=True)
+    finally:
+        logger.removeHandler(handler)
+    err = capsys.readouterr().err
+    assert (
+        err == "Refreshing temporary credentials failed: RuntimeError: AccessDenied when calling AssumeRole\n"
+    )
+    assert "Traceback" not in err
+
+
 def test_the_handler_is_installed_only_where_nobody_configured_logging() -> None:
     root = logging.getLogger()
     saved = root.handlers[:]

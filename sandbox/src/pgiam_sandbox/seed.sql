@@ -27,6 +27,9 @@ GRANT oltp_rw_role TO oltp_rw_user;
 CREATE USER pgmonitor WITH LOGIN;
 GRANT rds_iam TO pgmonitor;
 GRANT pg_monitor TO pgmonitor;
+-- the demo's config allows cancel/terminate (allow_actions = true): on RDS the monitoring user needs this role
+-- for it, as here (the console says so before the attempt where it is missing)
+GRANT pg_signal_backend TO pgmonitor;
 
 -- A classic password user outside rds_iam: a token presented for it fails *password* authentication.
 CREATE USER app_password_user WITH LOGIN PASSWORD 'app-password';
