@@ -111,6 +111,8 @@ def _sandbox_secrets(sandbox: Sandbox) -> list[str]:
     """The secret keys the sandbox's AWS files hold (credentials file values)."""
     out: list[str] = []
     for path in (sandbox.root / "aws").iterdir():
+        if not path.is_file():  # the AWS CLI cache dir appears there once any test has assumed a role
+            continue
         for line in path.read_text().splitlines():
             key, _, value = line.partition("=")
             if key.strip() in ("aws_secret_access_key", "aws_session_token") and value.strip():
