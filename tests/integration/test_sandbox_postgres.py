@@ -168,7 +168,7 @@ def test_seeded_scenario(writer: LocalPostgres) -> None:
         assert members == {
             "oltp_ro_user": ["oltp_ro_role", "rds_iam"],
             "oltp_rw_user": ["oltp_rw_role", "rds_iam"],
-            "pgmonitor": ["pg_monitor", "rds_iam"],
+            "pgmonitor": ["pg_monitor", "pg_signal_backend", "rds_iam"],  # signal: the demo may cancel
             "app_password_user": ["oltp_ro_role"],
         }
         names = ["rds_iam", "oltp_%", "pgmonitor", "sandbox_admin"]
