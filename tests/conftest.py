@@ -23,6 +23,8 @@ from pgiam_sandbox.environment import sandbox_environ
 if TYPE_CHECKING:
     from pgiam_sandbox import Sandbox
 
+    from helpers.tmux import Tmux
+
 
 _TIERS = ("unit", "integration", "e2e")
 
@@ -79,3 +81,20 @@ def sandbox_env(sandbox: Sandbox) -> dict[str, str]:
     env = sandbox_environ(sandbox.env)
     env["AWS_MAX_ATTEMPTS"] = "2"
     return env
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    """A tmux server of the test's own (killed by its socket name afterwards), for the real binary in a
+    terminal (tests/e2e); skips where tmux is not installed."""
+    import shutil
+
+    from helpers.tmux import Tmux
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux not installed")
+    t = Tmux(tmp_path)
+    try:
+        yield t
+    finally:
+        t.kill()

@@ -13,14 +13,13 @@ import re
 import shutil
 import signal
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from helpers.tmux import Tmux, wait
+from helpers.tmux import Tmux, wait  # the `tmux` fixture: tests/conftest.py
 
 if TYPE_CHECKING:
     from pgiam_sandbox import Sandbox
@@ -30,15 +29,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed"),
 ]
 BINARY = Path(sys.executable).with_name("pgiam-tui")
-
-
-@pytest.fixture
-def tmux(tmp_path: Path) -> Iterator[Tmux]:
-    t = Tmux(tmp_path)
-    try:
-        yield t
-    finally:
-        t.kill()
 
 
 def _children(pid: int) -> list[int]:

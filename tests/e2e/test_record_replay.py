@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from helpers.tmux import Tmux, wait
+from helpers.tmux import Tmux, wait  # the `tmux` fixture: tests/conftest.py
 from pgiam_tui.recording import read_recording
 
 if TYPE_CHECKING:
@@ -26,17 +24,6 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.timeout(300)]
 BINARY = Path(sys.executable).with_name("pgiam-tui")
-
-
-@pytest.fixture
-def tmux(tmp_path: Path) -> Iterator[Tmux]:
-    if shutil.which("tmux") is None:
-        pytest.skip("tmux not installed")
-    t = Tmux(tmp_path)
-    try:
-        yield t
-    finally:
-        t.kill()
 
 
 def _env(sandbox: Sandbox, sandbox_env: dict[str, str], home: Path) -> dict[str, str]:

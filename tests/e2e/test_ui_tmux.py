@@ -8,13 +8,12 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from helpers.tmux import Tmux, wait
+from helpers.tmux import Tmux, wait  # the `tmux` fixture: tests/conftest.py
 
 if TYPE_CHECKING:
     from pgiam_sandbox import Sandbox
@@ -24,15 +23,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed"),
 ]
 BINARY = Path(sys.executable).with_name("pgiam-tui")
-
-
-@pytest.fixture
-def tmux(tmp_path: Path) -> Iterator[Tmux]:
-    t = Tmux(tmp_path)
-    try:
-        yield t
-    finally:
-        t.kill()
 
 
 def test_binary_config_error_is_one_line_exit_2(tmux: Tmux, tmp_path: Path) -> None:
