@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pgiam_tui.aws.budget import DEFAULT_REQUESTS_PER_MINUTE
 from run_all import compile_sources, load_average, machine_description  # bench/ is this script's directory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -402,10 +403,8 @@ def main() -> int:
             twenty = profiles_for(d2, [f"pgdemo-{i}" for i in range(1, 21)])
             _, _, per_min = watch_fleet(d2, env, twenty, "idle-app")
             worst = max(per_min.values(), default=0.0)
-            rows.append(
-                f"| AWS requests/min, 20 clusters, busiest account+region | {worst:.0f} /min | — | — "
-                "| the README's budget | see below |"
-            )
+            what = "AWS requests/min, 20 clusters, busiest account+region (the README's default budget)"
+            rows.append(limit_row(what, worst, "/min", float(DEFAULT_REQUESTS_PER_MINUTE)))
             for (account, region), n in sorted(per_min.items()):
                 notes.append(f"AWS requests/min at 20 clusters: account {account}, {region}: {n:.0f}")
         demo_rows, demo_quit, last_line = demo_rows_and_quit(env)
