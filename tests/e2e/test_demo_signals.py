@@ -154,7 +154,13 @@ def test_closing_the_terminal_stops_the_demo_and_everything_it_started(tmux: Tmu
     started = _start_demo(tmux, tmp_path)
     # As closing a terminal window does: the pty goes away and the kernel hangs up its processes.
     tmux.run("kill-pane", "-t", "ui")
-    wait("the demo and all it started to be gone", lambda: _still_there(started) == [], 120)
+    left: list[str] = []
+
+    def all_gone() -> bool:
+        left[:] = _still_there(started)
+        return not left
+
+    wait("the demo and all it started to be gone", all_gone, 120, detail=lambda: f"still there: {left}")
 
 
 def test_sigterm_to_the_console_restores_the_terminal(

@@ -61,10 +61,13 @@ class Tmux:
         (tmpdir / self.socket).unlink(missing_ok=True)
 
 
-def wait(what: str, cond: Callable[[], bool], limit_s: float = 90.0) -> None:
-    """Poll `cond` until true; fail naming `what` (a bound, not a timing assertion)."""
+def wait(
+    what: str, cond: Callable[[], bool], limit_s: float = 90.0, detail: Callable[[], str] | None = None
+) -> None:
+    """Poll `cond` until true; fail naming `what` and DETAIL's text (a bound, not a timing assertion)."""
     deadline = time.monotonic() + limit_s
     while not cond():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
+            extra = f" ({detail()})" if detail is not None else ""
+            raise AssertionError(f"timed out waiting for: {what}{extra}")
         time.sleep(0.3)

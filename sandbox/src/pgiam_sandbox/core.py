@@ -129,7 +129,9 @@ class Sandbox:
             raise SandboxError(f"cannot write to {self.root}: {exc.strerror or exc}") from None
 
     def _start(self) -> None:
-        from pgiam_sandbox import postgres
+        from pgiam_sandbox import postgres, shared_loader
+
+        shared_loader.install()  # before moto's imports: they make boto3 sessions of their own
 
         bindir = postgres.find_pg_bindir(self.pg_bindir)  # SandboxError when there is none
         specs = fake_aws.default_specs(self.cluster_count)

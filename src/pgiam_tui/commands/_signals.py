@@ -23,7 +23,7 @@ import signal
 import sys
 from collections.abc import Callable
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -99,11 +99,50 @@ class ExitSignals:
             finally:
                 self._on_receive = None
 
+        # Textual's driver writes the screen to sys.__stderr__ from a writer thread that dies on the first
+        # failed write (EIO once the terminal is closed); the writes queued after that block the app for good,
+        # so a closed terminal would hang the exit (and the demo's cleanup) instead of ending it.
+        real_stderr = sys.__stderr__
+        if real_stderr is not None:
+            sys.__stderr__ = HangupTolerantStream(real_stderr)  # type: ignore[assignment,misc]
         try:
             return asyncio.run(main())
         finally:
+            sys.__stderr__ = real_stderr  # type: ignore[misc]
             # Closing the loop put the default actions back (death without cleanup): ours again, at once.
             self.install()
+
+
+class HangupTolerantStream:
+    """A text stream whose writes and flushes are dropped, not raised, once the terminal behind it is gone.
+
+    A closed terminal window hangs up the tty: every write then fails with EIO. There is nobody left to
+    read the screen, so dropping the output is the right thing; everything else is the wrapped stream's.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        """Write TEXT, or drop it once the terminal is gone."""
+        if not self.gone:
+            try:
+                return self._stream.write(text)
+            except (OSError, ValueError):
+                self.gone = True
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush, unless the terminal is gone."""
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self.gone = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def leave_terminal_program(code: int) -> int:

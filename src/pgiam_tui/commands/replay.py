@@ -37,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
     if not recording.snapshots:
         fail(f"{args.file}: the recording holds no snapshot yet")
         return 2
+    from pgiam_tui.commands._signals import ExitSignals, leave_terminal_program
     from pgiam_tui.ui.replay import ReplayApp
 
-    return int(ReplayApp(recording, str(args.file)).run() or 0)
+    # As the live console: SIGTERM/SIGHUP/SIGINT and a closed terminal end it through Textual's own exit
+    with ExitSignals() as signals:
+        code = int(signals.run_app(ReplayApp(recording, str(args.file))) or 0)
+    return leave_terminal_program(code)
