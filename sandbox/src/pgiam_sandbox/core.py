@@ -144,7 +144,10 @@ class Sandbox:
             max_servers=self.max_servers,
         )
         # Bind the fixed-port parts first: a busy port is reported before anything slow has started.
-        self._moto = fake_aws.MotoServer(LISTEN_HOST, self._aws_port, log_file=self.moto_log)
+        switches = self.switches
+        self._moto = fake_aws.MotoServer(
+            LISTEN_HOST, self._aws_port, log_file=self.moto_log, stalled=lambda: switches.aws_stalled
+        )
         self._moto.start()
         self.endpoint_url = self._moto.url
         self.imds = ImdsServer(self.mgmt_account_id, port=self._imds_port)
