@@ -8,7 +8,7 @@ so AWS being slow or stalled never holds up an activity round, on the first pain
 change of any part publishes a fresh snapshot, assembled by the one function `assemble_snapshot`.
 
 boto3 runs in worker threads; psycopg is async on the caller's loop, so the Monitor can run on Textual's own
-loop. No UI imports here (tests/unit/test_import_hygiene.py checks it).
+loop. No UI imports here (tests/integration/test_import_hygiene.py checks it).
 """
 
 from __future__ import annotations
