@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, LiteralString
 
 from pgiam_tui.aws.cloudtrail import lookup_assume_role_events
-from pgiam_tui.aws.errors import aws_error_code
+from pgiam_tui.aws.errors import aws_error_code, aws_read_fix, is_timeout
 from pgiam_tui.aws.iam_read import AccessAdvice, IamInventory, IamReadError, last_used_rds_db, read_inventory
 from pgiam_tui.aws.metrics import fetch_iam_metrics
 from pgiam_tui.aws.policy import (
@@ -162,7 +162,8 @@ class IamMappingCollector:
             self._iam_error = exc
         except Exception as exc:  # network, credentials: report as unreadable, keep going
             self._inventory = None
-            self._iam_error = IamReadError(f"{type(exc).__name__}: {exc}", code="Error", permission=None)
+            code = "Timeout" if is_timeout(exc) else "Error"  # a timeout is never a missing permission
+            self._iam_error = IamReadError(f"{type(exc).__name__}: {exc}", code=code, permission=None)
         self._iam_at = self._clock()
 
     def _read_advice(self, client: Any, arns: Iterable[str]) -> None:
@@ -196,7 +197,7 @@ class IamMappingCollector:
             code = aws_error_code(exc) or type(exc).__name__
             self._notes["metrics"] = Finding(
                 "info", FindingCode.METRICS_UNREADABLE, f"IamDbAuthConnection* metrics unreadable: {code}",
-                "allow cloudwatch:GetMetricData to the cluster's profile",
+                aws_read_fix(exc, "allow cloudwatch:GetMetricData to the cluster's profile"),
             )  # fmt: skip
         self._metrics_at = self._clock()
 
@@ -208,12 +209,12 @@ class IamMappingCollector:
             code = aws_error_code(exc) or type(exc).__name__
             self._notes["cloudtrail"] = Finding(
                 "info", FindingCode.CLOUDTRAIL_UNREADABLE, f"CloudTrail AssumeRole events unreadable: {code}",
-                "allow cloudtrail:LookupEvents to the cluster's profile",
+                aws_read_fix(exc, "allow cloudtrail:LookupEvents to the cluster's profile"),
             )  # fmt: skip
         self._trail_at = self._clock()
 
     def _aws_round(self, resolved: ResolvedClusterLike, session: Any, iam_session: Any, region: str) -> None:
-        """Blocking AWS reads due this round (runs in a worker thread)."""
+        """Blocking IAM reads due this round (runs in a worker thread)."""
         iam_due = self._due(self._iam_at, self.iam_refresh_s)
         if iam_session is None and self.cfg.iam_profile and iam_due:
             iam_session = self._own_iam_session()
@@ -227,6 +228,10 @@ class IamMappingCollector:
             # clients are thread-safe (sessions are not): the advisor thread reuses this one
             self._advisor_client = cached_client(iam_sess, "iam", None)
             self._read_iam(self._advisor_client)
+
+    def _session_reads(self, resolved: ResolvedClusterLike, session: Any, region: str) -> None:
+        """Blocking metric and CloudTrail reads due this round (in a worker thread beside the IAM reads: they
+        share nothing with them, and a new console or `snapshot` waits for the longer of the two only)."""
         if session is not None and self._due(self._metrics_at, self.metrics_refresh_s):
             ids = [i.id for i in resolved.instances]
             if ids:
@@ -323,8 +328,9 @@ class IamMappingCollector:
         iam_session: Any = None,
     ) -> IamSnapshot:
         """One round: the roles query, plus whatever AWS reads are due. See the class docstring."""
-        aws = run_side_thread(self._aws_round, resolved, session, iam_session, resolved.region)
-        rows, _ = await asyncio.gather(fetch(ROLES_SQL, None), aws)
+        iam = run_side_thread(self._aws_round, resolved, session, iam_session, resolved.region)
+        others = run_side_thread(self._session_reads, resolved, session, resolved.region)
+        rows, _, _ = await asyncio.gather(fetch(ROLES_SQL, None), iam, others)
         ctx = self._context(resolved)
         # Access Advisor is slow (a job per principal, polled): it runs in the background and this round waits
         # for it only briefly; what it finds later shows in later rounds (unused_grant findings).
