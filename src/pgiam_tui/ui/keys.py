@@ -129,6 +129,9 @@ KEYS: tuple[KeySpec, ...] = (
             "activity", title="Background processes", anywhere=True, footer=False),
     KeySpec("b", "tree", "Blocking", "blocking tree (blockers → blocked)", "activity", title="Blocking tree",
             anywhere=True),
+    KeySpec("v", "query_display", "Query", "query text: truncated → wrapped in its column → full (as "
+            "written, under the row)", "activity", title="Query display: truncated / wrapped / full",
+            anywhere=True),
     KeySpec("k", "signal_current('cancel')", "Cancel", "cancel the session's query (allow_actions only; "
             "asks first)", "activity", title="Cancel backend", anywhere=True),
     KeySpec("t", "signal_current('terminate')", "Terminate", "terminate the session (allow_actions only; "
