@@ -50,6 +50,10 @@ def _body(app: PgiamApp) -> list[str]:
     return lines(app.activity.table)[1:]  # below the header
 
 
+def _display(app: PgiamApp) -> str:
+    return app.activity.table.query_display
+
+
 def _query_x(app: PgiamApp) -> int:
     table = app.activity.table
     return sum(w for k, w in table.widths.items() if k != "query")
@@ -68,7 +72,7 @@ async def test_v_cycles_truncated_wrapped_full(size: tuple[int, int]) -> None:
 
         await pilot.press("v")  # from the cluster list: an `anywhere` key
         await pilot.pause()
-        assert table.query_display == "wrapped"
+        assert _display(app) == "wrapped"
         assert "query wrapped" in str(app.query_one("#activity-title").render())
         body = _body(app)
         x = _query_x(app)
@@ -92,7 +96,7 @@ async def test_v_cycles_truncated_wrapped_full(size: tuple[int, int]) -> None:
 
         await pilot.press("v")
         await pilot.pause()
-        assert table.query_display == "full"
+        assert _display(app) == "full"
         body = _body(app)
         total = sum(table.widths.values())
         full = full_query(FORMATTED, total - 1)
@@ -111,7 +115,7 @@ async def test_v_cycles_truncated_wrapped_full(size: tuple[int, int]) -> None:
 
         await pilot.press("v")
         await pilot.pause()
-        assert table.query_display == "truncated"
+        assert _display(app) == "truncated"
         assert _body(app) == truncated
 
 
@@ -125,7 +129,7 @@ async def test_hostile_query_stays_plain_text_in_every_display() -> None:
         for mode in ("wrapped", "full"):
             await pilot.press("v")
             await pilot.pause()
-            assert table.query_display == mode
+            assert _display(app) == mode
             table.move_cursor(row=hostile)
             await pilot.pause()
             for y in range(table.size.height):

@@ -114,6 +114,8 @@ KEYS: tuple[KeySpec, ...] = (
     # cluster list
     KeySpec("up,down", "cursor", "Move", "switch cluster (headings are skipped)", "clusters", bound=False,
             display="↑ / ↓"),
+    KeySpec("apostrophe", "start_jump", "Jump", "jump to a cluster: type the start of its name (or any "
+            "part); Enter keeps it, Esc goes back", "clusters", local=True, display="'"),
     KeySpec("a", "all_sessions", "All", "all clusters' sessions in one table", "clusters", listed=False),
     KeySpec("r", "refresh", "Refresh", "collect the selected cluster now", "clusters", listed=False),
     # activity
