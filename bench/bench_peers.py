@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from run_all import compile_sources, load_average, machine_description  # bench/ is this script's directory
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 QUICK = "--quick" in sys.argv
@@ -351,6 +353,8 @@ def main() -> int:
     """Run everything and print the markdown fragment."""
     if shutil.which("tmux") is None or not (BIN / "pg_activity").exists():
         raise SystemExit("bench_peers needs tmux and pg_activity (make bench installs the bench extra)")
+    compile_sources()
+    load_start, started_at = load_average(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     work = Path(tempfile.mkdtemp(prefix="bench-peers-"))
     rows: list[str] = []
     notes: list[str] = []
@@ -417,6 +421,12 @@ def main() -> int:
         "tools running side by side in tmux at a 2 s refresh (user + system CPU from /proc/PID/stat). "
         "pg_activity connects over the unix socket as superuser and by default lists only non-idle sessions; "
         "the console connects through the TLS front door with IAM tokens and lists every session.\n"
+    )
+    print(f"Machine: {machine_description()}.\n")
+    print(
+        f"Started {started_at}; load average (1 / 5 / 15 min) {load_start} at the start, {load_average()} "
+        "at the end (2 cores: a load above 2 means other work shared the machine and inflated the times; "
+        "the ratios compare tools measured side by side).\n"
     )
     print("| measure | pgiam-tui | peer | ratio | target | met |")
     print("|---|---|---|---|---|---|")

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 COMMANDS = (
     "check", "snapshot", "events", "token", "profiles", "discover", "config", "password",
@@ -18,16 +19,18 @@ COMMANDS = (
 )  # fmt: skip
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand registered."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ARGV, only the subcommand ARGV names is registered (start-up time: each
+    command module is imported to register it), every one when ARGV names none or asks for help."""
     parser = argparse.ArgumentParser(
         prog="pgiam-tui",
         description="Watch RDS / Aurora PostgreSQL clusters with IAM database authentication.",
     )
     parser.add_argument("--config", metavar="FILE", help=_CONFIG_HELP)
-    parser.add_argument("--version", action="version", version=f"pgiam-tui {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    named = _command_named(argv) if argv is not None else None
+    for name in (named,) if named is not None else COMMANDS:
         module = importlib.import_module(f"pgiam_tui.commands.{name}")
         module.register(sub)
     _accept_config_everywhere(parser)
@@ -35,6 +38,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _CONFIG_HELP = "profiles.toml (else $PGIAM_TUI_CONFIG, else the config dir)"
+
+
+def _command_named(argv: Sequence[str]) -> str | None:
+    """The subcommand ARGV runs, when it names a known one before any top-level help flag; else None
+    (no command: the console; `--help`; a typo: argparse then lists every command)."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--config":
+            next(args, None)  # its value, whatever it looks like
+        elif arg.startswith("-"):
+            if arg in ("-h", "--help"):
+                return None
+        else:
+            return arg if arg in COMMANDS else None
+    return None
+
+
+class _VersionAction(argparse.Action):
+    """`--version`: the installed version, looked up only when asked for (importlib.metadata scans every
+    installed distribution: tens of milliseconds on every start otherwise)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.pop("nargs", None)
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit", **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        sys.stdout.write(f"pgiam-tui {_version()}\n")  # on stdout, as argparse's own version action
+        parser.exit()
 
 
 def _version() -> str:
@@ -63,8 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pgiam_tui.textsafe import install_log_handler
 
     install_log_handler()  # log lines are an output too: escaped like the rest
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(arguments)
+    args = parser.parse_args(arguments)
     func = getattr(args, "func", None)
     if func is None:
         from pgiam_tui.commands import console

@@ -171,6 +171,43 @@ async def test_monitoring_backend_terminated_repeatedly(sandbox: Sandbox, tmp_pa
         record_figure("monitoring backend terminated 10 times", total_s=clock())
 
 
+async def test_socket_reset_mid_query(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The writer's front door resets (TCP RST) every session of the writer when its client sends a query
+    (the stand-in's `reset_mid_query` switch): logins work, reads never get an answer. The writer is stale
+    and says the connection was lost, keeping its rows; the reader and the other cluster go on; switched
+    off, the next round reconnects with a fresh token and reads again."""
+    name, writer, reader, other = _aurora(sandbox)
+    async with watching(sandbox, tmp_path, [name, other]) as (monitor, seen):
+        connects = monitor.connection_status(name)[writer]
+        assert connects is not None and connects.state == "connected"
+        mark = seen.mark()
+        clock = Stopwatch()
+        sandbox.switches.reset_mid_query = {writer}
+        try:
+            down = await seen.wait(lambda s: s.name == name and _inst(s, writer).freshness.stale, after=mark)
+            detected = clock()
+            reason = (_inst(down, writer).freshness.reason or "").lower()
+            assert "closed the connection" in reason or "reset" in reason, reason
+            assert "permission" not in reason and "timeout" not in reason
+            assert down.status == "ok" and not _inst(down, reader).freshness.stale
+            await _other_keeps_updating(seen, other)
+            # it keeps trying (each round a fresh login whose query is reset) and keeps saying so
+            again = seen.mark()
+            await seen.wait(lambda s: s.name == name and _inst(s, writer).freshness.stale, after=again)
+        finally:
+            sandbox.switches.reset_mid_query = set()
+        during = [s for s in seen.all[mark:] if s.name == name]
+        clock = Stopwatch()
+        mark = seen.mark()
+        await seen.wait(lambda s: s.name == name and s.status == "ok" and not s.stale, after=mark)
+        recovered = clock()
+        # no data lost: every snapshot during the fault still had the writer's rows
+        assert during and all(any(r.instance == writer for r in s.activity) for s in during)
+        record_figure(
+            "socket reset mid-query (every query of the writer)", detected_s=detected, recovered_s=recovered
+        )
+
+
 @pytest.mark.parametrize("skew_s", [960.0])
 async def test_clock_skew_past_token_expiry(sandbox: Sandbox, tmp_path: Path, skew_s: float) -> None:
     """The front door's clock runs 16 min ahead: every token looks expired at login, so a reconnect fails

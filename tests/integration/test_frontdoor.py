@@ -724,3 +724,30 @@ def test_a_stall_leaves_no_idle_sessions_behind(env: Env) -> None:
     wait_for(lambda: _other_sessions(env) == before, "no sessions left over from the stall", timeout=30)
     with env.connect("pgmonitor", env.token()) as conn:  # and the door still works
         assert conn.execute("select 1").fetchone() == (1,)
+
+
+def test_reset_mid_query_switch(env: Env) -> None:
+    """`reset_mid_query` (issue 10's "socket reset mid-query"): logins still work, but a query on a session of
+    that instance gets the connection reset under the client (RST, not an orderly close), and the backend
+    session behind it goes; other instances' ids leave it alone, and switched off the door is normal again."""
+    before = _other_sessions(env)
+    resets = env.door.stats["reset"]
+    with env.connect("pgmonitor", env.token()) as conn:
+        conn.execute("select 1")
+        env.switches.reset_mid_query = {"some-other-instance"}
+        assert conn.execute("select 2").fetchone() == (2,)
+        env.switches.reset_mid_query = {env.writer_id}
+        try:
+            with pytest.raises(psycopg.OperationalError) as lost:
+                conn.execute("select 3")
+            assert conn.broken
+            # a fresh login gets in (authentication is not what fails), then loses its first query too
+            with env.connect("pgmonitor", env.token()) as fresh, pytest.raises(psycopg.OperationalError):
+                fresh.execute("select 4")
+        finally:
+            env.switches.reset_mid_query = set()
+    assert "reset" in str(lost.value).lower() or "closed" in str(lost.value).lower(), str(lost.value)
+    assert env.door.stats["reset"] == resets + 2
+    with env.connect("pgmonitor", env.token()) as conn:
+        assert conn.execute("select 5").fetchone() == (5,)
+    wait_for(lambda: _other_sessions(env) == before, "the reset sessions' backends to go", timeout=30)

@@ -14,6 +14,7 @@ It speaks the PostgreSQL protocol up to authentication, as RDS does:
 
 Every front door of the process shares one asyncio loop in one daemon thread; start()/stop() are thread-safe
 (call them from any thread but that loop's). The switches' `latency_ms` delays every relayed chunk, both ways.
+`reset_mid_query` (instance ids) resets a relayed session with a TCP RST when its client sends a query.
 What it logs about each connection (RDS lines, diagnostic reasons) is in frontdoor_log.ConnectionLog.
 """
 
@@ -146,7 +147,8 @@ class FrontDoor:
         self._tasks: set[asyncio.Task[None]] = set()
         # counters for tests and benchmarks: connections, cancels (and how many came over TLS), IAM outcomes
         self.stats: dict[str, int] = dict.fromkeys(
-            ("connections", "cancel", "cancel_tls", "iam_ok", "iam_refused", "relayed_password"), 0
+            ("connections", "cancel", "cancel_tls", "iam_ok", "iam_refused", "relayed_password", "reset"),
+            0,
         )
         self._lock = threading.Lock()
         if ssl_context is not None and ssl_context.sni_callback is None:
@@ -392,11 +394,18 @@ class FrontDoor:
             if started is None:
                 return
             # From here on, plain byte relay with transport callbacks (no coroutine per chunk: much cheaper).
-            await pgwire.relay(reader, writer, b_reader, b_writer, self.switches)
+            await pgwire.relay(reader, writer, b_reader, b_writer, self.switches, self._reset_now)
         finally:
             _close(b_writer)
             if started is not None:
                 self._log.disconnection(client, user, database, time.monotonic() - started)
+
+    def _reset_now(self) -> bool:
+        """Whether the switches say to reset this instance's sessions mid-query now (counted in stats)."""
+        if self.instance_id not in getattr(self.switches, "reset_mid_query", ()):
+            return False
+        self.stats["reset"] += 1
+        return True
 
     async def _delay(self) -> None:
         latency = float(getattr(self.switches, "latency_ms", 0) or 0)

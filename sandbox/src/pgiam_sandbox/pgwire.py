@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -136,8 +137,17 @@ class _Pipe(asyncio.Protocol):
         self.queued = 0
         self.not_before = 0.0
         self.ended = False
+        self.reset_now: Callable[[], bool] | None = None  # see relay(); only on the client->backend pipe
+        self.source: asyncio.BaseTransport | None = (
+            None  # the transport this pipe reads from (with reset_now)
+        )
 
     def data_received(self, data: bytes) -> None:
+        if self.reset_now is not None and self.source is not None and self.reset_now():
+            reset(self.source)
+            self.out.close()
+            self._finish()
+            return
         delay = self.latency()
         if delay <= 0 and self.queued == 0:
             self.out.write(data)  # type: ignore[attr-defined]
@@ -178,6 +188,16 @@ class _Pipe(asyncio.Protocol):
             self.done.set_result(None)
 
 
+def reset(transport: asyncio.BaseTransport) -> None:
+    """Close TRANSPORT's connection with a TCP RST (SO_LINGER 0, then abort), not an orderly FIN; for a TLS
+    transport, no close_notify either: the peer sees "connection reset by peer"."""
+    sock = transport.get_extra_info("socket")  # a TLS transport hands out its raw socket's
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()  # type: ignore[attr-defined]
+
+
 def _take_buffered(reader: asyncio.StreamReader) -> bytes:
     # Bytes the StreamReader already holds must go out first. StreamReader has no public way to take them
     # without waiting, so read its buffer directly (stable in CPython 3.11-3.13).
@@ -200,8 +220,13 @@ async def relay(
     b_reader: asyncio.StreamReader,
     b_writer: asyncio.StreamWriter,
     switches: object | None,
+    reset_now: Callable[[], bool] | None = None,
 ) -> None:
     """Relay bytes both ways until either side closes; `switches.latency_ms` delays every chunk, both ways.
+
+    `reset_now`, asked whenever the client sends something (a query, once logged in): when it says yes,
+    that is not forwarded, the client's connection is reset (TCP RST, as a middlebox or a crashed host does)
+    and the backend's closed.
 
     Takes the transports over from the streams (protocol callbacks instead of a task per direction).
     """
@@ -213,6 +238,8 @@ async def relay(
 
     c_transport, b_transport = c_writer.transport, b_writer.transport
     to_backend = _Pipe(b_transport, done, latency)
+    if reset_now is not None:
+        to_backend.reset_now, to_backend.source = reset_now, c_transport
     to_client = _Pipe(c_transport, done, latency)
     pending_c, pending_b = _take_buffered(c_reader), _take_buffered(b_reader)
     c_transport.set_protocol(to_backend)

@@ -85,9 +85,12 @@ class Switches:
         self.latency_ms: float = latency_ms  # added to every relayed message, both ways
         self.clock_skew_seconds: float = clock_skew_seconds  # the front door's "now" = real now + skew
         self.throttle_per_second: float | None = None  # max new IAM connections/s per instance
+        # instance ids whose relayed sessions are reset (TCP RST) when the client sends anything after the
+        # login, i.e. mid-query: the query is never answered and the socket dies under the client
+        self.reset_mid_query: set[str] = set()
 
     def __repr__(self) -> str:
         return (
             f"Switches(latency_ms={self.latency_ms}, clock_skew_seconds={self.clock_skew_seconds}, "
-            f"throttle_per_second={self.throttle_per_second})"
+            f"throttle_per_second={self.throttle_per_second}, reset_mid_query={sorted(self.reset_mid_query)})"
         )

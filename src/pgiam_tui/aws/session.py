@@ -8,6 +8,9 @@ credential_process, web identity), SigV4 and retries. We only add:
 * the AWS CLI's credential cache (~/.aws/cli/cache) for assumed roles, so `aws ...` and the console
   share one AssumeRole result instead of each calling STS (botocore's documented pattern, the one the
   AWS CLI itself uses: set `.cache` on the assume-role providers);
+* one botocore data loader for every session of the process (per `data_path`): each new botocore session
+  would otherwise read and parse endpoints.json and every service model again (a second profile's RDS
+  client cost as much as the first: start-up time of `check`, `snapshot` and the console);
 * the MFA prompt: botocore's assume-role provider asks for an `mfa_serial` code through its
   `prompter`; we route that to the caller's callback (terminal for the CLI, a modal in the console)
   instead of a bare getpass.
@@ -73,6 +76,7 @@ class _SessionClients:
 
 
 _registry_lock = threading.Lock()
+_loaders: dict[Any, Any] = {}  # data_path -> the botocore Loader every session with that path shares
 _clients: weakref.WeakKeyDictionary[boto3.Session, _SessionClients] = weakref.WeakKeyDictionary()
 
 
@@ -115,6 +119,26 @@ def sts_client(session: boto3.Session, region: str | None = None) -> STSClient:
     return client
 
 
+def _share_loader(core: botocore.session.Session) -> None:
+    """Give CORE the process's data loader for its `data_path` (botocore caches what a loader read, per
+    loader: models, endpoints.json, partitions), making it that loader when CORE is the first."""
+    data_path = core.get_config_variable("data_path")
+    with _registry_lock:
+        loader = _loaders.get(data_path)
+        if loader is None:
+            _loaders[data_path] = core.get_component("data_loader")
+        else:
+            core.register_component("data_loader", loader)
+
+
+def _drop_repeated_search_paths(core: botocore.session.Session) -> None:
+    """boto3.Session appends its own data directory to the loader's search paths, once per session: keep
+    each path once on the shared loader."""
+    paths = core.get_component("data_loader").search_paths
+    with _registry_lock:
+        paths[:] = list(dict.fromkeys(paths))
+
+
 class SessionFactory:
     """Hands out one boto3.Session per profile (None = default chain), reused and thread-safe.
 
@@ -146,7 +170,9 @@ class SessionFactory:
                 if profile is not None and profile not in core.available_profiles:
                     raise botocore.exceptions.ProfileNotFound(profile=profile)
                 self._install_cache_and_prompter(core)
+                _share_loader(core)
                 session = boto3.Session(botocore_session=core)
+                _drop_repeated_search_paths(core)
             except botocore.exceptions.BotoCoreError as exc:
                 raise classify_aws_error(exc, profile) from None
             self._sessions[profile] = session
