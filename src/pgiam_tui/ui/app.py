@@ -53,6 +53,7 @@ ACTIVITY_ACTIONS = frozenset(
         "background",
         "tree",
         "query_display",
+        "terminate_idle_tx",
         "signal_current",
         "zoom",
         "all_sessions",
@@ -293,7 +294,7 @@ class PgiamApp(SessionActions):
         if action in ACTIVITY_ACTIONS:
             screen = self.screen
             on_main = screen is self.screen_stack[0] if self.screen_stack else False
-            if action in ("zoom", "all_sessions", "check"):
+            if action in ("zoom", "all_sessions", "check", "terminate_idle_tx"):
                 return on_main
             return on_main or isinstance(screen, AllSessionsScreen)
         return True

@@ -138,6 +138,9 @@ KEYS: tuple[KeySpec, ...] = (
             "asks first)", "activity", title="Cancel backend", anywhere=True),
     KeySpec("t", "signal_current('terminate')", "Terminate", "terminate the session (allow_actions only; "
             "asks first)", "activity", title="Terminate backend", anywhere=True),
+    KeySpec("X", "terminate_idle_tx", "Idle tx", "terminate the selected cluster's sessions idle in "
+            "transaction for more than N: one confirmation lists them, + / - change N (allow_actions only)",
+            "activity", title="Terminate idle transactions", anywhere=True, footer=False),
     # session detail
     KeySpec("escape,q", "close", "Back", "back to the main screen", "detail", local=True),
     KeySpec("y", "copy", "Copy query", "copy the full query text (OSC 52)", "detail", local=True),
