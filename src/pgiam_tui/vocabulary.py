@@ -3,7 +3,8 @@
 Values are the strings of the JSON contract and of the config file (a `StrEnum` member *is* its string), so
 `snapshot --json`, recordings and `profiles.toml` stay as they were; code that builds a finding or reads a
 log source names a member, and mypy holds it to the list. Event kinds and the definitions of a failed login
-live with the connection attempts (collect/); check causes with the check (diagnose/causes.py).
+live with the connection attempts (collect/); the sentence and fix of each check cause with the check
+(diagnose/causes.py).
 Nothing here imports anything of ours.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from enum import StrEnum, unique
 
-__all__ = ["FindingCode", "LogSource"]
+__all__ = ["CheckCause", "FindingCode", "LogSource"]
 
 
 @unique
@@ -47,3 +48,55 @@ class LogSource(StrEnum):
     RDS_LOGFILE = "rds_logfile"
     FILE = "file"
     NONE = "none"
+
+
+@unique
+class CheckCause(StrEnum):
+    """The stable code of the cause a connection check names (`check --json`'s `cause`); the sentence and the
+    fix of each are in diagnose/causes.py."""
+
+    # the config and the AWS credentials
+    CONFIG_INVALID = "config_invalid"
+    UNKNOWN_PROFILE = "unknown_profile"
+    SSO_EXPIRED = "sso_expired"
+    IMDS_UNREACHABLE = "imds_unreachable"
+    ASSUME_ROLE_DENIED = "assume_role_denied"
+    CREDENTIALS_EXPIRED = "credentials_expired"
+    NO_CREDENTIALS = "no_credentials"
+    AWS_ERROR = "aws_error"
+    AWS_TIMEOUT = "aws_timeout"
+    # discovery and the token
+    CLUSTER_NOT_FOUND = "cluster_not_found"
+    DISCOVERY_DENIED = "discovery_denied"
+    IAM_AUTH_DISABLED = "iam_auth_disabled"
+    TOKEN_ERROR = "token_error"
+    CLOCK_SKEW = "clock_skew"
+    REGION_MISMATCH = "region_mismatch"
+    TOKEN_HOST_MISMATCH = "token_host_mismatch"
+    # the network and TLS
+    DNS_FAILURE = "dns_failure"
+    TCP_REFUSED = "tcp_refused"
+    TCP_TIMEOUT = "tcp_timeout"
+    TCP_UNREACHABLE = "tcp_unreachable"
+    TLS_REFUSED = "tls_refused"
+    CA_FILE = "ca_file"
+    UNTRUSTED_CA = "untrusted_ca"
+    HOSTNAME_MISMATCH = "hostname_mismatch"
+    CERT_EXPIRED = "cert_expired"
+    TLS_ERROR = "tls_error"
+    # the login (RDS's iam-db-auth-error codes and the server's answer)
+    NO_POLICY = "no_policy"
+    EXPLICIT_DENY = "explicit_deny"
+    TOKEN_EXPIRED = "token_expired"
+    INVALID_TOKEN = "invalid_token"
+    THROTTLED = "throttled"
+    AWS_INTERNAL_ERROR = "aws_internal_error"
+    NOT_IN_RDS_IAM = "not_in_rds_iam"
+    DATABASE_MISSING = "database_missing"
+    USER_MISSING = "user_missing"
+    SERVER_UNAVAILABLE = "server_unavailable"
+    AUTH_FAILED = "auth_failed"
+    # after the login
+    PG_MONITOR_MISSING = "pg_monitor_missing"
+    SESSION_ERROR = "session_error"
+    CONNECT_ERROR = "connect_error"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from pgiam_tui.aws.policy import NamedPolicy
 from pgiam_tui.diagnose import CAUSES, STEP_NAMES, CheckResult, CheckStep, result_to_json
 from pgiam_tui.diagnose.iam_evidence import analyse_policies, parse_iam_log_line, principal_of
+from pgiam_tui.vocabulary import CheckCause
 
 EXPECTED = "arn:aws:rds-db:us-east-1:111111111111:dbuser:cluster-ABC123/pgmonitor"
 
@@ -92,6 +95,14 @@ def test_json_shape_of_a_result() -> None:
     assert [s["name"] for s in data["steps"]] == list(STEP_NAMES)
     assert set(data["steps"][0]) >= {"name", "status", "ms", "detail", "hint"}
     assert {"cause", "fix", "evidence", "evidence_source"} <= set(data)
-    assert all(
-        code in CAUSES for code in ("iam_auth_disabled", "no_policy", "clock_skew", "pg_monitor_missing")
-    )
+
+
+def test_every_cause_has_a_sentence_and_is_serialised_as_its_code() -> None:
+    assert set(CAUSES) == set(CheckCause)
+    assert all(CAUSES[c] and CAUSES[c] != c.value for c in CheckCause)
+    step = CheckStep("tls", "failed", 1.0, "handshake failed", cause=CheckCause.TLS_ERROR)
+    result = CheckResult("c", False, (step,), cause=CheckCause.NO_POLICY, candidates=("no_policy: why",))
+    text = json.dumps(result_to_json(result))
+    # the JSON contract is the code as a plain string, exactly as before the enum
+    assert json.loads(text)["cause"] == "no_policy" and '"cause": "no_policy"' in text
+    assert '"cause": "tls_error"' in text

@@ -15,6 +15,7 @@ from textual.pilot import Pilot
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.screens.modals import CheckScreen
 from pgiam_tui.ui.source import CheckProgressSink, CheckStepView, CheckView
+from pgiam_tui.vocabulary import CheckCause
 
 
 class SteppedSource(StaticSource):
@@ -43,7 +44,7 @@ class SteppedSource(StaticSource):
                 CheckStepView("tcp", "ok", 1.2, "connected to 127.0.0.1:15432"),
                 CheckStepView("tls", "failed", 5000.0, "no TLS answer within 5 s", "is this PostgreSQL?"),
             ),
-            cause="tls_error",
+            cause=CheckCause.TLS_ERROR,
             cause_text="the TLS handshake failed",
             evidence=("127.0.0.1:15432 accepted TCP and sent nothing for 5 s",),
             evidence_source="inference",

@@ -18,6 +18,7 @@ import trustme
 
 from helpers.check_support import RefusedPort
 from pgiam_tui.diagnose.probe import TlsOutcome, resolve, tcp_connect, tls_probe
+from pgiam_tui.vocabulary import CheckCause
 
 SERVER_NAME = "pgdemo.cluster-abc.us-east-1.rds.amazonaws.com"
 
@@ -115,13 +116,13 @@ def test_verified_handshake_names_protocol_and_bundle(server: SslRequestServer, 
 
 def test_wrong_bundle_is_untrusted_ca(server: SslRequestServer, other_ca_file: Path) -> None:
     out = _probe(server, rootcert=other_ca_file)
-    assert out.failure == "untrusted_ca"
+    assert out.failure == CheckCause.UNTRUSTED_CA
     assert any("some other CA" in s for s in out.ca_subjects)
 
 
 def test_other_name_is_hostname_mismatch_with_covered_names(server: SslRequestServer, ca_file: Path) -> None:
     out = _probe(server, name="127.0.0.1", rootcert=ca_file)
-    assert out.failure == "hostname_mismatch"
+    assert out.failure == CheckCause.HOSTNAME_MISMATCH
     assert SERVER_NAME in out.peer_names
 
 
@@ -130,7 +131,7 @@ def test_verify_ca_ignores_the_name_but_not_the_chain(
 ) -> None:
     assert _probe(server, name="127.0.0.1", sslmode="verify-ca", rootcert=ca_file).failure is None
     bad = _probe(server, sslmode="verify-ca", rootcert=other_ca_file)
-    assert bad.failure == "untrusted_ca"
+    assert bad.failure == CheckCause.UNTRUSTED_CA
 
 
 def test_require_does_not_verify(server: SslRequestServer, other_ca_file: Path) -> None:
@@ -141,7 +142,7 @@ def test_require_does_not_verify(server: SslRequestServer, other_ca_file: Path) 
 
 def test_missing_bundle_file(server: SslRequestServer, tmp_path: Path) -> None:
     out = _probe(server, rootcert=tmp_path / "nope.pem")
-    assert out.failure == "ca_file"
+    assert out.failure == CheckCause.CA_FILE
 
 
 def test_server_refusing_tls(ca: trustme.CA, ca_file: Path) -> None:
@@ -150,7 +151,7 @@ def test_server_refusing_tls(ca: trustme.CA, ca_file: Path) -> None:
         out = _probe(srv, rootcert=ca_file)
     finally:
         srv.close()
-    assert out.failure == "tls_refused"
+    assert out.failure == CheckCause.TLS_REFUSED
 
 
 def test_resolve_failure_and_refused_port() -> None:

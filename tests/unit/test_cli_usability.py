@@ -25,6 +25,7 @@ from pgiam_tui.db.connection import _hint_for
 from pgiam_tui.db.conninfo import ConnTarget
 from pgiam_tui.diagnose import CheckProgress, CheckResult, CheckStep
 from pgiam_tui.model import ClusterSnapshot, ConnectionStatus, ErrorInfo, InstanceInfo
+from pgiam_tui.vocabulary import CheckCause
 
 BIN = Path(sys.executable).parent
 
@@ -115,7 +116,7 @@ def _result() -> CheckResult:
             CheckStep("credentials", "failed", 2.0, "evil \x1b]0;pwned\x07 text", "do this"),
             CheckStep("discovery", "skipped", 0.0, "not tried: credentials failed"),
         ),
-        cause="imds_unreachable",
+        cause=CheckCause.IMDS_UNREACHABLE,
         cause_text="no credentials",
         fix="run on EC2",
     )

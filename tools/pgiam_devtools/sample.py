@@ -30,7 +30,7 @@ from pgiam_tui.model import (
     SessionRow,
 )
 from pgiam_tui.ui.source import CheckStepView, CheckView
-from pgiam_tui.vocabulary import FindingCode
+from pgiam_tui.vocabulary import CheckCause, FindingCode
 
 T0 = datetime(2026, 1, 15, 10, 0, 0, tzinfo=UTC)
 DB_ACCOUNT = "111111111111"
@@ -382,7 +382,8 @@ def sample_check() -> CheckView:
             ),
             CheckStepView("query", "skipped"),
         ),
-        cause="IAM database authentication is disabled on pgdemo-rds",
+        cause=CheckCause.IAM_AUTH_DISABLED,
+        cause_text="IAM database authentication is disabled on pgdemo-rds",
         fix=ENABLE_IAM,
     )
 

@@ -31,6 +31,7 @@ from pgiam_tui.diagnose.steps_aws import step_config, step_credentials, step_dis
 from pgiam_tui.diagnose.steps_db import step_authentication, step_session
 from pgiam_tui.diagnose.steps_members import step_members
 from pgiam_tui.diagnose.steps_net import step_address, step_tcp, step_tls
+from pgiam_tui.vocabulary import CheckCause
 
 if TYPE_CHECKING:
     from pgiam_tui.aws.session import SessionFactory
@@ -111,9 +112,9 @@ async def run_check(
                 b.fail(
                     f"internal error in this step: {type(exc).__name__}",
                     "please report this",
-                    "connect_error",
+                    CheckCause.CONNECT_ERROR,
                 )
-                ctx.decide(Diagnosis("connect_error", f"the {name} step failed unexpectedly"))
+                ctx.decide(Diagnosis(CheckCause.CONNECT_ERROR, f"the {name} step failed unexpectedly"))
                 go_on = False
             b.ms = b.own_ms if b.own_ms is not None else (time.perf_counter() - started) * 1000.0
             _tell(progress, CheckProgress(name, b.freeze()))

@@ -1,62 +1,71 @@
 """The causes a connection check can name: a stable code, a sentence, and the fix.
 
-Codes are a contract (tests, `check --json` and the console rely on them); sentences and fixes are for humans.
+The codes are `vocabulary.CheckCause` (a contract: tests, `check --json` and the console rely on them);
+sentences and fixes are for humans.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# code -> short title (the sentence shown when no more specific text was built)
-CAUSES: dict[str, str] = {
-    "config_invalid": "the cluster's entry in the config cannot work as written",
-    "unknown_profile": "the AWS profile does not exist",
-    "sso_expired": "the SSO session of the profile has expired",
-    "imds_unreachable": "credential_source needs the EC2 instance metadata service, which is unreachable",
-    "assume_role_denied": "AssumeRole was refused (trust policy or sts:AssumeRole permission)",
-    "credentials_expired": "the AWS credentials have expired",
-    "no_credentials": "no AWS credentials were found",
-    "aws_error": "AWS could not be asked",
-    "aws_timeout": "AWS did not answer in time (a timeout: nothing says a permission is missing)",
-    "cluster_not_found": "the cluster or instance was not found with this profile and region",
-    "discovery_denied": "the profile may not describe the cluster",
-    "iam_auth_disabled": "IAM database authentication is disabled on the cluster",
-    "token_error": "no IAM auth token could be made",
-    "clock_skew": "the local clock is off, so the token's signing time is wrong",
-    "region_mismatch": "the token is signed for another region than the cluster's",
-    "token_host_mismatch": (
+from pgiam_tui.vocabulary import CheckCause
+
+# cause -> short title (the sentence shown when no more specific text was built); every cause has one
+CAUSES: dict[CheckCause, str] = {
+    CheckCause.CONFIG_INVALID: "the cluster's entry in the config cannot work as written",
+    CheckCause.UNKNOWN_PROFILE: "the AWS profile does not exist",
+    CheckCause.SSO_EXPIRED: "the SSO session of the profile has expired",
+    CheckCause.IMDS_UNREACHABLE: (
+        "credential_source needs the EC2 instance metadata service, which is unreachable"
+    ),
+    CheckCause.ASSUME_ROLE_DENIED: "AssumeRole was refused (trust policy or sts:AssumeRole permission)",
+    CheckCause.CREDENTIALS_EXPIRED: "the AWS credentials have expired",
+    CheckCause.NO_CREDENTIALS: "no AWS credentials were found",
+    CheckCause.AWS_ERROR: "AWS could not be asked",
+    CheckCause.AWS_TIMEOUT: "AWS did not answer in time (a timeout: nothing says a permission is missing)",
+    CheckCause.CLUSTER_NOT_FOUND: "the cluster or instance was not found with this profile and region",
+    CheckCause.DISCOVERY_DENIED: "the profile may not describe the cluster",
+    CheckCause.IAM_AUTH_DISABLED: "IAM database authentication is disabled on the cluster",
+    CheckCause.TOKEN_ERROR: "no IAM auth token could be made",
+    CheckCause.CLOCK_SKEW: "the local clock is off, so the token's signing time is wrong",
+    CheckCause.REGION_MISMATCH: "the token is signed for another region than the cluster's",
+    CheckCause.TOKEN_HOST_MISMATCH: (
         "the token is signed for another host or port than the endpoint (tunnel set up wrong)"
     ),
-    "dns_failure": "the endpoint name does not resolve",
-    "tcp_refused": "nothing listens at the connect address (connection refused)",
-    "tcp_timeout": "the TCP connection timed out (security group, network ACL, routing or tunnel down)",
-    "tcp_unreachable": "the connect address is unreachable from here",
-    "tls_refused": "the server refused TLS",
-    "ca_file": "the CA bundle cannot be read",
-    "untrusted_ca": "the server certificate is not signed by a CA in the configured bundle (wrong CA bundle)",
-    "hostname_mismatch": "the server certificate does not cover the host name connected to",
-    "cert_expired": "the server certificate has expired or is not yet valid",
-    "tls_error": "the TLS handshake failed",
-    "no_policy": "no IAM policy of the caller allows rds-db:connect as this user on this cluster",
-    "explicit_deny": "an IAM policy explicitly denies rds-db:connect as this user",
-    "token_expired": "the token had expired when it reached the server",
-    "invalid_token": "RDS refused the token as invalid",
-    "throttled": "RDS throttled new IAM connections",
-    "aws_internal_error": "RDS had an internal error checking the token",
-    "not_in_rds_iam": (
+    CheckCause.DNS_FAILURE: "the endpoint name does not resolve",
+    CheckCause.TCP_REFUSED: "nothing listens at the connect address (connection refused)",
+    CheckCause.TCP_TIMEOUT: (
+        "the TCP connection timed out (security group, network ACL, routing or tunnel down)"
+    ),
+    CheckCause.TCP_UNREACHABLE: "the connect address is unreachable from here",
+    CheckCause.TLS_REFUSED: "the server refused TLS",
+    CheckCause.CA_FILE: "the CA bundle cannot be read",
+    CheckCause.UNTRUSTED_CA: (
+        "the server certificate is not signed by a CA in the configured bundle (wrong CA bundle)"
+    ),
+    CheckCause.HOSTNAME_MISMATCH: "the server certificate does not cover the host name connected to",
+    CheckCause.CERT_EXPIRED: "the server certificate has expired or is not yet valid",
+    CheckCause.TLS_ERROR: "the TLS handshake failed",
+    CheckCause.NO_POLICY: "no IAM policy of the caller allows rds-db:connect as this user on this cluster",
+    CheckCause.EXPLICIT_DENY: "an IAM policy explicitly denies rds-db:connect as this user",
+    CheckCause.TOKEN_EXPIRED: "the token had expired when it reached the server",
+    CheckCause.INVALID_TOKEN: "RDS refused the token as invalid",
+    CheckCause.THROTTLED: "RDS throttled new IAM connections",
+    CheckCause.AWS_INTERNAL_ERROR: "RDS had an internal error checking the token",
+    CheckCause.NOT_IN_RDS_IAM: (
         "the database user is not a member of rds_iam, so the server used password authentication"
     ),
-    "database_missing": "the database does not exist",
-    "user_missing": "the database user does not exist",
-    "server_unavailable": (
+    CheckCause.DATABASE_MISSING: "the database does not exist",
+    CheckCause.USER_MISSING: "the database user does not exist",
+    CheckCause.SERVER_UNAVAILABLE: (
         "the server accepted TCP/TLS but closed the session (instance stopped or restarting)"
     ),
-    "auth_failed": "the server refused the login",
-    "pg_monitor_missing": (
+    CheckCause.AUTH_FAILED: "the server refused the login",
+    CheckCause.PG_MONITOR_MISSING: (
         "connected, but the user is not in pg_monitor: other sessions' query text is hidden"
     ),
-    "session_error": "connected, but the session could not be inspected",
-    "connect_error": "the connection failed",
+    CheckCause.SESSION_ERROR: "connected, but the session could not be inspected",
+    CheckCause.CONNECT_ERROR: "the connection failed",
 }
 
 
@@ -64,14 +73,14 @@ CAUSES: dict[str, str] = {
 class Diagnosis:
     """A cause with what shows it and what fixes it."""
 
-    code: str
+    code: CheckCause
     text: str = ""
     fix: str = ""
     evidence: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.text:
-            self.text = CAUSES.get(self.code, self.code)
+            self.text = CAUSES[self.code]
 
 
 IAM_OFF_CANDIDATE = (
@@ -80,15 +89,15 @@ IAM_OFF_CANDIDATE = (
 )
 
 # Ranked candidates for a refused IAM login when neither AWS's log nor IAM read decided it.
-IAM_REFUSAL_CANDIDATES: tuple[tuple[str, str], ...] = (
+IAM_REFUSAL_CANDIDATES: tuple[tuple[CheckCause, str], ...] = (
     (
-        "no_policy",
+        CheckCause.NO_POLICY,
         "no IAM policy of the caller allows rds-db:connect on this user's dbuser ARN "
         "(most common: a policy naming the cluster identifier, or another cluster's resource id, "
         "instead of this cluster's resource id)",
     ),
-    ("token_host_mismatch", "the token is signed for another host:port than the endpoint"),
-    ("region_mismatch", "the token is signed for another region"),
-    ("clock_skew", "the local clock is off (the token looks expired or from the future)"),
-    ("throttled", "too many new IAM connections per second on the instance"),
+    (CheckCause.TOKEN_HOST_MISMATCH, "the token is signed for another host:port than the endpoint"),
+    (CheckCause.REGION_MISMATCH, "the token is signed for another region"),
+    (CheckCause.CLOCK_SKEW, "the local clock is off (the token looks expired or from the future)"),
+    (CheckCause.THROTTLED, "too many new IAM connections per second on the instance"),
 )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pgiam_tui.config import ClusterConfig, parse_hostport
 from pgiam_tui.diagnose.causes import Diagnosis
 from pgiam_tui.diagnose.result import EvidenceSource
+from pgiam_tui.vocabulary import CheckCause
 
 if TYPE_CHECKING:
     import socket
@@ -101,7 +102,7 @@ class CheckContext:
         """Remember a cause a step predicts (confirmed only if the login then fails)."""
         self.suspects.append((step, diagnosis))
 
-    def suspected(self, code: str) -> Diagnosis | None:
+    def suspected(self, code: CheckCause) -> Diagnosis | None:
         """The suspected diagnosis with CODE, if any."""
         return next((d for _s, d in self.suspects if d.code == code), None)
 

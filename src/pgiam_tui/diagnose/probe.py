@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pgiam_tui.vocabulary import CheckCause
+
 # PostgreSQL's SSLRequest: length 8, then the magic code 1234.5679.
 _SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 
@@ -27,12 +29,12 @@ _CERT_EXPIRED = 10
 _CERT_NOT_YET_VALID = 9
 
 TlsFailure = Literal[
-    "untrusted_ca",
-    "hostname_mismatch",
-    "cert_expired",
-    "tls_refused",
-    "tls_error",
-    "ca_file",
+    CheckCause.UNTRUSTED_CA,
+    CheckCause.HOSTNAME_MISMATCH,
+    CheckCause.CERT_EXPIRED,
+    CheckCause.TLS_REFUSED,
+    CheckCause.TLS_ERROR,
+    CheckCause.CA_FILE,
 ]
 
 
@@ -156,7 +158,7 @@ def tls_probe(
     except (OSError, ssl.SSLError) as exc:
         sock.close()
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return TlsOutcome("ca_file", f"cannot load CA bundle {ca_file}: {reason}")
+        return TlsOutcome(CheckCause.CA_FILE, f"cannot load CA bundle {ca_file}: {reason}")
     try:
         sock.settimeout(timeout_s)
         with _handshake(sock, ctx, server_name) as tls:
@@ -182,21 +184,23 @@ def tls_probe(
         message = exc.verify_message or str(exc)
         if code in _NAME_MISMATCH:
             names = _peer_names(addr, port, timeout_s, server_name, ca_file)
-            return TlsOutcome("hostname_mismatch", message, peer_names=names, ca_subjects=ca_subjects)
+            return TlsOutcome(
+                CheckCause.HOSTNAME_MISMATCH, message, peer_names=names, ca_subjects=ca_subjects
+            )
         if code in (_CERT_EXPIRED, _CERT_NOT_YET_VALID):
-            return TlsOutcome("cert_expired", message, ca_subjects=ca_subjects)
+            return TlsOutcome(CheckCause.CERT_EXPIRED, message, ca_subjects=ca_subjects)
         if code in _UNTRUSTED_CODES:
-            return TlsOutcome("untrusted_ca", message, ca_subjects=ca_subjects)
-        return TlsOutcome("tls_error", message, ca_subjects=ca_subjects)
+            return TlsOutcome(CheckCause.UNTRUSTED_CA, message, ca_subjects=ca_subjects)
+        return TlsOutcome(CheckCause.TLS_ERROR, message, ca_subjects=ca_subjects)
     except TimeoutError:
         return TlsOutcome(
-            "tls_error",
+            CheckCause.TLS_ERROR,
             f"no TLS answer within {timeout_s:g} s (is this PostgreSQL?)",
             ca_subjects=ca_subjects,
         )
     except ConnectionRefusedError as exc:
-        return TlsOutcome("tls_refused", str(exc), ca_subjects=ca_subjects)
+        return TlsOutcome(CheckCause.TLS_REFUSED, str(exc), ca_subjects=ca_subjects)
     except (ssl.SSLError, OSError) as exc:
-        return TlsOutcome("tls_error", str(exc) or type(exc).__name__, ca_subjects=ca_subjects)
+        return TlsOutcome(CheckCause.TLS_ERROR, str(exc) or type(exc).__name__, ca_subjects=ca_subjects)
     finally:
         sock.close()

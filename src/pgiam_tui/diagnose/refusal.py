@@ -23,8 +23,9 @@ from pgiam_tui.diagnose.iam_evidence import (
 )
 from pgiam_tui.diagnose.result import StepBuilder
 from pgiam_tui.fixquote import shell_word
+from pgiam_tui.vocabulary import CheckCause
 
-_INVALID_TOKEN_SUSPECTS = ("token_host_mismatch", "region_mismatch", "clock_skew")
+_INVALID_TOKEN_SUSPECTS = (CheckCause.TOKEN_HOST_MISMATCH, CheckCause.REGION_MISMATCH, CheckCause.CLOCK_SKEW)
 
 
 def _expected_arn(ctx: CheckContext) -> str | None:
@@ -49,7 +50,7 @@ async def _read_log(ctx: CheckContext, b: StepBuilder, attempt_aws_ms: int) -> t
         )
         return None, False
     # With IAM auth off (as discovery saw it) RDS writes no line: a short look is enough to confirm.
-    wait_s = min(ctx.log_wait_s, 0.5) if ctx.suspected("iam_auth_disabled") else ctx.log_wait_s
+    wait_s = min(ctx.log_wait_s, 0.5) if ctx.suspected(CheckCause.IAM_AUTH_DISABLED) else ctx.log_wait_s
     profiles: list[str | None] = [ctx.cfg.profile]
     if ctx.cfg.iam_profile and ctx.cfg.iam_profile != ctx.cfg.profile:
         profiles.append(ctx.cfg.iam_profile)
@@ -131,7 +132,7 @@ def _policy_diagnosis(ctx: CheckContext, finding: PolicyFinding | None, caller: 
     expected = finding.expected_arn if finding else (_expected_arn(ctx) or "the user's dbuser ARN")
     if finding is not None and finding.explicit_deny:
         return Diagnosis(
-            "explicit_deny",
+            CheckCause.EXPLICIT_DENY,
             f"policy {finding.deny_policy} explicitly denies rds-db:connect on {expected} for {who}",
             f"remove or narrow the Deny statement in {finding.deny_policy}",
             list(finding.lines),
@@ -143,7 +144,7 @@ def _policy_diagnosis(ctx: CheckContext, finding: PolicyFinding | None, caller: 
         fix = f"change the Resource in policy {finding.mismatch_policy} to {expected}"
     else:
         fix = f"attach to {who} a policy allowing rds-db:connect on {expected}"
-    return Diagnosis("no_policy", text, fix, list(finding.lines) if finding else [])
+    return Diagnosis(CheckCause.NO_POLICY, text, fix, list(finding.lines) if finding else [])
 
 
 def _from_log(ctx: CheckContext, line: IamLogLine, finding: PolicyFinding | None) -> Diagnosis:
@@ -152,27 +153,27 @@ def _from_log(ctx: CheckContext, line: IamLogLine, finding: PolicyFinding | None
     if code == "NotAuthorized":
         diag = _policy_diagnosis(ctx, finding, line.caller_arn)
     elif code == "ExpiredToken":
-        diag = ctx.suspected("clock_skew") or Diagnosis(
-            "token_expired",
+        diag = ctx.suspected(CheckCause.CLOCK_SKEW) or Diagnosis(
+            CheckCause.TOKEN_EXPIRED,
             fix="make a fresh token for every connection (tokens live 15 minutes); check the local clock",
         )
     elif code == "InvalidToken":
         found = next((d for c in _INVALID_TOKEN_SUSPECTS if (d := ctx.suspected(c)) is not None), None)
         diag = found or Diagnosis(
-            "invalid_token",
+            CheckCause.INVALID_TOKEN,
             fix="sign the token with boto3 / `aws rds generate-db-auth-token` for the endpoint name and its "
             "port (not a tunnel address), the cluster's region and the exact user; never edit it",
         )
     elif code == "ThrottlingException":
         diag = Diagnosis(
-            "throttled",
+            CheckCause.THROTTLED,
             fix="keep one long-lived connection per instance and retry with backoff; "
             "RDS limits new IAM connections per second",
         )
     elif code == "InternalError":
-        diag = Diagnosis("aws_internal_error", fix="retry; if it persists, open an AWS support case")
+        diag = Diagnosis(CheckCause.AWS_INTERNAL_ERROR, fix="retry; if it persists, open an AWS support case")
     else:
-        diag = Diagnosis("invalid_token", f"RDS refused the token ({code})", "see AWS's message")
+        diag = Diagnosis(CheckCause.INVALID_TOKEN, f"RDS refused the token ({code})", "see AWS's message")
     return Diagnosis(
         diag.code, diag.text, diag.fix, [f"AWS iam-db-auth-error: {line.message}", *diag.evidence]
     )
@@ -183,7 +184,7 @@ async def explain_iam_refusal(ctx: CheckContext, b: StepBuilder, attempt_local_s
     attempt_aws_s = attempt_local_s - (ctx.skew_s or 0.0)
     # 1 s of slack: AWS's time is known to us only to the second (the Date header).
     line, log_readable = await _read_log(ctx, b, int((attempt_aws_s - 1.0) * 1000))
-    iam_off = ctx.suspected("iam_auth_disabled")
+    iam_off = ctx.suspected(CheckCause.IAM_AUTH_DISABLED)
     if line is not None and iam_off is not None:
         # RDS logs nothing for logins it does not check with IAM: a line now is another attempt's.
         ctx.evidence_source = "inference"
@@ -194,7 +195,7 @@ async def explain_iam_refusal(ctx: CheckContext, b: StepBuilder, attempt_local_s
         ctx.evidence_source = "aws_log"
         return _from_log(ctx, line, finding)
     ctx.evidence_source = "inference"
-    for code in ("iam_auth_disabled", *_INVALID_TOKEN_SUSPECTS):
+    for code in (CheckCause.IAM_AUTH_DISABLED, *_INVALID_TOKEN_SUSPECTS):
         suspected = ctx.suspected(code)
         if suspected is not None:
             return suspected
@@ -206,34 +207,35 @@ async def explain_iam_refusal(ctx: CheckContext, b: StepBuilder, attempt_local_s
         # not guess a missing permission from silence.
         ctx.candidates = [f"{c}: {t}" for c, t in IAM_REFUSAL_CANDIDATES]
         return Diagnosis(
-            "aws_timeout",
+            CheckCause.AWS_TIMEOUT,
             "the login was refused, and AWS's reason could not be read: "
             + ", ".join(ctx.aws_timeouts)
             + " did not answer in time",
             "run the check again once AWS answers (a timeout says nothing about permissions); "
             "if it keeps timing out, check the network path to AWS (proxy, VPC endpoint, firewall)",
         )
-    ruled_out: set[str] = {"token_host_mismatch", "region_mismatch"}  # the token step checked both
+    # the token step checked both of these
+    ruled_out: set[CheckCause] = {CheckCause.TOKEN_HOST_MISMATCH, CheckCause.REGION_MISMATCH}
     if ctx.skew_s is not None:
-        ruled_out.add("clock_skew")
+        ruled_out.add(CheckCause.CLOCK_SKEW)
     evidence: list[str] = []
     if finding is not None:
         evidence.extend(finding.lines)
         if finding.allowed:
-            ruled_out.add("no_policy")
+            ruled_out.add(CheckCause.NO_POLICY)
             evidence.append(f"the caller's policies allow rds-db:connect on {finding.expected_arn}")
     ranked = [(c, t) for c, t in IAM_REFUSAL_CANDIDATES if c not in ruled_out]
-    ranked += [(c, t) for c, t in IAM_REFUSAL_CANDIDATES if c in ruled_out and c != "no_policy"]
+    ranked += [(c, t) for c, t in IAM_REFUSAL_CANDIDATES if c in ruled_out and c != CheckCause.NO_POLICY]
     if log_readable:
         # RDS logs every refused IAM login it evaluated; silence points at IAM auth being off for the instance
         # (a modification not applied yet, or describe and reality disagreeing) rather than at the token.
-        ranked.insert(0, ("iam_auth_disabled", IAM_OFF_CANDIDATE))
+        ranked.insert(0, (CheckCause.IAM_AUTH_DISABLED, IAM_OFF_CANDIDATE))
     ctx.candidates = [f"{c}: {t}" for c, t in ranked]
-    top = ranked[0][0] if ranked else "auth_failed"
-    if top == "no_policy":
+    top = ranked[0][0] if ranked else CheckCause.AUTH_FAILED
+    if top == CheckCause.NO_POLICY:
         diag = _policy_diagnosis(ctx, finding, None)
         diag.text = "most likely: " + diag.text
-    elif top == "iam_auth_disabled":
+    elif top == CheckCause.IAM_AUTH_DISABLED:
         diag = Diagnosis(top, "most likely: " + IAM_OFF_CANDIDATE, _iam_off_fix(ctx))
     else:
         diag = Diagnosis(top)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pgiam_tui.vocabulary import CheckCause
+
 StepStatus = Literal["ok", "failed", "skipped"]
 EvidenceSource = Literal["aws_log", "inference"]
 
@@ -37,7 +39,7 @@ class CheckStep:
     ms: float
     detail: str
     hint: str | None = None
-    cause: str | None = None  # cause code (see causes.CAUSES) when this step is where the cause shows
+    cause: CheckCause | None = None  # the cause when this step is where the cause shows
     evidence: tuple[str, ...] = ()
 
 
@@ -48,7 +50,7 @@ class CheckResult:
     cluster: str
     ok: bool
     steps: tuple[CheckStep, ...]
-    cause: str | None = None  # cause code, e.g. "iam_auth_disabled"
+    cause: CheckCause | None = None  # e.g. CheckCause.IAM_AUTH_DISABLED
     fix: str | None = None
     evidence_source: EvidenceSource | None = None  # how the cause of a refused login was decided
     cause_text: str | None = None  # the cause as a sentence
@@ -105,7 +107,7 @@ class StepBuilder:
     ms: float = 0.0
     detail: str = ""
     hint: str | None = None
-    cause: str | None = None
+    cause: CheckCause | None = None
     evidence: list[str] = field(default_factory=list)
     own_ms: float | None = None  # the step's own duration when it ran concurrently with an earlier one
 
@@ -113,7 +115,7 @@ class StepBuilder:
         """Mark the step passed."""
         self.status, self.detail, self.hint = "ok", detail, hint
 
-    def fail(self, detail: str, hint: str | None = None, cause: str | None = None) -> None:
+    def fail(self, detail: str, hint: str | None = None, cause: CheckCause | None = None) -> None:
         """Mark the step failed (optionally naming the cause code seen here)."""
         self.status, self.detail, self.hint = "failed", detail, hint
         if cause is not None:

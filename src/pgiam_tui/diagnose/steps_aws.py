@@ -22,20 +22,22 @@ from pgiam_tui.diagnose.probe import is_ip
 from pgiam_tui.diagnose.result import StepBuilder
 from pgiam_tui.fixquote import shell_word
 from pgiam_tui.textsafe import clip
+from pgiam_tui.vocabulary import CheckCause
 
 if TYPE_CHECKING:
     from pgiam_tui.aws.discovery import ResolvedCluster
 
 _VALID_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
-_CREDENTIAL_CAUSES = {
-    "unknown_profile": "unknown_profile",
-    "sso_expired": "sso_expired",
-    "imds_unreachable": "imds_unreachable",
-    "assume_role_denied": "assume_role_denied",
-    "expired": "credentials_expired",
-    "no_credentials": "no_credentials",
-    "other": "aws_error",
+# the kind of a credentials failure (aws/errors.py) -> the cause it shows
+_CREDENTIAL_CAUSES: dict[str, CheckCause] = {
+    "unknown_profile": CheckCause.UNKNOWN_PROFILE,
+    "sso_expired": CheckCause.SSO_EXPIRED,
+    "imds_unreachable": CheckCause.IMDS_UNREACHABLE,
+    "assume_role_denied": CheckCause.ASSUME_ROLE_DENIED,
+    "expired": CheckCause.CREDENTIALS_EXPIRED,
+    "no_credentials": CheckCause.NO_CREDENTIALS,
+    "other": CheckCause.AWS_ERROR,
 }
 
 
@@ -86,8 +88,8 @@ async def step_config(ctx: CheckContext, b: StepBuilder) -> bool:
             "and point sslrootcert at it"
         )
     if problem is not None:
-        b.fail(f"{detail}: {problem}", fix, cause="config_invalid")
-        ctx.decide(Diagnosis("config_invalid", f"the config entry {cfg.name!r}: {problem}", fix))
+        b.fail(f"{detail}: {problem}", fix, cause=CheckCause.CONFIG_INVALID)
+        ctx.decide(Diagnosis(CheckCause.CONFIG_INVALID, f"the config entry {cfg.name!r}: {problem}", fix))
         return False
     hint = None
     if cfg.auth == "iam" and cfg.sslmode in ("disable", "allow", "prefer"):
@@ -143,7 +145,7 @@ def clock_diagnosis(skew_s: float) -> Diagnosis:
     else:
         effect = "tokens are signed with a time in the future and RDS refuses them"
     return Diagnosis(
-        "clock_skew",
+        CheckCause.CLOCK_SKEW,
         f"the local clock is {abs(skew_s):.0f} s {'behind' if skew_s < 0 else 'ahead of'} AWS: {effect}",
         "synchronise the clock (timedatectl set-ntp true / chronyc makestep; on EC2 the Amazon Time Sync "
         "Service at 169.254.169.123)",
@@ -170,13 +172,13 @@ async def step_credentials(ctx: CheckContext, b: StepBuilder) -> bool:
             # botocore hides why the instance metadata service gave nothing: ask it, as botocore does
             better = await asyncio.to_thread(credential_failure, err, ctx.cfg.profile)
             err = better if better is not None else err
-        code = _CREDENTIAL_CAUSES.get(err.kind, "aws_error")
+        code = _CREDENTIAL_CAUSES.get(err.kind, CheckCause.AWS_ERROR)
         skew = _skew_from_error(exc, ctx)
         message = clip(err.message)
         if skew is not None and abs(skew) > SKEW_LIMIT_S:
             diag = clock_diagnosis(skew)
             diag.evidence.insert(0, message)
-            b.fail(message, diag.fix, cause="clock_skew")
+            b.fail(message, diag.fix, cause=CheckCause.CLOCK_SKEW)
             b.evidence.extend(diag.evidence)
             ctx.decide(diag, "inference")
             return False
@@ -201,8 +203,8 @@ def _timed_out(ctx: CheckContext, b: StepBuilder, service: str, exc: BaseExcepti
         "retry once AWS answers; if it keeps timing out, check the network path to AWS "
         "(proxy, VPC endpoint, firewall, AWS_ENDPOINT_URL)"
     )
-    b.fail(message, fix, cause="aws_timeout")
-    ctx.decide(Diagnosis("aws_timeout", fix=fix, evidence=[message]), "inference")
+    b.fail(message, fix, cause=CheckCause.AWS_TIMEOUT)
+    ctx.decide(Diagnosis(CheckCause.AWS_TIMEOUT, fix=fix, evidence=[message]), "inference")
     return False
 
 
@@ -232,10 +234,10 @@ async def step_discovery(ctx: CheckContext, b: StepBuilder) -> bool:
             cluster, b.own_ms = await asyncio.to_thread(_timed_resolve, ctx)
     except DiscoveryError as exc:
         code = {
-            "not_found": "cluster_not_found",
-            "access_denied": "discovery_denied",
-            "region_mismatch": "region_mismatch",
-        }.get(exc.kind, "aws_error")
+            "not_found": CheckCause.CLUSTER_NOT_FOUND,
+            "access_denied": CheckCause.DISCOVERY_DENIED,
+            CheckCause.REGION_MISMATCH: CheckCause.REGION_MISMATCH,
+        }.get(exc.kind, CheckCause.AWS_ERROR)
         message = clip(exc.message)
         b.fail(message, exc.hint, cause=code)
         ctx.decide(Diagnosis(code, fix=exc.hint or "", evidence=[message]), "inference")
@@ -244,7 +246,7 @@ async def step_discovery(ctx: CheckContext, b: StepBuilder) -> bool:
         if is_timeout(exc):
             return _timed_out(ctx, b, "RDS (describe-db-clusters / describe-db-instances)", exc)
         err = classify_aws_error(exc, cfg.profile)
-        code = _CREDENTIAL_CAUSES.get(err.kind, "aws_error")
+        code = _CREDENTIAL_CAUSES.get(err.kind, CheckCause.AWS_ERROR)
         b.fail(clip(err.message), err.hint, cause=code)
         ctx.decide(Diagnosis(code, fix=err.hint or "", evidence=[clip(err.message)]), "inference")
         return False
@@ -275,9 +277,9 @@ async def step_discovery(ctx: CheckContext, b: StepBuilder) -> bool:
             f"describe_db_{'clusters' if cluster.kind == 'aurora' else 'instances'}: "
             "IAMDatabaseAuthenticationEnabled = false"
         )
-        b.fail(detail, fix, cause="iam_auth_disabled")
+        b.fail(detail, fix, cause=CheckCause.IAM_AUTH_DISABLED)
         b.evidence.append(evidence)
-        ctx.suspect("discovery", Diagnosis("iam_auth_disabled", fix=fix, evidence=[evidence]))
+        ctx.suspect("discovery", Diagnosis(CheckCause.IAM_AUTH_DISABLED, fix=fix, evidence=[evidence]))
         return True  # still try: the login's refusal confirms it
     b.ok(detail)
     return True
@@ -298,7 +300,7 @@ def _token_concerns(ctx: CheckContext) -> list[Diagnosis]:
         )
         concerns.append(
             Diagnosis(
-                "token_host_mismatch",
+                CheckCause.TOKEN_HOST_MISMATCH,
                 f"the token is signed for {token.host}:{token.port}, a local/tunnel address: RDS checks the "
                 "signed host:port against its endpoint name and port",
                 fix,
@@ -308,7 +310,7 @@ def _token_concerns(ctx: CheckContext) -> list[Diagnosis]:
     elif tunnel is not None and token.port == tunnel[1] and token.port != 5432:
         concerns.append(
             Diagnosis(
-                "token_host_mismatch",
+                CheckCause.TOKEN_HOST_MISMATCH,
                 f"the token is signed for port {token.port}, the tunnel's local port; RDS expects the "
                 "endpoint's own port",
                 "set port = 5432 (the endpoint's port) and local_port = the tunnel's port",
@@ -319,7 +321,7 @@ def _token_concerns(ctx: CheckContext) -> list[Diagnosis]:
     if host_region and host_region != token.region:
         concerns.append(
             Diagnosis(
-                "region_mismatch",
+                CheckCause.REGION_MISMATCH,
                 f"the token is signed for region {token.region}, but the endpoint is in {host_region}",
                 f'set region = "{host_region}" for this cluster in the config',
                 [f"endpoint {token.host} names region {host_region}; token region {token.region}"],
@@ -346,14 +348,14 @@ async def step_token(ctx: CheckContext, b: StepBuilder) -> bool:
             make_token, ctx.session, ctx.endpoint, ctx.port, cfg.user, ctx.region
         )
     except AwsCredentialError as exc:
-        code = _CREDENTIAL_CAUSES.get(exc.kind, "token_error")
+        code = _CREDENTIAL_CAUSES.get(exc.kind, CheckCause.TOKEN_ERROR)
         b.fail(clip(exc.message), exc.hint, cause=code)
         ctx.decide(Diagnosis(code, fix=exc.hint or "", evidence=[clip(exc.message)]), "inference")
         return False
     except DiscoveryError as exc:  # asked to sign for a region the endpoint contradicts: nothing was signed
         message = clip(exc.message)
-        b.fail(message, exc.hint, cause="region_mismatch")
-        ctx.decide(Diagnosis("region_mismatch", fix=exc.hint or "", evidence=[message]), "inference")
+        b.fail(message, exc.hint, cause=CheckCause.REGION_MISMATCH)
+        ctx.decide(Diagnosis(CheckCause.REGION_MISMATCH, fix=exc.hint or "", evidence=[message]), "inference")
         return False
     token = ctx.token
     lifetime = (token.expires_at - token.issued_at).total_seconds()

@@ -11,6 +11,7 @@ from pgiam_tui.diagnose.context import CheckContext
 from pgiam_tui.diagnose.result import StepBuilder
 from pgiam_tui.fixquote import shell_word, sql_ident
 from pgiam_tui.textsafe import clip
+from pgiam_tui.vocabulary import CheckCause
 
 APPLICATION_NAME = "pgiam-tui check"
 
@@ -100,13 +101,15 @@ async def step_authentication(ctx: CheckContext, b: StepBuilder) -> bool:
             ctx.password = await asyncio.to_thread(get_password, cfg.name)
         except SecretStoreError as exc:
             fix = f"pgiam-tui password set {shell_word(cfg.name)}"
-            b.fail(clip(str(exc)), fix, cause="config_invalid")
-            ctx.decide(Diagnosis("config_invalid", clip(str(exc)), fix))
+            b.fail(clip(str(exc)), fix, cause=CheckCause.CONFIG_INVALID)
+            ctx.decide(Diagnosis(CheckCause.CONFIG_INVALID, clip(str(exc)), fix))
             return False
         if ctx.password is None:
             fix = f"pgiam-tui password set {shell_word(cfg.name)}"
-            b.fail("no password stored in the OS keyring for this cluster", fix, cause="config_invalid")
-            ctx.decide(Diagnosis("config_invalid", "no password stored for this cluster", fix))
+            b.fail(
+                "no password stored in the OS keyring for this cluster", fix, cause=CheckCause.CONFIG_INVALID
+            )
+            ctx.decide(Diagnosis(CheckCause.CONFIG_INVALID, "no password stored for this cluster", fix))
             return False
     elif ctx.token is None:
         b.skip("not tried: no token")
@@ -145,7 +148,7 @@ async def _explain_refusal(
     elif state == "28P01" or "password authentication failed" in low:
         if cfg.auth == "iam":
             diag = Diagnosis(
-                "not_in_rds_iam",
+                CheckCause.NOT_IN_RDS_IAM,
                 f"{cfg.user} is not a member of rds_iam: the server asked for an ordinary password check "
                 "(SQLSTATE 28P01) instead of IAM (PAM)",
                 f"GRANT rds_iam TO {sql_ident(cfg.user)};  (as a user with the rds_superuser role)",
@@ -153,21 +156,21 @@ async def _explain_refusal(
             )
         else:
             diag = Diagnosis(
-                "auth_failed",
+                CheckCause.AUTH_FAILED,
                 "the password was refused",
                 f"pgiam-tui password set {shell_word(cfg.name)} (or check whether {cfg.user} is in rds_iam: "
                 "members cannot log in with a password)",
             )
     elif state == "3D000":
         diag = Diagnosis(
-            "database_missing",
+            CheckCause.DATABASE_MISSING,
             f"database {cfg.database!r} does not exist on the server",
             f'set database = an existing one (e.g. "postgres") for {cfg.name} in the config, '
             f"or CREATE DATABASE {sql_ident(cfg.database)}",
         )
     elif 'role "' in low and "does not exist" in low:
         diag = Diagnosis(
-            "user_missing",
+            CheckCause.USER_MISSING,
             f"database user {cfg.user!r} does not exist",
             f"CREATE ROLE {sql_ident(cfg.user)} LOGIN; GRANT rds_iam TO {sql_ident(cfg.user)};"
             if cfg.auth == "iam"
@@ -175,25 +178,25 @@ async def _explain_refusal(
         )
     elif "certificate" in low or "ssl" in low:
         diag = Diagnosis(
-            "tls_error",
+            CheckCause.TLS_ERROR,
             f"libpq's TLS setup failed: {message}",
             "check sslmode and sslrootcert (the RDS CA bundle)",
         )
     elif "server closed the connection" in low or state == "57P03" or "connection refused" in low:
         diag = Diagnosis(
-            "server_unavailable",
+            CheckCause.SERVER_UNAVAILABLE,
             fix="check the instance status (aws rds describe-db-instances) and its events; "
             "retry when available",
         )
     elif "timeout" in low:
         diag = Diagnosis(
-            "connect_error",
+            CheckCause.CONNECT_ERROR,
             f"the login timed out: {message}",
             "raise connect_timeout_s or check the network/tunnel latency",
         )
     else:
         diag = Diagnosis(
-            "auth_failed" if (state or "").startswith("28") else "connect_error",
+            CheckCause.AUTH_FAILED if (state or "").startswith("28") else CheckCause.CONNECT_ERROR,
             fix="read the server's message above",
         )
     diag.evidence.insert(0, f"server: {message}")
@@ -220,8 +223,8 @@ async def step_session(ctx: CheckContext, b: StepBuilder) -> bool:
             hidden_row = await cur.fetchone()
     except psycopg.Error as exc:
         message = _server_message(exc, (ctx.token.value if ctx.token else None, ctx.password))
-        b.fail(message, "check the user's privileges", cause="session_error")
-        ctx.decide(Diagnosis("session_error", evidence=[message]), "inference")
+        b.fail(message, "check the user's privileges", cause=CheckCause.SESSION_ERROR)
+        ctx.decide(Diagnosis(CheckCause.SESSION_ERROR, evidence=[message]), "inference")
         return False
     finally:
         ctx.conn = None
@@ -241,10 +244,12 @@ async def step_session(ctx: CheckContext, b: StepBuilder) -> bool:
             f"{hidden} of {others} other sessions show query text '<insufficient privilege>'",
         ]
         b.fail(
-            f"{detail}; not in pg_monitor: other users' query text is hidden", fix, cause="pg_monitor_missing"
+            f"{detail}; not in pg_monitor: other users' query text is hidden",
+            fix,
+            cause=CheckCause.PG_MONITOR_MISSING,
         )
         b.evidence.extend(evidence)
-        ctx.decide(Diagnosis("pg_monitor_missing", fix=fix, evidence=evidence), "inference")
+        ctx.decide(Diagnosis(CheckCause.PG_MONITOR_MISSING, fix=fix, evidence=evidence), "inference")
         return False
     hint = None
     if cfg.auth == "iam" and has_rds_iam_role and not in_rds_iam:

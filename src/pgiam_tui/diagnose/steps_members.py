@@ -16,6 +16,7 @@ from pgiam_tui.diagnose.context import CheckContext
 from pgiam_tui.diagnose.probe import is_ip, resolve, tcp_connect, tls_probe
 from pgiam_tui.diagnose.result import StepBuilder
 from pgiam_tui.textsafe import clip
+from pgiam_tui.vocabulary import CheckCause
 
 if TYPE_CHECKING:
     from pgiam_tui.aws.discovery import ResolvedInstance
@@ -26,7 +27,7 @@ class MemberOutcome:
     """How logging in to one member went."""
 
     instance: ResolvedInstance
-    cause: str | None  # None: logged in
+    cause: CheckCause | None  # None: logged in
     message: str
     ms: float
 
@@ -38,7 +39,7 @@ async def _member(ctx: CheckContext, inst: ResolvedInstance) -> MemberOutcome:
     cfg = ctx.cfg
     started = time.perf_counter()
 
-    def done(cause: str | None, message: str) -> MemberOutcome:
+    def done(cause: CheckCause | None, message: str) -> MemberOutcome:
         return MemberOutcome(inst, cause, message, (time.perf_counter() - started) * 1000.0)
 
     addr = inst.connect_host or inst.endpoint
@@ -46,15 +47,15 @@ async def _member(ctx: CheckContext, inst: ResolvedInstance) -> MemberOutcome:
         if not is_ip(addr):
             addr = (await asyncio.to_thread(resolve, addr, inst.connect_port))[0]
     except OSError as exc:
-        return done("dns_failure", f"{addr} does not resolve: {clip(str(exc))}")
+        return done(CheckCause.DNS_FAILURE, f"{addr} does not resolve: {clip(str(exc))}")
     try:
         sock = await asyncio.to_thread(tcp_connect, addr, inst.connect_port, cfg.connect_timeout_s)
     except ConnectionRefusedError:
-        return done("tcp_refused", f"{addr}:{inst.connect_port} refused the connection")
+        return done(CheckCause.TCP_REFUSED, f"{addr}:{inst.connect_port} refused the connection")
     except TimeoutError:
-        return done("tcp_timeout", f"{addr}:{inst.connect_port} timed out")
+        return done(CheckCause.TCP_TIMEOUT, f"{addr}:{inst.connect_port} timed out")
     except OSError as exc:
-        return done("tcp_unreachable", f"{addr}:{inst.connect_port}: {clip(str(exc))}")
+        return done(CheckCause.TCP_UNREACHABLE, f"{addr}:{inst.connect_port}: {clip(str(exc))}")
     if cfg.sslmode != "disable":
         tls = await asyncio.to_thread(
             tls_probe, sock, addr=addr, port=inst.connect_port, server_name=inst.endpoint,
@@ -87,12 +88,12 @@ async def _member(ctx: CheckContext, inst: ResolvedInstance) -> MemberOutcome:
     except (psycopg.Error, OSError) as exc:
         message = clip(one_line(scrub(str(exc), secret)), 300)
         low = message.lower()
-        cause = "auth_failed" if "authentication failed" in low else "connect_error"
+        cause = CheckCause.AUTH_FAILED if "authentication failed" in low else CheckCause.CONNECT_ERROR
         return done(cause, message)
     try:
         await conn.execute("select 1")
     except psycopg.Error as exc:
-        return done("session_error", clip(one_line(scrub(str(exc), secret)), 300))
+        return done(CheckCause.SESSION_ERROR, clip(one_line(scrub(str(exc), secret)), 300))
     finally:
         await conn.close()
     return done(None, "logged in")
@@ -107,7 +108,9 @@ async def _safe_member(ctx: CheckContext, inst: ResolvedInstance) -> MemberOutco
         from pgiam_tui.aws.errors import AwsCredentialError
 
         message = exc.message if isinstance(exc, AwsCredentialError) else type(exc).__name__
-        return MemberOutcome(inst, "connect_error", clip(message), (time.perf_counter() - started) * 1000.0)
+        return MemberOutcome(
+            inst, CheckCause.CONNECT_ERROR, clip(message), (time.perf_counter() - started) * 1000.0
+        )
 
 
 async def step_members(ctx: CheckContext, b: StepBuilder) -> bool:
@@ -149,7 +152,7 @@ async def step_members(ctx: CheckContext, b: StepBuilder) -> bool:
     b.evidence.extend(lines)
     ctx.decide(
         Diagnosis(
-            first.cause or "connect_error",
+            first.cause or CheckCause.CONNECT_ERROR,
             f"member {first.instance.role} {first.instance.id}: {first.message}",
             fix,
             lines,

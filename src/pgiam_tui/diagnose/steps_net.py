@@ -10,6 +10,7 @@ from pgiam_tui.diagnose.context import CheckContext
 from pgiam_tui.diagnose.probe import is_ip, resolve, tcp_connect, tls_probe
 from pgiam_tui.diagnose.result import StepBuilder
 from pgiam_tui.textsafe import clip
+from pgiam_tui.vocabulary import CheckCause
 
 RDS_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 
@@ -27,8 +28,8 @@ async def step_address(ctx: CheckContext, b: StepBuilder) -> bool:
             except OSError as exc:
                 text = f"tunnel address {addr} does not resolve: {clip(str(exc))}"
                 fix = "set hostaddr to the tunnel's local address (e.g. 127.0.0.1)"
-                b.fail(text, fix, cause="dns_failure")
-                ctx.decide(Diagnosis("dns_failure", text, fix, [text]), "inference")
+                b.fail(text, fix, cause=CheckCause.DNS_FAILURE)
+                ctx.decide(Diagnosis(CheckCause.DNS_FAILURE, text, fix, [text]), "inference")
                 return False
             addr = found[0]
         ctx.connect_addr = addr
@@ -51,9 +52,9 @@ async def step_address(ctx: CheckContext, b: StepBuilder) -> bool:
             "check the endpoint name and your DNS/VPN; private RDS endpoints resolve only inside their VPC: "
             'from outside, open a tunnel and set hostaddr = "127.0.0.1" and local_port in the config'
         )
-        b.fail(text, fix, cause="dns_failure")
+        b.fail(text, fix, cause=CheckCause.DNS_FAILURE)
         b.evidence.append(text)
-        ctx.decide(Diagnosis("dns_failure", fix=fix, evidence=[text]), "inference")
+        ctx.decide(Diagnosis(CheckCause.DNS_FAILURE, fix=fix, evidence=[text]), "inference")
         return False
     ctx.connect_addr = addresses[0]
     b.ok(f"{endpoint} resolves to {', '.join(addresses)}")
@@ -77,7 +78,7 @@ async def step_tcp(ctx: CheckContext, b: StepBuilder) -> bool:
             if ctx.tunnel
             else "check the port and that the instance is available (aws rds describe-db-instances)"
         )
-        return _tcp_fail(ctx, b, "tcp_refused", text, fix)
+        return _tcp_fail(ctx, b, CheckCause.TCP_REFUSED, text, fix)
     except TimeoutError:
         text = f"connection to {where} timed out after {timeout:g} s"
         fix = (
@@ -86,20 +87,20 @@ async def step_tcp(ctx: CheckContext, b: StepBuilder) -> bool:
             else "allow this client in the DB security group (inbound TCP on the port) and check network "
             "ACLs/routes; a private cluster is reachable only from its VPC (use a tunnel)"
         )
-        return _tcp_fail(ctx, b, "tcp_timeout", text, fix)
+        return _tcp_fail(ctx, b, CheckCause.TCP_TIMEOUT, text, fix)
     except OSError as exc:
         if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
             return _tcp_fail(
                 ctx,
                 b,
-                "tcp_unreachable",
+                CheckCause.TCP_UNREACHABLE,
                 f"{where} is unreachable: {clip(exc.strerror or str(exc))}",
                 "check routes/VPN to the cluster's VPC, or use a tunnel",
             )
         return _tcp_fail(
             ctx,
             b,
-            "tcp_unreachable",
+            CheckCause.TCP_UNREACHABLE,
             f"connection to {where} failed: {clip(str(exc))}",
             "check the address and the network path",
         )
@@ -107,7 +108,7 @@ async def step_tcp(ctx: CheckContext, b: StepBuilder) -> bool:
     return True
 
 
-def _tcp_fail(ctx: CheckContext, b: StepBuilder, code: str, text: str, fix: str) -> bool:
+def _tcp_fail(ctx: CheckContext, b: StepBuilder, code: CheckCause, text: str, fix: str) -> bool:
     b.fail(text, fix, cause=code)
     b.evidence.append(text)
     ctx.decide(Diagnosis(code, fix=fix, evidence=[text]), "inference")
@@ -157,7 +158,7 @@ async def step_tls(ctx: CheckContext, b: StepBuilder) -> bool:
             hint = 'use sslmode = "verify-full" so the server\'s identity is checked'
         b.ok(f"{outcome.protocol}, cipher {outcome.cipher}; {outcome.verified}", hint)
         return True
-    if outcome.failure == "tls_refused" and cfg.sslmode in ("allow", "prefer"):
+    if outcome.failure == CheckCause.TLS_REFUSED and cfg.sslmode in ("allow", "prefer"):
         b.ok(
             f"server refused TLS; sslmode = {cfg.sslmode} goes on without it",
             "IAM authentication on RDS needs TLS",
@@ -168,7 +169,7 @@ async def step_tls(ctx: CheckContext, b: StepBuilder) -> bool:
     evidence = [f"TLS: {message}"]
     if outcome.ca_subjects:
         evidence.append(f"CA bundle {bundle} holds: " + "; ".join(outcome.ca_subjects[:5]))
-    if outcome.failure == "hostname_mismatch":
+    if outcome.failure == CheckCause.HOSTNAME_MISMATCH:
         covered = ", ".join(outcome.peer_names) or "(could not read)"
         evidence.append(f"the certificate covers: {covered}")
         text = f"the certificate does not cover {ctx.endpoint}"
@@ -176,7 +177,7 @@ async def step_tls(ctx: CheckContext, b: StepBuilder) -> bool:
             "connect with host = the RDS endpoint name the certificate covers; for a tunnel keep endpoint as "
             "the host and put the tunnel in hostaddr/local_port"
         )
-        host_concern = ctx.suspected("token_host_mismatch")
+        host_concern = ctx.suspected(CheckCause.TOKEN_HOST_MISMATCH)
         if host_concern is not None:
             # Connecting "to 127.0.0.1" breaks TLS first; the root cause is the same misconfigured tunnel.
             fix = host_concern.fix
@@ -192,32 +193,32 @@ async def step_tls(ctx: CheckContext, b: StepBuilder) -> bool:
             diag = Diagnosis(host_concern.code, host_concern.text, fix, [*host_concern.evidence, *evidence])
             b.fail(f"{text} (certificate for {covered})", diag.fix, cause=diag.code)
         else:
-            diag = Diagnosis("hostname_mismatch", text, fix, evidence)
-            b.fail(f"{text} (certificate for {covered})", fix, cause="hostname_mismatch")
-    elif outcome.failure in ("untrusted_ca", "ca_file"):
+            diag = Diagnosis(CheckCause.HOSTNAME_MISMATCH, text, fix, evidence)
+            b.fail(f"{text} (certificate for {covered})", fix, cause=CheckCause.HOSTNAME_MISMATCH)
+    elif outcome.failure in (CheckCause.UNTRUSTED_CA, CheckCause.CA_FILE):
         text = (
             f"the server's certificate is not signed by a CA in {bundle}"
-            if outcome.failure == "untrusted_ca"
+            if outcome.failure == CheckCause.UNTRUSTED_CA
             else f"the CA bundle {bundle} cannot be used"
         )
         fix = f"download the RDS CA bundle ({RDS_BUNDLE_URL}) and set sslrootcert to it"
         diag = Diagnosis(outcome.failure, text, fix, evidence)
         b.fail(f"{text}: {message}", fix, cause=outcome.failure)
-    elif outcome.failure == "cert_expired":
+    elif outcome.failure == CheckCause.CERT_EXPIRED:
         fix = (
             "the server certificate is outside its validity: rotate the instance's CA (aws rds modify-db-"
             "instance --ca-certificate-identifier ...) or fix the local clock"
         )
-        diag = Diagnosis("cert_expired", fix=fix, evidence=evidence)
-        b.fail(message, fix, cause="cert_expired")
-    elif outcome.failure == "tls_refused":
+        diag = Diagnosis(CheckCause.CERT_EXPIRED, fix=fix, evidence=evidence)
+        b.fail(message, fix, cause=CheckCause.CERT_EXPIRED)
+    elif outcome.failure == CheckCause.TLS_REFUSED:
         fix = "the server does not offer TLS: check you reached PostgreSQL (not another service / tunnel)"
-        diag = Diagnosis("tls_refused", fix=fix, evidence=evidence)
-        b.fail(message, fix, cause="tls_refused")
+        diag = Diagnosis(CheckCause.TLS_REFUSED, fix=fix, evidence=evidence)
+        b.fail(message, fix, cause=CheckCause.TLS_REFUSED)
     else:
         fix = "check that the address reaches PostgreSQL and the TLS settings (sslmode, sslrootcert)"
-        diag = Diagnosis("tls_error", fix=fix, evidence=evidence)
-        b.fail(message, fix, cause="tls_error")
+        diag = Diagnosis(CheckCause.TLS_ERROR, fix=fix, evidence=evidence)
+        b.fail(message, fix, cause=CheckCause.TLS_ERROR)
     b.evidence.extend(diag.evidence)
     ctx.decide(diag, "inference")
     return False

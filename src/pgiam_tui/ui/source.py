@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pgiam_tui.model import ClusterSnapshot, ConnEvent, EventKind, SessionRow
+from pgiam_tui.vocabulary import CheckCause
 
 if TYPE_CHECKING:
     from pgiam_tui.config import Config
@@ -44,7 +45,7 @@ class CheckView:
     cluster: str
     ok: bool
     steps: tuple[CheckStepView, ...]
-    cause: str | None = None  # the cause code (or, from canned data, its sentence)
+    cause: CheckCause | None = None
     fix: str | None = None
     cause_text: str | None = None  # the sentence `pgiam-tui check` prints
     evidence: tuple[str, ...] = ()
