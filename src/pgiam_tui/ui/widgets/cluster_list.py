@@ -374,9 +374,17 @@ class ClusterList(DataTable[Text]):
         self.refresh_line(0)
 
     def on_key(self, event: events.Key) -> None:
-        """While jumping: name characters and Backspace edit the name, Enter / Esc / any other key end it."""
+        """`'` starts a jump; while jumping, name characters and Backspace edit the name, Enter / Esc / any
+        other key end it.
+
+        `'` is handled here, not only by its binding: a binding's action runs after the keys already queued,
+        so letters typed quickly after it (or pasted) would miss the jump and act as keys of their own."""
         jump = self.jump
         if jump is None:
+            if event.key == "apostrophe":
+                event.stop()
+                event.prevent_default()
+                self.action_start_jump()
             return
         outcome = jump.key(event.key, event.character)
         if outcome.consumed:
