@@ -354,6 +354,9 @@ def main() -> int:
     if shutil.which("tmux") is None or not (BIN / "pg_activity").exists():
         raise SystemExit("bench_peers needs tmux and pg_activity (make bench installs the bench extra)")
     compile_sources()
+    # a session that lives as long as the bench: tmux's server exits with its last session, and a pane
+    # opened just then ("server exited unexpectedly") would fail the run
+    subprocess.run([*TMUX, "new-session", "-d", "-s", "keeper", "sleep 86400"], check=True, timeout=30)
     load_start, started_at = load_average(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     work = Path(tempfile.mkdtemp(prefix="bench-peers-"))
     rows: list[str] = []

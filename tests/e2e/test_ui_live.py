@@ -131,7 +131,8 @@ async def test_live_activity_events_iam_and_switching(sandbox: Sandbox, tmp_path
         def check_text() -> str:
             return " ".join(lines(app.screen.query_one("#check-body")))
 
-        await wait_for(pilot, "the check to finish", lambda: "running…" not in check_text())
+        # while it runs, the modal's text starts with "… NAME: checking" (each step says what it does)
+        await wait_for(pilot, "the check to finish", lambda: not check_text().startswith("…"))
         assert f"✔ {second}: connected" in check_text(), check_text()
         await pilot.press("escape")
         await pilot.press("q")

@@ -129,7 +129,9 @@ class Sandbox:
             raise SandboxError(f"cannot write to {self.root}: {exc.strerror or exc}") from None
 
     def _start(self) -> None:
-        from pgiam_sandbox import postgres
+        from pgiam_sandbox import postgres, shared_loader
+
+        shared_loader.install()  # before moto's imports: they make boto3 sessions of their own
 
         bindir = postgres.find_pg_bindir(self.pg_bindir)  # SandboxError when there is none
         specs = fake_aws.default_specs(self.cluster_count)
@@ -142,7 +144,10 @@ class Sandbox:
             max_servers=self.max_servers,
         )
         # Bind the fixed-port parts first: a busy port is reported before anything slow has started.
-        self._moto = fake_aws.MotoServer(LISTEN_HOST, self._aws_port, log_file=self.moto_log)
+        switches = self.switches
+        self._moto = fake_aws.MotoServer(
+            LISTEN_HOST, self._aws_port, log_file=self.moto_log, stalled=lambda: switches.aws_stalled
+        )
         self._moto.start()
         self.endpoint_url = self._moto.url
         self.imds = ImdsServer(self.mgmt_account_id, port=self._imds_port)

@@ -15,6 +15,7 @@ import socket
 import string
 import threading
 import time
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,13 @@ class RequestCounter:
         with self._lock:
             self._counts[key] = self._counts.get(key, 0) + 1
 
+    @staticmethod
+    def service_of(authorization: str) -> str | None:
+        """The service of a SigV4 Authorization header's credential scope ("rds", "logs", ...), or None."""
+        _, found, rest = authorization.partition("Credential=")
+        parts = rest.split(",", 1)[0].split("/") if found else []
+        return parts[3] if len(parts) >= 4 else None
+
     def snapshot(self) -> dict[tuple[str, str, str], int]:
         """The counts so far."""
         with self._lock:
@@ -72,8 +80,17 @@ class MotoServer:
     top of it stay readable, and real errors are still there to read. `errors` counts them.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, log_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        log_file: Path | None = None,
+        stalled: Callable[[], Collection[str]] | None = None,
+    ) -> None:
         self.host = host
+        # the AWS stall switch: services ("rds", "logs", "*" for all) whose requests get no answer meanwhile
+        self.stalled = stalled
         self.requested_port = port
         self.port = 0
         self.log_file = log_file
@@ -117,8 +134,13 @@ class MotoServer:
         moto_app = DomainDispatcherApplication(create_backend_app)
         counter = self.requests
 
+        stalled = self.stalled
+
         def app(environ: dict[str, Any], start_response: Any) -> Any:
-            counter.count(environ.get("HTTP_AUTHORIZATION", ""))
+            authorization = environ.get("HTTP_AUTHORIZATION", "")
+            if stalled is not None:
+                _hold_while_stalled(stalled, RequestCounter.service_of(authorization))
+            counter.count(authorization)
             return moto_app(environ, start_response)
 
         try:
@@ -163,6 +185,13 @@ class MotoServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+
+
+def _hold_while_stalled(stalled: Callable[[], Collection[str]], service: str | None) -> None:
+    """Hold a request (its werkzeug thread) while the switch stalls its service: the client sees AWS
+    accept the request and not answer, until its read timeout or the end of the stall."""
+    while (services := stalled()) and ("*" in services or service in services):
+        time.sleep(0.05)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ import threading
 import time
 from pathlib import Path
 
+from pgiam_sandbox import template_cache
 from pgiam_sandbox.errors import SandboxError
 from pgiam_sandbox.pg_datadir import (
     copy_data_dir,
@@ -144,12 +145,17 @@ class LocalPostgres:
     def init_template(cls, template_dir: Path, *, bindir: Path | None = None) -> LocalPostgres:
         """initdb into ``template_dir``, configure, start, load seed.sql, stop; return the stopped server.
 
-        An existing ``template_dir`` is replaced. Takes a few seconds (initdb dominates).
+        An existing ``template_dir`` is replaced. Takes a few seconds (initdb dominates), or a copy of the
+        same template an earlier run made (template_cache.py).
         """
         bindir = bindir if bindir is not None else find_pg_bindir()
         user = run_as()
         check_reachable(bindir, user)
         reap_orphans()
+        cached = template_cache.lookup(bindir, user)
+        if cached is not None:  # this very template, made by an earlier run: a copy instead of seconds
+            with contextlib.suppress(SandboxError):
+                return cls.clone(cached, Path(template_dir), bindir=bindir)
         real_dir, owned_base = initdb(Path(template_dir), bindir, user, ADMIN_USER)
         server = cls(real_dir, bindir=bindir, requested_dir=Path(template_dir), owned_base=owned_base)
         try:
@@ -159,6 +165,7 @@ class LocalPostgres:
             server.cleanup()
             raise
         server.stop()
+        template_cache.store(real_dir, bindir, user)
         # The template never serves: forget the port so clones (and a later start) pick their own.
         server.port = None
         server._auto_port = True

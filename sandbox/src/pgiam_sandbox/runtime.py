@@ -53,6 +53,7 @@ class Runtime:
         self.diagnostic_log = diagnostic_log
         self.servers: dict[str, Any] = {}  # instance id -> LocalPostgres
         self._template: Any = None
+        self._cloned: list[Any] = []  # every server copied from the template, started or not
         self._front_doors: list[Any] = []
         self._log_sinks: list[Any] = []
         self._verifier: Any = None
@@ -76,20 +77,24 @@ class Runtime:
         self._template = LocalPostgres.init_template(pg_root / "_template", bindir=self.bindir)
         wanted = [pair for spec in specs for pair in instance_ids(spec)]
         plan = plan_servers(wanted, self.max_servers)
-        by_slot: dict[str, Any] = {}
-        for instance_id, _read_only in wanted:
-            slot = plan[instance_id]
-            if slot.name not in by_slot:
-                server = LocalPostgres.clone(self._template, pg_root / slot.name, read_only=slot.read_only)
-                if self.sessions:
-                    server.max_connections = headroom(self.sessions)
-                by_slot[slot.name] = server
-            with self._lock:
-                self.servers[instance_id] = by_slot[slot.name]
-        # Starting waits for "ready to accept connections": overlap those waits.
+        slots = {plan[instance_id].name: plan[instance_id] for instance_id, _read_only in wanted}
+
+        def clone_and_start(slot: Any) -> Any:
+            server = LocalPostgres.clone(self._template, pg_root / slot.name, read_only=slot.read_only)
+            if self.sessions:
+                server.max_connections = headroom(self.sessions)
+            with self._lock:  # known before it starts: stop() stops it even if a sibling fails
+                self._cloned.append(server)
+            server.start()
+            return server
+
+        # Copies (cp) and starts (waiting for "ready to accept connections") of every server overlap.
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-pg") as pool:
-            for future in [pool.submit(s.start) for s in by_slot.values()]:
-                future.result()
+            futures = {name: pool.submit(clone_and_start, slot) for name, slot in slots.items()}
+            by_slot = {name: future.result() for name, future in futures.items()}
+        for instance_id, _read_only in wanted:
+            with self._lock:
+                self.servers[instance_id] = by_slot[plan[instance_id].name]
         if self.sessions:
             self._idle = IdleSessions()
             for server in by_slot.values():
@@ -298,7 +303,9 @@ class Runtime:
             except Exception as exc:
                 errors.append(f"idle sessions: {exc}")
             self._idle = None
-        servers = self.unique_servers()
+        with self._lock:
+            cloned, self._cloned = self._cloned, []
+        servers = list({id(s): s for s in [*self.unique_servers(), *cloned]}.values())
         if self._template is not None:
             servers.append(self._template)
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-pg-stop") as pool:

@@ -88,9 +88,13 @@ class Switches:
         # instance ids whose relayed sessions are reset (TCP RST) when the client sends anything after the
         # login, i.e. mid-query: the query is never answered and the socket dies under the client
         self.reset_mid_query: set[str] = set()
+        # AWS services ("rds", "logs", "iam", "sts", "monitoring", ...; "*": all) whose requests moto's server
+        # holds without an answer: an AWS stall as the client sees it (until its read timeout or the end)
+        self.aws_stalled: set[str] = set()
 
     def __repr__(self) -> str:
         return (
             f"Switches(latency_ms={self.latency_ms}, clock_skew_seconds={self.clock_skew_seconds}, "
-            f"throttle_per_second={self.throttle_per_second}, reset_mid_query={sorted(self.reset_mid_query)})"
+            f"throttle_per_second={self.throttle_per_second}, "
+            f"reset_mid_query={sorted(self.reset_mid_query)}, aws_stalled={sorted(self.aws_stalled)})"
         )

@@ -15,13 +15,12 @@ import botocore.exceptions as bx
 import botocore.httpsession
 import botocore.session
 
-from pgiam_tui.aws.errors import AwsCredentialError, classify_aws_error
+from pgiam_tui.aws.errors import AwsCredentialError, classify_aws_error, is_timeout
 from pgiam_tui.aws.profile_dry_run import dry_run
 
 __all__ = ["credential_failure", "imds_reason", "is_timeout"]
 
 _CREDENTIAL_KINDS = frozenset({"unknown_profile", "sso_expired", "imds_unreachable", "no_credentials"})
-_TIMEOUTS = (bx.ConnectTimeoutError, bx.ReadTimeoutError, TimeoutError)
 _BOTOCORE_CREDENTIAL_ERRORS = (
     bx.NoCredentialsError,
     bx.CredentialRetrievalError,
@@ -31,18 +30,6 @@ _BOTOCORE_CREDENTIAL_ERRORS = (
     bx.TokenRetrievalError,
     bx.InvalidConfigError,
 )
-
-
-def is_timeout(exc: BaseException) -> bool:
-    """True for a botocore connect/read timeout, also when wrapped (__cause__/__context__)."""
-    seen: BaseException | None = exc
-    for _ in range(5):
-        if seen is None:
-            return False
-        if isinstance(seen, _TIMEOUTS):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _imds_settings(profile: str | None) -> tuple[str, float]:

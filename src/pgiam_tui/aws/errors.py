@@ -43,6 +43,59 @@ def aws_error_code(exc: BaseException) -> str | None:
     return str(code) if code else None
 
 
+_TIMEOUTS = (bx.ConnectTimeoutError, bx.ReadTimeoutError, TimeoutError)
+_DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "UnauthorizedAccess",
+        "AuthorizationError",
+    }
+)
+_THROTTLED_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown"}
+)
+#: The fix of any AWS read that timed out: a timeout says nothing about permissions.
+AWS_TIMEOUT_FIX = (
+    "AWS did not answer in time (a timeout, not a missing permission): read again at the next refresh; "
+    "if it keeps timing out, check the network path to AWS (proxy, VPC endpoint, firewall, AWS_ENDPOINT_URL)"
+)
+AWS_UNREACHABLE_FIX = (
+    "AWS could not be reached (nothing says a permission is missing): check the network path to AWS "
+    "(proxy, VPC endpoint, firewall, AWS_ENDPOINT_URL)"
+)
+AWS_THROTTLED_FIX = (
+    "AWS throttled the request: read again at the next refresh (aws_requests_per_minute paces it)"
+)
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """True for a botocore connect/read timeout or a TimeoutError, also when wrapped (cause or context)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, _TIMEOUTS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def aws_read_fix(exc: BaseException, permission_fix: str) -> str:
+    """The fix to show for an AWS read that failed with EXC: PERMISSION_FIX only when AWS answered with a
+    refusal (or another service error); a timeout, an unreachable endpoint or throttling get their own."""
+    if is_timeout(exc):
+        return AWS_TIMEOUT_FIX
+    code = aws_error_code(exc)
+    if code is None:
+        unreachable = isinstance(exc, bx.EndpointConnectionError | bx.ConnectionError | bx.HTTPClientError)
+        return AWS_UNREACHABLE_FIX if unreachable else permission_fix
+    if code in _THROTTLED_CODES:
+        return AWS_THROTTLED_FIX
+    return permission_fix
+
+
 def describe_aws_error(exc: BaseException) -> str:
     """One line naming an error: "Code: Message" for an AWS service error, else "ExceptionType: text".
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from pgiam_tui.aws.errors import describe_aws_error
+from pgiam_tui.aws.errors import aws_read_fix, describe_aws_error, is_timeout
 from pgiam_tui.aws.session import cached_client
 from pgiam_tui.collect.attempts import AttemptJoiner, failure_counts
 from pgiam_tui.collect.aws_threads import run_side_thread
@@ -215,17 +215,24 @@ class EventsCollector:
                 out.extend(self._parse(raw))
                 errors = getattr(main, "last_errors", None)
                 if errors:
+                    cause = getattr(main, "last_exception", None)
                     problems.append(
-                        _unreadable(FindingCode.EVENTS_UNREADABLE, self._source_kind, "; ".join(errors))
+                        _unreadable(
+                            FindingCode.EVENTS_UNREADABLE, self._source_kind, "; ".join(errors), cause
+                        )
                     )
             except Exception as exc:
-                problems.append(_unreadable(FindingCode.EVENTS_UNREADABLE, self._source_kind, _describe(exc)))
+                problems.append(
+                    _unreadable(FindingCode.EVENTS_UNREADABLE, self._source_kind, _describe(exc), exc)
+                )
         if self._iam is not None and session is not None:
             try:
                 for line in self._iam.poll(cached_client(session, "logs", region)):
                     out.append(parse_iam_line(line.text, fallback_time=line.time, instance=line.instance))
             except Exception as exc:
-                problems.append(_unreadable(FindingCode.IAM_LOG_UNREADABLE, "cloudwatch", _describe(exc)))
+                problems.append(
+                    _unreadable(FindingCode.IAM_LOG_UNREADABLE, "cloudwatch", _describe(exc), exc)
+                )
         return out, problems
 
     def _parse(self, raw: Iterable[RawLine]) -> list[ConnEvent]:
@@ -289,7 +296,11 @@ def _describe(exc: BaseException) -> str:
     return describe_aws_error(exc)
 
 
-def _unreadable(code: FindingCode, source: str | None, detail: str) -> Finding:
+def _unreadable(
+    code: FindingCode, source: str | None, detail: str, cause: BaseException | None = None
+) -> Finding:
+    """The finding for a log source that could not be read; its fix names a permission only when AWS
+    refused (a timeout is reported as a timeout: aws_read_fix)."""
     what = "connection log" if code == FindingCode.EVENTS_UNREADABLE else "iam-db-auth-error log"
     fixes = {
         "cloudwatch": "allow logs:FilterLogEvents on the log group to the cluster's profile, and check that "
@@ -297,9 +308,13 @@ def _unreadable(code: FindingCode, source: str | None, detail: str) -> Finding:
         "rds_logfile": "allow rds:DescribeDBLogFiles and rds:DownloadDBLogFilePortion to the profile",
         "file": "check log_file in profiles.toml and that the console may read it",
     }
+    fix = fixes.get(source or "", "")
+    timed_out = cause is not None and is_timeout(cause)
+    if cause is not None and source != "file":
+        fix = aws_read_fix(cause, fix)
     return Finding(
         severity="warning",
         code=code,
-        message=f"cannot read the {what} ({source or 'none'}): {detail}",
-        fix=fixes.get(source or "", ""),
+        message=f"cannot read the {what} ({source or 'none'}): {'timeout: ' if timed_out else ''}{detail}",
+        fix=fix,
     )

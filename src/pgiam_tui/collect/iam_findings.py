@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from pgiam_tui.aws.errors import AWS_TIMEOUT_FIX
 from pgiam_tui.aws.iam_read import AccessAdvice, IamInventory, IamReadError
 from pgiam_tui.aws.policy import (
     CONNECT_ACTION,
@@ -259,13 +260,11 @@ def build_snapshot(
         )
     elif iam_error is not None:
         who = f"profile {iam_profile}" if iam_profile else "the cluster's profile"
-        missing = iam_error.permission or iam_error.code
         add(
             "warning",
             FindingCode.IAM_UNREADABLE,
             f"cannot read IAM with {who}: {iam_error}",
-            f"allow {missing} to {who} (e.g. the SecurityAudit or IAMReadOnlyAccess managed policy), or set "
-            "iam_profile in profiles.toml to a profile that may read IAM",
+            _iam_fix(iam_error, who),
         )
 
     mon = by_name.get(ctx.monitor_user)
@@ -431,3 +430,17 @@ def _unused_findings(
                     "needed",
                     user,
                 )
+
+
+def _iam_fix(error: IamReadError, who: str) -> str:
+    """A permission fix only when AWS refused; a timeout (or any other failure) says what it was."""
+    if error.code == "Timeout":
+        return AWS_TIMEOUT_FIX
+    if error.code == "Profile":
+        return "check iam_profile in profiles.toml (`pgiam-tui profiles --resolve`)"
+    if error.denied or error.permission:
+        return (
+            f"allow {error.permission or error.code} to {who} (e.g. the SecurityAudit or IAMReadOnlyAccess "
+            "managed policy), or set iam_profile in profiles.toml to a profile that may read IAM"
+        )
+    return "read again at the next refresh; if it keeps failing, `pgiam-tui check` tells why"

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, LiteralString
 
 from pgiam_tui.aws.cloudtrail import lookup_assume_role_events
-from pgiam_tui.aws.errors import aws_error_code
+from pgiam_tui.aws.errors import aws_error_code, aws_read_fix, is_timeout
 from pgiam_tui.aws.iam_read import AccessAdvice, IamInventory, IamReadError, last_used_rds_db, read_inventory
 from pgiam_tui.aws.metrics import fetch_iam_metrics
 from pgiam_tui.aws.policy import (
@@ -162,7 +162,8 @@ class IamMappingCollector:
             self._iam_error = exc
         except Exception as exc:  # network, credentials: report as unreadable, keep going
             self._inventory = None
-            self._iam_error = IamReadError(f"{type(exc).__name__}: {exc}", code="Error", permission=None)
+            code = "Timeout" if is_timeout(exc) else "Error"  # a timeout is never a missing permission
+            self._iam_error = IamReadError(f"{type(exc).__name__}: {exc}", code=code, permission=None)
         self._iam_at = self._clock()
 
     def _read_advice(self, client: Any, arns: Iterable[str]) -> None:
@@ -196,7 +197,7 @@ class IamMappingCollector:
             code = aws_error_code(exc) or type(exc).__name__
             self._notes["metrics"] = Finding(
                 "info", FindingCode.METRICS_UNREADABLE, f"IamDbAuthConnection* metrics unreadable: {code}",
-                "allow cloudwatch:GetMetricData to the cluster's profile",
+                aws_read_fix(exc, "allow cloudwatch:GetMetricData to the cluster's profile"),
             )  # fmt: skip
         self._metrics_at = self._clock()
 
@@ -208,7 +209,7 @@ class IamMappingCollector:
             code = aws_error_code(exc) or type(exc).__name__
             self._notes["cloudtrail"] = Finding(
                 "info", FindingCode.CLOUDTRAIL_UNREADABLE, f"CloudTrail AssumeRole events unreadable: {code}",
-                "allow cloudtrail:LookupEvents to the cluster's profile",
+                aws_read_fix(exc, "allow cloudtrail:LookupEvents to the cluster's profile"),
             )  # fmt: skip
         self._trail_at = self._clock()
 

@@ -198,6 +198,7 @@ class RdsLogFileSource:
         self._files: dict[str, dict[str, _FileCursor]] = {}  # instance -> file name -> cursor
         self.truncations = 0  # pages RDS cut at 1 MB (counted for diagnostics)
         self.last_errors: list[str] = []
+        self.last_exception: Exception | None = None  # one of them (a timeout, a refusal: says which fix)
 
     def poll(self, client: Any) -> list[RawLine]:
         """New lines of every instance, in file order."""
@@ -211,6 +212,7 @@ class RdsLogFileSource:
                 errors.append(f"{inst}: {aws_error_code(exc) or type(exc).__name__}")
                 last_exc = exc
         self.last_errors = errors
+        self.last_exception = last_exc
         if last_exc is not None and len(errors) == len(self.instance_ids):
             raise last_exc
         return out

@@ -18,7 +18,7 @@ from pgiam_tui.advice import check_advice
 from pgiam_tui.aws.budget import apply_budget, note_account
 from pgiam_tui.aws.credential_failure import credential_failure
 from pgiam_tui.aws.discovery import ResolvedCluster, resolve_cluster
-from pgiam_tui.aws.errors import AwsCredentialError
+from pgiam_tui.aws.errors import AWS_TIMEOUT_FIX, AwsCredentialError, is_timeout
 from pgiam_tui.collect.aws_threads import run_side_thread
 from pgiam_tui.config import ClusterConfig
 from pgiam_tui.db.connection import utcnow
@@ -49,6 +49,8 @@ def aws_error(step: str, exc: BaseException, cfg: ClusterConfig) -> ErrorInfo:
     """ErrorInfo for a boto3-side failure, with the hint of AwsCredentialError / DiscoveryError if any."""
     message = one_line(scrub(str(exc) or type(exc).__name__))
     hint = getattr(exc, "hint", None)
+    if is_timeout(exc):  # a timeout is reported as one, whatever the step (never as a permission problem)
+        return ErrorInfo(step, f"timeout: {message}", AWS_TIMEOUT_FIX)
     if not isinstance(hint, str) or not hint:
         hint = (
             f"check the AWS profile {cfg.profile!r} (`pgiam-tui profiles --resolve`)"
@@ -91,7 +93,9 @@ async def discover(rt: ClusterRuntime, sessions: SessionSource) -> None:
         if failure is not None:
             rt.discovery = DiscoveryPart(rt.discovery.found, aws_error("credentials", failure, cfg))
         else:
-            step = "credentials" if isinstance(exc, AwsCredentialError) else "discovery"
+            # discovery wraps botocore's errors as credential errors; a timeout is discovery's own failure
+            credentials = isinstance(exc, AwsCredentialError) and not is_timeout(exc)
+            step = "credentials" if credentials else "discovery"
             rt.discovery = DiscoveryPart(rt.discovery.found, aws_error(step, exc, cfg))
     else:
         note_account(session, resolved.account_id)

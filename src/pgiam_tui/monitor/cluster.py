@@ -46,6 +46,7 @@ class ClusterRuntime:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one activity round at a time
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     discovered: asyncio.Event = field(default_factory=asyncio.Event)  # the first attempt has ended
+    first_round: asyncio.Event = field(default_factory=asyncio.Event)  # the first activity round has ended
     refresh_requested: bool = False
     last_round_end: float = 0.0
     task: asyncio.Task[None] | None = None

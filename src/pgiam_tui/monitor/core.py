@@ -56,6 +56,11 @@ DISCOVERY_REFRESH_S = 60.0  # members come and go, the IAM flag changes: one or 
 EVENTS_REFRESH_S = 10.0  # log reads (FilterLogEvents has the tightest quota: 5 per second per account)
 IAM_REFRESH_S = 30.0  # the roles query; the IAM collector paces its heavier AWS reads itself
 IDENTITY_REFRESH_S = 300.0
+# The AWS side parts (events, IAM, identity) let the first activity round go first, for at most this long:
+# on a new console, their clients' creation (service models parsed: CPU) and their threads would otherwise
+# compete with the round for the one interpreter and hold back the first rows; the IAM mapping also needs
+# the writer's session, which that round opens. A round stuck on a dead instance holds them no longer.
+FIRST_ROUND_HEAD_START_S = 2.0
 
 
 class Monitor:
@@ -281,18 +286,23 @@ class Monitor:
             await discover(rt, sessions)
             self._publish_update(rt)
 
-        async def do_events() -> None:
+        async def after_first_round() -> None:
             await rt.discovered.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(rt.first_round.wait(), FIRST_ROUND_HEAD_START_S)
+
+        async def do_events() -> None:
+            await after_first_round()
             await read_events(rt)
             self._publish_update(rt)
 
         async def do_iam() -> None:
-            await rt.discovered.wait()
+            await after_first_round()
             await read_iam(rt, sessions)
             self._publish_update(rt)
 
         async def do_identity() -> None:
-            await rt.discovered.wait()
+            await after_first_round()
             await read_identity(rt, sessions)
             self._publish_update(rt)
 
@@ -332,7 +342,9 @@ class Monitor:
                 rt.error = ErrorInfo("internal", _describe(exc))
             rt.round_ms = (time.monotonic() - started) * 1000.0
             rt.last_round_end = time.monotonic()
-        return self._publish(rt)
+        snapshot = self._publish(rt)
+        rt.first_round.set()
+        return snapshot
 
     async def _round(self, rt: ClusterRuntime) -> None:
         found = rt.discovery.found

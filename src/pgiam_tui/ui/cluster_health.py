@@ -113,10 +113,16 @@ def health_line(snap: ClusterSnapshot | None, tps: float | None, width: int | No
 
     Within WIDTH, whole parts only: a part that does not fit is left out, never cut.
     """
-    line = Text(no_wrap=True, end="")
     if snap is None:
-        return line
-    for label, value, style in health_parts(snap, tps):
+        return Text(no_wrap=True, end="")
+    return parts_line(health_parts(snap, tps), width)
+
+
+def parts_line(parts: list[tuple[str, str, str]], width: int | None = None) -> Text:
+    """The line of `health_parts` (see health_line): the cluster list keeps the parts of each snapshot
+    and redraws the line from them, instead of walking every session again each second."""
+    line = Text(no_wrap=True, end="")
+    for label, value, style in parts:
         gap = "  " if line.plain else ""
         if width is not None and len(line.plain) + len(gap) + len(label) + 1 + len(value) > width:
             continue

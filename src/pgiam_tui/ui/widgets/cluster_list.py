@@ -17,11 +17,12 @@ from textual.widgets import DataTable
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.textsafe import ELLIPSIS, visible
 from pgiam_tui.ui.activity_model import is_background
-from pgiam_tui.ui.cluster_health import TpsMeter, health_line
+from pgiam_tui.ui.cluster_health import TpsMeter, health_parts, parts_line
 from pgiam_tui.ui.cluster_jump import ClusterJump
 from pgiam_tui.ui.keys import bindings
 from pgiam_tui.ui.messages import ClusterSelected
 from pgiam_tui.ui.render import fmt_countdown
+from pgiam_tui.ui.widgets.cached_table import CachedCellTable
 
 GROUP_PREFIX = "group:"
 CLUSTER_PREFIX = "cluster:"
@@ -139,7 +140,19 @@ def group_of(snap: ClusterSnapshot | None, fallback: str) -> str:
     return "clusters"
 
 
-class ClusterList(DataTable[Text]):
+@dataclass(frozen=True, slots=True)
+class _Summary:
+    """What the list shows of one snapshot, worked out once when it arrives: walking thousands of
+    sessions for every cluster on every one-second tick was most of the console's CPU at 10 clusters."""
+
+    snap: ClusterSnapshot
+    counts: tuple[int, int, int]
+    fails: int
+    parts: list[tuple[str, str, str]]
+    length: int  # of the whole health line
+
+
+class ClusterList(CachedCellTable[Text]):
     """Clusters grouped by label or account; selecting a row switches every pane to that cluster.
 
     Each cluster takes two lines: name, health, token, sessions and failures; then its health at a glance
@@ -153,6 +166,7 @@ class ClusterList(DataTable[Text]):
         self.entries: list[ClusterEntry] = []
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._snaps: dict[str, ClusterSnapshot] = {}
+        self._summaries: dict[str, _Summary] = {}
         self._now: datetime | None = None
         self.tps = TpsMeter()
         self.selected: str | None = None
@@ -189,8 +203,17 @@ class ClusterList(DataTable[Text]):
         return tuple(widths)
 
     def _health_length(self, name: str) -> int:
-        snap = self._snaps[name]
-        return len(health_line(snap, self.tps.tps(snap)).plain)
+        return self._summary(self._snaps[name]).length
+
+    def _summary(self, snap: ClusterSnapshot) -> _Summary:
+        """The snapshot's counts and health parts, computed on first use (after the TPS meter took it)."""
+        known = self._summaries.get(snap.name)
+        if known is not None and known.snap is snap:
+            return known
+        parts = health_parts(snap, self.tps.tps(snap))
+        summary = _Summary(snap, session_counts(snap), recent_failures(snap), parts, len(parts_line(parts)))
+        self._summaries[snap.name] = summary
+        return summary
 
     def _counts_width(self) -> int:
         # the a/w/all cell is never cut (1001/0/1008): its column is as wide as the widest count
@@ -255,8 +278,9 @@ class ClusterList(DataTable[Text]):
             first = [Text(middle_cut(name, self.widths[0])), Text(" " + symbol, style=style)]
             first += [Text(""), Text(""), Text("")]
         else:
-            active, waiting, total = session_counts(snap)
-            fails = recent_failures(snap)
+            summary = self._summary(snap)
+            active, waiting, total = summary.counts
+            fails = summary.fails
             countdown = fmt_countdown(snap.token_expires_at, now) if now is not None else ""
             token_style = ""
             if countdown == "expired":
@@ -270,8 +294,12 @@ class ClusterList(DataTable[Text]):
                 Text(f" {active}/{waiting}/{total}", style="red" if waiting else ""),
                 Text(f" {fails}" if fails else "", style="bold red" if fails else ""),
             ]
-        tps = self.tps.tps(snap) if snap else None
-        second = spread(Text("  ").append_text(health_line(snap, tps, sum(self.widths) - 2)), self.widths)
+        line = (
+            parts_line(self._summary(snap).parts, sum(self.widths) - 2)
+            if snap
+            else Text(no_wrap=True, end="")
+        )
+        second = spread(Text("  ").append_text(line), self.widths)
         cells = []
         for top, bottom in zip(first, second, strict=True):
             cell = top.copy()

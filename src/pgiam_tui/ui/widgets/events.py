@@ -18,7 +18,9 @@ from textual.widgets import DataTable, Input, Static
 from pgiam_tui.model import Attempt, ClusterSnapshot, ConnEvent, EventKind, Outcome
 from pgiam_tui.ui.filter_language import FieldKind, Filter, FilterField, FilterLanguage
 from pgiam_tui.ui.render import SortCell, cell, fmt_time, safe_text
+from pgiam_tui.ui.widgets.cached_table import CachedCellTable
 from pgiam_tui.ui.widgets.filterable import FilterablePane
+from pgiam_tui.ui.widgets.text_line import TextLine, update_static
 
 # Label and colour per outcome: a failure must be told from a login at a glance.
 OUTCOME_LABELS: dict[str, tuple[str, str]] = {
@@ -203,7 +205,7 @@ EVENT_COLUMNS = (
 )
 
 
-class EventsTable(DataTable[SortCell]):
+class EventsTable(CachedCellTable[SortCell]):
     """Attempts of the selected cluster, newest first, diff-updated by row key. Enter opens a row's detail."""
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -305,7 +307,7 @@ class EventsPane(FilterablePane):
 
     def compose(self) -> ComposeResult:
         """Title, table, summary, filter."""
-        yield Static("Logins", classes="pane-title", id="events-title")
+        yield TextLine(Text("Logins", style="bold"), classes="pane-title", id="events-title")
         yield EventsTable(id="events-table")
         yield Static("", id="events-summary")
         yield Input(placeholder=f"filter: {EVENT_FILTER.example}   (Esc closes)", id="events-filter")
@@ -321,7 +323,7 @@ class EventsPane(FilterablePane):
         self.cluster_name = name
         self.table.show(pane_rows(snap) if snap is not None else [], reset=reset)
         summary = self.query_one("#events-summary", Static)
-        summary.update(failures_text(snap) if snap is not None else Text(""))
+        update_static(summary, failures_text(snap) if snap is not None else Text(""))
         self._update_title()
 
     def _update_title(self) -> None:
@@ -331,7 +333,7 @@ class EventsPane(FilterablePane):
         title.append(f"  {table.row_count} shown", style="dim")
         if table.event_filter.active:
             title.append(f" · filter '{table.event_filter.text}'", style="dim")
-        self.query_one("#events-title", Static).update(title)
+        self.query_one("#events-title", TextLine).set(title)
 
     def current_filter_text(self) -> str:
         """The text of the event filter in force."""

@@ -13,6 +13,8 @@ from textual.widgets.data_table import ColumnKey
 
 from pgiam_tui.model import ClusterSnapshot, DbUser, Finding, IamMetrics, IamSnapshot
 from pgiam_tui.ui.render import SortCell, cell, fmt_ago, safe_text
+from pgiam_tui.ui.widgets.cached_table import CachedCellTable
+from pgiam_tui.ui.widgets.text_line import update_static
 
 SEVERITY_STYLES = {"critical": "bold white on red", "warning": "bold yellow", "info": "cyan"}
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
@@ -199,7 +201,7 @@ class IamPane(Vertical):
     def compose(self) -> ComposeResult:
         """Title, users, findings + metrics."""
         yield Static("IAM", classes="pane-title", id="iam-title")
-        yield DataTable[SortCell](id="iam-users", cursor_type="row")
+        yield CachedCellTable[SortCell](id="iam-users", cursor_type="row")
         with VerticalScroll(id="iam-scroll"):
             yield Static("", id="iam-findings")
 
@@ -250,10 +252,10 @@ class IamPane(Vertical):
         body = self.query_one("#iam-findings", Static)
         iam = snap.iam if snap is not None else None
         if snap is None:
-            title.update(Text("IAM", style="bold"))
-            body.update(Text(""))
+            update_static(title, Text("IAM", style="bold"))
+            update_static(body, Text(""))
             return
-        title.update(header_text(snap, iam))  # starts with "IAM auth": no separate "IAM" word
+        update_static(title, header_text(snap, iam))  # starts with "IAM auth": no separate "IAM" word
         users = {u.name: user_cells(u, now) for u in (iam.users if iam else ())}
         with self.app.batch_update():
             for key in [k for k in self._shown_users if k not in users]:
@@ -287,4 +289,4 @@ class IamPane(Vertical):
             text.append_text(finding_text(f))
         text.append("\n")
         text.append_text(metrics_text(iam.metrics if iam else ()))
-        body.update(text)
+        update_static(body, text)

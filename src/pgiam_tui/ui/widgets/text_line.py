@@ -9,7 +9,9 @@ only when it really changed.
 from __future__ import annotations
 
 from rich.text import Text
+from textual.css.scalar import Unit
 from textual.widget import Widget
+from textual.widgets import Static
 
 
 class TextLine(Widget):
@@ -40,3 +42,19 @@ class TextLine(Widget):
     def render(self) -> Text:
         """The text, cut at the edge rather than wrapped."""
         return self._text
+
+
+def same_text(a: object, b: Text) -> bool:
+    """A and B would draw the same: same characters, same spans, same base style (rich's `==` leaves
+    the base style out)."""
+    return isinstance(a, Text) and a.plain == b.plain and a.spans == b.spans and a.style == b.style
+
+
+def update_static(static: Static, text: Text) -> None:
+    """`static.update(text)` only when the text changed: each update re-lays-out the whole screen, and
+    most rounds change nothing in a pane's title or summary. A Static of fixed height repaints alone."""
+    if same_text(static.content, text):
+        return
+    height = static.styles.height
+    fixed = height is not None and height.unit == Unit.CELLS
+    static.update(text, layout=not fixed)
