@@ -32,6 +32,7 @@ __all__ = [
     "note_account",
     "retry_config",
     "set_requests_per_minute",
+    "signed_region",
 ]
 
 #: AWS read requests per minute per account and region (all clusters and panes together), unless
@@ -145,18 +146,30 @@ def _default_rate() -> float:
         return float(DEFAULT_REQUESTS_PER_MINUTE)
 
 
+def signed_region(request: Any) -> str | None:
+    """The region in a signed request's SigV4 credential scope: the one AWS counts it against (IAM and
+    other global services sign for us-east-1 whatever region their client was made with)."""
+    headers = getattr(request, "headers", None)
+    raw = headers.get("Authorization") if headers is not None else None
+    text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
+    _, found, rest = (text or "").partition("Credential=")
+    parts = rest.split(",", 1)[0].split("/")  # AKID/DATE/REGION/SERVICE/aws4_request
+    return parts[2] if found and len(parts) >= 4 and parts[2] else None
+
+
 def install_budget(client: Any, session: boto3.Session, region: str | None) -> None:
-    """Make every request CLIENT sends (each retry too) wait for a token of its account and region."""
+    """Make every request CLIENT sends (each retry too) wait for a token of its account and of the region
+    its signature names (else REGION)."""
     with _lock:
         if client in _installed:
             return
         _installed.add(client)
     session_ref = weakref.ref(session)
 
-    def before_send(**_: Any) -> None:  # returning None lets botocore send the request as usual
+    def before_send(request: Any = None, **_: Any) -> None:  # returning None lets botocore send it as usual
         owner = session_ref()
         if owner is not None:
-            budget_for(owner, region).take()
+            budget_for(owner, signed_region(request) or region).take()
 
     client.meta.events.register("before-send", before_send)
 

@@ -214,7 +214,7 @@ class IamMappingCollector:
         self._trail_at = self._clock()
 
     def _aws_round(self, resolved: ResolvedClusterLike, session: Any, iam_session: Any, region: str) -> None:
-        """Blocking AWS reads due this round (runs in a worker thread)."""
+        """Blocking IAM reads due this round (runs in a worker thread)."""
         iam_due = self._due(self._iam_at, self.iam_refresh_s)
         if iam_session is None and self.cfg.iam_profile and iam_due:
             iam_session = self._own_iam_session()
@@ -228,6 +228,10 @@ class IamMappingCollector:
             # clients are thread-safe (sessions are not): the advisor thread reuses this one
             self._advisor_client = cached_client(iam_sess, "iam", None)
             self._read_iam(self._advisor_client)
+
+    def _session_reads(self, resolved: ResolvedClusterLike, session: Any, region: str) -> None:
+        """Blocking metric and CloudTrail reads due this round (in a worker thread beside the IAM reads: they
+        share nothing with them, and a new console or `snapshot` waits for the longer of the two only)."""
         if session is not None and self._due(self._metrics_at, self.metrics_refresh_s):
             ids = [i.id for i in resolved.instances]
             if ids:
@@ -324,8 +328,9 @@ class IamMappingCollector:
         iam_session: Any = None,
     ) -> IamSnapshot:
         """One round: the roles query, plus whatever AWS reads are due. See the class docstring."""
-        aws = run_side_thread(self._aws_round, resolved, session, iam_session, resolved.region)
-        rows, _ = await asyncio.gather(fetch(ROLES_SQL, None), aws)
+        iam = run_side_thread(self._aws_round, resolved, session, iam_session, resolved.region)
+        others = run_side_thread(self._session_reads, resolved, session, resolved.region)
+        rows, _, _ = await asyncio.gather(fetch(ROLES_SQL, None), iam, others)
         ctx = self._context(resolved)
         # Access Advisor is slow (a job per principal, polled): it runs in the background and this round waits
         # for it only briefly; what it finds later shows in later rounds (unused_grant findings).

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -150,6 +151,39 @@ def _hint_for(sqlstate: str | None, message: str, target: ConnTarget) -> str:
     if "refused" in low:
         return "connection refused: is the tunnel (hostaddr / local_port) up and the port right?"
     return f"{check_advice(cluster)} for a step-by-step diagnosis"
+
+
+async def open_session(kwargs: dict[str, Any]) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+    """psycopg.AsyncConnection.connect(**KWARGS), closing at once whatever a failed attempt leaves open.
+
+    When libpq's connect_timeout expires (or the attempt is cancelled), psycopg abandons the half-open libpq
+    connection in a frame of its connect, which the exception's traceback holds in a reference cycle: its
+    socket stayed open until the garbage collector ran, and meanwhile the server (or RDS's proxy) finished
+    that login and kept an idle session for it. Clearing those finished frames frees the connection now.
+    """
+    try:
+        return await psycopg.AsyncConnection.connect(**kwargs)
+    except BaseException as exc:
+        release_abandoned(exc)
+        raise
+
+
+def release_abandoned(exc: BaseException) -> None:
+    """Free the libpq connection a failed connect left behind in EXC (and the exceptions it chains)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, psycopg.Error):
+            pgconn = current.pgconn  # "connection is bad" keeps the unfinished connection itself
+            if pgconn is not None:
+                pgconn.finish()
+        if current.__traceback__ is not None:
+            traceback.clear_frames(current.__traceback__)  # frames still running are skipped
+        pending += [current.__cause__, current.__context__]
 
 
 class InstanceConnection:
@@ -388,9 +422,7 @@ class InstanceConnection:
                 secret = cred.password
                 step = "connect"
                 kwargs = await connect_kwargs(self.target, cred.password)
-                conn: psycopg.AsyncConnection[tuple[Any, ...]] = await psycopg.AsyncConnection.connect(
-                    **kwargs
-                )
+                conn = await open_session(kwargs)
         except Exception as exc:  # every failure becomes a scrubbed, classified ConnectError
             self._fail(exc, step, secret)
             raise self._last_error from None

@@ -143,6 +143,9 @@ async def read_iam(rt: ClusterRuntime, sessions: SessionSource) -> None:
     if rt.cfg.iam_profile:
         try:
             iam_session = await run_side_thread(sessions.session, rt.cfg.iam_profile)
+            # IAM reads the cluster's own account (IAM is per account): its requests count against that
+            # account's budget, not a separate one of the profile's name
+            note_account(iam_session, found.resolved.account_id)
         except Exception as exc:
             hint = getattr(exc, "hint", None) or "check iam_profile in profiles.toml"
             message = f"IAM profile {rt.cfg.iam_profile!r} unusable: {one_line(scrub(str(exc)))}"
