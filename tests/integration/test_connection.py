@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import random
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from pgiam_tui.db.connection import (
     Credential,
     InstanceConnection,
     QueryError,
+    open_session,
     utcnow,
 )
 from pgiam_tui.db.conninfo import ConnTarget, connect_kwargs, scrub, session_options
@@ -430,3 +432,46 @@ def test_login_failures_are_classified(message: str, sqlstate: str | None, hint_
     target = ConnTarget("c1", "i-1", "writer", "e.example", 5432, "us-east-1", "demo", "pgmonitor")
     assert login_sqlstate(message) == sqlstate
     assert hint_part in _hint_for(sqlstate, message, target)
+
+
+@pytest.mark.parametrize("how", ["connect_timeout", "cancelled"])
+async def test_a_failed_connect_closes_its_socket_without_the_garbage_collector(how: str) -> None:
+    """A server that accepts and never answers (a stopped PostgreSQL, a stalled proxy): psycopg's connect
+    timeout, or a cancelled attempt, used to leave the libpq socket open in a reference cycle until the
+    garbage collector ran (and the server, once awake, kept a session for it). open_session closes it."""
+    closed: list[bool] = []
+    eof = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(65536):  # take the SSLRequest/StartupMessage, answer nothing
+            pass
+        closed.append(True)
+        eof.set()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    kwargs: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "user": "nobody",
+        "dbname": "nothing",
+        "sslmode": "disable",
+        "connect_timeout": 2,
+    }
+    gc.collect()
+    gc.disable()  # what only the collector would free stays: the test sees whether it was closed
+    try:
+        if how == "connect_timeout":
+            with pytest.raises(psycopg.OperationalError, match="timeout"):
+                await open_session(kwargs)
+        else:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await open_session(kwargs)
+        async with asyncio.timeout(30):  # a liveness guard, not a timing: the socket is closed at once
+            await eof.wait()
+    finally:
+        gc.enable()
+        server.close()
+    assert closed == [True]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
+    "RDS_CA_BUNDLE_URL",
     "EndpointKind",
     "RdsEndpoint",
     "endpoint_region",
@@ -30,6 +31,9 @@ __all__ = [
     "partition_of_region",
     "require_endpoint_region",
 ]
+
+#: The CA bundle that signs every RDS and Aurora server certificate, in every commercial region (AWS's docs).
+RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 
 EndpointKind = Literal["cluster", "reader", "custom", "instance", "proxy", "shard-group"]
 

@@ -118,11 +118,13 @@ async def step_authentication(ctx: CheckContext, b: StepBuilder) -> bool:
         await ctx.prefetch  # psycopg, imported in the background while the AWS steps waited on the network
     import psycopg
 
+    from pgiam_tui.db.connection import open_session  # psycopg, imported late on purpose
+
     secrets = (ctx.token.value if ctx.token else None, ctx.password)
     attempt_local_s = ctx.clock().timestamp()
     try:
         kwargs = await _connect_kwargs(ctx)
-        ctx.conn = await psycopg.AsyncConnection.connect(**kwargs)
+        ctx.conn = await open_session(kwargs)
     except (psycopg.Error, OSError) as exc:
         message = _server_message(exc, secrets)
         state = _sqlstate(exc, message)

@@ -81,10 +81,12 @@ async def _member(ctx: CheckContext, inst: ResolvedInstance) -> MemberOutcome:
     )  # fmt: skip
     import psycopg
 
+    from pgiam_tui.db.connection import open_session  # psycopg, imported late on purpose
+
     try:
         kwargs = await connect_kwargs(target, secret)
         kwargs["application_name"] = "pgiam-tui check"
-        conn = await psycopg.AsyncConnection.connect(**kwargs)
+        conn = await open_session(kwargs)
     except (psycopg.Error, OSError) as exc:
         message = clip(one_line(scrub(str(exc), secret)), 300)
         low = message.lower()

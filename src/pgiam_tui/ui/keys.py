@@ -114,6 +114,8 @@ KEYS: tuple[KeySpec, ...] = (
     # cluster list
     KeySpec("up,down", "cursor", "Move", "switch cluster (headings are skipped)", "clusters", bound=False,
             display="↑ / ↓"),
+    KeySpec("apostrophe", "start_jump", "Jump", "jump to a cluster: type the start of its name (or any "
+            "part); Enter keeps it, Esc goes back", "clusters", local=True, display="'"),
     KeySpec("a", "all_sessions", "All", "all clusters' sessions in one table", "clusters", listed=False),
     KeySpec("r", "refresh", "Refresh", "collect the selected cluster now", "clusters", listed=False),
     # activity
@@ -129,10 +131,16 @@ KEYS: tuple[KeySpec, ...] = (
             "activity", title="Background processes", anywhere=True, footer=False),
     KeySpec("b", "tree", "Blocking", "blocking tree (blockers → blocked)", "activity", title="Blocking tree",
             anywhere=True),
+    KeySpec("v", "query_display", "Query", "query text: truncated → wrapped in its column → full (as "
+            "written, under the row)", "activity", title="Query display: truncated / wrapped / full",
+            anywhere=True),
     KeySpec("k", "signal_current('cancel')", "Cancel", "cancel the session's query (allow_actions only; "
             "asks first)", "activity", title="Cancel backend", anywhere=True),
     KeySpec("t", "signal_current('terminate')", "Terminate", "terminate the session (allow_actions only; "
             "asks first)", "activity", title="Terminate backend", anywhere=True),
+    KeySpec("X", "terminate_idle_tx", "Idle tx", "terminate the selected cluster's sessions idle in "
+            "transaction for more than N: one confirmation lists them, + / - change N (allow_actions only)",
+            "activity", title="Terminate idle transactions", anywhere=True, footer=False),
     # session detail
     KeySpec("escape,q", "close", "Back", "back to the main screen", "detail", local=True),
     KeySpec("y", "copy", "Copy query", "copy the full query text (OSC 52)", "detail", local=True),

@@ -8,14 +8,17 @@ from datetime import datetime
 from typing import ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.binding import BindingType
 from textual.coordinate import Coordinate
+from textual.strip import Strip
 from textual.widgets import DataTable
 
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.textsafe import ELLIPSIS, visible
 from pgiam_tui.ui.activity_model import is_background
 from pgiam_tui.ui.cluster_health import TpsMeter, health_parts, parts_line
+from pgiam_tui.ui.cluster_jump import ClusterJump
 from pgiam_tui.ui.keys import bindings
 from pgiam_tui.ui.messages import ClusterSelected
 from pgiam_tui.ui.render import fmt_countdown
@@ -170,6 +173,7 @@ class ClusterList(CachedCellTable[Text]):
         self._last_row = 0
         self._screen_width = 120
         self.widths: tuple[int, ...] = tuple(w for _, _, w in COLUMNS)
+        self.jump: ClusterJump | None = None  # type-to-jump in progress (`'`, then the name)
 
     def on_mount(self) -> None:
         """Columns at their least widths until fit() knows the names and the screen."""
@@ -384,3 +388,51 @@ class ClusterList(CachedCellTable[Text]):
         if name != self.selected:
             self.selected = name
             self.post_message(ClusterSelected(name))
+
+    # ----- type-to-jump: `'`, then letters of the name; shown in the header line while typed -----------
+
+    def cluster_names(self) -> list[str]:
+        """The clusters in the order the list shows them."""
+        keys = (self.coordinate_to_cell_key(Coordinate(i, 0)).row_key for i in self._cluster_rows())
+        return [str(k.value)[len(CLUSTER_PREFIX) :] for k in keys]
+
+    def action_start_jump(self) -> None:
+        """Start typing a cluster's name (Enter keeps the cluster found, Esc goes back)."""
+        self.jump = ClusterJump(self.cluster_names(), self.selected)
+        self.refresh_line(0)
+
+    def on_key(self, event: events.Key) -> None:
+        """`'` starts a jump; while jumping, name characters and Backspace edit the name, Enter / Esc / any
+        other key end it.
+
+        `'` is handled here, not only by its binding: a binding's action runs after the keys already queued,
+        so letters typed quickly after it (or pasted) would miss the jump and act as keys of their own."""
+        jump = self.jump
+        if jump is None:
+            if event.key == "apostrophe":
+                event.stop()
+                event.prevent_default()
+                self.action_start_jump()
+            return
+        outcome = jump.key(event.key, event.character)
+        if outcome.consumed:
+            event.stop()
+            event.prevent_default()
+        if outcome.done:
+            self.jump = None
+        if outcome.target is not None:
+            self.select(outcome.target)
+        self.refresh_line(0)
+
+    def on_blur(self) -> None:
+        """Leaving the list ends a jump (the name found stays selected)."""
+        if self.jump is not None:
+            self.jump = None
+            self.refresh_line(0)
+
+    def render_line(self, y: int) -> Strip:
+        """The header line shows the name being typed while jumping."""
+        if y == 0 and self.jump is not None:
+            width = self.scrollable_content_region.width
+            return Strip(self.jump.prompt().render(self.app.console)).crop_extend(0, width, self.rich_style)
+        return super().render_line(y)
