@@ -274,6 +274,7 @@ async def test_pause_interval_refresh() -> None:
         assert app.activity.table.row_count == 2
 
 
+@pytest.mark.slow
 async def test_usable_at_80x24_and_zoom() -> None:
     app, _ = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -577,6 +578,7 @@ async def test_big_diff_keeps_order_cursor_rendering_and_scroll_range() -> None:
         assert table.cursor_row == 1499  # still on the last row, within the new range
 
 
+@pytest.mark.slow
 async def test_layout_at_120x40_narrow_cluster_list_and_query_takes_the_rest() -> None:
     app, _ = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

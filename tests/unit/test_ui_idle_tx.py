@@ -108,6 +108,7 @@ async def test_one_confirmation_lists_them_and_y_terminates_exactly_those(size: 
         assert app.idle_tx_threshold_s == 30.0  # the next X starts from the age chosen
 
 
+@pytest.mark.slow
 async def test_refusing_terminates_nothing() -> None:
     app, source = _app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -145,6 +146,7 @@ async def test_gated_like_cancel_and_terminate() -> None:
     assert source.actions == []
 
 
+@pytest.mark.slow
 async def test_none_old_enough_says_so_and_y_does_nothing() -> None:
     app, source = _app()
     async with app.run_test(size=(120, 40)) as pilot:
