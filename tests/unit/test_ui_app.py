@@ -360,13 +360,18 @@ async def test_mfa_code_asked_in_a_modal_from_a_worker_thread() -> None:
         answer = loop.run_in_executor(
             None, app._ask_mfa, "Enter MFA code for arn:aws:iam::111111111111:mfa/dba: "
         )
+        wanted = "Enter MFA code for arn:aws:iam::111111111111:mfa/dba"
+
+        def shown() -> str:
+            return " ".join(" ".join(lines(w)) for w in app.screen.query("Static"))
+
+        # the modal is pushed first and laid out a moment later (its text has no size before): wait for both
         for _ in range(200):
             await pilot.pause()
-            if isinstance(app.screen, MfaScreen):
+            if isinstance(app.screen, MfaScreen) and wanted in shown():
                 break
         assert isinstance(app.screen, MfaScreen)
-        shown = " ".join(" ".join(lines(w)) for w in app.screen.query("Static"))
-        assert "Enter MFA code for arn:aws:iam::111111111111:mfa/dba" in shown
+        assert wanted in shown()
         await pilot.press(*"123456", "enter")
         assert await answer == "123456"
 
