@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from textual.pilot import Pilot
+from textual.widget import Widget
 
 from helpers.check_support import set_cluster_iam_flag
 from helpers.pilot import lines
@@ -38,7 +39,7 @@ async def wait_for(pilot: Pilot[int], what: str, cond: Callable[[], bool]) -> No
 def _pane_text(app: PgiamApp, selector: str) -> str:
     """What the widget and everything in it draws (a container draws only its background)."""
     top = app.query_one(selector)
-    return " ".join(" ".join(lines(w)) for w in (top, *top.walk_children()) if w.display)
+    return " ".join(" ".join(lines(w)) for w in (top, *top.walk_children(Widget)) if w.display)
 
 
 async def test_live_top_bar_names_caller_and_r_rereads_iam_setting(sandbox: Sandbox, tmp_path: Path) -> None:
