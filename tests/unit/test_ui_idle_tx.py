@@ -56,7 +56,15 @@ def _listed(app: PgiamApp) -> list[int]:
     return [r.pid for r in screen.sessions]
 
 
-@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 50)])
+# one size in make test-fast, every size in make test
+@pytest.mark.parametrize(
+    "size",
+    [
+        (80, 24),
+        pytest.param((120, 40), marks=pytest.mark.slow),
+        pytest.param((200, 50), marks=pytest.mark.slow),
+    ],
+)
 async def test_one_confirmation_lists_them_and_y_terminates_exactly_those(size: tuple[int, int]) -> None:
     app, source = _app()
     async with app.run_test(size=size) as pilot:
