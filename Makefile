@@ -20,9 +20,10 @@ PYTEST_NONE := if [ $$status -eq 5 ]; then echo "pytest collected no tests: chec
 test: $(STAMP)
 	status=0; $(BIN)/python -m pytest -q $(PYTEST_ARGS) || status=$$?; $(PYTEST_NONE)
 
-# no servers: tests/unit only, well under 30 s
+# tests/unit less the slow ones (no servers, no subprocesses), spread over the cores: under 30 s on 2 cores
 test-fast: $(STAMP)
-	status=0; $(BIN)/python -m pytest -q -m unit tests/unit $(PYTEST_ARGS) || status=$$?; $(PYTEST_NONE)
+	status=0; $(BIN)/python -m pytest -q -m "unit and not slow" -n auto --dist worksteal tests/unit $(PYTEST_ARGS) \
+		|| status=$$?; $(PYTEST_NONE)
 
 demo: $(STAMP)
 	$(BIN)/pgiam-tui demo

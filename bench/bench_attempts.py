@@ -13,18 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pgiam_sandbox.environment import read_env_sh, sandbox_environ
+from sandbox_process import sandbox_up
 
 
 def truth(path: Path) -> dict[tuple[str, str], list[tuple[datetime, str]]]:
@@ -102,34 +97,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=600.0)
     seconds = ap.parse_args().seconds
-    work = Path(tempfile.mkdtemp(prefix="bench-attempts-"))
-    box = work / "sandbox"
-    cmd = [str(Path(sys.executable).with_name("pgiam-tui")), "sandbox", "up", "--dir", str(box)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    saved = dict(os.environ)
     started = time.monotonic()
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.strip() == "ready":
-                break
-        else:
-            raise SystemExit(f"sandbox did not start: {proc.stderr.read() if proc.stderr else ''}")
-        os.environ.clear()
-        os.environ.update(sandbox_environ(read_env_sh(box / "env.sh")))
-        os.environ["HOME"] = str(work / "home")
+    with sandbox_up("bench-attempts-") as box:
         info: dict[str, Any] = json.loads((box / "sandbox.json").read_text())
         figures = asyncio.run(watch(box / "profiles.toml", box / "frontdoor-diagnostics.log", seconds))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
     minutes = (time.monotonic() - started) / 60
     print("## Connection attempts: AWS's reasons, live (bench/bench_attempts.py)\n")
     print(

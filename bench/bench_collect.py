@@ -19,18 +19,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import signal
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pgiam_sandbox.environment import read_env_sh, sandbox_environ
+from sandbox_process import sandbox_up
 
 ROUNDS = 8
 LATENCY_MS = 50.0
@@ -195,39 +190,9 @@ async def _main(info: dict[str, Any], profiles: Path, work: Path) -> None:
 
 def main() -> None:
     """Start `pgiam-tui sandbox up` (no workload: steady figures), measure, stop it by its pid."""
-    work = Path(tempfile.mkdtemp(prefix="bench-collect-"))
-    box = work / "sandbox"
-    cmd = [str(Path(sys.executable).with_name("pgiam-tui")), "sandbox", "up", "--dir", str(box)]
-    proc = subprocess.Popen(
-        [*cmd, "--no-workload", "--latency-ms", str(LATENCY_MS)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    saved = dict(os.environ)
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.strip() == "ready":
-                break
-        else:
-            raise SystemExit(f"sandbox did not start: {proc.stderr.read() if proc.stderr else ''}")
-        env = sandbox_environ(read_env_sh(box / "env.sh"))
-        os.environ.clear()
-        os.environ.update(env)
-        os.environ["HOME"] = str(work / "home")
+    with sandbox_up("bench-collect-", "--no-workload", "--latency-ms", str(LATENCY_MS)) as box:
         info = json.loads((box / "sandbox.json").read_text())
-        asyncio.run(_main(info, box / "profiles.toml", work))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
+        asyncio.run(_main(info, box / "profiles.toml", box.parent))
 
 
 if __name__ == "__main__":

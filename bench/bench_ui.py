@@ -26,7 +26,6 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from pgiam_devtools.sample import T0, synthetic_snapshot
 from pgiam_devtools.static_source import StaticSource
@@ -97,51 +96,26 @@ def launch_sandbox() -> float | None:
     The sandbox runs in its own process (`pgiam-tui sandbox up`, workload on), as AWS and RDS would: in this
     process its moto server, front doors and workload would compete with the app for the GIL and the CPU.
     """
-    import shutil
-    import signal
-    import subprocess
-    import tempfile
-
-    from pgiam_sandbox.environment import exported, read_env_sh
-
     from pgiam_tui.config import Config, load_config
     from pgiam_tui.ui.source import MonitorSource
+    from sandbox_process import SandboxDidNotStart, sandbox_up
 
-    root = Path(tempfile.mkdtemp(prefix="pgiam-bench-ui-"))
-    box = root / "sandbox"
-    cli = str(Path(sys.executable).with_name("pgiam-tui"))
-    proc = subprocess.Popen(
-        [cli, "sandbox", "up", "--dir", str(box)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    async def run(config: Config) -> float | None:
+        t0 = time.perf_counter()
+        app = PgiamApp(MonitorSource(config), config.clusters)
+        async with app.run_test(size=SIZE) as pilot:
+            ok = await wait_rows(app, pilot)
+            await pilot.pause()
+            elapsed = time.perf_counter() - t0
+            await app.action_quit()
+        return elapsed if ok else None
+
     try:
-        assert proc.stdout is not None
-        if not any(line.strip() == "ready" for line in proc.stdout):
-            return None
-        time.sleep(3)  # let the workload open its sessions, as on a cluster that is already busy
-
-        async def run(config: Config) -> float | None:
-            t0 = time.perf_counter()
-            app = PgiamApp(MonitorSource(config), config.clusters)
-            async with app.run_test(size=SIZE) as pilot:
-                ok = await wait_rows(app, pilot)
-                await pilot.pause()
-                elapsed = time.perf_counter() - t0
-                await app.action_quit()
-            return elapsed if ok else None
-
-        with exported(read_env_sh(box / "env.sh")):
+        with sandbox_up("pgiam-bench-ui-") as box:
+            time.sleep(3)  # let the workload open its sessions, as on a cluster that is already busy
             return asyncio.run(run(load_config(box / "profiles.toml")))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(root, ignore_errors=True)
+    except SandboxDidNotStart:
+        return None
 
 
 async def diff_10k() -> tuple[float, float, float, int, int]:

@@ -39,6 +39,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 break
 
 
+@pytest.fixture(autouse=True)
+def notifications_stay(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the unit tests (the app driven by Pilot) a notification never expires. Textual drops one a few
+    seconds after it is raised (5 s by default), in real time: on a loaded machine a test could read
+    `app._notifications` after that and find nothing. No test is about that expiry."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+    from textual.notifications import Notification
+
+    monkeypatch.setattr(Notification, "has_expired", property(lambda self: False))
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 

@@ -29,8 +29,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help=_CONFIG_HELP)
     parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    named = _command_named(argv) if argv is not None else None
-    for name in (named,) if named is not None else COMMANDS:
+    for name in _commands_to_register(argv) if argv is not None else COMMANDS:
         module = importlib.import_module(f"pgiam_tui.commands.{name}")
         module.register(sub)
     _accept_config_everywhere(parser)
@@ -40,19 +39,18 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 _CONFIG_HELP = "profiles.toml (else $PGIAM_TUI_CONFIG, else the config dir)"
 
 
-def _command_named(argv: Sequence[str]) -> str | None:
-    """The subcommand ARGV runs, when it names a known one before any top-level help flag; else None
-    (no command: the console; `--help`; a typo: argparse then lists every command)."""
+def _commands_to_register(argv: Sequence[str]) -> tuple[str, ...]:
+    """The subcommands ARGV needs registered: the one it names; none when it names none (the console);
+    every one for a top-level `--help` or a name that is no command (argparse then lists them all)."""
     args = iter(argv)
     for arg in args:
         if arg == "--config":
             next(args, None)  # its value, whatever it looks like
-        elif arg.startswith("-"):
-            if arg in ("-h", "--help"):
-                return None
-        else:
-            return arg if arg in COMMANDS else None
-    return None
+        elif arg in ("-h", "--help"):
+            return COMMANDS
+        elif not arg.startswith("-"):
+            return (arg,) if arg in COMMANDS else COMMANDS
+    return ()
 
 
 class _VersionAction(argparse.Action):

@@ -1,8 +1,9 @@
-"""The Monitor without a screen: what `record` and `serve` run (no Textual is imported on this path).
+"""The Monitor without a screen: what `snapshot`, `record` and `serve` run (no Textual on this path).
 
-The console, `record` and `serve` share one Monitor class and so one collection path: what is recorded or
-exported is what the console would show. This module adds what a long-running headless command needs:
-choosing clusters, stopping cleanly on SIGINT/SIGTERM/SIGHUP or after a duration, and one-line errors.
+The console, `snapshot`, `record` and `serve` share one Monitor class and so one collection path: what is
+printed, recorded or exported is what the console would show. This module adds what a headless command
+needs: choosing clusters, MFA codes asked on the terminal, one round or a long run that stops cleanly on
+SIGINT/SIGTERM/SIGHUP or after a duration, and one-line errors.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ import contextlib
 import dataclasses
 import signal
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from pgiam_tui.config import Config, ConfigError
 from pgiam_tui.model import ClusterSnapshot
 
-__all__ = ["run_monitor", "select_clusters"]
+if TYPE_CHECKING:
+    from pgiam_tui.monitor import Monitor
+
+__all__ = ["collect_once", "headless_monitor", "run_monitor", "select_clusters"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -31,6 +36,25 @@ def select_clusters(config: Config, names: Sequence[str] | None) -> Config:
     return dataclasses.replace(config, clusters=chosen)
 
 
+def headless_monitor(config: Config, on_snapshot: Callable[[ClusterSnapshot], None] | None = None) -> Monitor:
+    """The Monitor of a command without a screen: MFA codes are asked on the terminal (the console asks in a
+    modal instead)."""
+    from pgiam_tui.aws.session import SessionFactory
+    from pgiam_tui.commands._cliutil import terminal_mfa_prompt
+    from pgiam_tui.monitor import Monitor
+
+    return Monitor(config, SessionFactory(mfa_prompt=terminal_mfa_prompt), on_snapshot)
+
+
+async def collect_once(config: Config, names: Sequence[str] | None = None) -> list[ClusterSnapshot]:
+    """One round of every cluster of NAMES (default: all), in config order; the Monitor is stopped after."""
+    monitor = headless_monitor(config)
+    try:
+        return await monitor.collect_once(names)
+    finally:
+        await monitor.stop()
+
+
 async def run_monitor(
     config: Config,
     on_snapshot: Callable[[ClusterSnapshot], None],
@@ -40,10 +64,6 @@ async def run_monitor(
 ) -> str:
     """Run the Monitor, handing every snapshot it publishes to ON_SNAPSHOT, until a stop signal, DURATION_S,
     or STOP is set. Returns why it stopped (`signal SIGINT`, `duration`, `stopped`)."""
-    from pgiam_tui.aws.session import SessionFactory
-    from pgiam_tui.commands._cliutil import terminal_mfa_prompt
-    from pgiam_tui.monitor import Monitor
-
     stop = stop or asyncio.Event()
     why: list[str] = []
     loop = asyncio.get_running_loop()
@@ -57,7 +77,7 @@ async def run_monitor(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, on_signal, sig)
             installed.append(sig)
-    monitor = Monitor(config, SessionFactory(mfa_prompt=terminal_mfa_prompt), on_snapshot)
+    monitor = headless_monitor(config, on_snapshot)
     try:
         await monitor.start()
         try:

@@ -16,34 +16,25 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from helpers.check_support import (
+from helpers.check_support import (  # noqa: F401 (fixtures: sessions, config)
     RefusedPort,
     UnansweringPort,
     aurora,
     check,
     direct,
     failed,
+    private_sessions,
+    sandbox_config,
 )
 from helpers.memory_keyring import MemoryKeyring, installed_keyring
 from pgiam_tui.aws.session import SessionFactory
-from pgiam_tui.config import Config, load_config
+from pgiam_tui.config import Config
 from pgiam_tui.diagnose import result_to_json
 
 if TYPE_CHECKING:
     from pgiam_sandbox import Sandbox
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def config(sandbox: Sandbox) -> Config:
-    return load_config(sandbox.profiles_toml)
-
-
-@pytest.fixture
-def sessions(tmp_path: Path) -> SessionFactory:
-    # A private CLI cache per test: a fault in one test never leaves cached credentials for the next.
-    return SessionFactory(cache_dir=tmp_path / "aws-cli-cache")
 
 
 # -------------------------------------------------------------------------------------- client-side faults

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from helpers.check_support import (
+from helpers.check_support import (  # noqa: F401 (fixtures: sessions, config)
     ADMIN,
     MONITOR_POLICY,
     RefusedPort,
@@ -24,26 +23,17 @@ from helpers.check_support import (
     check,
     direct,
     failed,
+    private_sessions,
+    sandbox_config,
     set_cluster_iam_flag,
 )
 from pgiam_tui.aws.session import SessionFactory
-from pgiam_tui.config import Config, load_config
+from pgiam_tui.config import Config
 
 if TYPE_CHECKING:
     from pgiam_sandbox import Sandbox
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def config(sandbox: Sandbox) -> Config:
-    return load_config(sandbox.profiles_toml)
-
-
-@pytest.fixture
-def sessions(tmp_path: Path) -> SessionFactory:
-    # A private CLI cache per test: a fault in one test never leaves cached credentials for the next.
-    return SessionFactory(cache_dir=tmp_path / "aws-cli-cache")
 
 
 # ------------------------------------------------------------------------------------------------ healthy

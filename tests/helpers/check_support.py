@@ -1,14 +1,21 @@
-"""Helpers shared by the check's sandbox tests (no tests here): configs, fault injectors, small servers."""
+"""Helpers shared by the check's sandbox tests (no tests here): fixtures, configs, fault injectors, servers.
+
+A test module takes the fixtures by importing them (pytest finds a fixture by its `name` in the module):
+`from helpers.check_support import private_sessions, sandbox_config  # noqa: F401`.
+"""
 
 from __future__ import annotations
 
 import json
 import socket
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from pgiam_tui.aws.session import SessionFactory
-from pgiam_tui.config import ClusterConfig, Config
+from pgiam_tui.config import ClusterConfig, Config, load_config
 from pgiam_tui.diagnose import CheckResult, run_check
 
 if TYPE_CHECKING:
@@ -16,6 +23,19 @@ if TYPE_CHECKING:
 
 ADMIN = "sandbox-db-admin"
 MONITOR_POLICY = "pg-db-monitor-policy"
+
+
+@pytest.fixture(scope="module", name="config")
+def sandbox_config(sandbox: Sandbox) -> Config:
+    """`config`: the sandbox's own profiles.toml, loaded."""
+    return load_config(sandbox.profiles_toml)
+
+
+@pytest.fixture(name="sessions")
+def private_sessions(tmp_path: Path) -> SessionFactory:
+    """`sessions`: a SessionFactory with a CLI cache of the test's own, so that a fault in one test never
+    leaves cached credentials for the next."""
+    return SessionFactory(cache_dir=tmp_path / "aws-cli-cache")
 
 
 def aurora(

@@ -76,7 +76,15 @@ def footer_keys(app: PgiamApp) -> set[str]:
     return {key for key, active in app.screen.active_bindings.items() if active.binding.show}
 
 
-@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 50)])
+# one size in make test-fast, every size in make test
+@pytest.mark.parametrize(
+    "size",
+    [
+        (80, 24),
+        pytest.param((120, 40), marks=pytest.mark.slow),
+        pytest.param((200, 50), marks=pytest.mark.slow),
+    ],
+)
 async def test_footer_follows_the_focused_pane(size: tuple[int, int]) -> None:
     app = make_app()
     async with app.run_test(size=size) as pilot:
@@ -120,7 +128,7 @@ def test_palette_lists_each_title_once_and_every_cluster() -> None:
     asyncio.run(run())
 
 
-@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+@pytest.mark.parametrize("size", [(80, 24), pytest.param((120, 40), marks=pytest.mark.slow)])
 async def test_help_scrolls_to_everything_and_says_how_to_close(size: tuple[int, int]) -> None:
     app = make_app()
     async with app.run_test(size=size) as pilot:

@@ -253,6 +253,7 @@ _PIECES = st.sampled_from(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None)
 @given(pieces=st.lists(_PIECES, max_size=25))
 def test_fuzz_never_raises_on_near_miss_lines(pieces: list[str]) -> None:

@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from pgiam_devtools.sample import sample_snapshots
 from textual.pilot import Pilot
 from textual.widget import Widget
@@ -66,6 +67,7 @@ def test_jump_targets() -> None:
             raise AssertionError(bad)
 
 
+@pytest.mark.slow
 async def test_step_play_jump_and_read_only(tmp_path: Path) -> None:
     rec = read_recording(recorded(tmp_path))
     app = ReplayApp(rec, "rec.jsonl.gz")

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from pgiam_devtools.sample import sample_snapshots
 from pgiam_devtools.static_source import StaticSource
-from test_ui_app import make_app, settle
+from test_ui_app import make_app
 from textual.widgets import DataTable
 
+from helpers.pilot import settle
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.screens.detail import SessionDetailScreen, copy_notice
@@ -46,6 +48,7 @@ async def test_cancel_says_before_the_attempt_when_the_user_cannot_signal_backen
         assert source.actions == []
 
 
+@pytest.mark.slow
 async def test_cancel_of_an_idle_in_transaction_session_offers_terminate() -> None:
     app, source = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -84,6 +87,7 @@ async def test_y_in_the_detail_does_not_claim_a_copy_arrived() -> None:
         assert any("OSC 52" in n for n in notes) and not any("copied to the clipboard" in n for n in notes)
 
 
+@pytest.mark.slow
 async def test_focus_comes_back_after_the_all_clusters_view() -> None:
     app = PgiamApp(StaticSource([sample_snapshots()]), (), tick=False)
     async with app.run_test(size=(120, 40)) as pilot:

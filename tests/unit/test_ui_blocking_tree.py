@@ -10,9 +10,9 @@ from pgiam_devtools.sample import cluster_configs, fixed_now, sample_snapshots, 
 from pgiam_devtools.static_source import StaticSource
 from rich.color import Color
 from rich.style import Style
-from test_ui_app import settle
 from textual.widgets.tree import TreeNode
 
+from helpers.pilot import press, running
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.screens.all_sessions import AllSessionsScreen
 from pgiam_tui.ui.screens.detail import SessionDetailScreen
@@ -47,10 +47,8 @@ def _labels(tree: BlockingTree) -> list[str]:
 
 async def test_per_cluster_tree_shows_instance_and_wait_events() -> None:
     app, _ = _both_clusters_blocked()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
-        await pilot.press("b")
-        await pilot.pause()
+    async with running(app) as pilot:
+        await press(pilot, "b")
         root = app.activity.blocking_tree.root.children[0]
         assert str(root.label).startswith("pgdemo-1-writer  4102 oltp_rw_user")
         waiter = str(root.children[0].label)
@@ -60,13 +58,10 @@ async def test_per_cluster_tree_shows_instance_and_wait_events() -> None:
 
 async def test_all_clusters_tree_says_which_cluster_and_instance() -> None:
     app, _ = _both_clusters_blocked()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
-        await pilot.press("a")
-        await pilot.pause()
+    async with running(app) as pilot:
+        await press(pilot, "a")
         assert isinstance(app.screen, AllSessionsScreen)
-        await pilot.press("b")
-        await pilot.pause()
+        await press(pilot, "b")
         tree = app.screen.pane.blocking_tree
         roots = [str(n.label) for n in tree.root.children]
         assert roots[0].startswith("pgdemo-1 / pgdemo-1-writer  4102")
@@ -76,10 +71,8 @@ async def test_all_clusters_tree_says_which_cluster_and_instance() -> None:
 
 async def test_enter_opens_the_session_and_the_root_blocker_can_be_terminated() -> None:
     app, source = _both_clusters_blocked()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
-        await pilot.press("b")
-        await pilot.pause()
+    async with running(app) as pilot:
+        await press(pilot, "b")
         tree = app.activity.blocking_tree
         assert app.focused is tree
         tree.move_cursor(tree.root.children[0])
@@ -91,11 +84,9 @@ async def test_enter_opens_the_session_and_the_root_blocker_can_be_terminated() 
         assert app.activity.tree_shown and str(tree.root.children[0].label).startswith("pgdemo-1-writer")
         tree.focus()
         tree.move_cursor(tree.root.children[0])
-        await pilot.press("t")
-        await pilot.pause()
+        await press(pilot, "t")
         assert isinstance(app.screen, ConfirmScreen)
-        await pilot.press("y")
-        await pilot.pause()
+        await press(pilot, "y")
         await app.workers.wait_for_complete()
         assert source.actions == [("pgdemo-1", "pgdemo-1-writer", 4102, "terminate")]
 
@@ -114,12 +105,11 @@ def _contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
     return (la + 0.05) / (lb + 0.05)
 
 
+@pytest.mark.slow
 async def test_holders_and_waiters_differ_in_every_builtin_theme() -> None:
     app, _ = _both_clusters_blocked()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
-        await pilot.press("b")
-        await pilot.pause()
+    async with running(app) as pilot:
+        await press(pilot, "b")
         tree = app.activity.blocking_tree
         themes = sorted(app.available_themes)
         assert len(themes) >= 10  # Textual's built-in themes, all of them
@@ -148,12 +138,10 @@ async def test_holders_and_waiters_differ_in_every_builtin_theme() -> None:
                 assert _contrast(rgb, (bg.red, bg.green, bg.blue)) >= 2.2, (name, pid, rgb, bg)
 
 
-@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+@pytest.mark.parametrize("size", [(80, 24), pytest.param((200, 50), marks=pytest.mark.slow)])
 async def test_tree_fits_small_and_large_screens(size: tuple[int, int]) -> None:
     app, _ = _both_clusters_blocked()
-    async with app.run_test(size=size) as pilot:
-        await settle(pilot, app, 3)
-        await pilot.press("b")
-        await pilot.pause()
+    async with running(app, size) as pilot:
+        await press(pilot, "b")
         labels = _labels(app.activity.blocking_tree)
         assert len(labels) == 3 and labels[0].startswith("pgdemo-1-writer")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from rich.text import Text
-from test_ui_app import lines
 from textual.app import App, ComposeResult
 
+from helpers.pilot import lines
 from pgiam_tui.ui.widgets.cached_table import CachedCellTable
 
 

@@ -16,8 +16,8 @@ from pgiam_devtools.sample import (
     session,
 )
 from pgiam_devtools.static_source import StaticSource
-from test_ui_app import lines, settle
 
+from helpers.pilot import lines, settle
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.widgets.cluster_list import middle_cut
 
@@ -38,7 +38,10 @@ def _app(long: bool = True, rounds: int = 2) -> tuple[PgiamApp, StaticSource]:
     return PgiamApp(source, configs, now=fixed_now, tick=False), source
 
 
-@pytest.mark.parametrize(("width", "height"), [(80, 24), (120, 40), (200, 50)])
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(80, 24), pytest.param(120, 40, marks=pytest.mark.slow), pytest.param(200, 50, marks=pytest.mark.slow)],
+)
 async def test_long_names_stay_distinguishable_at_every_size(width: int, height: int) -> None:
     app, _ = _app()
     async with app.run_test(size=(width, height)) as pilot:
@@ -67,6 +70,7 @@ async def test_counts_are_never_cut() -> None:
         assert any("1001/0/1008" in line for line in lines(app.cluster_list)), lines(app.cluster_list)
 
 
+@pytest.mark.slow
 async def test_health_at_a_glance_second_line() -> None:
     app, source = _app(long=False)
     async with app.run_test(size=(200, 50)) as pilot:

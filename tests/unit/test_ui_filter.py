@@ -48,6 +48,7 @@ def burst(app: PgiamApp, text: str) -> None:
         app.post_message(events.Key(names.get(ch, ch), ch))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", SIZES)
 async def test_activity_filters_as_you_type_without_losing_a_key(size: tuple[int, int]) -> None:
     app = make_app()

@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 from pgiam_devtools.sample import cluster_configs, fixed_now, sample_snapshots
 from pgiam_devtools.static_source import StaticSource
-from test_ui_app import lines, settle
 from textual.widgets import DataTable
 
+from helpers.pilot import lines, settle
 from pgiam_tui.model import ErrorInfo
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.screens.iam_detail import IamUserScreen
@@ -19,6 +19,7 @@ def _app(snaps: tuple = ()) -> PgiamApp:  # type: ignore[type-arg]
     return PgiamApp(StaticSource([snaps or sample_snapshots()]), cluster_configs(), now=fixed_now, tick=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("width", "height"), [(120, 40), (200, 50)])
 async def test_member_of_is_never_cut_mid_word(width: int, height: int) -> None:
     app = _app()

@@ -26,6 +26,7 @@ from pgiam_tui.model import (
     IamMetrics,
     IamSnapshot,
     InstanceInfo,
+    InstanceRole,
     ServerHealth,
     SessionRow,
 )
@@ -262,77 +263,58 @@ def cluster_configs() -> tuple[ClusterConfig, ...]:
     )
 
 
-def sample_snapshots() -> tuple[ClusterSnapshot, ...]:
-    """Three clusters: a busy healthy one, a quiet one, and one that cannot connect."""
-    first = ClusterSnapshot(
-        name="pgdemo-1",
+def _connected(name: str, role: InstanceRole, host: str, health: ServerHealth) -> InstanceInfo:
+    """A member the console is connected to (port 5432)."""
+    return InstanceInfo(name, role, host, 5432, "connected", health=health)
+
+
+def _healthy(name: str, region: str, token_left: timedelta) -> ClusterSnapshot:
+    """A cluster of the prod group that answered this round, before its own parts are put in."""
+    return ClusterSnapshot(
+        name=name,
         status="ok",
         collected_at=T0,
         group="prod (111111111111)",
         account_id=DB_ACCOUNT,
-        region="us-east-1",
+        region=region,
         identity_arn=MONITOR_ARN,
-        endpoint="pgdemo-1.cluster-abc.us-east-1.rds.amazonaws.com",
         server_version="15.8",
-        token_expires_at=T0 + timedelta(minutes=11, seconds=23),
+        token_expires_at=T0 + token_left,
+    )
+
+
+def sample_snapshots() -> tuple[ClusterSnapshot, ...]:
+    """Three clusters: a busy healthy one, a quiet one, and one that cannot connect."""
+    attempts = _attempts(_events("pgdemo-1"))
+    first = replace(
+        _healthy("pgdemo-1", "us-east-1", timedelta(minutes=11, seconds=23)),
+        endpoint="pgdemo-1.cluster-abc.us-east-1.rds.amazonaws.com",
         instances=(
-            InstanceInfo(
-                "pgdemo-1-writer",
-                "writer",
-                "pgdemo-1-writer.abc.rds.amazonaws.com",
-                5432,
-                "connected",
-                health=ServerHealth(T0, 500, 9, 1_250_000, False, None),
-            ),
-            InstanceInfo(
-                "pgdemo-1-reader",
-                "reader",
-                "pgdemo-1-reader.abc.rds.amazonaws.com",
-                5432,
-                "connected",
-                health=ServerHealth(T0, 500, 3, 80_000, True, 0.02),
-            ),
+            _connected("pgdemo-1-writer", "writer", "pgdemo-1-writer.abc.rds.amazonaws.com",
+                       ServerHealth(T0, 500, 9, 1_250_000, False, None)),
+            _connected("pgdemo-1-reader", "reader", "pgdemo-1-reader.abc.rds.amazonaws.com",
+                       ServerHealth(T0, 500, 3, 80_000, True, 0.02)),
         ),
         activity=_activity("pgdemo-1-writer", "pgdemo-1-reader"),
         events=_events("pgdemo-1"),
-        attempts=_attempts(_events("pgdemo-1")),
-        failures=failure_counts(_attempts(_events("pgdemo-1")), now=T0),
+        attempts=attempts,
+        failures=failure_counts(attempts, now=T0),
         iam=_iam("cluster-ABCDEFGHIJKL0123456789"),
         actions_allowed=True,
-    )
-    second = ClusterSnapshot(
-        name="pgdemo-2",
-        status="ok",
-        collected_at=T0,
-        group="prod (111111111111)",
-        account_id=DB_ACCOUNT,
-        region="us-east-2",
-        identity_arn=MONITOR_ARN,
-        server_version="15.8",
-        token_expires_at=T0 + timedelta(minutes=14, seconds=2),
+    )  # fmt: skip
+    second = replace(
+        _healthy("pgdemo-2", "us-east-2", timedelta(minutes=14, seconds=2)),
         instances=(
-            InstanceInfo(
-                "pgdemo-2-writer",
-                "writer",
-                "pgdemo-2-writer.def.rds.amazonaws.com",
-                5432,
-                "connected",
-                health=ServerHealth(T0, 100, 2, 5_000, False, None),
-            ),
+            _connected("pgdemo-2-writer", "writer", "pgdemo-2-writer.def.rds.amazonaws.com",
+                       ServerHealth(T0, 100, 2, 5_000, False, None)),
         ),
         activity=(
-            session(
-                "pgdemo-2-writer",
-                7001,
-                "oltp_ro_user",
-                "active",
-                "SELECT * FROM pgdemo.orders",
-                duration_s=0.2,
-            ),
+            session("pgdemo-2-writer", 7001, "oltp_ro_user", "active", "SELECT * FROM pgdemo.orders",
+                    duration_s=0.2),
             session("pgdemo-2-writer", 7002, "pgmonitor", "idle", "SELECT 1"),
         ),
         iam=_iam("cluster-ZYXWVUTSRQPO9876543210"),
-    )
+    )  # fmt: skip
     third = ClusterSnapshot(
         name="pgdemo-rds",
         status="error",

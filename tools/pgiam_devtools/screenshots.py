@@ -2,7 +2,8 @@
 
 By default they are taken from the demo: the sandbox with its workload, the console on it (headless, via
 Textual's Pilot), as `make screenshots` does. `--sample` uses the deterministic sample data instead (no
-sandbox; the same data as the snapshot tests). Files: main.svg, detail.svg, iam.svg, check.svg.
+sandbox; the same data as the snapshot tests). Files: main.svg, detail.svg, blocking.svg, attempt.svg,
+iam.svg, check.svg.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pgiam_tui.model import ClusterSnapshot
+from pgiam_tui.model import ClusterSnapshot, SessionRow
 from pgiam_tui.ui.source import (
     BackendAction,
     CheckProgressSink,
@@ -86,6 +86,14 @@ class StaticSource:
         """Record the request (no database behind a static source)."""
         self.actions.append((name, instance, pid, action))
         return f"{action} pid {pid} on {instance}: recorded (static data, nothing sent)"
+
+    async def terminate_idle_transactions(self, name: str, sessions: Sequence[SessionRow]) -> tuple[str, ...]:
+        """Record each request (no database behind a static source)."""
+        for row in sessions:
+            self.actions.append((name, row.instance, row.pid, "terminate"))
+        return tuple(
+            f"terminate pid {r.pid} on {r.instance}: done (static data, nothing sent)" for r in sessions
+        )
 
     def set_mfa_handler(self, handler: MfaHandler | None) -> None:
         """Static data needs no credentials."""

@@ -12,8 +12,8 @@ answer depends on request context (source IP, MFA, tags, time...) that we cannot
 `${aws:username}` in a resource (documents of Version 2012-10-17) make a statement conditional too.
 
 The sandbox decides logins with its own evaluator, written separately from AWS's documentation; a
-differential property test holds the two together (tests/unit/test_policy_differential.py), and what this
-one deliberately does not model is listed in docs/IAM_EVALUATION.md.
+differential property test holds the two together (tests/integration/test_policy_differential.py), and
+what this one deliberately does not model is listed in docs/IAM_EVALUATION.md.
 """
 
 from __future__ import annotations

@@ -152,5 +152,9 @@ class ActivityCollector:
         if conn.server_version_num not in (None, version):
             # fetch reconnected to another server version (upgrade / failover): redo with the right shape
             raw = await conn.fetch(get_query("activity", conn.server_version_num or 0), binary=True)
+        return self.result(raw)
+
+    def result(self, raw: Iterable[Sequence[Any]]) -> ActivityResult:
+        """The activity query's rows (however they were fetched) -> this instance's ActivityResult."""
         rows = parse_rows(self.instance, raw)
         return ActivityResult(self.instance, rows, privilege_findings(self.instance, self.user, rows))

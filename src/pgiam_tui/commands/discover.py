@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 # Where the entries point for the RDS CA bundle (verify-full needs it; system trust stores lack it).
 DEFAULT_CA_BUNDLE = "~/.postgresql/rds-global-bundle.pem"
-CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 
 
 def register(subparsers: Any) -> None:
@@ -208,6 +207,8 @@ def build_entries(
 
 
 def _entry(d: DiscoveredDatabase, name: str, database: str | None, user: str | None, sslrootcert: str) -> str:
+    from pgiam_tui.aws.endpoints import RDS_CA_BUNDLE_URL
+
     lines = [
         "",
         f"# {d.engine} in account {d.account_id or '?'}, {d.region}: {d.endpoint or '?'}:{d.port or '?'}, "
@@ -221,7 +222,7 @@ def _entry(d: DiscoveredDatabase, name: str, database: str | None, user: str | N
     key = "cluster_id" if d.kind == "aurora" else "instance_id"
     lines.append(f"{key} = {_toml(d.identifier)}")
     lines.append(f"database = {_toml(database or d.database_name or 'postgres')}")
-    lines.append(f"# the RDS CA bundle, from {CA_BUNDLE_URL}")
+    lines.append(f"# the RDS CA bundle, from {RDS_CA_BUNDLE_URL}")
     lines.append(f"sslrootcert = {_toml(sslrootcert)}")
     if user:
         lines.append(f"user = {_toml(user)}")

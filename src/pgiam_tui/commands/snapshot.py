@@ -36,21 +36,18 @@ def run(args: argparse.Namespace) -> int:
 
     from pgiam_tui.commands._cliutil import fail
     from pgiam_tui.config import ConfigError, load_config, resolve_config_path
+    from pgiam_tui.headless import collect_once, select_clusters
     from pgiam_tui.jsonout import snapshot_to_json
 
+    names = args.cluster or None
     try:
         config = load_config(resolve_config_path(getattr(args, "config", None)))
-        names = args.cluster or None
-        for name in names or ():
-            config.cluster(name)  # unknown name -> ConfigError listing the known ones
+        select_clusters(config, names)  # an unknown name (listing the known ones), or no clusters at all
     except ConfigError as exc:
         fail(str(exc))
         return 2
-    if not config.clusters:
-        fail(f"{config.path}: no clusters configured")
-        return 2
 
-    snapshots = asyncio.run(_collect(config, names))
+    snapshots = asyncio.run(collect_once(config, names))
     if args.json:
         # C1 controls, DEL and all non-ASCII arrive as \u escapes, never raw on a terminal
         print(to_json(snapshot_to_json(snapshots), indent=2))
@@ -58,19 +55,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_text(snapshots))
     return 0 if all(s.status == "ok" for s in snapshots) else 1
-
-
-async def _collect(config: Any, names: list[str] | None) -> list[Any]:
-    from pgiam_tui.aws.session import SessionFactory
-    from pgiam_tui.commands._cliutil import terminal_mfa_prompt
-    from pgiam_tui.monitor import Monitor
-
-    # MFA codes are asked on the terminal (the console asks in a modal instead)
-    monitor = Monitor(config, SessionFactory(mfa_prompt=terminal_mfa_prompt))
-    try:
-        return await monitor.collect_once(names)
-    finally:
-        await monitor.stop()
 
 
 def _field(text: str | None, limit: int = 80) -> str:

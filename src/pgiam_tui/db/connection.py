@@ -32,6 +32,7 @@ from pgiam_tui.fixquote import shell_word, sql_ident
 from pgiam_tui.model import ConnectionStatus, ConnEvent, ConnState, EventKind
 
 TUPLES_OK = pq.ExecStatus.TUPLES_OK
+Rows = list[tuple[Any, ...]]
 Clock = Callable[[], datetime]
 EventSink = Callable[[ConnEvent], None]
 
@@ -70,6 +71,15 @@ class QueryError(PgiamError):
     def __init__(self, message: str, *, sqlstate: str | None = None):
         super().__init__(message)
         self.sqlstate = sqlstate
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One statement of a pipelined round trip (InstanceConnection.fetch_pipelined)."""
+
+    sql: LiteralString | bytes
+    params: Sequence[Any] | None = None
+    binary: bool = False  # results in binary format (see fetch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +221,7 @@ class InstanceConnection:
         self.server_version_num: int | None = None
         self.backend_pid: int | None = None
         self.connects = 0  # successful logins so far (each with its own fresh credential)
+        self.round_trips = 0  # times a statement (or a pipeline of them) waited on the server
 
     # -- observable state -------------------------------------------------------------------------
 
@@ -248,6 +259,7 @@ class InstanceConnection:
         async with self._lock:
             conn = await self._ensure()
             try:
+                self.round_trips += 1
                 return await self._run(conn, sql, params, binary)
             except psycopg.Error as exc:
                 if not self._is_lost(conn):
@@ -257,12 +269,34 @@ class InstanceConnection:
                 await self._lost(self._scrubbed(exc))
             conn = await self._ensure()
             try:
+                self.round_trips += 1
                 return await self._run(conn, sql, params, binary)
             except psycopg.Error as exc:
                 if self._is_lost(conn):
                     await self._lost(self._scrubbed(exc))
                     raise ConnectError(self._status.reason or "connection lost", step="session") from None
                 raise QueryError(self._scrubbed(exc), sqlstate=exc.sqlstate) from None
+
+    async def fetch_pipelined(self, statements: Sequence[Statement]) -> list[Rows | QueryError]:
+        """Run STATEMENTS in one network round trip (psycopg's pipeline mode: all sent, then one Sync) and
+        return each one's rows, or the QueryError it failed with (statements after a failed one fail too:
+        they share the implicit transaction; put the one that matters first).
+
+        Reconnects as fetch() does, and retries once at once when the server dropped the session. Raises
+        ConnectError when no session can be had.
+        """
+        async with self._lock:
+            for attempt in (1, 2):
+                conn = await self._ensure()
+                try:
+                    return await self._run_pipelined(conn, statements)
+                except psycopg.Error as exc:
+                    if not self._is_lost(conn):
+                        raise QueryError(self._scrubbed(exc), sqlstate=exc.sqlstate) from None
+                    await self._lost(self._scrubbed(exc))
+                    if attempt == 2:
+                        raise ConnectError(self._status.reason or "connection lost", step="session") from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def ready(self) -> None:
         """Make sure a session is open, reconnecting if due; raises ConnectError (respects the backoff)."""
@@ -304,6 +338,36 @@ class InstanceConnection:
         # the result status, not cur.description: that would build Column objects on every round
         result = cur.pgresult
         return await cur.fetchall() if result is not None and result.status == TUPLES_OK else []
+
+    async def _run_pipelined(
+        self, conn: psycopg.AsyncConnection[tuple[Any, ...]], statements: Sequence[Statement]
+    ) -> list[Rows | QueryError]:
+        self.round_trips += 1
+        cursors = []
+        failure: psycopg.Error | None = None
+        try:
+            # leaving the block sends the one Sync and waits for every result: the one round trip
+            async with conn.pipeline():
+                for st in statements:
+                    cur = conn.cursor(binary=st.binary)
+                    await cur.execute(st.sql, st.params)
+                    cursors.append(cur)
+        except psycopg.Error as exc:
+            if self._is_lost(conn):
+                raise
+            failure = exc  # a statement failed: those before it have their results all the same
+        out: list[Rows | QueryError] = []
+        for cur in cursors:
+            result = cur.pgresult
+            if result is not None and result.status == TUPLES_OK:
+                out.append(await cur.fetchall())
+            elif result is not None and result.status == pq.ExecStatus.COMMAND_OK:
+                out.append([])
+            else:
+                reason = self._scrubbed(failure) if failure is not None else "no result"
+                out.append(QueryError(reason, sqlstate=getattr(failure, "sqlstate", None)))
+        out += [QueryError("not sent", sqlstate=None)] * (len(statements) - len(cursors))
+        return out
 
     @staticmethod
     def _is_lost(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> bool:

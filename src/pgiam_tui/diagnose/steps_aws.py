@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 
 from pgiam_tui.aws.credential_failure import credential_failure, is_timeout
+from pgiam_tui.aws.endpoints import RDS_CA_BUNDLE_URL
 from pgiam_tui.aws.errors import AwsCredentialError, DiscoveryError, classify_aws_error
 from pgiam_tui.diagnose.causes import Diagnosis
 from pgiam_tui.diagnose.context import SKEW_LIMIT_S, CheckContext
@@ -83,10 +84,7 @@ async def step_config(ctx: CheckContext, b: StepBuilder) -> bool:
         problem, fix = f"sslmode {cfg.sslmode!r} is not a libpq sslmode", 'use sslmode = "verify-full"'
     elif cfg.sslrootcert and cfg.sslrootcert != "system" and not os.access(cfg.sslrootcert, os.R_OK):
         problem = f"sslrootcert {cfg.sslrootcert} cannot be read"
-        fix = (
-            "download the RDS CA bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem) "
-            "and point sslrootcert at it"
-        )
+        fix = f"download the RDS CA bundle ({RDS_CA_BUNDLE_URL}) and point sslrootcert at it"
     if problem is not None:
         b.fail(f"{detail}: {problem}", fix, cause=CheckCause.CONFIG_INVALID)
         ctx.decide(Diagnosis(CheckCause.CONFIG_INVALID, f"the config entry {cfg.name!r}: {problem}", fix))

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import errno
 
+from pgiam_tui.aws.endpoints import RDS_CA_BUNDLE_URL
 from pgiam_tui.diagnose.causes import Diagnosis
 from pgiam_tui.diagnose.context import CheckContext
 from pgiam_tui.diagnose.probe import is_ip, resolve, tcp_connect, tls_probe
 from pgiam_tui.diagnose.result import StepBuilder
 from pgiam_tui.textsafe import clip
 from pgiam_tui.vocabulary import CheckCause
-
-RDS_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 
 
 async def step_address(ctx: CheckContext, b: StepBuilder) -> bool:
@@ -201,7 +200,7 @@ async def step_tls(ctx: CheckContext, b: StepBuilder) -> bool:
             if outcome.failure == CheckCause.UNTRUSTED_CA
             else f"the CA bundle {bundle} cannot be used"
         )
-        fix = f"download the RDS CA bundle ({RDS_BUNDLE_URL}) and set sslrootcert to it"
+        fix = f"download the RDS CA bundle ({RDS_CA_BUNDLE_URL}) and set sslrootcert to it"
         diag = Diagnosis(outcome.failure, text, fix, evidence)
         b.fail(f"{text}: {message}", fix, cause=outcome.failure)
     elif outcome.failure == CheckCause.CERT_EXPIRED:

@@ -8,7 +8,7 @@ so AWS being slow or stalled never holds up an activity round, on the first pain
 change of any part publishes a fresh snapshot, assembled by the one function `assemble_snapshot`.
 
 boto3 runs in worker threads; psycopg is async on the caller's loop, so the Monitor can run on Textual's own
-loop. No UI imports here (tests/unit/test_import_hygiene.py checks it).
+loop. No UI imports here (tests/integration/test_import_hygiene.py checks it).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import LiteralString
 
 import boto3
@@ -37,11 +37,12 @@ from pgiam_tui.db.connection import (
     utcnow,
 )
 from pgiam_tui.db.conninfo import ConnTarget, one_line, scrub
-from pgiam_tui.model import ClusterSnapshot, ConnectionStatus, ConnEvent, ErrorInfo, EventKind
+from pgiam_tui.model import ClusterSnapshot, ConnectionStatus, ConnEvent, ErrorInfo, EventKind, SessionRow
 from pgiam_tui.monitor.assemble import AWS_READ_BUDGET_S, assemble_snapshot
 from pgiam_tui.monitor.aws_parts import SessionSource, discover, read_events, read_iam, read_identity
 from pgiam_tui.monitor.cadence import Cadence
 from pgiam_tui.monitor.cluster import ClusterRuntime
+from pgiam_tui.monitor.idle_tx import terminate_idle_transactions
 from pgiam_tui.monitor.instances import InstanceWatch
 
 __all__ = ["Monitor", "SnapshotCallback"]
@@ -258,6 +259,11 @@ class Monitor:
             )
         )
         return outcome
+
+    async def terminate_idle_transactions(self, name: str, sessions: Sequence[SessionRow]) -> tuple[str, ...]:
+        """Terminate the confirmed idle-in-transaction SESSIONS of NAME still idle in the same transaction
+        (monitor/idle_tx.py); one outcome line each, each recorded as an action event."""
+        return await terminate_idle_transactions(self._select([name])[0], sessions)
 
     # -- cadences, loops and rounds -----------------------------------------------------------------
 

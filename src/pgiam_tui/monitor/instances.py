@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 
 from pgiam_tui.collect.activity import ActivityCollector, ActivityResult
-from pgiam_tui.collect.server_health import collect_health
+from pgiam_tui.collect.instance_round import InstanceRound
 from pgiam_tui.db.connection import ConnectError, InstanceConnection, QueryError, utcnow
 from pgiam_tui.db.conninfo import one_line, scrub
 from pgiam_tui.model import ErrorInfo
@@ -37,7 +37,7 @@ class InstanceWatch:
 
     def __init__(self, conn: InstanceConnection, user: str | None) -> None:
         self.conn = conn
-        self._collector = ActivityCollector(conn.target.instance_id, user)
+        self._round = InstanceRound(ActivityCollector(conn.target.instance_id, user))
         self.reading = InstanceReading(conn.target.instance_id)
         self._task: asyncio.Task[ActivityResult] | None = None
         self._started = 0.0
@@ -79,9 +79,8 @@ class InstanceWatch:
         return self.reading
 
     async def _collect(self) -> ActivityResult:
-        result = await self._collector.collect(self.conn)
-        # server-wide figures (connections, transactions, replica lag) on the same session, same budget
-        return replace(result, health=await collect_health(self.conn, self.instance_id))
+        # sessions and server-wide figures (connections, transactions, replica lag): one round trip
+        return await self._round.read(self.conn)
 
     def _outcome(self, task: asyncio.Task[ActivityResult]) -> InstanceReading:
         try:

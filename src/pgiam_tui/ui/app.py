@@ -29,6 +29,7 @@ from pgiam_tui.textsafe import visible
 from pgiam_tui.ui.keys import app_bindings
 from pgiam_tui.ui.messages import ClusterSelected, SnapshotArrived
 from pgiam_tui.ui.palette import palette_commands
+from pgiam_tui.ui.query_display import next_display
 from pgiam_tui.ui.screens.all_sessions import AllSessionsScreen
 from pgiam_tui.ui.screens.detail import SessionDetailScreen
 from pgiam_tui.ui.screens.help import HelpScreen
@@ -51,6 +52,8 @@ ACTIVITY_ACTIONS = frozenset(
         "hide_idle",
         "background",
         "tree",
+        "query_display",
+        "terminate_idle_tx",
         "signal_current",
         "zoom",
         "all_sessions",
@@ -291,7 +294,7 @@ class PgiamApp(SessionActions):
         if action in ACTIVITY_ACTIONS:
             screen = self.screen
             on_main = screen is self.screen_stack[0] if self.screen_stack else False
-            if action in ("zoom", "all_sessions", "check"):
+            if action in ("zoom", "all_sessions", "check", "terminate_idle_tx"):
                 return on_main
             return on_main or isinstance(screen, AllSessionsScreen)
         return True
@@ -350,6 +353,12 @@ class PgiamApp(SessionActions):
         pane = self._activity_pane()
         pane.table.show_background = not pane.table.show_background
         pane.table.reapply()
+        pane.refresh_title()
+
+    def action_query_display(self) -> None:
+        """Query text truncated -> wrapped -> full (pg_activity's `v`)."""
+        pane = self._activity_pane()
+        pane.table.set_query_display(next_display(pane.table.query_display))
         pane.refresh_title()
 
     def action_tree(self) -> None:

@@ -85,6 +85,13 @@ _KEY_NAMES = {
     "ctrl+p": "ctrl+p",
 }
 
+# Reminders of two main keys at the head of a pane's footer: a pane's own keys come before the main ones, and
+# at 80 columns the main ones (q and ? last among them) would be cut off.
+_FOOTER_FIRST = (
+    ("question_mark", "help", "Help", "help: every key, the filter language, the colours"),
+    ("q", "quit", "Quit", "quit (closes every connection)"),
+)
+
 KEYS: tuple[KeySpec, ...] = (
     # main screen
     KeySpec("question_mark", "help", "Help", "help: every key, the filter language, the colours", "main",
@@ -111,12 +118,16 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("minus", "interval(-1)", "-int", "shorter refresh interval", "main", title="Faster refresh",
             footer=False),
     KeySpec("q", "quit", "Quit", "quit (closes every connection)", "main", title="Quit"),
-    # cluster list
+    # cluster list (each pane's footer starts with ? and q, so that an 80-column footer never cuts them)
+    *(KeySpec(k, a, label, d, "clusters", listed=False) for k, a, label, d in _FOOTER_FIRST),
     KeySpec("up,down", "cursor", "Move", "switch cluster (headings are skipped)", "clusters", bound=False,
             display="↑ / ↓"),
+    KeySpec("apostrophe", "start_jump", "Jump", "jump to a cluster: type the start of its name (or any "
+            "part); Enter keeps it, Esc goes back", "clusters", local=True, display="'"),
     KeySpec("a", "all_sessions", "All", "all clusters' sessions in one table", "clusters", listed=False),
     KeySpec("r", "refresh", "Refresh", "collect the selected cluster now", "clusters", listed=False),
     # activity
+    *(KeySpec(k, a, label, d, "activity", listed=False) for k, a, label, d in _FOOTER_FIRST),
     KeySpec("enter", "choose", "Detail", "session detail: full query, timings, blocking chain", "activity",
             title="Session detail", local=True),
     KeySpec("s", "sort", "Sort", "sort by the next visible column", "activity", title="Sort: next column",
@@ -129,10 +140,16 @@ KEYS: tuple[KeySpec, ...] = (
             "activity", title="Background processes", anywhere=True, footer=False),
     KeySpec("b", "tree", "Blocking", "blocking tree (blockers → blocked)", "activity", title="Blocking tree",
             anywhere=True),
+    KeySpec("v", "query_display", "Query", "query text: truncated → wrapped in its column → full (as "
+            "written, under the row)", "activity", title="Query display: truncated / wrapped / full",
+            anywhere=True),
     KeySpec("k", "signal_current('cancel')", "Cancel", "cancel the session's query (allow_actions only; "
             "asks first)", "activity", title="Cancel backend", anywhere=True),
     KeySpec("t", "signal_current('terminate')", "Terminate", "terminate the session (allow_actions only; "
             "asks first)", "activity", title="Terminate backend", anywhere=True),
+    KeySpec("X", "terminate_idle_tx", "Idle tx", "terminate the selected cluster's sessions idle in "
+            "transaction for more than N: one confirmation lists them, + / - change N (allow_actions only)",
+            "activity", title="Terminate idle transactions", anywhere=True, footer=False),
     # session detail
     KeySpec("escape,q", "close", "Back", "back to the main screen", "detail", local=True),
     KeySpec("y", "copy", "Copy query", "copy the full query text (OSC 52)", "detail", local=True),

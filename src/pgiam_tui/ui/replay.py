@@ -24,7 +24,7 @@ from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
-from pgiam_tui.model import ClusterSnapshot
+from pgiam_tui.model import ClusterSnapshot, SessionRow
 from pgiam_tui.recording import Recording
 from pgiam_tui.textsafe import visible
 from pgiam_tui.ui.app import PgiamApp
@@ -121,6 +121,10 @@ class ReplaySource:
         raise SourceUnavailable(READ_ONLY)
 
     async def backend_action(self, name: str, instance: str, pid: int, action: BackendAction) -> str:
+        """Refused: read-only."""
+        raise SourceUnavailable(READ_ONLY)
+
+    async def terminate_idle_transactions(self, name: str, sessions: Sequence[SessionRow]) -> tuple[str, ...]:
         """Refused: read-only."""
         raise SourceUnavailable(READ_ONLY)
 

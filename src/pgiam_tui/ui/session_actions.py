@@ -1,5 +1,5 @@
 """Acting on sessions from the console: the detail screen, cancel / terminate one backend, and terminate
-every idle-in-transaction session of a cluster older than a threshold.
+the sessions of a cluster idle in transaction for longer than a threshold (`X`).
 
 A mixin of the app (ui/app.py): every action here is gated the same way -- the cluster's `allow_actions`
 (off by default: monitoring is read-only), then the monitoring user's membership of pg_signal_backend when
@@ -15,11 +15,12 @@ from textual import work
 from textual.app import App
 
 from pgiam_tui.config import ClusterConfig
-from pgiam_tui.model import ClusterSnapshot, ConnEvent
+from pgiam_tui.model import ClusterSnapshot, ConnEvent, SessionRow
 from pgiam_tui.textsafe import visible
 from pgiam_tui.ui.messages import SessionChosen
 from pgiam_tui.ui.screens.all_sessions import AllSessionsScreen
 from pgiam_tui.ui.screens.detail import SessionDetailScreen
+from pgiam_tui.ui.screens.idle_tx import DEFAULT_THRESHOLD_S, IdleTxAnswer, IdleTxScreen
 from pgiam_tui.ui.screens.modals import ConfirmScreen, backend_question, signal_refusal
 from pgiam_tui.ui.source import BackendAction, SnapshotSource, action_event
 from pgiam_tui.ui.widgets.activity import ActivityPane
@@ -34,6 +35,7 @@ class SessionActions(App[int]):
     local_events: dict[str, list[ConnEvent]]
     selected: str | None
     now: Callable[[], datetime]  # the app's clock (tests inject a fixed one)
+    idle_tx_threshold_s: float = DEFAULT_THRESHOLD_S  # X: "idle in transaction for more than ..."
 
     def _render_selected(self) -> None:
         """Re-render the selected cluster's panes (the app's)."""
@@ -131,6 +133,64 @@ class SessionActions(App[int]):
             self.local_events.setdefault(cluster, []).append(
                 action_event(cluster, instance, pid, action, outcome, self.now())
             )
+            if cluster == self.selected:
+                self._render_selected()
+        else:
+            await self.source.refresh_now(cluster)
+
+    # ----- X: terminate the cluster's old idle-in-transaction sessions ------------------------------------
+
+    def action_terminate_idle_tx(self) -> None:
+        """One confirmation listing the selected cluster's sessions idle in transaction for more than N."""
+        name = self.selected
+        snap = self.latest.get(name) if name else None
+        if name is None or snap is None:
+            self.notify("no cluster data yet", severity="warning")
+            return
+        if not self._actions_allowed(name):
+            self.notify(
+                f"terminate is disabled for {name}: set allow_actions = true in profiles.toml",
+                severity="warning",
+                markup=False,
+            )
+            return
+        refused = next((i for i in snap.instances if i.health and i.health.can_signal is False), None)
+        if refused is not None:
+            cfg = self.cluster_configs.get(name)
+            refusal = signal_refusal(name, refused.id, "terminate", cfg.user if cfg else None)
+            self.notify(refusal, severity="warning", markup=False, timeout=10)
+            return
+
+        def answered(answer: IdleTxAnswer | None) -> None:
+            if answer is None:
+                return
+            self.idle_tx_threshold_s = answer.threshold_s  # the next X starts from the age chosen
+            if answer.sessions:
+                self.do_terminate_idle_tx(name, answer.sessions)
+
+        self.push_screen(IdleTxScreen(name, snap.activity, self.idle_tx_threshold_s), answered)
+
+    @work(exit_on_error=False, group="actions", description="terminate idle transactions")
+    async def do_terminate_idle_tx(self, cluster: str, sessions: tuple[SessionRow, ...]) -> None:
+        """Ask the source; one notice sums up, each session's outcome becomes an event of the cluster."""
+        try:
+            outcomes = await self.source.terminate_idle_transactions(cluster, sessions)
+        except Exception as exc:
+            self.notify(visible(f"terminate on {cluster}: {exc}"), severity="error", markup=False)
+            return
+        done = sum(1 for o in outcomes if ": done" in o)
+        failed = sum(1 for o in outcomes if " failed: " in o)
+        left = len(outcomes) - done - failed
+        summary = f"{cluster}: {done} idle-in-transaction session{'s' if done != 1 else ''} terminated"
+        if left:
+            summary += f", {left} left alone (no longer idle in that transaction)"
+        if failed:
+            summary += f", {failed} failed (see the events pane)"
+        self.notify(visible(summary), severity="error" if failed else "information", markup=False)
+        if not self.source.records_actions:
+            events = self.local_events.setdefault(cluster, [])
+            for row, outcome in zip(sessions, outcomes, strict=False):
+                events.append(action_event(cluster, row.instance, row.pid, "terminate", outcome, self.now()))
             if cluster == self.selected:
                 self._render_selected()
         else:

@@ -7,12 +7,12 @@ exercises the same rendering path as the live Monitor. Heavy imports (boto3, psy
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pgiam_tui.model import ClusterSnapshot, ConnEvent, EventKind
+from pgiam_tui.model import ClusterSnapshot, ConnEvent, EventKind, SessionRow
 from pgiam_tui.vocabulary import CheckCause
 
 if TYPE_CHECKING:
@@ -113,6 +113,9 @@ class SnapshotSource(Protocol):
     async def backend_action(self, name: str, instance: str, pid: int, action: BackendAction) -> str:
         """Cancel or terminate a backend; returns a one-line outcome."""
 
+    async def terminate_idle_transactions(self, name: str, sessions: Sequence[SessionRow]) -> tuple[str, ...]:
+        """Terminate these idle-in-transaction sessions if still idle in the same transaction; a line each."""
+
     def set_mfa_handler(self, handler: MfaHandler | None) -> None:
         """Where MFA codes are asked (called from a boto3 thread)."""
 
@@ -124,8 +127,17 @@ class SnapshotSource(Protocol):
 class MonitorSource:
     """The live source: the Monitor on the app's own event loop (async psycopg; boto3 in threads)."""
 
-    def __init__(self, config: Config, sessions: Any | None = None, *, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        sessions: Any | None = None,
+        *,
+        cache_dir: Path | None = None,
+        monitor_options: dict[str, Any] | None = None,
+    ) -> None:
         self.config = config
+        # passed on to Monitor (e.g. collect_events=False for a server with no AWS around it)
+        self._monitor_options = dict(monitor_options or {})
         self._sessions = sessions
         # None: the AWS CLI's own cache (~/.aws/cli/cache). The demo and tests give their own directory,
         # because cached assumed-role keys from another sandbox (another moto) would be reused there.
@@ -158,7 +170,7 @@ class MonitorSource:
         """Create and start the Monitor; it calls `emit` for every round of every cluster."""
         from pgiam_tui.monitor import Monitor
 
-        self._monitor = Monitor(self.config, self.sessions, emit)
+        self._monitor = Monitor(self.config, self.sessions, emit, **self._monitor_options)
         await self._monitor.start()
 
     async def stop(self) -> None:
@@ -212,6 +224,12 @@ class MonitorSource:
             raise SourceUnavailable("the monitor is not running")
         outcome = await self._monitor.signal_backend(name, instance, pid, terminate=action == "terminate")
         return str(outcome)
+
+    async def terminate_idle_transactions(self, name: str, sessions: Sequence[SessionRow]) -> tuple[str, ...]:
+        """Monitor.terminate_idle_transactions (which records each outcome as an event of that cluster)."""
+        if self._monitor is None:
+            raise SourceUnavailable("the monitor is not running")
+        return tuple(str(x) for x in await self._monitor.terminate_idle_transactions(name, sessions))
 
 
 def action_event(name: str, instance: str, pid: int, action: str, outcome: str, now: Any) -> ConnEvent:

@@ -10,23 +10,14 @@ and the scroll position stays where the DBA left it. Public Textual API only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
-from rich.cells import cell_len, set_cell_size
-from rich.segment import Segment
-from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
 from textual.message import Message
-from textual.scroll_view import ScrollView
-from textual.strip import Strip
 
-from pgiam_tui.textsafe import ELLIPSIS
 from pgiam_tui.ui.activity_model import (
-    ACTIVITY_COLUMNS,
     COLUMN_LABELS,
     COLUMNS_BY_KEY,
     ROW_STYLES,
@@ -34,51 +25,16 @@ from pgiam_tui.ui.activity_model import (
     blockers_of,
     layout_columns,
     row_class,
-    styled_cells,
     text_key,
 )
 from pgiam_tui.ui.filter_language import Filter
 from pgiam_tui.ui.keys import bindings
 from pgiam_tui.ui.messages import SessionChosen
 from pgiam_tui.ui.render import SortCell
-
-_COLUMN_INDEX = {c.key: i for i, c in enumerate(ACTIVITY_COLUMNS)}
-STALE_STYLE = "dim"
+from pgiam_tui.ui.widgets.activity_lines import ActivityLines, RowEntry, fit
 
 
-@dataclass(slots=True)
-class _Entry:
-    """One row: the session as of the last round, its highlight, its cells and drawn lines (made on use)."""
-
-    loc: Located
-    style: str
-    stale: bool = False
-    cells: tuple[SortCell, ...] | None = None
-    strips: dict[tuple[object, ...], Strip] = field(default_factory=dict)
-
-    def cells_of(self, with_cluster: bool) -> tuple[SortCell, ...]:
-        """The row's cells (a leading cluster cell when the table has that column)."""
-        if self.cells is None:
-            style = STALE_STYLE if self.stale else self.style
-            self.cells = styled_cells(self.loc.row, style, self.loc.cluster if with_cluster else None)
-        return self.cells
-
-
-def fit(text: str, width: int, *, keep_end: bool = False) -> str:
-    """`text` in exactly `width` cells: one trailing space kept free, cut with "…" when longer."""
-    room = width - 1
-    if room <= 0:
-        return " " * max(0, width)
-    if cell_len(text) > room:
-        if keep_end:
-            tail = text[-(room - 1) :] if room > 1 else ""
-            text = ELLIPSIS + tail
-        else:
-            text = set_cell_size(text, room - 1) + ELLIPSIS
-    return set_cell_size(text, width)
-
-
-class ActivityTable(ScrollView, can_focus=True):
+class ActivityTable(ActivityLines, can_focus=True):
     """Sessions of one cluster (or of all clusters, with a cluster column), diff-updated by row key."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -108,24 +64,15 @@ class ActivityTable(ScrollView, can_focus=True):
     """
 
     def __init__(self, *, with_cluster: bool = False, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.with_cluster = with_cluster
-        self.sort_column = "duration"
-        self.sort_reverse = True
+        super().__init__(with_cluster=with_cluster, id=id)
         self.session_filter: Filter[Located] = Filter()
         self.hide_idle = False
         self.show_background = False  # autovacuum, walwriter, ...: noise for a DBA watching sessions
         # shown for clusters with several instances (Aurora readers), and in the all-clusters view
         self.instance_column = with_cluster
         self.stale_instances: frozenset[tuple[str, str]] = frozenset()  # (cluster, instance)
-        self.cursor_row = 0
-        self.widths: dict[str, int] = {}
-        self._entries: dict[str, _Entry] = {}
-        self._order: list[str] = []
         self._sources: list[Located] = []
         self._key_memo: dict[tuple[str, str, int, datetime | None], str] = {}
-        self._header: Strip | None = None
-        self._styles: dict[str, Style] = {}
 
     # ----- public reading API ---------------------------------------------------------------------
 
@@ -193,15 +140,6 @@ class ActivityTable(ScrollView, can_focus=True):
             self._update_virtual_size()
             self.refresh()
 
-    def _forget_drawings(self) -> None:
-        self._header = None
-        for entry in self._entries.values():
-            entry.strips.clear()
-
-    def _cell_index(self, key: str) -> int:
-        offset = 1 if self.with_cluster else 0
-        return 0 if key == "cluster" else _COLUMN_INDEX[key] + offset
-
     def set_instance_column(self, shown: bool) -> None:
         """Show or hide the instance column."""
         if shown != self.instance_column:
@@ -215,14 +153,9 @@ class ActivityTable(ScrollView, can_focus=True):
             for entry in self._entries.values():
                 now_stale = (entry.loc.cluster, entry.loc.row.instance) in stale
                 if now_stale != entry.stale:
-                    entry.stale, entry.cells = now_stale, None
-                    entry.strips.clear()
+                    entry.stale = now_stale
+                    entry.forget()
             self.refresh()
-
-    def _update_virtual_size(self) -> None:
-        size = Size(sum(self.widths.values()), len(self._order) + 1)
-        if size != self.virtual_size:
-            self.virtual_size = size
 
     # ----- updating -----------------------------------------------------------------------------------
 
@@ -273,12 +206,11 @@ class ActivityTable(ScrollView, can_focus=True):
             style = ROW_STYLES[row_class(loc.row, blockers)]
             entry = entries.get(key)
             if entry is None:
-                entries[key] = _Entry(loc, style, (loc.cluster, loc.row.instance) in stale)
+                entries[key] = RowEntry(loc, style, (loc.cluster, loc.row.instance) in stale)
                 added = True
             elif entry.loc.row is not loc.row or entry.style != style:
                 if entry.style != style or entry.loc.row != loc.row:
-                    entry.cells = None
-                    entry.strips.clear()
+                    entry.forget()
                     changed = True
                 entry.loc, entry.style = loc, style
         if gone or added:
@@ -316,6 +248,7 @@ class ActivityTable(ScrollView, can_focus=True):
         order = self._sorted_keys()
         if order != self._order:
             self._order = order
+            self._lines.forget()
             self.refresh()
         self._keep_cursor(cursor_key)
 
@@ -356,20 +289,11 @@ class ActivityTable(ScrollView, can_focus=True):
             parts.append("idle hidden")
         if self.show_background:
             parts.append("+background")
+        if self.query_display != "truncated":
+            parts.append(f"query {self.query_display}")
         return " · ".join(parts)
 
     # ----- cursor -------------------------------------------------------------------------------------
-
-    def _cursor_key(self) -> str | None:
-        row = self.cursor_row
-        return self._order[row] if 0 <= row < len(self._order) else None
-
-    def _keep_cursor(self, cursor_key: str | None) -> None:
-        """Keep the cursor on the same session, not the same line (clamped when its session left)."""
-        if cursor_key is not None and cursor_key in self._entries:
-            self.cursor_row = self._order.index(cursor_key)
-        else:
-            self.cursor_row = max(0, min(self.cursor_row, len(self._order) - 1))
 
     def move_cursor(self, *, row: int, scroll: bool = True) -> None:
         """Put the cursor on display row `row` (clamped), scrolling it into view."""
@@ -380,19 +304,6 @@ class ActivityTable(ScrollView, can_focus=True):
             self._refresh_row(self.cursor_row)
         if scroll:
             self._scroll_to_cursor()
-
-    def _refresh_row(self, index: int) -> None:
-        y = index - int(self.scroll_offset.y) + 1
-        if 1 <= y < self.size.height:
-            self.refresh_line(y)
-
-    def _scroll_to_cursor(self) -> None:
-        top = int(self.scroll_offset.y)
-        rows_on_screen = max(1, self.scrollable_content_region.height - 1)
-        if self.cursor_row < top:
-            self.scroll_to(y=self.cursor_row, animate=False)
-        elif self.cursor_row >= top + rows_on_screen:
-            self.scroll_to(y=self.cursor_row - rows_on_screen + 1, animate=False)
 
     def action_cursor(self, step: int) -> None:
         """Up / down."""
@@ -424,7 +335,7 @@ class ActivityTable(ScrollView, can_focus=True):
                     self.set_sort(column)
                 self.post_message(SortChanged())
             return
-        self.move_cursor(row=int(self.scroll_offset.y) + event.y - 1, scroll=False)
+        self.move_cursor(row=self._row_at(int(self.scroll_offset.y) + event.y - 1)[0], scroll=False)
         if event.chain >= 2:
             self.action_choose()
 
@@ -443,61 +354,6 @@ class ActivityTable(ScrollView, can_focus=True):
     def on_blur(self) -> None:
         """See on_focus."""
         self._refresh_row(self.cursor_row)
-
-    # ----- drawing --------------------------------------------------------------------------------------
-
-    def _style(self, style: str | Style) -> Style:
-        if isinstance(style, Style):
-            return style
-        made = self._styles.get(style)
-        if made is None:
-            made = self._styles[style] = Style.parse(style) if style else Style()
-        return made
-
-    def _header_strip(self) -> Strip:
-        if self._header is None:
-            style = self.get_component_rich_style("activity-table--header")
-            segments = []
-            for key, width in self.widths.items():
-                label = COLUMN_LABELS.get(key, key)
-                if key == self.sort_column:
-                    label += "↓" if self.sort_reverse else "↑"
-                segments.append(Segment(fit(label, width), style))
-            self._header = Strip(segments, sum(self.widths.values()))
-        return self._header
-
-    def _row_strip(self, index: int) -> Strip:
-        entry = self._entries[self._order[index]]
-        cursor = index == self.cursor_row
-        focus = self.has_focus
-        cache_key = (cursor, focus and cursor)
-        strip = entry.strips.get(cache_key)
-        if strip is None:
-            cells = entry.cells_of(self.with_cluster)
-            cursor_style = self.get_component_rich_style("activity-table--cursor") if cursor else None
-            segments = []
-            for key, width in self.widths.items():
-                c = cells[self._cell_index(key)]
-                keep_end = key in COLUMNS_BY_KEY and COLUMNS_BY_KEY[key].keep_end
-                style = self._style(c.style)
-                if cursor_style is not None:
-                    style = style + cursor_style
-                segments.append(Segment(fit(c.plain, width, keep_end=keep_end), style))
-            strip = entry.strips[cache_key] = Strip(segments, sum(self.widths.values()))
-        return strip
-
-    def render_line(self, y: int) -> Strip:
-        """One line on screen: the header (line 0, it stays while rows scroll) or a row."""
-        scroll_x, scroll_y = self.scroll_offset
-        width = self.scrollable_content_region.width
-        if y == 0:
-            strip = self._header_strip()
-        else:
-            index = scroll_y + y - 1
-            if index >= len(self._order):
-                return Strip.blank(width, self.rich_style)
-            strip = self._row_strip(index)
-        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
 
 
 class SortChanged(Message):

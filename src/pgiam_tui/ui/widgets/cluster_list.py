@@ -8,14 +8,17 @@ from datetime import datetime
 from typing import ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.binding import BindingType
 from textual.coordinate import Coordinate
+from textual.strip import Strip
 from textual.widgets import DataTable
 
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.textsafe import ELLIPSIS, visible
 from pgiam_tui.ui.activity_model import is_background
 from pgiam_tui.ui.cluster_health import TpsMeter, health_parts, parts_line
+from pgiam_tui.ui.cluster_jump import ClusterJump
 from pgiam_tui.ui.keys import bindings
 from pgiam_tui.ui.messages import ClusterSelected
 from pgiam_tui.ui.render import fmt_countdown
@@ -161,6 +164,8 @@ class ClusterList(CachedCellTable[Text]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=0)
         self.entries: list[ClusterEntry] = []
+        self._longest_name = 0
+        self._counts_needed: dict[str, int] = {}
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._snaps: dict[str, ClusterSnapshot] = {}
         self._summaries: dict[str, _Summary] = {}
@@ -170,6 +175,7 @@ class ClusterList(CachedCellTable[Text]):
         self._last_row = 0
         self._screen_width = 120
         self.widths: tuple[int, ...] = tuple(w for _, _, w in COLUMNS)
+        self.jump: ClusterJump | None = None  # type-to-jump in progress (`'`, then the name)
 
     def on_mount(self) -> None:
         """Columns at their least widths until fit() knows the names and the screen."""
@@ -185,7 +191,7 @@ class ClusterList(CachedCellTable[Text]):
         others = sum(w for _, _, w in COLUMNS[1:])
         share = NARROW_SHARE if self._screen_width < 100 else LIST_SHARE
         room = int(self._screen_width * share) - 1 - others - (COLUMNS[3][2] - self._counts_width())
-        longest = max((len(middle_cut(e.name, 10_000)) for e in self.entries), default=0)
+        longest = self._longest_name
         # On wide screens the health line (second line) may ask for more room than the names do; narrower
         # ones keep the activity pane's width and show the parts of it that fit.
         health_need = 0
@@ -213,8 +219,12 @@ class ClusterList(CachedCellTable[Text]):
 
     def _counts_width(self) -> int:
         # the a/w/all cell is never cut (1001/0/1008): its column is as wide as the widest count
-        texts = [self._cells[n][3].plain.split("\n")[0] for n in self._cells]
-        return max([COLUMNS[3][2], *(len(t) + 1 for t in texts)])
+        return max([COLUMNS[3][2], *self._counts_needed.values()])
+
+    def _keep_cells(self, name: str, cells: tuple[Text, ...]) -> None:
+        """Remember a cluster's cells, and the width its counts need (asked for every cluster, every tick)."""
+        self._cells[name] = cells
+        self._counts_needed[name] = len(cells[3].plain.split("\n")[0]) + 1
 
     def fit(self, screen_width: int | None = None, *, grow_only: bool = False) -> None:
         """Size the columns to the names, counts and health lines shown, within a share of SCREEN_WIDTH.
@@ -239,6 +249,8 @@ class ClusterList(CachedCellTable[Text]):
     def set_entries(self, entries: Sequence[ClusterEntry]) -> None:
         """(Re)build the row layout: group headings, then their clusters in config order."""
         self.entries = list(entries)
+        # once per layout change, not for every cluster on every tick (each name is escaped char by char)
+        self._longest_name = max((len(middle_cut(e.name, 10_000)) for e in self.entries), default=0)
         self.clear()
         self._build_rows()
         self.fit()
@@ -246,6 +258,7 @@ class ClusterList(CachedCellTable[Text]):
     def _build_rows(self) -> None:
         cursor = self.selected
         self._cells.clear()
+        self._counts_needed.clear()
         groups: dict[str, list[ClusterEntry]] = {}
         for e in self.entries:
             groups.setdefault(e.group, []).append(e)
@@ -254,7 +267,7 @@ class ClusterList(CachedCellTable[Text]):
             for e in members:
                 cells = self._row(e.name, self._snaps.get(e.name), self._now)
                 self.add_row(*cells, key=CLUSTER_PREFIX + e.name, height=2)
-                self._cells[e.name] = cells
+                self._keep_cells(e.name, cells)
         if cursor is not None:
             self.select(cursor)
         elif self.entries:
@@ -316,7 +329,7 @@ class ClusterList(CachedCellTable[Text]):
             self._snaps[name] = snap
         cells = self._row(name, snap, now)
         old = self._cells[name]
-        self._cells[name] = cells
+        self._keep_cells(name, cells)
         grown = any(a > b for a, b in zip(self._wanted_widths(), self.widths, strict=True))
         if grown:
             self.fit(grow_only=True)  # a count or health line outgrew its column: rebuild (rare)
@@ -384,3 +397,51 @@ class ClusterList(CachedCellTable[Text]):
         if name != self.selected:
             self.selected = name
             self.post_message(ClusterSelected(name))
+
+    # ----- type-to-jump: `'`, then letters of the name; shown in the header line while typed -----------
+
+    def cluster_names(self) -> list[str]:
+        """The clusters in the order the list shows them."""
+        keys = (self.coordinate_to_cell_key(Coordinate(i, 0)).row_key for i in self._cluster_rows())
+        return [str(k.value)[len(CLUSTER_PREFIX) :] for k in keys]
+
+    def action_start_jump(self) -> None:
+        """Start typing a cluster's name (Enter keeps the cluster found, Esc goes back)."""
+        self.jump = ClusterJump(self.cluster_names(), self.selected)
+        self.refresh_line(0)
+
+    def on_key(self, event: events.Key) -> None:
+        """`'` starts a jump; while jumping, name characters and Backspace edit the name, Enter / Esc / any
+        other key end it.
+
+        `'` is handled here, not only by its binding: a binding's action runs after the keys already queued,
+        so letters typed quickly after it (or pasted) would miss the jump and act as keys of their own."""
+        jump = self.jump
+        if jump is None:
+            if event.key == "apostrophe":
+                event.stop()
+                event.prevent_default()
+                self.action_start_jump()
+            return
+        outcome = jump.key(event.key, event.character)
+        if outcome.consumed:
+            event.stop()
+            event.prevent_default()
+        if outcome.done:
+            self.jump = None
+        if outcome.target is not None:
+            self.select(outcome.target)
+        self.refresh_line(0)
+
+    def on_blur(self) -> None:
+        """Leaving the list ends a jump (the name found stays selected)."""
+        if self.jump is not None:
+            self.jump = None
+            self.refresh_line(0)
+
+    def render_line(self, y: int) -> Strip:
+        """The header line shows the name being typed while jumping."""
+        if y == 0 and self.jump is not None:
+            width = self.scrollable_content_region.width
+            return Strip(self.jump.prompt().render(self.app.console)).crop_extend(0, width, self.rich_style)
+        return super().render_line(y)

@@ -1,0 +1,42 @@
+"""Driving the console with Textual's Pilot in the tests: start and settle, press keys, read what is drawn."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from textual.pilot import Pilot
+from textual.widget import Widget
+
+from pgiam_tui.ui.app import PgiamApp
+
+
+async def settle(pilot: Pilot[int], app: PgiamApp, seen: int) -> None:
+    """Let the app process messages until it has seen `seen` snapshots."""
+    for _ in range(200):
+        await pilot.pause()
+        if app.snapshots_seen >= seen:
+            break
+    assert app.snapshots_seen >= seen
+    await pilot.pause()
+
+
+@asynccontextmanager
+async def running(
+    app: PgiamApp, size: tuple[int, int] = (120, 40), seen: int = 3
+) -> AsyncIterator[Pilot[int]]:
+    """APP run headless at SIZE, once it has shown `seen` snapshots."""
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, app, seen)
+        yield pilot
+
+
+async def press(pilot: Pilot[int], *keys: str) -> None:
+    """Press KEYS, then let the app draw what they did."""
+    await pilot.press(*keys)
+    await pilot.pause()
+
+
+def lines(widget: Widget) -> list[str]:
+    """The widget's rendered lines, as the terminal gets them."""
+    return ["".join(seg.text for seg in widget.render_line(y)) for y in range(widget.size.height)]

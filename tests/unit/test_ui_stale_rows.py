@@ -1,0 +1,38 @@
+"""Stale rows do not look live (issue 12): the rows of an instance whose connection is down are drawn dimmed,
+without their live colours, while the rows of the instances that answer keep theirs. Pilot, canned data."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pgiam_devtools.sample import sample_snapshots
+from rich.style import Style
+from test_ui_app import make_app, settle
+
+from pgiam_tui.ui.app import PgiamApp
+
+
+def _row_styles(app: PgiamApp, pid: int) -> list[Style]:
+    table = app.activity.table
+    index = next(i for i, k in enumerate(table.row_keys) if (loc := table.located(k)) and loc.row.pid == pid)
+    y = index - int(table.scroll_offset.y) + 1
+    return [seg.style for seg in table.render_line(y) if seg.text.strip() and seg.style is not None]
+
+
+async def test_rows_of_a_reconnecting_reader_are_dimmed_the_writers_are_not() -> None:
+    snaps = sample_snapshots()
+    reader = replace(snaps[0].instances[1], status="reconnecting", error="connection refused (attempt 3)")
+    first = replace(snaps[0], instances=(snaps[0].instances[0], reader))
+    app, _ = make_app([(first, *snaps[1:])])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, 3)
+        reader_row = _row_styles(app, 5101)  # active, on the reader: green state when live
+        assert reader_row and all(s.dim for s in reader_row), reader_row
+        writer_row = _row_styles(app, 4104)  # waiting on a lock, on the writer: its live colour
+        assert writer_row and not any(s.dim for s in writer_row)
+        assert any(s.color is not None for s in writer_row)
+
+    live, _ = make_app()  # the same reader connected: its row is not dimmed
+    async with live.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, live, 3)
+        assert not any(s.dim for s in _row_styles(live, 5101))
