@@ -336,8 +336,8 @@ async def test_events_filter_by_kind_and_user() -> None:
         await pilot.pause()
         assert [events.get_row_at(i)[1].plain for i in range(events.row_count)] == ["FAILED"]
         # AWS's code and its own reason sit on the failed login itself
-        assert events.get_row_at(0)[6].plain == "ExpiredToken"
-        assert events.get_row_at(0)[7].plain.startswith("AWS: the provided token has expired")
+        assert events.get_row_at(0)[3].plain == "ExpiredToken"
+        assert events.get_row_at(0)[4].plain.startswith("AWS: the provided token has expired")
         # Enter opens the attempt: its raw lines, AWS's line among them
         await pilot.press("enter")
         await pilot.pause()
