@@ -39,6 +39,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 break
 
 
+@pytest.fixture(autouse=True)
+def notifications_stay(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the unit tests (the app driven by Pilot) a notification never expires. Textual drops one a few
+    seconds after it is raised (5 s by default), in real time: on a loaded machine a test could read
+    `app._notifications` after that and find nothing. No test is about that expiry."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+    from textual.notifications import Notification
+
+    monkeypatch.setattr(Notification, "has_expired", property(lambda self: False))
+
+
+@pytest.fixture(autouse=True)
+def unit_tests_see_no_aws_environment(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A unit test sees none of the AWS_* / PGIAM_* variables around it.
+
+    The session's sandbox exports its endpoints and config files for the rest of the run (tests/e2e and
+    tests/integration sort first), and a developer's shell has its own: either would change what botocore
+    resolves (an endpoint override signs IAM for the client's region, not us-east-1), so a unit test's
+    result would depend on which tests ran before it (seen in a full run: the request budget's key test).
+    """
+    if request.node.get_closest_marker("unit") is None:
+        return
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "PGIAM_")):
+            monkeypatch.delenv(name)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 

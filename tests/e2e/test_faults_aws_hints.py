@@ -2,7 +2,7 @@
 
 Every place that turns an AWS error into a hint is run against a real timeout: moto's server holds the
 requests of the stalled services without an answer (the stand-in's `aws_stalled` switch) and botocore's
-read timeout (the product's client config) is cut to 1 s so each read gives up quickly. Places: the events
+read timeout (the product's client config) is cut to 3 s so each read gives up quickly. Places: the events
 pane (CloudWatch and RDS log-file sources), the IAM pane (inventory, CloudWatch metrics, CloudTrail),
 `snapshot` (discovery's error and hint, findings in --json) and `check` (credentials, discovery steps).
 """
@@ -47,9 +47,11 @@ AWS_FINDINGS = {
 
 @pytest.fixture(autouse=True)
 def quick_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """botocore gives up after 1 s without an answer (the product's 20 s only makes the wait longer)."""
-    quick = botocore.config.Config(connect_timeout=1, read_timeout=1, user_agent_extra="pgiam-tui")
+    """botocore gives up after 3 s without an answer, in one attempt (the product's 20 s twice only makes
+    the wait longer); 3 s leaves the requests that are not stalled ample time on a loaded machine."""
+    quick = botocore.config.Config(connect_timeout=3, read_timeout=3, user_agent_extra="pgiam-tui")
     monkeypatch.setattr(aws_session, "_CLIENT_CONFIG", quick)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
 
 
 @contextmanager

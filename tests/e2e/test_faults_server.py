@@ -100,9 +100,12 @@ async def test_server_stall_marks_the_writer_stale_and_keeps_the_reader_live(
             assert w.freshness.reason is not None and "no answer" in w.freshness.reason
             assert "permission" not in w.freshness.reason.lower()
             # writer dead, reader healthy: no cluster-wide error; the reader live beside the writer's old rows
-            assert down.status == "ok" and down.error is None
-            assert not _inst(down, reader).freshness.stale
-            assert {r.instance for r in down.activity} == {writer, reader}
+            # (waited for: on a loaded machine one of the reader's rounds may be late too)
+            both = await seen.wait(
+                functools.partial(_writer_down_reader_up, name=name, writer=writer, reader=reader), after=mark
+            )
+            assert both.error is None
+            assert {r.instance for r in both.activity} == {writer, reader}
             await _other_keeps_updating(seen, other)
             reader_rounds = seen.mark()
             await seen.wait(
@@ -129,8 +132,11 @@ async def test_server_killed_and_restarted(sandbox: Sandbox, tmp_path: Path) -> 
         try:
             down = await seen.wait(lambda s: s.name == name and _inst(s, writer).freshness.stale, after=mark)
             detected = clock()
-            assert down.status == "ok" and not _inst(down, reader).freshness.stale
             assert any(r.instance == writer for r in down.activity)  # the rows it had are kept
+            # the reader is live beside it (waited for: on a loaded machine one of its rounds may be late too)
+            await seen.wait(
+                functools.partial(_writer_down_reader_up, name=name, writer=writer, reader=reader), after=mark
+            )
             await _other_keeps_updating(seen, other)
         finally:
             await asyncio.to_thread(sandbox.restart_instance, writer)
@@ -171,6 +177,21 @@ async def test_monitoring_backend_terminated_repeatedly(sandbox: Sandbox, tmp_pa
         record_figure("monitoring backend terminated 10 times", total_s=clock())
 
 
+def _writer_down_reader_up(snap: ClusterSnapshot, name: str, writer: str, reader: str) -> bool:
+    """Writer stale, reader live, and the cluster ok (not an error: one of its instances answers)."""
+    return (
+        snap.name == name
+        and snap.status == "ok"
+        and _inst(snap, writer).freshness.stale
+        and not _inst(snap, reader).freshness.stale
+    )
+
+
+def _names_the_reset(snap: ClusterSnapshot, name: str, writer: str) -> bool:
+    reason = (_inst(snap, writer).freshness.reason or "").lower() if snap.name == name else ""
+    return "closed the connection" in reason or "reset" in reason
+
+
 async def test_socket_reset_mid_query(sandbox: Sandbox, tmp_path: Path) -> None:
     """The writer's front door resets (TCP RST) every session of the writer when its client sends a query
     (the stand-in's `reset_mid_query` switch): logins work, reads never get an answer. The writer is stale
@@ -184,12 +205,17 @@ async def test_socket_reset_mid_query(sandbox: Sandbox, tmp_path: Path) -> None:
         clock = Stopwatch()
         sandbox.switches.reset_mid_query = {writer}
         try:
-            down = await seen.wait(lambda s: s.name == name and _inst(s, writer).freshness.stale, after=mark)
+            await seen.wait(lambda s: s.name == name and _inst(s, writer).freshness.stale, after=mark)
             detected = clock()
-            reason = (_inst(down, writer).freshness.reason or "").lower()
-            assert "closed the connection" in reason or "reset" in reason, reason
-            assert "permission" not in reason and "timeout" not in reason
-            assert down.status == "ok" and not _inst(down, reader).freshness.stale
+            # A round may first run over its budget (a reconnect on a loaded machine): then it says timeout.
+            # Once a round ends within it, the reason names the lost connection, never a permission.
+            said = await seen.wait(functools.partial(_names_the_reset, name=name, writer=writer), after=mark)
+            reason = (_inst(said, writer).freshness.reason or "").lower()
+            assert "permission" not in reason
+            # the reader is live beside it (waited for: on a loaded machine one of its rounds may be late too)
+            await seen.wait(
+                functools.partial(_writer_down_reader_up, name=name, writer=writer, reader=reader), after=mark
+            )
             await _other_keeps_updating(seen, other)
             # it keeps trying (each round a fresh login whose query is reset) and keeps saying so
             again = seen.mark()

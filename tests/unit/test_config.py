@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pgiam_tui.aws.endpoints import parse_rds_endpoint
 from pgiam_tui.config import (
     ClusterConfig,
     ConfigError,
@@ -59,6 +60,29 @@ def test_minimal_cluster_gets_documented_defaults(tmp_path: Path) -> None:
         "postgres",
     )
     assert config.cluster("a") is a
+
+
+def _botocore_regions() -> list[tuple[str, str]]:
+    """Every region AWS publishes in botocore's own data (botocore/data/endpoints.json, all partitions), with
+    its partition's DNS suffix (amazonaws.com, amazonaws.com.cn, ...)."""
+    import botocore.loaders
+
+    data = botocore.loaders.Loader().load_data("endpoints")
+    return sorted((r, p["dnsSuffix"]) for p in data["partitions"] for r in p["regions"])
+
+
+def test_every_published_region_is_a_config_region_and_an_endpoint_region(tmp_path: Path) -> None:
+    # The config's region check and the endpoint parser once had two regexes: the config's refused
+    # eusc-de-east-1 (the European Sovereign Cloud), which the endpoint parser read.
+    regions = _botocore_regions()
+    assert {"us-gov-west-1", "cn-north-1", "eusc-de-east-1"} <= {r for r, _ in regions}
+    for region, suffix in regions:
+        host = f"a.cluster-abc.{region}.rds.{suffix}"
+        text = f'[[clusters]]\nname = "a"\nendpoint = "{host}"\nregion = "{region}"\n'
+        (cluster,) = parse_config(text, tmp_path / "profiles.toml").clusters
+        assert cluster.region == region
+        parsed = parse_rds_endpoint(host)
+        assert parsed is not None and parsed.region == region
 
 
 def test_defaults_merge_and_entries_override(tmp_path: Path) -> None:

@@ -203,6 +203,7 @@ _PREFIXES = st.sampled_from(
 _TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=300)  # utf-8 has no lone surrogates
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(prefix=_PREFIXES, junk=_TEXT)
 def test_fuzz_never_raises_on_any_text(prefix: str, junk: str) -> None:
@@ -290,6 +291,7 @@ _IAM_PIECES = st.sampled_from(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=800, deadline=None)
 @given(pieces=st.lists(_IAM_PIECES, max_size=20))
 def test_fuzz_iam_line_parser_never_raises(pieces: list[str]) -> None:

@@ -73,6 +73,7 @@ def test_copy_notice_says_how_and_where_it_may_be_dropped() -> None:
     assert "set-clipboard" not in copy_notice(12, {})
 
 
+@pytest.mark.slow
 async def test_y_in_the_detail_does_not_claim_a_copy_arrived() -> None:
     app, _ = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

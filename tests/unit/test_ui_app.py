@@ -274,6 +274,7 @@ async def test_pause_interval_refresh() -> None:
         assert app.activity.table.row_count == 2
 
 
+@pytest.mark.slow
 async def test_usable_at_80x24_and_zoom() -> None:
     app, _ = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -335,8 +336,8 @@ async def test_events_filter_by_kind_and_user() -> None:
         await pilot.pause()
         assert [events.get_row_at(i)[1].plain for i in range(events.row_count)] == ["FAILED"]
         # AWS's code and its own reason sit on the failed login itself
-        assert events.get_row_at(0)[6].plain == "ExpiredToken"
-        assert events.get_row_at(0)[7].plain.startswith("AWS: the provided token has expired")
+        assert events.get_row_at(0)[3].plain == "ExpiredToken"
+        assert events.get_row_at(0)[4].plain.startswith("AWS: the provided token has expired")
         # Enter opens the attempt: its raw lines, AWS's line among them
         await pilot.press("enter")
         await pilot.pause()
@@ -359,13 +360,18 @@ async def test_mfa_code_asked_in_a_modal_from_a_worker_thread() -> None:
         answer = loop.run_in_executor(
             None, app._ask_mfa, "Enter MFA code for arn:aws:iam::111111111111:mfa/dba: "
         )
+        wanted = "Enter MFA code for arn:aws:iam::111111111111:mfa/dba"
+
+        def shown() -> str:
+            return " ".join(" ".join(lines(w)) for w in app.screen.query("Static"))
+
+        # the modal is pushed first and laid out a moment later (its text has no size before): wait for both
         for _ in range(200):
             await pilot.pause()
-            if isinstance(app.screen, MfaScreen):
+            if isinstance(app.screen, MfaScreen) and wanted in shown():
                 break
         assert isinstance(app.screen, MfaScreen)
-        shown = " ".join(" ".join(lines(w)) for w in app.screen.query("Static"))
-        assert "Enter MFA code for arn:aws:iam::111111111111:mfa/dba" in shown
+        assert wanted in shown()
         await pilot.press(*"123456", "enter")
         assert await answer == "123456"
 
@@ -577,6 +583,7 @@ async def test_big_diff_keeps_order_cursor_rendering_and_scroll_range() -> None:
         assert table.cursor_row == 1499  # still on the last row, within the new range
 
 
+@pytest.mark.slow
 async def test_layout_at_120x40_narrow_cluster_list_and_query_takes_the_rest() -> None:
     app, _ = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

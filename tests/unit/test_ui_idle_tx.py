@@ -56,7 +56,15 @@ def _listed(app: PgiamApp) -> list[int]:
     return [r.pid for r in screen.sessions]
 
 
-@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 50)])
+# one size in make test-fast, every size in make test
+@pytest.mark.parametrize(
+    "size",
+    [
+        (80, 24),
+        pytest.param((120, 40), marks=pytest.mark.slow),
+        pytest.param((200, 50), marks=pytest.mark.slow),
+    ],
+)
 async def test_one_confirmation_lists_them_and_y_terminates_exactly_those(size: tuple[int, int]) -> None:
     app, source = _app()
     async with app.run_test(size=size) as pilot:
@@ -100,6 +108,7 @@ async def test_one_confirmation_lists_them_and_y_terminates_exactly_those(size: 
         assert app.idle_tx_threshold_s == 30.0  # the next X starts from the age chosen
 
 
+@pytest.mark.slow
 async def test_refusing_terminates_nothing() -> None:
     app, source = _app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -137,6 +146,7 @@ async def test_gated_like_cancel_and_terminate() -> None:
     assert source.actions == []
 
 
+@pytest.mark.slow
 async def test_none_old_enough_says_so_and_y_does_nothing() -> None:
     app, source = _app()
     async with app.run_test(size=(120, 40)) as pilot:

@@ -179,7 +179,10 @@ def retry_config(session: boto3.Session) -> botocore.config.Config | None:
     in the environment or the profile; None keeps the user's choice."""
     if os.environ.get("AWS_RETRY_MODE"):
         return None
-    scoped = session._session.get_scoped_config()  # the profile's own settings
+    # the profile's own settings (boto3 keeps its botocore session there; a session-like object without
+    # one, such as a test's stand-in handing out a stubbed client, has no profile settings to honour)
+    botocore_session = getattr(session, "_session", None)
+    scoped = botocore_session.get_scoped_config() if botocore_session is not None else {}
     if scoped.get("retry_mode"):
         return None
     return botocore.config.Config(retries={"mode": "adaptive"})

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 __all__ = [
     "RDS_CA_BUNDLE_URL",
+    "REGION_PATTERN",
     "EndpointKind",
     "RdsEndpoint",
     "endpoint_region",
@@ -45,7 +46,10 @@ _KINDS: dict[str, EndpointKind] = {
     "shardgrp-": "shard-group",
 }
 
-_REGION = r"[a-z]{2,4}(?:-[a-z]+)+-\d+"
+#: The shape of an AWS region name (us-east-1, us-gov-west-1, cn-north-1, eusc-de-east-1), the one rule for
+#: the region in an endpoint host and in the config file.
+REGION_PATTERN = r"[a-z]{2,4}(?:-[a-z]+)+-\d+"
+_REGION = REGION_PATTERN
 _HOST = re.compile(
     r"^(?P<name>[a-z0-9-]+)\.(?:(?P<sub>[a-z0-9-]+)\.)?"
     r"(?P<kind>cluster-ro-|cluster-custom-|cluster-|proxy-|shardgrp-)?(?P<id>[a-z0-9]+)\."

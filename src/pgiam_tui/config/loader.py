@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pgiam_tui.aws.endpoints import REGION_PATTERN
 from pgiam_tui.config.errors import ConfigError, Lines, scan_lines
 from pgiam_tui.config.schema import KEYS, ClusterConfig, Config, parse_hostport
 
@@ -48,7 +49,7 @@ _ALIASES = {
 
 # Shapes AWS gives these values; a typo here would otherwise surface as a confusing AWS or login error.
 _PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
-    "region": (re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+"), "an AWS region name (like us-east-1)"),
+    "region": (re.compile(REGION_PATTERN), "an AWS region name (like us-east-1)"),
     "account_id": (re.compile(r"[0-9]{12}"), "a 12-digit AWS account id"),
     "resource_id": (
         re.compile(r"(cluster|db)-[A-Z0-9]+"),

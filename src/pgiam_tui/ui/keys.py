@@ -85,6 +85,13 @@ _KEY_NAMES = {
     "ctrl+p": "ctrl+p",
 }
 
+# Reminders of two main keys at the head of a pane's footer: a pane's own keys come before the main ones, and
+# at 80 columns the main ones (q and ? last among them) would be cut off.
+_FOOTER_FIRST = (
+    ("question_mark", "help", "Help", "help: every key, the filter language, the colours"),
+    ("q", "quit", "Quit", "quit (closes every connection)"),
+)
+
 KEYS: tuple[KeySpec, ...] = (
     # main screen
     KeySpec("question_mark", "help", "Help", "help: every key, the filter language, the colours", "main",
@@ -111,7 +118,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("minus", "interval(-1)", "-int", "shorter refresh interval", "main", title="Faster refresh",
             footer=False),
     KeySpec("q", "quit", "Quit", "quit (closes every connection)", "main", title="Quit"),
-    # cluster list
+    # cluster list (each pane's footer starts with ? and q, so that an 80-column footer never cuts them)
+    *(KeySpec(k, a, label, d, "clusters", listed=False) for k, a, label, d in _FOOTER_FIRST),
     KeySpec("up,down", "cursor", "Move", "switch cluster (headings are skipped)", "clusters", bound=False,
             display="↑ / ↓"),
     KeySpec("apostrophe", "start_jump", "Jump", "jump to a cluster: type the start of its name (or any "
@@ -119,6 +127,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("a", "all_sessions", "All", "all clusters' sessions in one table", "clusters", listed=False),
     KeySpec("r", "refresh", "Refresh", "collect the selected cluster now", "clusters", listed=False),
     # activity
+    *(KeySpec(k, a, label, d, "activity", listed=False) for k, a, label, d in _FOOTER_FIRST),
     KeySpec("enter", "choose", "Detail", "session detail: full query, timings, blocking chain", "activity",
             title="Session detail", local=True),
     KeySpec("s", "sort", "Sort", "sort by the next visible column", "activity", title="Sort: next column",

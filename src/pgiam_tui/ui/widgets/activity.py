@@ -87,6 +87,7 @@ class ActivityPane(FilterablePane):
         super().__init__(id=id, classes="pane")
         self.with_cluster = with_cluster
         self.cluster_name: str | None = None
+        self.awaiting_first_round = False  # a cluster is shown whose first round has not ended yet
         self._banner: Text | None = None
 
     def compose(self) -> ComposeResult:
@@ -133,6 +134,7 @@ class ActivityPane(FilterablePane):
         """Render one cluster (a new cluster resets the table; the same cluster is a diff)."""
         reset = name != self.cluster_name
         self.cluster_name = name
+        self.awaiting_first_round = snap is None and name is not None
         if snap is None:
             self.table.show([], reset=reset)
             self._set_banner(None)
@@ -166,6 +168,7 @@ class ActivityPane(FilterablePane):
 
     def show_many(self, sessions: Sequence[Located], stale: frozenset[tuple[str, str]] = frozenset()) -> None:
         """All-clusters view: merged sessions (rows of `stale` (cluster, instance) pairs dimmed)."""
+        self.awaiting_first_round = False
         self._set_banner(None)
         self.table.set_stale_instances(stale)
         self.table.show(sessions)
@@ -186,9 +189,12 @@ class ActivityPane(FilterablePane):
         elif self.cluster_name:
             title.append(" — ")
             title.append_text(safe_text(self.cluster_name))
-        title.append(
-            f"  {table.row_count}/{table.row_count_total} sessions · {table.describe()}", style="dim"
-        )
+        if self.awaiting_first_round:  # no round has ended yet: "0/0 sessions" would be a claim
+            title.append("  first round running…", style="dim")
+        else:
+            title.append(
+                f"  {table.row_count}/{table.row_count_total} sessions · {table.describe()}", style="dim"
+            )
         if self.tree_shown:
             title.append(" · blocking tree", style="dim")
         self.query_one("#activity-title", TextLine).set(title)

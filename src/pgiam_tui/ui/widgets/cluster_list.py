@@ -164,6 +164,8 @@ class ClusterList(CachedCellTable[Text]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=0)
         self.entries: list[ClusterEntry] = []
+        self._longest_name = 0
+        self._counts_needed: dict[str, int] = {}
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._snaps: dict[str, ClusterSnapshot] = {}
         self._summaries: dict[str, _Summary] = {}
@@ -189,7 +191,7 @@ class ClusterList(CachedCellTable[Text]):
         others = sum(w for _, _, w in COLUMNS[1:])
         share = NARROW_SHARE if self._screen_width < 100 else LIST_SHARE
         room = int(self._screen_width * share) - 1 - others - (COLUMNS[3][2] - self._counts_width())
-        longest = max((len(middle_cut(e.name, 10_000)) for e in self.entries), default=0)
+        longest = self._longest_name
         # On wide screens the health line (second line) may ask for more room than the names do; narrower
         # ones keep the activity pane's width and show the parts of it that fit.
         health_need = 0
@@ -217,8 +219,12 @@ class ClusterList(CachedCellTable[Text]):
 
     def _counts_width(self) -> int:
         # the a/w/all cell is never cut (1001/0/1008): its column is as wide as the widest count
-        texts = [self._cells[n][3].plain.split("\n")[0] for n in self._cells]
-        return max([COLUMNS[3][2], *(len(t) + 1 for t in texts)])
+        return max([COLUMNS[3][2], *self._counts_needed.values()])
+
+    def _keep_cells(self, name: str, cells: tuple[Text, ...]) -> None:
+        """Remember a cluster's cells, and the width its counts need (asked for every cluster, every tick)."""
+        self._cells[name] = cells
+        self._counts_needed[name] = len(cells[3].plain.split("\n")[0]) + 1
 
     def fit(self, screen_width: int | None = None, *, grow_only: bool = False) -> None:
         """Size the columns to the names, counts and health lines shown, within a share of SCREEN_WIDTH.
@@ -243,6 +249,8 @@ class ClusterList(CachedCellTable[Text]):
     def set_entries(self, entries: Sequence[ClusterEntry]) -> None:
         """(Re)build the row layout: group headings, then their clusters in config order."""
         self.entries = list(entries)
+        # once per layout change, not for every cluster on every tick (each name is escaped char by char)
+        self._longest_name = max((len(middle_cut(e.name, 10_000)) for e in self.entries), default=0)
         self.clear()
         self._build_rows()
         self.fit()
@@ -250,6 +258,7 @@ class ClusterList(CachedCellTable[Text]):
     def _build_rows(self) -> None:
         cursor = self.selected
         self._cells.clear()
+        self._counts_needed.clear()
         groups: dict[str, list[ClusterEntry]] = {}
         for e in self.entries:
             groups.setdefault(e.group, []).append(e)
@@ -258,7 +267,7 @@ class ClusterList(CachedCellTable[Text]):
             for e in members:
                 cells = self._row(e.name, self._snaps.get(e.name), self._now)
                 self.add_row(*cells, key=CLUSTER_PREFIX + e.name, height=2)
-                self._cells[e.name] = cells
+                self._keep_cells(e.name, cells)
         if cursor is not None:
             self.select(cursor)
         elif self.entries:
@@ -320,7 +329,7 @@ class ClusterList(CachedCellTable[Text]):
             self._snaps[name] = snap
         cells = self._row(name, snap, now)
         old = self._cells[name]
-        self._cells[name] = cells
+        self._keep_cells(name, cells)
         grown = any(a > b for a, b in zip(self._wanted_widths(), self.widths, strict=True))
         if grown:
             self.fit(grow_only=True)  # a count or health line outgrew its column: rebuild (rare)

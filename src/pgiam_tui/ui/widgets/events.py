@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Input, Static
+from textual.widgets.data_table import ColumnKey
 
 from pgiam_tui.model import Attempt, ClusterSnapshot, ConnEvent, EventKind, Outcome
 from pgiam_tui.ui.filter_language import FieldKind, Filter, FilterField, FilterLanguage
@@ -167,7 +169,7 @@ def ssl_label(ssl: dict[str, object] | None) -> str:
 
 
 def row_cells(row: PaneRow) -> tuple[SortCell, ...]:
-    """Cells: time, outcome, user, db, host, method, AWS code, message."""
+    """Cells: time, outcome, user, AWS code, message, db, host, method."""
     if row.attempt is not None:
         a = row.attempt
         label, style = OUTCOME_LABELS[a.outcome]
@@ -185,24 +187,27 @@ def row_cells(row: PaneRow) -> tuple[SortCell, ...]:
         cell(fmt_time(when), (ts,)),
         cell(label, style=style),
         cell(user, max_len=16),
+        cell(aws, max_len=14, style="red" if aws else ""),
+        cell(message, max_len=300),
         cell(db, max_len=10),
         cell(host, max_len=24),
         cell(method, max_len=8),
-        cell(aws, max_len=14, style="red" if aws else ""),
-        cell(message, max_len=300),
     )
 
 
+# The message (where AWS's reason is) comes right after the AWS code, so that a pane a third of a wide
+# terminal still shows it; its width is the room left (see EventsTable.fit_message), never a fixed 80.
 EVENT_COLUMNS = (
     ("time", 8),
     ("outcome", 12),
     ("user", 12),
+    ("aws", 13),
+    ("message", 40),
     ("db", 8),
     ("host", 16),
     ("method", 6),
-    ("aws", 13),
-    ("message", 80),
 )
+MESSAGE_LEAST = 20  # narrower than this, the message scrolls sideways instead of shrinking
 
 
 class EventsTable(CachedCellTable[SortCell]):
@@ -215,9 +220,33 @@ class EventsTable(CachedCellTable[SortCell]):
         self._sources: list[PaneRow] = []
 
     def on_mount(self) -> None:
-        """Fixed-width columns."""
+        """Fixed-width columns, the message's fitted to the width the table has."""
         for name, width in EVENT_COLUMNS:
             self.add_column(name, width=width, key=name)
+        self.fit_message()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """New width: the message column takes the room there is."""
+        self.fit_message()
+
+    def fit_message(self) -> None:
+        """The message column fills the width the other columns leave; when they leave too little, it fills
+        what the columns before it leave (the ones after it scroll sideways), and never goes under
+        MESSAGE_LEAST."""
+        pad = 2 * self.cell_padding
+        room = self.scrollable_content_region.width
+        names = [name for name, _ in EVENT_COLUMNS]
+        at = names.index("message")
+        before = sum(width + pad for _, width in EVENT_COLUMNS[:at])
+        after = sum(width + pad for _, width in EVENT_COLUMNS[at + 1 :])
+        wanted = room - before - after - pad
+        if wanted < MESSAGE_LEAST:
+            wanted = max(MESSAGE_LEAST, room - before - pad)
+        column = self.columns[ColumnKey("message")]
+        if column.width != wanted:
+            column.width = wanted
+            self.refresh(layout=True)
+            self._require_update_dimensions = True  # Textual re-measures columns on the next render
 
     def show(self, rows: Sequence[PaneRow], *, reset: bool = False) -> None:
         """Add new rows, update changed ones, drop those gone from the snapshot's window; newest first."""
