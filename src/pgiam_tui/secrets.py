@@ -63,7 +63,18 @@ def delete_password(cluster: str) -> bool:
     return True
 
 
+#: What to do when the keyring library finds no backend at all (a server or container without a desktop).
+NO_BACKEND = (
+    "this machine has no OS keyring (no Secret Service, Keychain or Credential Locker found); "
+    "run a Secret Service such as gnome-keyring, or choose a backend with PYTHON_KEYRING_BACKEND"
+)
+
+
 def _why(exc: BaseException) -> str:
-    # Backend messages describe the backend (e.g. "No recommended backend was available"), not the secret.
+    import keyring.errors
+
+    if isinstance(exc, keyring.errors.NoKeyringError):
+        return NO_BACKEND  # keyring's own text is a paragraph about third-party packages
+    # Backend messages describe the backend (e.g. a locked collection), not the secret.
     text = " ".join(str(exc).split()) or type(exc).__name__
     return f"{text} (see https://pypi.org/project/keyring/ for configuring a backend)"

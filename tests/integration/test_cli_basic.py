@@ -247,6 +247,9 @@ def test_broken_keyring_is_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot store the password of 'legacy' in the OS keyring" in err
     assert "pw-value" not in err
+    # no backend at all (keyring's fail.Keyring raises NoKeyringError): what to do, not keyring's paragraph
+    assert "this machine has no OS keyring" in err and "PYTHON_KEYRING_BACKEND" in err
+    assert "keyrings.alt" not in err
 
 
 def test_password_prompt_on_a_terminal_does_not_echo(config: Path, tmp_path: Path) -> None:
