@@ -129,6 +129,7 @@ def test_palette_lists_each_title_once_and_every_cluster() -> None:
 
 
 @pytest.mark.parametrize("size", [(80, 24), pytest.param((120, 40), marks=pytest.mark.slow)])
+@pytest.mark.slow
 async def test_help_scrolls_to_everything_and_says_how_to_close(size: tuple[int, int]) -> None:
     app = make_app()
     async with app.run_test(size=size) as pilot:

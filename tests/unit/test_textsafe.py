@@ -140,6 +140,7 @@ _JSON = st.recursive(
 
 
 @given(_JSON)
+@pytest.mark.slow
 def test_json_output_is_ascii_without_controls_and_reads_back(value: object) -> None:
     text = textsafe.to_json(value, indent=2)
     assert all(0x20 <= ord(ch) < 0x7F or ch == "\n" for ch in text)

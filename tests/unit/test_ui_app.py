@@ -159,6 +159,7 @@ async def test_filter_sort_hide_idle(monkeypatch: pytest.MonkeyPatch) -> None:
         assert ordered_pids(table) == sorted(ordered_pids(table), reverse=True)
 
 
+@pytest.mark.slow
 async def test_switching_clusters_shows_data_at_once_and_errors_explained() -> None:
     app, _ = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -203,6 +204,7 @@ async def test_blocking_tree_and_all_clusters_view() -> None:
         assert not isinstance(app.screen, AllSessionsScreen)
 
 
+@pytest.mark.slow
 async def test_check_modal_shows_steps() -> None:
     app, _ = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -255,6 +257,7 @@ async def test_cancel_needs_permission_and_confirmation_and_is_recorded() -> Non
         assert len(source.actions) == 1
 
 
+@pytest.mark.slow
 async def test_pause_interval_refresh() -> None:
     snaps = sample_snapshots()
     second = (replace(snaps[0], activity=snaps[0].activity[:2]), *snaps[1:])
@@ -352,6 +355,7 @@ async def test_events_filter_by_kind_and_user() -> None:
         assert [events.get_row_at(i)[1].plain for i in range(events.row_count)] == ["ok"]
 
 
+@pytest.mark.slow
 async def test_mfa_code_asked_in_a_modal_from_a_worker_thread() -> None:
     app, _ = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -424,6 +428,7 @@ async def test_palette_command_runs_its_action() -> None:
         assert source.paused
 
 
+@pytest.mark.slow
 async def test_detail_redraws_the_query_only_when_it_changed() -> None:
     first = sample_snapshots()
     app, source = make_app([first])
@@ -452,6 +457,7 @@ async def test_detail_redraws_the_query_only_when_it_changed() -> None:
         assert len(updates) == 1
 
 
+@pytest.mark.slow
 async def test_detail_copies_full_query_to_clipboard() -> None:
     app, _ = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -518,6 +524,7 @@ async def test_member_instance_trouble_is_explained() -> None:
         assert "◐" in "\n".join(lines(app.cluster_list))
 
 
+@pytest.mark.slow
 async def test_big_diff_keeps_order_cursor_rendering_and_scroll_range() -> None:
     """A 2,000-row round applied as a diff: what a user sees matches the new sessions.
 

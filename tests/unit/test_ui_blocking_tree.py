@@ -56,6 +56,7 @@ async def test_per_cluster_tree_shows_instance_and_wait_events() -> None:
         assert "waits Lock:tuple" in str(root.children[0].children[0].label)
 
 
+@pytest.mark.slow
 async def test_all_clusters_tree_says_which_cluster_and_instance() -> None:
     app, _ = _both_clusters_blocked()
     async with running(app) as pilot:
@@ -69,6 +70,7 @@ async def test_all_clusters_tree_says_which_cluster_and_instance() -> None:
         assert len(roots) == 2
 
 
+@pytest.mark.slow
 async def test_enter_opens_the_session_and_the_root_blocker_can_be_terminated() -> None:
     app, source = _both_clusters_blocked()
     async with running(app) as pilot:
@@ -139,6 +141,7 @@ async def test_holders_and_waiters_differ_in_every_builtin_theme() -> None:
 
 
 @pytest.mark.parametrize("size", [(80, 24), pytest.param((200, 50), marks=pytest.mark.slow)])
+@pytest.mark.slow
 async def test_tree_fits_small_and_large_screens(size: tuple[int, int]) -> None:
     app, _ = _both_clusters_blocked()
     async with running(app, size) as pilot:

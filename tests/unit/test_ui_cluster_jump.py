@@ -26,6 +26,7 @@ async def _type(pilot: object, keys: str) -> None:
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 50)])
+@pytest.mark.slow
 async def test_typing_a_name_moves_the_list_and_says_so(size: tuple[int, int]) -> None:
     app, source = _app()
     async with app.run_test(size=size) as pilot:
@@ -67,6 +68,7 @@ async def test_typing_a_name_moves_the_list_and_says_so(size: tuple[int, int]) -
         assert isinstance(app.screen, AllSessionsScreen)
 
 
+@pytest.mark.slow
 async def test_any_other_key_ends_the_jump_and_does_its_work() -> None:
     app, _ = _app()
     async with app.run_test(size=(120, 40)) as pilot:

@@ -88,6 +88,7 @@ async def test_health_at_a_glance_second_line() -> None:
         assert lines(app.cluster_list)[rds + 1].strip() == ""
 
 
+@pytest.mark.slow
 async def test_down_over_a_heading_lands_on_the_next_cluster_every_time() -> None:
     app, _ = _app(long=False, rounds=1)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -105,6 +106,7 @@ async def test_down_over_a_heading_lands_on_the_next_cluster_every_time() -> Non
         assert app.selected == "pgdemo-1"
 
 
+@pytest.mark.slow
 async def test_z_on_the_cluster_list_zooms_that_clusters_activity() -> None:
     app, _ = _app(long=False, rounds=1)
     async with app.run_test(size=(120, 40)) as pilot:

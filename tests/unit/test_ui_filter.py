@@ -96,6 +96,7 @@ async def test_enter_right_after_typing_applies_the_whole_filter() -> None:
         assert "filter 'state:\"idle in transaction\"'" in "".join(lines(app.query_one("#activity-title")))
 
 
+@pytest.mark.slow
 async def test_events_pane_uses_the_same_language_live() -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

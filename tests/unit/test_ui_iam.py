@@ -33,6 +33,7 @@ async def test_member_of_is_never_cut_mid_word(width: int, height: int) -> None:
             assert "pg_monitor, rds_iam" in shown and "oltp_rw_role, rds_iam" in shown
 
 
+@pytest.mark.slow
 async def test_enter_on_an_iam_row_shows_principals_policy_findings_and_last_use() -> None:
     app = _app()
     async with app.run_test(size=(120, 40)) as pilot:

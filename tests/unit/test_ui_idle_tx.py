@@ -65,6 +65,7 @@ def _listed(app: PgiamApp) -> list[int]:
         pytest.param((200, 50), marks=pytest.mark.slow),
     ],
 )
+@pytest.mark.slow
 async def test_one_confirmation_lists_them_and_y_terminates_exactly_those(size: tuple[int, int]) -> None:
     app, source = _app()
     async with app.run_test(size=size) as pilot:
@@ -124,6 +125,7 @@ async def test_refusing_terminates_nothing() -> None:
         assert source.actions == []
 
 
+@pytest.mark.slow
 async def test_gated_like_cancel_and_terminate() -> None:
     app, source = _app()
     async with app.run_test(size=(120, 40)) as pilot:

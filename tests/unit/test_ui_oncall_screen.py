@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from pgiam_devtools.sample import cluster_configs, fixed_now, sample_check, sample_snapshots
 from pgiam_devtools.static_source import StaticSource
 from textual.widgets._footer import FooterKey
@@ -54,6 +55,7 @@ async def test_events_message_column_shows_at_200_columns_and_takes_the_room_the
         assert len(message.strip()) > 80  # not cut at 80
 
 
+@pytest.mark.slow
 async def test_help_and_quit_stay_in_every_panes_footer_at_80x24() -> None:
     app, _ = make_app([sample_snapshots()])
     async with running(app, size=(80, 24)) as pilot:

@@ -60,6 +60,7 @@ def _query_x(app: PgiamApp) -> int:
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 50)])
+@pytest.mark.slow
 async def test_v_cycles_truncated_wrapped_full(size: tuple[int, int]) -> None:
     app = _app()
     async with app.run_test(size=size) as pilot:

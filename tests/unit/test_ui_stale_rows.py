@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from pgiam_devtools.sample import sample_snapshots
 from rich.style import Style
 from test_ui_app import make_app, settle
@@ -19,6 +20,7 @@ def _row_styles(app: PgiamApp, pid: int) -> list[Style]:
     return [seg.style for seg in table.render_line(y) if seg.text.strip() and seg.style is not None]
 
 
+@pytest.mark.slow
 async def test_rows_of_a_reconnecting_reader_are_dimmed_the_writers_are_not() -> None:
     snaps = sample_snapshots()
     reader = replace(snaps[0].instances[1], status="reconnecting", error="connection refused (attempt 3)")
