@@ -64,11 +64,12 @@ def test_jump_and_query_display_on_the_real_binary(tmux: Tmux, tmp_path: Path, s
     tmux.run("send-keys", "-t", "ui", "Escape")  # back where it was
     wait("back on the first cluster", lambda: "jump:" not in screen() and "4190" in screen(), detail=screen)
 
-    tmux.run("send-keys", "-t", "ui", "v")
     # rows of the activity pane that hold query text alone (its own column, under its session's row): a
-    # truncated display has none (each row starts with its pid)
+    # truncated display has none (each row starts with its pid). Read before `v` is sent: after it, the
+    # screen may already be wrapped (failed that way once in a full run)
     continued = re.compile(r"││ {8,}[A-Za-z('.]")
     assert not continued.search(screen())
+    tmux.run("send-keys", "-t", "ui", "v")
     wait("the query wrapped in its column", lambda: len(continued.findall(screen())) >= 2, detail=screen)
     tmux.run("send-keys", "-t", "ui", "v")
     wait("the query as written", lambda: "  FROM pgdemo.orders o" in screen(), detail=screen)
