@@ -15,9 +15,8 @@ import pytest
 from pgiam_sandbox.postgres import LocalPostgres
 from psycopg import pq
 
-from helpers.local_pg import running_postgres
-from pgiam_tui.db.connection import Credential, InstanceConnection, QueryError, Statement
-from pgiam_tui.db.conninfo import ConnTarget
+from helpers.local_pg import monitor_connection, running_postgres
+from pgiam_tui.db.connection import QueryError, Statement
 from pgiam_tui.monitor.instances import InstanceWatch
 
 pytestmark = pytest.mark.skipif(pq.version() < 140000, reason="libpq trace flags need libpq 14")
@@ -27,28 +26,6 @@ pytestmark = pytest.mark.skipif(pq.version() < 140000, reason="libpq trace flags
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
     with running_postgres(tmp_path_factory.mktemp("round-trip")) as pg:
         yield pg
-
-
-def _monitor(pg: LocalPostgres) -> InstanceConnection:
-    assert pg.port is not None
-    target = ConnTarget(
-        cluster="local",
-        instance_id="local-writer",
-        role="writer",
-        endpoint=str(pg.socket_dir),
-        port=pg.port,
-        region=None,
-        database="demo",
-        user="pgmonitor",
-        auth="password",
-        sslmode="disable",
-        statement_timeout_ms=5000,
-    )
-
-    async def provide() -> Credential:
-        return Credential("unused-over-trust")
-
-    return InstanceConnection(target, provide)
 
 
 def _directions(trace: str) -> list[tuple[str, str]]:
@@ -62,7 +39,7 @@ def _directions(trace: str) -> list[tuple[str, str]]:
 
 
 async def test_sessions_and_health_in_one_round_trip(server: LocalPostgres, tmp_path: Path) -> None:
-    conn = _monitor(server)
+    conn = monitor_connection(server)
     watch = InstanceWatch(conn, "pgmonitor")
     try:
         first = await watch.read()  # connects (its own exchanges), then reads
@@ -94,7 +71,7 @@ async def test_sessions_and_health_in_one_round_trip(server: LocalPostgres, tmp_
 
 
 async def test_a_failing_statement_leaves_the_ones_before_it(server: LocalPostgres) -> None:
-    conn = _monitor(server)
+    conn = monitor_connection(server)
     try:
         results = await conn.fetch_pipelined(
             [
@@ -122,7 +99,7 @@ async def test_aurora_replica_lag_rides_in_the_same_round_trip(server: LocalPost
         " RETURNS TABLE (server_id text, replica_lag_in_msec real)"
         " LANGUAGE sql AS $$ VALUES ('local-writer', 1250::real), ('another-reader', 9::real) $$"
     )
-    conn = _monitor(server)
+    conn = monitor_connection(server)
     watch = InstanceWatch(conn, "pgmonitor")
     try:
         first = await watch.read()
