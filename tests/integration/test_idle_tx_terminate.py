@@ -15,6 +15,7 @@ import pytest
 from pgiam_sandbox.postgres import LocalPostgres
 from psycopg import sql
 
+from helpers.aws_env import only_these_aws_files
 from helpers.local_pg import running_postgres
 from helpers.memory_keyring import MemoryKeyring, installed_keyring
 from helpers.pilot import wait_for
@@ -47,8 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
 def no_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No AWS around this server: no instance metadata to wait for, no profiles of the machine's user."""
     (tmp_path / "aws-config").write_text("")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-config"))
+    only_these_aws_files(monkeypatch, tmp_path / "aws-config", tmp_path / "aws-config")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
