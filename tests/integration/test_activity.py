@@ -1,7 +1,8 @@
 """Activity collector on real PostgreSQL: the system's 15 and pgserver's 16 (both via LocalPostgres).
 
 Sessions are made with real connections (a lock holder, two sessions blocked behind it, a long query with
-text longer than track_activity_query_size) and read back through InstanceConnection + ActivityCollector.
+text longer than track_activity_query_size) and read back through InstanceConnection + InstanceRound (the
+monitor's own read).
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from helpers.local_pg import running_postgres
 from pgiam_tui.collect.activity import (
     COLUMNS,
     INSUFFICIENT_PRIVILEGE,
-    ActivityCollector,
     parse_rows,
     privilege_findings,
 )
+from pgiam_tui.collect.instance_round import InstanceRound
 from pgiam_tui.db.connection import Credential, InstanceConnection
 from pgiam_tui.db.conninfo import ConnTarget
 from pgiam_tui.db.queries import UnsupportedServerError, get_query, query_file
@@ -124,7 +125,7 @@ async def test_activity_rows_blocking_and_truncation(server: LocalPostgres) -> N
             1,
         )
 
-        result = await ActivityCollector("local-writer", "pgmonitor").collect(monitor)
+        result = await InstanceRound("local-writer", "pgmonitor").read(monitor)
         rows = {r.pid: r for r in result.rows}
         assert result.findings == ()
         assert all(r.instance == "local-writer" for r in result.rows)
@@ -200,12 +201,12 @@ async def test_insufficient_privilege_is_a_finding(server: LocalPostgres) -> Non
     weak = InstanceConnection(target, _password("app-password"))
     strong = InstanceConnection(_target(server, "pgmonitor"), _password("unused-over-trust"))
     try:
-        hidden = await ActivityCollector("local-writer", "app_password_user").collect(weak)
+        hidden = await InstanceRound("local-writer", "app_password_user").read(weak)
         other_row = next(r for r in hidden.rows if r.pid == other.info.backend_pid)
         assert other_row.query == INSUFFICIENT_PRIVILEGE
         assert [f.code for f in hidden.findings] == ["insufficient_privilege"]
         assert "pg_monitor" in hidden.findings[0].fix
-        seen = await ActivityCollector("local-writer", "pgmonitor").collect(strong)
+        seen = await InstanceRound("local-writer", "pgmonitor").read(strong)
         assert seen.findings == ()
         assert next(r for r in seen.rows if r.pid == other.info.backend_pid).query != INSUFFICIENT_PRIVILEGE
     finally:
@@ -314,7 +315,7 @@ async def test_text_the_server_cannot_decode_blanks_nothing(server: LocalPostgre
         await _wait_for(
             admin, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s", ("%pg_sleep(300)%",), 1
         )
-        result = await ActivityCollector("local-writer", "pgmonitor").collect(monitor)
+        result = await InstanceRound("local-writer", "pgmonitor").read(monitor)
         rows = {r.pid: r for r in result.rows}
         legacy_row = rows[legacy.info.backend_pid]
         assert legacy_row.datname == "legacy_ascii"

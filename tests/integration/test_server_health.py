@@ -1,5 +1,6 @@
 """Server health (connections, max_connections, transaction counter, recovery) on a real PostgreSQL, read as
-the monitoring user through InstanceConnection, as the monitor does after each activity query."""
+the monitoring user through InstanceConnection and InstanceRound, with each activity query, as the monitor
+does."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 from pgiam_sandbox.postgres import LocalPostgres
 
 from helpers.local_pg import running_postgres
-from pgiam_tui.collect.server_health import collect_health, parse_health
+from pgiam_tui.collect.instance_round import InstanceRound
+from pgiam_tui.collect.server_health import parse_health
 from pgiam_tui.db.connection import Credential, InstanceConnection
 from pgiam_tui.db.conninfo import ConnTarget
 
@@ -47,17 +49,18 @@ def _monitor(pg: LocalPostgres) -> InstanceConnection:
 
 async def test_health_counts_connections_and_transactions(server: LocalPostgres, tmp_path: Path) -> None:
     monitor = _monitor(server)
+    reading = InstanceRound("local-writer", "pgmonitor")
     admin = await psycopg.AsyncConnection.connect(server.admin_dsn, autocommit=True)
     try:
         max_connections = int((await (await admin.execute("SHOW max_connections")).fetchone() or [0])[0])
-        first = await collect_health(monitor, "local-writer")
+        first = (await reading.read(monitor)).health
         assert first is not None
         assert first.max_connections == max_connections
         assert first.connections is not None and first.connections >= 2  # the admin and the monitor
         assert first.in_recovery is False and first.replica_lag_s is None  # a primary has no replay lag
         for _ in range(5):
             await admin.execute("SELECT 1")
-        second = await collect_health(monitor, "local-writer")
+        second = (await reading.read(monitor)).health
         assert second is not None and second.xact_total is not None and first.xact_total is not None
         # pg_stat_database is updated when a backend reports its statistics (at the latest at idle)
         assert second.xact_total >= first.xact_total

@@ -4,8 +4,9 @@ CloudWatch Logs, RDS, IAM and CloudWatch quotas are per account and region, shar
 person using that account: a console polling 20 clusters must not throttle its colleagues' scripts. Every
 request our boto3 clients send (retries included: botocore's `before-send` event fires per attempt) first
 takes a token from the bucket of its account and region, waiting when the budget is spent. Throttling
-answers are handled by botocore's own retry modes (`adaptive` unless the user chose a mode: it backs off and
-slows its client-side rate after a throttling error); nothing here signs or retries requests itself.
+answers are handled by botocore's own retry modes (`adaptive` unless the user chose a mode, aws/session.py:
+it backs off and slows its client-side rate after a throttling error); nothing here signs or retries requests
+itself.
 
 The account of a session is known once discovery or STS said it (`note_account`); until then its profile
 name stands in for it (most people keep one profile per account).
@@ -21,7 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
-import botocore.config
 
 __all__ = [
     "DEFAULT_REQUESTS_PER_MINUTE",
@@ -30,7 +30,6 @@ __all__ = [
     "budget_for",
     "install_budget",
     "note_account",
-    "retry_config",
     "set_requests_per_minute",
     "signed_region",
 ]
@@ -172,17 +171,3 @@ def install_budget(client: Any, session: boto3.Session, region: str | None) -> N
             budget_for(owner, signed_region(request) or region).take()
 
     client.meta.events.register("before-send", before_send)
-
-
-def retry_config(session: boto3.Session) -> botocore.config.Config | None:
-    """`adaptive` retries (backs off and slows down after throttling) unless the user chose a retry mode
-    in the environment or the profile; None keeps the user's choice."""
-    if os.environ.get("AWS_RETRY_MODE"):
-        return None
-    # the profile's own settings (boto3 keeps its botocore session there; a session-like object without
-    # one, such as a test's stand-in handing out a stubbed client, has no profile settings to honour)
-    botocore_session = getattr(session, "_session", None)
-    scoped = botocore_session.get_scoped_config() if botocore_session is not None else {}
-    if scoped.get("retry_mode"):
-        return None
-    return botocore.config.Config(retries={"mode": "adaptive"})

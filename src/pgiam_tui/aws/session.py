@@ -11,6 +11,7 @@ credential_process, web identity), SigV4 and retries. We only add:
 * one botocore data loader for every session of the process (per `data_path`): each new botocore session
   would otherwise read and parse endpoints.json and every service model again (a second profile's RDS
   client cost as much as the first: start-up time of `check`, `snapshot` and the console);
+* `adaptive` retries unless the user chose a retry mode (the default of botocore's `retry_mode`);
 * the MFA prompt: botocore's assume-role provider asks for an `mfa_serial` code through its
   `prompter`; we route that to the caller's callback (terminal for the CLI, a modal in the console)
   instead of a bare getpass.
@@ -32,7 +33,7 @@ import botocore.exceptions
 import botocore.session
 from botocore.utils import JSONFileCache
 
-from pgiam_tui.aws.budget import install_budget, retry_config
+from pgiam_tui.aws.budget import install_budget
 from pgiam_tui.aws.errors import AwsCredentialError, classify_aws_error
 from pgiam_tui.aws.request_stats import install_request_stats
 
@@ -66,6 +67,11 @@ _CACHED_PROVIDERS = ("assume-role", "assume-role-with-web-identity")
 # is unreachable; retries stay as configured (AWS_MAX_ATTEMPTS / AWS_RETRY_MODE / the profile).
 _CLIENT_CONFIG = botocore.config.Config(connect_timeout=5, read_timeout=20, user_agent_extra="pgiam-tui")
 
+# botocore's `retry_mode` variable with `adaptive` as its default instead of `legacy` (adaptive backs off and
+# slows its client-side rate after throttling): botocore's own lookup still lets AWS_RETRY_MODE and the
+# profile's `retry_mode` win, so the user's choice stands.
+_SESSION_VARS = {"retry_mode": ("retry_mode", "AWS_RETRY_MODE", "adaptive", None)}
+
 
 class _SessionClients:
     """The clients made from one session, and the lock that serializes making them."""
@@ -95,10 +101,8 @@ def cached_client(session: boto3.Session, service: str, region: str | None = Non
     with entry.lock:
         client = entry.clients.get(key)
         if client is None:
-            retries = retry_config(session)
-            config = _CLIENT_CONFIG if retries is None else _CLIENT_CONFIG.merge(retries)
             client = session.client(  # type: ignore[call-overload]
-                service, region_name=region, config=config
+                service, region_name=region, config=_CLIENT_CONFIG
             )
             # every request (each retry too) counts against its account's and region's budget
             install_budget(client, session, region)
@@ -165,7 +169,7 @@ class SessionFactory:
             if found is not None:
                 return found
             try:
-                core = botocore.session.Session(profile=profile)
+                core = botocore.session.Session(session_vars=_SESSION_VARS, profile=profile)
                 # Fail now, with a clear kind, rather than at the first API call.
                 if profile is not None and profile not in core.available_profiles:
                     raise botocore.exceptions.ProfileNotFound(profile=profile)

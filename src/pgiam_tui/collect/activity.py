@@ -1,4 +1,4 @@
-"""Activity collector: one pg_stat_activity query per instance per round -> immutable SessionRows.
+"""Activity: the rows of one pg_stat_activity query per instance per round -> immutable SessionRows.
 
 Rows of sessions we may not see (no pg_monitor) come back with `<insufficient privilege>` as query text and
 NULLs elsewhere; they are kept (they are real sessions) and reported once as a Finding with the fix.
@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, LiteralString, Protocol
+from typing import Any
 
-from pgiam_tui.db.queries import get_query
 from pgiam_tui.fixquote import sql_ident
 from pgiam_tui.model import Finding, ServerHealth, SessionRow
 from pgiam_tui.vocabulary import FindingCode
@@ -44,18 +43,6 @@ COLUMNS = (
 )
 
 
-class Fetcher(Protocol):
-    """What the collector needs from a connection (InstanceConnection satisfies it)."""
-
-    server_version_num: int | None
-
-    async def ready(self) -> None: ...
-
-    async def fetch(
-        self, sql: LiteralString | bytes, params: Sequence[Any] | None = None, *, binary: bool = False
-    ) -> list[tuple[Any, ...]]: ...
-
-
 @dataclass(frozen=True, slots=True)
 class ActivityResult:
     """The sessions of one instance after one round, with what the round found wrong."""
@@ -63,7 +50,7 @@ class ActivityResult:
     instance: str
     rows: tuple[SessionRow, ...]
     findings: tuple[Finding, ...] = ()
-    health: ServerHealth | None = None  # read by collect/server_health.py after the rows
+    health: ServerHealth | None = None  # read with the rows (collect/instance_round.py)
 
 
 def _opt_str(value: Any) -> str | None:
@@ -137,24 +124,7 @@ def privilege_findings(instance: str, user: str | None, rows: Sequence[SessionRo
     )
 
 
-class ActivityCollector:
-    """Reads pg_stat_activity of one instance with the query matching its server version."""
-
-    def __init__(self, instance: str, user: str | None = None) -> None:
-        self.instance = instance
-        self.user = user
-
-    async def collect(self, conn: Fetcher) -> ActivityResult:
-        """One query on CONN; the SQL shape is chosen by the server version seen at connect time."""
-        await conn.ready()  # (re)connects when needed, so the server version is known
-        version = conn.server_version_num or 0
-        raw = await conn.fetch(get_query("activity", version), binary=True)
-        if conn.server_version_num not in (None, version):
-            # fetch reconnected to another server version (upgrade / failover): redo with the right shape
-            raw = await conn.fetch(get_query("activity", conn.server_version_num or 0), binary=True)
-        return self.result(raw)
-
-    def result(self, raw: Iterable[Sequence[Any]]) -> ActivityResult:
-        """The activity query's rows (however they were fetched) -> this instance's ActivityResult."""
-        rows = parse_rows(self.instance, raw)
-        return ActivityResult(self.instance, rows, privilege_findings(self.instance, self.user, rows))
+def activity_result(instance: str, user: str | None, raw: Iterable[Sequence[Any]]) -> ActivityResult:
+    """The activity query's rows of INSTANCE, read as USER (the monitoring user) -> its ActivityResult."""
+    rows = parse_rows(instance, raw)
+    return ActivityResult(instance, rows, privilege_findings(instance, user, rows))

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, LiteralString, Protocol
 
-from pgiam_tui.collect.activity import ActivityCollector, ActivityResult, Fetcher
+from pgiam_tui.collect.activity import ActivityResult, activity_result
 from pgiam_tui.collect.server_health import parse_health
 from pgiam_tui.db.connection import QueryError, Rows, Statement
 from pgiam_tui.db.queries import get_query
@@ -24,8 +24,17 @@ log = logging.getLogger(__name__)
 HAS_AURORA_STATUS = 6  # column of server_health: whether aurora_replica_status() exists
 
 
-class PipelineFetcher(Fetcher, Protocol):
-    """A connection that can also send several statements in one round trip (InstanceConnection)."""
+class PipelineFetcher(Protocol):
+    """What a round needs from a connection (InstanceConnection satisfies it): one statement, or several in
+    one round trip."""
+
+    server_version_num: int | None
+
+    async def ready(self) -> None: ...
+
+    async def fetch(
+        self, sql: LiteralString | bytes, params: Sequence[Any] | None = None, *, binary: bool = False
+    ) -> list[tuple[Any, ...]]: ...
 
     async def fetch_pipelined(self, statements: Sequence[Statement]) -> list[Rows | QueryError]: ...
 
@@ -37,8 +46,9 @@ class InstanceRound:
     so from the second round on Aurora's replica lag rides in the same pipeline too.
     """
 
-    def __init__(self, collector: ActivityCollector) -> None:
-        self.collector = collector
+    def __init__(self, instance: str, user: str | None = None) -> None:
+        self.instance = instance
+        self.user = user  # the monitoring user (named in the fix of hidden sessions)
         self.aurora: bool | None = None  # None: not known yet
 
     async def read(self, conn: PipelineFetcher) -> ActivityResult:
@@ -53,7 +63,7 @@ class InstanceRound:
         activity = results[0]
         if isinstance(activity, QueryError):
             raise activity
-        result = self.collector.result(activity)
+        result = activity_result(self.instance, self.user, activity)
         health = await self._health(conn, version, results[1:])
         return replace(result, health=health)
 
@@ -63,15 +73,15 @@ class InstanceRound:
             Statement(get_query("server_health", version)),
         ]
         if self.aurora:
-            out.append(Statement(get_query("server_health_aurora", version), (self.collector.instance,)))
+            out.append(Statement(get_query("server_health_aurora", version), (self.instance,)))
         return out
 
     async def _health(
-        self, conn: Fetcher, version: int, results: list[Rows | QueryError]
+        self, conn: PipelineFetcher, version: int, results: list[Rows | QueryError]
     ) -> ServerHealth | None:
         health_rows = results[0]
         if isinstance(health_rows, QueryError) or not health_rows:
-            log.debug("server health of %s: %s", self.collector.instance, health_rows or "no row")
+            log.debug("server health of %s: %s", self.instance, health_rows or "no row")
             return None
         row: tuple[Any, ...] = health_rows[0]
         aurora = bool(row[HAS_AURORA_STATUS])
@@ -83,14 +93,12 @@ class InstanceRound:
                     raise lag_rows
             elif aurora:
                 # first round on Aurora: the lag is read apart this once (the next rounds pipeline it)
-                lag_rows = await conn.fetch(
-                    get_query("server_health_aurora", version), (self.collector.instance,)
-                )
+                lag_rows = await conn.fetch(get_query("server_health_aurora", version), (self.instance,))
             else:
                 lag_rows = []
             if lag_rows and lag_rows[0][0] is not None:
                 lag_ms = float(lag_rows[0][0])
         except Exception as exc:  # the lag is unknown this round; the rest of the health stands
-            log.debug("replica lag of %s: %s", self.collector.instance, type(exc).__name__)
+            log.debug("replica lag of %s: %s", self.instance, type(exc).__name__)
         self.aurora = aurora
         return parse_health(row, lag_ms)

@@ -1,20 +1,15 @@
 """Server-wide health of one instance (connections against max_connections, transactions, replica lag).
 
-Read right after the activity query, on the same session: one short statement (two on Aurora). A failure here
-never costs the round its activity: the health is then simply unknown (None) for that round.
+Read in the same round trip as the activity query (collect/instance_round.py): one short statement (two on
+Aurora). A failure there never costs the round its activity: the health is then simply unknown (None).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
-from pgiam_tui.collect.activity import Fetcher
-from pgiam_tui.db.queries import get_query
 from pgiam_tui.model import ServerHealth
-
-log = logging.getLogger(__name__)
 
 
 def parse_health(row: Sequence[Any], aurora_lag_ms: float | None) -> ServerHealth:
@@ -34,21 +29,3 @@ def parse_health(row: Sequence[Any], aurora_lag_ms: float | None) -> ServerHealt
         replica_lag_s=lag,
         can_signal=bool(row[7]) if len(row) > 7 and row[7] is not None else None,
     )
-
-
-async def collect_health(conn: Fetcher, instance_id: str) -> ServerHealth | None:
-    """One instance's ServerHealth, or None when the server would not say (logged, never raised)."""
-    try:
-        await conn.ready()  # (re)connects when needed, so the server version is known
-        version = conn.server_version_num or 0
-        rows = await conn.fetch(get_query("server_health", version))
-        if not rows:
-            return None
-        aurora_lag: float | None = None
-        if rows[0][6]:
-            lag_rows = await conn.fetch(get_query("server_health_aurora", version), (instance_id,))
-            aurora_lag = float(lag_rows[0][0]) if lag_rows and lag_rows[0][0] is not None else None
-        return parse_health(rows[0], aurora_lag)
-    except Exception as exc:  # the activity of the round stands without it
-        log.debug("server health of %s: %s", instance_id, type(exc).__name__)
-        return None

@@ -16,7 +16,7 @@ import logging
 import time
 from dataclasses import replace
 
-from pgiam_tui.collect.activity import ActivityCollector, ActivityResult
+from pgiam_tui.collect.activity import ActivityResult
 from pgiam_tui.collect.instance_round import InstanceRound
 from pgiam_tui.db.connection import ConnectError, InstanceConnection, QueryError, utcnow
 from pgiam_tui.db.conninfo import one_line, scrub
@@ -37,7 +37,7 @@ class InstanceWatch:
 
     def __init__(self, conn: InstanceConnection, user: str | None) -> None:
         self.conn = conn
-        self._round = InstanceRound(ActivityCollector(conn.target.instance_id, user))
+        self._round = InstanceRound(conn.target.instance_id, user)
         self.reading = InstanceReading(conn.target.instance_id)
         self._task: asyncio.Task[ActivityResult] | None = None
         self._started = 0.0
