@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import psycopg
@@ -11,9 +12,7 @@ from pgiam_sandbox.postgres import LocalPostgres, find_pg_bindir, run_as
 
 pytestmark = pytest.mark.integration
 
-
-def _kinds(root: Path) -> list[Path]:
-    return [p for p in root.iterdir() if not p.name.startswith(".tmp-")]
+RUNS = 3
 
 
 def test_a_second_template_is_a_copy_of_the_first_with_its_seeded_data(
@@ -23,7 +22,7 @@ def test_a_second_template_is_a_copy_of_the_first_with_its_seeded_data(
     monkeypatch.setenv(template_cache.CACHE_ENV, str(cache))
     first = LocalPostgres.init_template(tmp_path / "first")
     first.cleanup()
-    (kind,) = _kinds(cache)
+    (kind,) = cache.iterdir()  # the template, and no half-written copy beside it
     assert (kind / "data" / "PG_VERSION").is_file()
     assert not (kind / "data" / "postmaster.pid").exists()
 
@@ -41,7 +40,7 @@ def test_a_second_template_is_a_copy_of_the_first_with_its_seeded_data(
     finally:
         server.cleanup()
         second.cleanup()
-    assert _kinds(cache) == [kind]
+    assert list(cache.iterdir()) == [kind]
 
 
 def test_the_kind_changes_with_the_seed_and_not_with_a_link_to_the_same_binaries(
@@ -76,3 +75,33 @@ def test_off_means_no_cache_and_a_cache_that_cannot_be_written_is_no_error(
         assert (template.data_dir / "PG_VERSION").is_file()
     finally:
         template.cleanup()
+
+
+def test_runs_storing_the_same_template_at_once_leave_one_whole_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two `make test` in two clones at once: both miss the cache, both store; each writes its own staging
+    directory and renames it into place, so one copy wins whole and the other's staging goes."""
+    monkeypatch.setenv(template_cache.CACHE_ENV, "off")
+    template = LocalPostgres.init_template(tmp_path / "tpl")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(template_cache.CACHE_ENV, str(cache))
+    start = threading.Barrier(RUNS)
+
+    def store() -> None:
+        start.wait()
+        template_cache.store(template.data_dir, template.bindir, run_as())
+
+    try:
+        threads = [threading.Thread(target=store) for _ in range(RUNS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert not any(thread.is_alive() for thread in threads)
+    finally:
+        template.cleanup()
+    (kind,) = cache.iterdir()
+    assert kind.name == template_cache.template_kind(find_pg_bindir(), run_as())
+    assert (kind / "data" / "PG_VERSION").is_file()
+    assert template_cache.lookup(find_pg_bindir(), run_as()) == kind / "data"

@@ -34,6 +34,14 @@ DATABASE = "demo"
 log = logging.getLogger(__name__)
 
 
+def credential_scope(authorization: str) -> tuple[str, str, str] | None:
+    """(access key id, region, service) of a SigV4 Authorization header, or None for an unsigned request."""
+    # "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/rds/aws4_request, SignedHeaders=..., ..."
+    _, found, rest = authorization.partition("Credential=")
+    parts = rest.split(",", 1)[0].split("/") if found else []
+    return (parts[0], parts[2], parts[3]) if len(parts) >= 4 else None
+
+
 class RequestCounter:
     """Counts the AWS requests moto's server answered, by (access key id, region, service) of their SigV4
     credential scope: what per-account, per-region API quotas count. Unsigned requests are not counted."""
@@ -42,25 +50,12 @@ class RequestCounter:
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, str, str], int] = {}
 
-    def count(self, authorization: str) -> None:
-        """Count one request by its Authorization header."""
-        # "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/rds/aws4_request, SignedHeaders=..., ..."
-        _, found, rest = authorization.partition("Credential=")
-        if not found:
+    def count(self, scope: tuple[str, str, str] | None) -> None:
+        """Count one request by its credential scope (see :func:`credential_scope`); None is not counted."""
+        if scope is None:
             return
-        parts = rest.split(",", 1)[0].split("/")
-        if len(parts) < 4:
-            return
-        key = (parts[0], parts[2], parts[3])
         with self._lock:
-            self._counts[key] = self._counts.get(key, 0) + 1
-
-    @staticmethod
-    def service_of(authorization: str) -> str | None:
-        """The service of a SigV4 Authorization header's credential scope ("rds", "logs", ...), or None."""
-        _, found, rest = authorization.partition("Credential=")
-        parts = rest.split(",", 1)[0].split("/") if found else []
-        return parts[3] if len(parts) >= 4 else None
+            self._counts[scope] = self._counts.get(scope, 0) + 1
 
     def snapshot(self) -> dict[tuple[str, str, str], int]:
         """The counts so far."""
@@ -97,6 +92,7 @@ class MotoServer:
         self.errors = 0
         self.requests = RequestCounter()  # AWS requests per signing key, region and service (benchmarks)
         self._log_lock = threading.Lock()
+        self._stopping = threading.Event()  # set by stop(): requests held by the stall switch let go
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -134,13 +130,13 @@ class MotoServer:
         moto_app = DomainDispatcherApplication(create_backend_app)
         counter = self.requests
 
-        stalled = self.stalled
+        stalled, stopping = self.stalled, self._stopping
 
         def app(environ: dict[str, Any], start_response: Any) -> Any:
-            authorization = environ.get("HTTP_AUTHORIZATION", "")
+            scope = credential_scope(environ.get("HTTP_AUTHORIZATION", ""))
             if stalled is not None:
-                _hold_while_stalled(stalled, RequestCounter.service_of(authorization))
-            counter.count(authorization)
+                _hold_while_stalled(stalled, scope[2] if scope else None, stopping)
+            counter.count(scope)
             return moto_app(environ, start_response)
 
         try:
@@ -178,6 +174,7 @@ class MotoServer:
 
     def stop(self) -> None:
         """Stop serving, close the socket, join the thread (idempotent)."""
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -187,11 +184,15 @@ class MotoServer:
             self._thread = None
 
 
-def _hold_while_stalled(stalled: Callable[[], Collection[str]], service: str | None) -> None:
+def _hold_while_stalled(
+    stalled: Callable[[], Collection[str]], service: str | None, stopping: threading.Event
+) -> None:
     """Hold a request (its werkzeug thread) while the switch stalls its service: the client sees AWS
-    accept the request and not answer, until its read timeout or the end of the stall."""
+    accept the request and not answer, until its read timeout or the end of the stall. A server that stops
+    lets its held requests go (their threads would otherwise wait as long as the switch stays on)."""
     while (services := stalled()) and ("*" in services or service in services):
-        time.sleep(0.05)
+        if stopping.wait(0.05):
+            return
 
 
 @dataclass(frozen=True)

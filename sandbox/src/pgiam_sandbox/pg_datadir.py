@@ -23,7 +23,15 @@ from pgiam_sandbox.pg_host import (
     write_config,
 )
 
-__all__ = ["copy_data_dir", "initdb", "last_meaningful_line", "run_sql_script", "seed_sql", "seed_statements"]
+__all__ = [
+    "copy_data_dir",
+    "copy_stopped",
+    "initdb",
+    "last_meaningful_line",
+    "run_sql_script",
+    "seed_sql",
+    "seed_statements",
+]
 
 
 def last_meaningful_line(text: str) -> str:
@@ -89,23 +97,31 @@ def copy_data_dir(source: Path, new_dir: Path, user: RunAs | None) -> tuple[Path
     real_dir, owned_base = place_data_dir(new_dir, user)
     real_dir.rmdir()  # cp -a creates it; place_data_dir left it empty
     try:
+        copy_stopped(source, real_dir)
+    except SandboxError:
+        remove_data_dir(new_dir, owned_base)
+        raise
+    return real_dir, owned_base
+
+
+def copy_stopped(source: Path, dest: Path) -> None:
+    """Copy the stopped server's data directory SOURCE to DEST (which must not exist yet), without the
+    source's postmaster.pid, postmaster.opts and server.log; SandboxError (one line) when it cannot."""
+    try:
         # cp -a keeps modes and (as root) ownership; it is also quicker than shutil.copytree.
         done = subprocess.run(
-            ["cp", "-a", "--", str(source), str(real_dir)],
+            ["cp", "-a", "--", str(source), str(dest)],
             capture_output=True,
             text=True,
             timeout=300,
             check=False,
         )
     except (OSError, subprocess.SubprocessError) as exc:
-        remove_data_dir(new_dir, owned_base)
-        raise SandboxError(f"cannot copy {source} to {real_dir}: {exc}") from None
+        raise SandboxError(f"cannot copy {source} to {dest}: {exc}") from None
     if done.returncode != 0:
-        remove_data_dir(new_dir, owned_base)
-        raise SandboxError(f"cannot copy {source} to {real_dir}: {last_meaningful_line(done.stderr)}")
+        raise SandboxError(f"cannot copy {source} to {dest}: {last_meaningful_line(done.stderr)}")
     for stale in ("postmaster.pid", "postmaster.opts", "server.log"):
-        (real_dir / stale).unlink(missing_ok=True)
-    return real_dir, owned_base
+        (dest / stale).unlink(missing_ok=True)
 
 
 def seed_statements(text: str) -> list[tuple[str | None, str]]:

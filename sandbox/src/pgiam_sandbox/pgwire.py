@@ -137,14 +137,11 @@ class _Pipe(asyncio.Protocol):
         self.queued = 0
         self.not_before = 0.0
         self.ended = False
-        self.reset_now: Callable[[], bool] | None = None  # see relay(); only on the client->backend pipe
-        self.source: asyncio.BaseTransport | None = (
-            None  # the transport this pipe reads from (with reset_now)
-        )
+        # asked before each chunk is forwarded; True: it reset the sending side, drop the chunk (see relay())
+        self.cut: Callable[[], bool] | None = None
 
     def data_received(self, data: bytes) -> None:
-        if self.reset_now is not None and self.source is not None and self.reset_now():
-            reset(self.source)
+        if self.cut is not None and self.cut():
             self.out.close()
             self._finish()
             return
@@ -239,7 +236,14 @@ async def relay(
     c_transport, b_transport = c_writer.transport, b_writer.transport
     to_backend = _Pipe(b_transport, done, latency)
     if reset_now is not None:
-        to_backend.reset_now, to_backend.source = reset_now, c_transport
+
+        def reset_client() -> bool:
+            if not reset_now():
+                return False
+            reset(c_transport)
+            return True
+
+        to_backend.cut = reset_client
     to_client = _Pipe(c_transport, done, latency)
     pending_c, pending_b = _take_buffered(c_reader), _take_buffered(b_reader)
     c_transport.set_protocol(to_backend)

@@ -18,12 +18,13 @@ import hashlib
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from importlib import resources
 from pathlib import Path
 
+from pgiam_sandbox.errors import SandboxError
+from pgiam_sandbox.pg_datadir import copy_stopped
 from pgiam_sandbox.pg_host import RunAs, server_version
 
 __all__ = ["CACHE_ENV", "cache_root", "lookup", "store", "template_kind"]
@@ -95,18 +96,12 @@ def store(data_dir: Path, bindir: Path, user: RunAs | None) -> None:
             return
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
-        # cp -a keeps modes and (as root) the server account's ownership, which the copies need
-        done = subprocess.run(
-            ["cp", "-a", "--", str(data_dir), str(staging / _DATA)],
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
-        if done.returncode != 0:
+        try:
+            copy_stopped(data_dir, staging / _DATA)  # keeps the server account's ownership, as copies need
+        except SandboxError as exc:
             shutil.rmtree(staging, ignore_errors=True)
+            log.debug("template cache not written: %s", exc)
             return
-        for stale in ("postmaster.pid", "postmaster.opts", "server.log"):
-            (staging / _DATA / stale).unlink(missing_ok=True)
         try:
             staging.rename(root / kind)  # atomic: a reader sees a whole template or none
         except OSError:  # another run stored the same kind first
