@@ -76,6 +76,26 @@ class SessionActions(App[int]):
         snap = self.latest.get(name)
         return bool(snap and snap.actions_allowed)
 
+    def _refused(self, cluster: str, action: str, instance: str | None = None) -> bool:
+        """Say why ACTION cannot run on CLUSTER, if it cannot: the cluster's allow_actions is off, or the
+        server said the monitoring user may not signal backends on INSTANCE (on any instance when None)."""
+        if not self._actions_allowed(cluster):
+            self.notify(
+                f"{action} is disabled for {cluster}: set allow_actions = true in profiles.toml",
+                severity="warning",
+                markup=False,
+            )
+            return True
+        snap = self.latest.get(cluster)
+        instances = [i for i in snap.instances if instance is None or i.id == instance] if snap else []
+        barred = next((i for i in instances if i.health is not None and i.health.can_signal is False), None)
+        if barred is None:
+            return False
+        cfg = self.cluster_configs.get(cluster)
+        refusal = signal_refusal(cluster, barred.id, action, cfg.user if cfg else None)
+        self.notify(refusal, severity="warning", markup=False, timeout=10)
+        return True
+
     def action_signal_current(self, action: str) -> None:
         """k / t on the activity table or blocking tree: cancel / terminate the session under the cursor."""
         pane = self._activity_pane()
@@ -87,22 +107,9 @@ class SessionActions(App[int]):
 
     def action_signal_backend(self, cluster: str, instance: str, pid: int, action: str) -> None:
         """Confirm, then cancel/terminate a backend -- only where the cluster's config allows it."""
-        if action not in ("cancel", "terminate"):
-            return
-        if not self._actions_allowed(cluster):
-            self.notify(
-                f"{action} is disabled for {cluster}: set allow_actions = true in profiles.toml",
-                severity="warning",
-                markup=False,
-            )
+        if action not in ("cancel", "terminate") or self._refused(cluster, action, instance):
             return
         snap = self.latest.get(cluster)
-        inst = next((i for i in snap.instances if i.id == instance), None) if snap else None
-        if inst is not None and inst.health is not None and inst.health.can_signal is False:
-            cfg = self.cluster_configs.get(cluster)
-            refusal = signal_refusal(cluster, instance, action, cfg.user if cfg else None)
-            self.notify(refusal, severity="warning", markup=False, timeout=10)
-            return
         row = (
             next((r for r in snap.activity if r.instance == instance and r.pid == pid), None)
             if snap
@@ -129,14 +136,7 @@ class SessionActions(App[int]):
             self.notify(visible(f"{action} pid {pid}: {exc}"), severity="error", markup=False)
         else:
             self.notify(visible(outcome), markup=False)
-        if not self.source.records_actions:
-            self.local_events.setdefault(cluster, []).append(
-                action_event(cluster, instance, pid, action, outcome, self.now())
-            )
-            if cluster == self.selected:
-                self._render_selected()
-        else:
-            await self.source.refresh_now(cluster)
+        await self._show_outcomes(cluster, [(instance, pid, action, outcome)])
 
     # ----- X: terminate the cluster's old idle-in-transaction sessions ------------------------------------
 
@@ -147,18 +147,7 @@ class SessionActions(App[int]):
         if name is None or snap is None:
             self.notify("no cluster data yet", severity="warning")
             return
-        if not self._actions_allowed(name):
-            self.notify(
-                f"terminate is disabled for {name}: set allow_actions = true in profiles.toml",
-                severity="warning",
-                markup=False,
-            )
-            return
-        refused = next((i for i in snap.instances if i.health and i.health.can_signal is False), None)
-        if refused is not None:
-            cfg = self.cluster_configs.get(name)
-            refusal = signal_refusal(name, refused.id, "terminate", cfg.user if cfg else None)
-            self.notify(refusal, severity="warning", markup=False, timeout=10)
+        if self._refused(name, "terminate"):
             return
 
         def answered(answer: IdleTxAnswer | None) -> None:
@@ -187,11 +176,20 @@ class SessionActions(App[int]):
         if failed:
             summary += f", {failed} failed (see the events pane)"
         self.notify(visible(summary), severity="error" if failed else "information", markup=False)
-        if not self.source.records_actions:
-            events = self.local_events.setdefault(cluster, [])
-            for row, outcome in zip(sessions, outcomes, strict=False):
-                events.append(action_event(cluster, row.instance, row.pid, "terminate", outcome, self.now()))
-            if cluster == self.selected:
-                self._render_selected()
-        else:
+        await self._show_outcomes(
+            cluster, [(r.instance, r.pid, "terminate", o) for r, o in zip(sessions, outcomes, strict=False)]
+        )
+
+    async def _show_outcomes(self, cluster: str, outcomes: list[tuple[str, int, str, str]]) -> None:
+        """Put actions' outcomes (instance, pid, action, outcome) among the cluster's events: a source
+        that records them (the Monitor) is asked for a fresh round; otherwise they are kept here."""
+        if self.source.records_actions:
             await self.source.refresh_now(cluster)
+            return
+        events = self.local_events.setdefault(cluster, [])
+        now = self.now()
+        events += [
+            action_event(cluster, i, pid, action, outcome, now) for i, pid, action, outcome in outcomes
+        ]
+        if cluster == self.selected:
+            self._render_selected()

@@ -14,13 +14,13 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Static
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Label, Static
 
 from pgiam_tui.model import SessionRow
 from pgiam_tui.ui.activity_model import is_background
 from pgiam_tui.ui.render import fmt_duration, safe_text
+from pgiam_tui.ui.screens.modals import YesNoScreen
 
 IDLE_TX_STATES = frozenset({"idle in transaction", "idle in transaction (aborted)"})
 THRESHOLDS_S = (10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
@@ -90,12 +90,10 @@ class IdleTxAnswer:
     sessions: tuple[SessionRow, ...]
 
 
-class IdleTxScreen(ModalScreen[IdleTxAnswer]):
+class IdleTxScreen(YesNoScreen[IdleTxAnswer]):
     """The one confirmation: the sessions idle in transaction for more than N, Yes / No."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Yes"),
-        Binding("n,escape", "answer(False)", "No"),
+    BINDINGS: ClassVar[list[BindingType]] = [  # and YesNoScreen's y, n, Esc
         Binding("plus", "threshold(1)", "Older"),
         Binding("minus", "threshold(-1)", "Younger"),
     ]
@@ -113,17 +111,7 @@ class IdleTxScreen(ModalScreen[IdleTxAnswer]):
             yield Label(Text("Terminate idle transactions", style="bold"), classes="dialog-title")
             with VerticalScroll():
                 yield Static(idle_tx_text(self.cluster, self.sessions, self.threshold_s), id="idle-tx-body")
-            with Horizontal(classes="buttons"):
-                yield Button("Yes (y)", variant="error", id="confirm-yes")
-                yield Button("No (n)", id="confirm-no")
-
-    def on_mount(self) -> None:
-        """Focus No."""
-        self.query_one("#confirm-no", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        """Button -> answer."""
-        self.action_answer(event.button.id == "confirm-yes")
+            yield self.yes_no_buttons()
 
     def action_answer(self, yes: bool) -> None:
         """y: the sessions listed; n / Esc: none."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from rich.text import Text
 from textual import work
@@ -19,29 +19,29 @@ from pgiam_tui.textsafe import visible
 from pgiam_tui.ui.render import safe_text
 from pgiam_tui.ui.source import CheckProgressSink, CheckStepView, CheckView
 
+AnswerType = TypeVar("AnswerType")
+
 STEP_MARKS = {"ok": ("✔", "bold green"), "failed": ("✖", "bold red"), "skipped": ("–", "dim")}
 
 
-class ConfirmScreen(ModalScreen[bool]):
-    """Yes/No question; dismisses with True only on an explicit yes."""
+class YesNoScreen(ModalScreen[AnswerType]):
+    """A question answered Yes (y) / No (n, Esc); No is focused, so that Enter never confirms by accident.
+
+    Subclasses compose their question and end with `yes_no_buttons()`, and say what an answer gives in
+    `action_answer`."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
     ]
 
-    def __init__(self, question: Text, *, danger: bool = True) -> None:
-        super().__init__(classes="modal")
-        self.question = question
-        self.danger = danger
-
-    def compose(self) -> ComposeResult:
-        """Question and two buttons (No focused: Enter must not confirm by accident)."""
-        with Vertical(classes="dialog"):
-            yield Static(self.question, id="confirm-question")
-            with Horizontal(classes="buttons"):
-                yield Button("Yes (y)", variant="error" if self.danger else "primary", id="confirm-yes")
-                yield Button("No (n)", id="confirm-no")
+    def yes_no_buttons(self, *, danger: bool = True) -> Horizontal:
+        """The two buttons, Yes in red when saying yes does harm."""
+        return Horizontal(
+            Button("Yes (y)", variant="error" if danger else "primary", id="confirm-yes"),
+            Button("No (n)", id="confirm-no"),
+            classes="buttons",
+        )
 
     def on_mount(self) -> None:
         """Focus No."""
@@ -49,10 +49,29 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         """Button -> answer."""
-        self.dismiss(event.button.id == "confirm-yes")
+        self.action_answer(event.button.id == "confirm-yes")
 
     def action_answer(self, yes: bool) -> None:
-        """Key -> answer."""
+        """Dismiss with what YES (or no) means."""
+        raise NotImplementedError
+
+
+class ConfirmScreen(YesNoScreen[bool]):
+    """Yes/No question; dismisses with True only on an explicit yes."""
+
+    def __init__(self, question: Text, *, danger: bool = True) -> None:
+        super().__init__(classes="modal")
+        self.question = question
+        self.danger = danger
+
+    def compose(self) -> ComposeResult:
+        """Question and two buttons."""
+        with Vertical(classes="dialog"):
+            yield Static(self.question, id="confirm-question")
+            yield self.yes_no_buttons(danger=self.danger)
+
+    def action_answer(self, yes: bool) -> None:
+        """Key or button -> answer."""
         self.dismiss(yes)
 
 

@@ -5,14 +5,23 @@ Textual's DataTable keys its render caches on one counter that every `update_cel
 through rich, which was most of the drawing cost of the cluster list, the logins and the IAM users.
 This table keeps each drawn cell with the value it was drawn from and draws it again only when the value
 object changed, or anything else that decides its look (place, width, cursor, hover, style).
+
+DataTable has no public hook for drawing a cell (nor a public update that repaints one row): this table
+reads cells through DataTable's public lookups and updates them through its `update_cell`, but overrides
+the private `_render_cell` and keys its drawings on two private flags, as DataTable's own cell cache does.
+Textual is pinned to a major version (pyproject.toml) for that; tests/unit/test_ui_cached_table.py shows
+when a new Textual breaks it. The line API (as the sessions table in activity_lines.py) is the public way,
+at the cost of writing cursor, sort and selection again for each of the three tables.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.coordinate import Coordinate
+from textual.geometry import Region
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
 
@@ -27,21 +36,19 @@ class CachedCellTable(DataTable[CellType]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # before DataTable's __init__, which already clears caches
         self._drawn_cells: dict[tuple[object, ...], tuple[object, list[list[Segment]]]] = {}
+        self._repaint_row_only: RowKey | str | None = None  # while update_cell runs (see refresh)
         super().__init__(*args, **kwargs)
 
     def _cell_value(self, row_index: int, column_index: int) -> tuple[object, int]:
-        """(the value a cell is drawn from, its row's height)."""
-        column_key = self._column_locations.get_key(column_index) if column_index >= 0 else None
+        """(the value a cell is drawn from, its row's height), by DataTable's public lookups."""
         if row_index == -1:
-            label = self.columns[column_key].label if column_key is not None else None
+            label = self.ordered_columns[column_index].label if column_index >= 0 else None
             return label, self.header_height
-        row_key = self._row_locations.get_key(row_index)
-        if row_key is None:
-            raise KeyError(row_index)
-        row = self.rows[row_key]
-        if column_key is None:
+        if column_index == -1:
+            row = self.ordered_rows[row_index]
             return row.label, row.height
-        return self._data[row_key].get(column_key), row.height
+        row_key, column_key = self.coordinate_to_cell_key(Coordinate(row_index, column_index))
+        return self.get_cell(row_key, column_key), self.rows[row_key].height
 
     def _render_cell(
         self,
@@ -55,7 +62,7 @@ class CachedCellTable(DataTable[CellType]):
         """The cell as drawn last time when nothing that decides its look has changed since."""
         try:
             value, height = self._cell_value(row_index, column_index)
-        except KeyError:  # not laid out yet: let the table decide
+        except (CellDoesNotExist, IndexError):  # not laid out yet: let the table decide
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         key = (
             row_index,  # part of the drawn cell (mouse metadata), and a row moved by a sort is another place
@@ -91,15 +98,21 @@ class CachedCellTable(DataTable[CellType]):
         if update_width:
             super().update_cell(row_key, column_key, value, update_width=True)
             return
-        row_key = RowKey(row_key) if isinstance(row_key, str) else row_key
-        column_key = ColumnKey(column_key) if isinstance(column_key, str) else column_key
-        if row_key not in self._row_locations or column_key not in self._column_locations:
-            raise CellDoesNotExist(f"No cell exists for row_key={row_key!r}, column_key={column_key!r}.")
-        self._data[row_key][column_key] = value
-        self._update_count += 1  # the rows' own caches are keyed on it
-        index = self._row_locations.get(row_key)
-        if index is not None:
-            self.refresh_row(index)
+        self._repaint_row_only = row_key
+        try:
+            super().update_cell(row_key, column_key, value)
+        finally:
+            self._repaint_row_only = None
+
+    def refresh(
+        self, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False
+    ) -> Self:
+        """Widget.refresh; the whole-table repaint DataTable.update_cell asks for becomes that row's."""
+        row_key = self._repaint_row_only
+        if row_key is not None and not regions and repaint and not layout and not recompose:
+            self._repaint_row_only = None
+            return self.refresh_row(self.get_row_index(row_key))
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def _clear_caches(self) -> None:
         super()._clear_caches()
