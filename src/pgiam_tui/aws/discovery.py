@@ -19,7 +19,13 @@ import boto3
 import botocore.exceptions
 
 from pgiam_tui.aws.endpoints import endpoint_region, require_endpoint_region
-from pgiam_tui.aws.errors import AwsCredentialError, DiscoveryError, aws_error_code, classify_aws_error
+from pgiam_tui.aws.errors import (
+    ACCESS_DENIED_CODES,
+    AwsCredentialError,
+    DiscoveryError,
+    aws_error_code,
+    classify_aws_error,
+)
 from pgiam_tui.aws.session import rds_client, sts_client
 from pgiam_tui.config import ClusterConfig, parse_hostport
 from pgiam_tui.fixquote import shell_word
@@ -434,7 +440,7 @@ def _not_found(
 
 def _api_error(exc: botocore.exceptions.ClientError, cfg: ClusterConfig, region: str) -> Exception:
     code = aws_error_code(exc)
-    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+    if code in ACCESS_DENIED_CODES:
         return DiscoveryError(
             f"cluster {cfg.name!r}: {exc.operation_name} denied in {region} for profile "
             f"{cfg.profile or 'default chain'}",

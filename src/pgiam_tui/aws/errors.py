@@ -44,7 +44,9 @@ def aws_error_code(exc: BaseException) -> str | None:
 
 
 _TIMEOUTS = (bx.ConnectTimeoutError, bx.ReadTimeoutError, TimeoutError)
-_DENIED_CODES = frozenset(
+#: The service error codes that mean the caller lacks a permission (IAM, RDS and STS say AccessDenied, the
+#: JSON-protocol services AccessDeniedException, EC2 UnauthorizedOperation); the one list every reader uses.
+ACCESS_DENIED_CODES = frozenset(
     {
         "AccessDenied",
         "AccessDeniedException",

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
+from pgiam_tui.aws.errors import ACCESS_DENIED_CODES
 from pgiam_tui.aws.policy import NamedPolicy, PolicyDocumentError, parse_document
 from pgiam_tui.errors import PgiamError
 
@@ -34,23 +35,25 @@ __all__ = [
     "read_inventory",
 ]
 
-_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess"}
-
 
 class IamReadError(PgiamError):
-    """IAM could not be read. `code` is AWS's error code, `permission` the IAM action that was refused."""
+    """IAM could not be read. `code` is AWS's error code, `permission` the IAM action that was refused,
+    `cause` the exception the read failed with (for aws_read_fix: a timeout is no missing permission)."""
 
     default_step: ClassVar[str] = "iam"
 
-    def __init__(self, message: str, *, code: str, permission: str | None) -> None:
+    def __init__(
+        self, message: str, *, code: str, permission: str | None, cause: BaseException | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.permission = permission
+        self.cause = cause
 
     @property
     def denied(self) -> bool:
         """True when the profile lacks the permission (as opposed to throttling or a network problem)."""
-        return self.code in _DENIED
+        return self.code in ACCESS_DENIED_CODES
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,8 @@ def _error(exc: BaseException, permission: str) -> IamReadError | None:
     code = str(err.get("Code", "Unknown"))
     msg = str(err.get("Message", "")).strip()
     text = f"{permission} failed: {code}" + (f" ({msg})" if msg else "")
-    return IamReadError(text, code=code, permission=permission if code in _DENIED else None)
+    denied = code in ACCESS_DENIED_CODES
+    return IamReadError(text, code=code, permission=permission if denied else None, cause=exc)
 
 
 def _doc(raw: Any) -> Mapping[str, Any] | None:

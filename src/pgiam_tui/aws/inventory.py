@@ -9,7 +9,7 @@ import boto3
 import botocore.exceptions
 
 from pgiam_tui.aws.discovery import account_from_arn
-from pgiam_tui.aws.errors import DiscoveryError, aws_error_code, classify_aws_error
+from pgiam_tui.aws.errors import ACCESS_DENIED_CODES, DiscoveryError, aws_error_code, classify_aws_error
 from pgiam_tui.aws.session import rds_client
 
 
@@ -83,7 +83,7 @@ def scan_region(session: boto3.Session, region: str, profile: str | None) -> lis
                 )
     except botocore.exceptions.ClientError as exc:
         code = aws_error_code(exc)
-        if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+        if code in ACCESS_DENIED_CODES:
             raise DiscoveryError(
                 f"{exc.operation_name} denied in {region} for profile {profile or 'default chain'}",
                 "access_denied",

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pgiam_tui.aws.errors import AWS_TIMEOUT_FIX
+from pgiam_tui.aws.errors import aws_read_fix
 from pgiam_tui.aws.iam_read import AccessAdvice, IamInventory, IamReadError
 from pgiam_tui.aws.policy import (
     CONNECT_ACTION,
@@ -433,14 +433,15 @@ def _unused_findings(
 
 
 def _iam_fix(error: IamReadError, who: str) -> str:
-    """A permission fix only when AWS refused; a timeout (or any other failure) says what it was."""
-    if error.code == "Timeout":
-        return AWS_TIMEOUT_FIX
+    """A permission fix only when AWS refused; a timeout, an unreachable endpoint or throttling say what they
+    were (aws_read_fix, the rule of every AWS read), any other failure how to find out."""
     if error.code == "Profile":
         return "check iam_profile in profiles.toml (`pgiam-tui profiles --resolve`)"
     if error.denied or error.permission:
-        return (
+        fix = (
             f"allow {error.permission or error.code} to {who} (e.g. the SecurityAudit or IAMReadOnlyAccess "
             "managed policy), or set iam_profile in profiles.toml to a profile that may read IAM"
         )
-    return "read again at the next refresh; if it keeps failing, `pgiam-tui check` tells why"
+    else:
+        fix = "read again at the next refresh; if it keeps failing, `pgiam-tui check` tells why"
+    return aws_read_fix(error.cause, fix) if error.cause is not None else fix

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, LiteralString
 
 from pgiam_tui.aws.cloudtrail import lookup_assume_role_events
-from pgiam_tui.aws.errors import aws_error_code, aws_read_fix, is_timeout
+from pgiam_tui.aws.errors import aws_error_code, aws_read_fix
 from pgiam_tui.aws.iam_read import AccessAdvice, IamInventory, IamReadError, last_used_rds_db, read_inventory
 from pgiam_tui.aws.metrics import fetch_iam_metrics
 from pgiam_tui.aws.policy import (
@@ -162,8 +162,9 @@ class IamMappingCollector:
             self._iam_error = exc
         except Exception as exc:  # network, credentials: report as unreadable, keep going
             self._inventory = None
-            code = "Timeout" if is_timeout(exc) else "Error"  # a timeout is never a missing permission
-            self._iam_error = IamReadError(f"{type(exc).__name__}: {exc}", code=code, permission=None)
+            self._iam_error = IamReadError(
+                f"{type(exc).__name__}: {exc}", code="Error", permission=None, cause=exc
+            )
         self._iam_at = self._clock()
 
     def _read_advice(self, client: Any, arns: Iterable[str]) -> None:

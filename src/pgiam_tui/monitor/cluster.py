@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pgiam_tui.collect.events import EventsCollector
 from pgiam_tui.collect.iam_mapping import IamMappingCollector
 from pgiam_tui.config import ClusterConfig
-from pgiam_tui.model import ClusterSnapshot, ConnEvent, ErrorInfo
+from pgiam_tui.db.connection import utcnow
+from pgiam_tui.model import ClusterSnapshot, ConnEvent, ErrorInfo, EventKind
 from pgiam_tui.monitor.cadence import Cadence
 from pgiam_tui.monitor.instances import InstanceWatch
 from pgiam_tui.monitor.parts import ClusterParts, DiscoveryPart, EventsPart, IamPart
@@ -73,3 +74,25 @@ class ClusterRuntime:
             if w.conn.target.role in ("writer", "instance"):
                 return w
         return next(iter(self.instances.values()), None)
+
+    def require_actions(self) -> None:
+        """Raise PermissionError unless this cluster's config allows actions (monitoring is read-only)."""
+        if not self.cfg.allow_actions:
+            raise PermissionError(
+                f"{self.cfg.name}: actions are not allowed (set allow_actions = true in profiles.toml)"
+            )
+
+    def record_action(self, instance: str, pid: int, outcome: str) -> None:
+        """Keep OUTCOME of an action on backend PID of INSTANCE as a client event of kind "action"."""
+        self.client_events.append(
+            ConnEvent(
+                time=utcnow(),
+                kind=EventKind.ACTION,
+                user=self.cfg.user,
+                database=self.cfg.database,
+                pid=pid,
+                source="client",
+                message=outcome,
+                instance=instance,
+            )
+        )

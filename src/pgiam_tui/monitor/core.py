@@ -37,7 +37,7 @@ from pgiam_tui.db.connection import (
     utcnow,
 )
 from pgiam_tui.db.conninfo import ConnTarget, one_line, scrub
-from pgiam_tui.model import ClusterSnapshot, ConnectionStatus, ConnEvent, ErrorInfo, EventKind, SessionRow
+from pgiam_tui.model import ClusterSnapshot, ConnectionStatus, ErrorInfo, SessionRow
 from pgiam_tui.monitor.assemble import AWS_READ_BUDGET_S, assemble_snapshot
 from pgiam_tui.monitor.aws_parts import SessionSource, discover, read_events, read_iam, read_identity
 from pgiam_tui.monitor.cadence import Cadence
@@ -227,10 +227,7 @@ class Monitor:
         Raises PermissionError when actions are not allowed for that cluster.
         """
         rt = self._select([name])[0]
-        if not rt.cfg.allow_actions:
-            raise PermissionError(
-                f"{name}: actions are not allowed (set allow_actions = true in profiles.toml)"
-            )
+        rt.require_actions()
         watch = rt.instances.get(instance)
         if watch is None:
             raise KeyError(f"{name}: no instance {instance!r}")
@@ -246,18 +243,7 @@ class Monitor:
             outcome = f"{verb} backend {pid} on {instance}: {'done' if ok else 'no such backend'}"
         except (ConnectError, QueryError) as exc:
             outcome = f"{verb} backend {pid} on {instance} failed: {exc}"
-        rt.client_events.append(
-            ConnEvent(
-                time=utcnow(),
-                kind=EventKind.ACTION,
-                user=rt.cfg.user,
-                database=rt.cfg.database,
-                pid=pid,
-                source="client",
-                message=outcome,
-                instance=instance,
-            )
-        )
+        rt.record_action(instance, pid, outcome)
         return outcome
 
     async def terminate_idle_transactions(self, name: str, sessions: Sequence[SessionRow]) -> tuple[str, ...]:

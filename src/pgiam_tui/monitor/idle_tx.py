@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pgiam_tui.db.connection import ConnectError, QueryError, utcnow
+from pgiam_tui.db.connection import ConnectError, QueryError
 from pgiam_tui.db.queries import get_query
-from pgiam_tui.model import ConnEvent, EventKind, SessionRow
+from pgiam_tui.model import SessionRow
 from pgiam_tui.monitor.cluster import ClusterRuntime
 
 LEFT_ALONE = "left alone: no longer idle in that transaction"
@@ -23,9 +23,7 @@ async def terminate_idle_transactions(rt: ClusterRuntime, sessions: Sequence[Ses
     Raises PermissionError when the cluster's config does not allow actions (monitoring is read-only by
     default). A failing instance gives failure lines for its sessions; the other instances go on.
     """
-    name = rt.cfg.name
-    if not rt.cfg.allow_actions:
-        raise PermissionError(f"{name}: actions are not allowed (set allow_actions = true in profiles.toml)")
+    rt.require_actions()
     by_instance: dict[str, list[SessionRow]] = {}
     for row in sessions:
         by_instance.setdefault(row.instance, []).append(row)
@@ -48,17 +46,6 @@ async def terminate_idle_transactions(rt: ClusterRuntime, sessions: Sequence[Ses
         except (ConnectError, QueryError) as exc:
             lines = [f"terminate backend {r.pid} on {instance} failed: {exc}" for r in rows]
         for row, line in zip(rows, lines, strict=True):
-            rt.client_events.append(
-                ConnEvent(
-                    time=utcnow(),
-                    kind=EventKind.ACTION,
-                    user=rt.cfg.user,
-                    database=rt.cfg.database,
-                    pid=row.pid,
-                    source="client",
-                    message=line,
-                    instance=instance,
-                )
-            )
+            rt.record_action(instance, row.pid, line)
         outcomes += lines
     return tuple(outcomes)
