@@ -17,8 +17,7 @@ from typing import Any, ClassVar
 import boto3
 import botocore.exceptions
 
-from pgiam_tui.aws.credential_failure import is_timeout
-from pgiam_tui.aws.errors import describe_aws_error
+from pgiam_tui.aws.errors import describe_aws_error, is_timeout
 from pgiam_tui.aws.policy import CONNECT_ACTION, MatchedStatement, NamedPolicy, connect_grants, evaluate
 from pgiam_tui.aws.session import cached_client
 from pgiam_tui.collect.iam_log import IAM_CODE_KINDS, parse_iam_line
