@@ -7,14 +7,12 @@ Waits poll the UI until a condition holds (bounded); nothing asserts on elapsed 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from textual.pilot import Pilot
-from textual.widget import Widget
 
+from helpers.pilot import lines, wait_for
 from pgiam_tui.config import load_config
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.source import MonitorSource
@@ -29,32 +27,6 @@ pytestmark = pytest.mark.timeout(400)
 HOSTILE_SQL = (
     "SELECT pg_sleep(120) /* [bold red]x[/] [link=http://x]y[/link] \x1b[31mred\x1b[0m \x1b]0;pwned\x07 */"
 )
-WAIT_S = 90.0
-
-
-def lines(widget: Widget) -> list[str]:
-    return ["".join(seg.text for seg in widget.render_line(y)) for y in range(widget.size.height)]
-
-
-async def wait_for(pilot: Pilot[int], what: str, cond: Callable[[], bool], limit_s: float = WAIT_S) -> None:
-    """Let the app run until `cond()` holds; fail naming `what` after `limit_s`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}; {describe(pilot.app)}")
-        await pilot.pause(0.25)
-
-
-def describe(app: object) -> str:
-    """What the app holds per cluster (for failure messages)."""
-    if not isinstance(app, PgiamApp):
-        return ""
-    parts = []
-    for name, snap in app.latest.items():
-        err = f" {snap.error.step}: {snap.error.message}" if snap.error else ""
-        parts.append(f"{name}={snap.status}({len(snap.activity)} sessions){err}")
-    return f"snapshots seen {app.snapshots_seen}: " + "; ".join(parts)
 
 
 def live_app(sandbox: Sandbox, cache_dir: Path) -> PgiamApp:

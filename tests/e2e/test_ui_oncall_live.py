@@ -6,16 +6,14 @@ seen at all within the wait was brought by `r`."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from textual.pilot import Pilot
 from textual.widget import Widget
 
 from helpers.check_support import set_cluster_iam_flag
-from helpers.pilot import lines
+from helpers.pilot import WAIT_S, lines, wait_for
 from pgiam_tui.config import load_config
 from pgiam_tui.db.connection import Backoff
 from pgiam_tui.ui.app import PgiamApp
@@ -25,17 +23,7 @@ if TYPE_CHECKING:
     from pgiam_sandbox import Sandbox
 
 pytestmark = pytest.mark.timeout(400)
-WAIT_S = 90.0
 HOUR_S = 3600.0
-
-
-async def wait_for(pilot: Pilot[int], what: str, cond: Callable[[], bool]) -> None:
-    """Let the app run until `cond()` holds; fail naming `what` after WAIT_S (a generous bound)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_S
-    while not cond():
-        assert loop.time() < deadline, f"timed out waiting for: {what}"
-        await pilot.pause(0.25)
 
 
 def _pane_text(app: PgiamApp, selector: str) -> str:

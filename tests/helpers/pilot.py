@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from textual.pilot import Pilot
 from textual.widget import Widget
 
 from pgiam_tui.ui.app import PgiamApp
+
+WAIT_S = 90.0  # a generous bound on a condition the app reaches on its own (a liveness guard, not a timing)
 
 
 async def settle(pilot: Pilot[int], app: PgiamApp, seen: int) -> None:
@@ -40,3 +43,24 @@ async def press(pilot: Pilot[int], *keys: str) -> None:
 def lines(widget: Widget) -> list[str]:
     """The widget's rendered lines, as the terminal gets them."""
     return ["".join(seg.text for seg in widget.render_line(y)) for y in range(widget.size.height)]
+
+
+async def wait_for(pilot: Pilot[int], what: str, cond: Callable[[], bool], limit_s: float = WAIT_S) -> None:
+    """Let the app run until `cond()` holds; fail naming `what` (and what the app holds) after `limit_s`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}; {describe(pilot.app)}")
+        await pilot.pause(0.25)
+
+
+def describe(app: object) -> str:
+    """What the app holds per cluster (for failure messages)."""
+    if not isinstance(app, PgiamApp):
+        return ""
+    parts = []
+    for name, snap in app.latest.items():
+        err = f" {snap.error.step}: {snap.error.message}" if snap.error else ""
+        parts.append(f"{name}={snap.status}({len(snap.activity)} sessions){err}")
+    return f"snapshots seen {app.snapshots_seen}: " + "; ".join(parts)

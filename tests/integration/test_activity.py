@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from pgiam_sandbox.postgres import LocalPostgres, server_version
 
-from helpers.local_pg import running_postgres
+from helpers.local_pg import local_target, monitor_connection, password, running_postgres
 from pgiam_tui.collect.activity import (
     COLUMNS,
     INSUFFICIENT_PRIVILEGE,
@@ -26,8 +26,7 @@ from pgiam_tui.collect.activity import (
     privilege_findings,
 )
 from pgiam_tui.collect.instance_round import InstanceRound
-from pgiam_tui.db.connection import Credential, InstanceConnection
-from pgiam_tui.db.conninfo import ConnTarget
+from pgiam_tui.db.connection import InstanceConnection
 from pgiam_tui.db.queries import UnsupportedServerError, get_query, query_file
 
 SYSTEM_BINDIR = Path("/usr/lib/postgresql/15/bin")
@@ -60,30 +59,6 @@ def server(
         yield pg
 
 
-def _target(pg: LocalPostgres, user: str, *, tcp: bool = False) -> ConnTarget:
-    assert pg.port is not None
-    return ConnTarget(
-        cluster="local",
-        instance_id="local-writer",
-        role="writer",
-        endpoint="127.0.0.1" if tcp else str(pg.socket_dir),
-        port=pg.port,
-        region=None,
-        database="demo",
-        user=user,
-        auth="password",
-        sslmode="disable",
-        statement_timeout_ms=5000,
-    )
-
-
-def _password(value: str) -> Any:
-    async def provide() -> Credential:
-        return Credential(value)
-
-    return provide
-
-
 async def _wait_for(conn: psycopg.AsyncConnection[Any], sql: Any, params: Any, want: int) -> None:
     """Poll pg_stat_activity until SQL returns WANT as count (bounded number of polls, no time assertion)."""
     for _ in range(200):
@@ -101,7 +76,7 @@ async def test_activity_rows_blocking_and_truncation(server: LocalPostgres) -> N
     blocked = [await psycopg.AsyncConnection.connect(server.admin_dsn, autocommit=True) for _ in range(2)]
     long_q = await psycopg.AsyncConnection.connect(server.admin_dsn, autocommit=True)
     tasks: list[asyncio.Task[Any]] = []
-    monitor = InstanceConnection(_target(server, "pgmonitor"), _password("unused-over-trust"))
+    monitor = monitor_connection(server)
     try:
         await holder.execute("SET application_name = 'lock-holder'")
         await holder.execute("UPDATE pgdemo.products SET price = price WHERE product_no = 1")
@@ -197,9 +172,9 @@ async def test_insufficient_privilege_is_a_finding(server: LocalPostgres) -> Non
     """Without pg_monitor, other users' sessions are hidden: reported once with the fix."""
     other = await psycopg.AsyncConnection.connect(server.admin_dsn, autocommit=True)
     # app_password_user: password auth over TCP (scram), not a member of pg_monitor
-    target = _target(server, "app_password_user", tcp=True)
-    weak = InstanceConnection(target, _password("app-password"))
-    strong = InstanceConnection(_target(server, "pgmonitor"), _password("unused-over-trust"))
+    target = local_target(server, "app_password_user", tcp=True)
+    weak = InstanceConnection(target, password("app-password"))
+    strong = monitor_connection(server)
     try:
         hidden = await InstanceRound("local-writer", "app_password_user").read(weak)
         other_row = next(r for r in hidden.rows if r.pid == other.info.backend_pid)
@@ -308,8 +283,8 @@ async def test_text_the_server_cannot_decode_blanks_nothing(server: LocalPostgre
     legacy = await psycopg.AsyncConnection.connect(server.dsn("legacy_ascii"), autocommit=True)
     other = await psycopg.AsyncConnection.connect(server.admin_dsn, autocommit=True)
     await other.execute("SET application_name = 'ordinary-neighbour'")
-    target = replace(_target(server, "pgmonitor"), database=monitor_db)
-    monitor = InstanceConnection(target, _password("unused-over-trust"))
+    target = replace(local_target(server, "pgmonitor"), database=monitor_db)
+    monitor = InstanceConnection(target, password("unused-over-trust"))
     sleeper = asyncio.create_task(legacy.execute(NON_UTF8_QUERY))
     try:
         await _wait_for(

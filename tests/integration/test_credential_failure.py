@@ -16,6 +16,7 @@ import botocore.config
 import botocore.session
 import pytest
 
+from helpers.aws_env import only_these_aws_files
 from pgiam_tui.aws import session as aws_session
 from pgiam_tui.aws.credential_failure import credential_failure
 from pgiam_tui.aws.session import SessionFactory
@@ -89,11 +90,8 @@ class NoRoleImds(http.server.BaseHTTPRequestHandler):
 def aws_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     config = tmp_path / "aws-config"
     config.write_text(textwrap.dedent(AWS_CONFIG), encoding="utf-8")
-    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"):
-        monkeypatch.delenv(name, raising=False)
+    only_these_aws_files(monkeypatch, config, tmp_path / "none")
     monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_METADATA_SERVICE_TIMEOUT", "1")
     monkeypatch.setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "1")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")

@@ -7,18 +7,18 @@ The monitoring role has only pg_monitor and pg_signal_backend, as on RDS (no sup
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from pgiam_sandbox.postgres import LocalPostgres
 from psycopg import sql
-from textual.pilot import Pilot
 
+from helpers.aws_env import only_these_aws_files
 from helpers.local_pg import running_postgres
 from helpers.memory_keyring import MemoryKeyring, installed_keyring
+from helpers.pilot import wait_for
 from pgiam_tui.aws.session import SessionFactory
 from pgiam_tui.config import ClusterConfig, Config
 from pgiam_tui.ui.app import PgiamApp
@@ -29,7 +29,6 @@ pytestmark = pytest.mark.timeout(300)
 MON_USER, MON_PASSWORD = "dba_watch", "watch-Secret-42"
 APP_USER = "app_writer"
 CLUSTER = "local-pg"
-WAIT_S = 90.0
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
 def no_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No AWS around this server: no instance metadata to wait for, no profiles of the machine's user."""
     (tmp_path / "aws-config").write_text("")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-config"))
+    only_these_aws_files(monkeypatch, tmp_path / "aws-config", tmp_path / "aws-config")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
@@ -98,15 +96,6 @@ def _states(server: LocalPostgres) -> dict[int, str]:
     return {int(pid): str(state) for pid, state in rows}
 
 
-async def _wait(pilot: Pilot[int], what: str, cond: Callable[[], bool]) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_S
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        await pilot.pause(0.2)
-
-
 async def test_x_terminates_the_listed_sessions_on_yes_and_none_on_no(
     server: LocalPostgres, tmp_path: Path
 ) -> None:
@@ -127,13 +116,13 @@ async def test_x_terminates_the_listed_sessions_on_yes_and_none_on_no(
                         r.pid for r in rows if r.state == "idle in transaction" and (r.duration_s or 0) > 0
                     }
 
-                await _wait(
+                await wait_for(
                     pilot, "the three sessions idle in transaction", lambda: set(pids) <= listed_idle_tx()
                 )
 
                 # no: nothing happens to them
                 await pilot.press("X")
-                await _wait(pilot, "the confirmation", lambda: isinstance(app.screen, IdleTxScreen))
+                await wait_for(pilot, "the confirmation", lambda: isinstance(app.screen, IdleTxScreen))
                 screen = app.screen
                 assert isinstance(screen, IdleTxScreen)
                 assert {r.pid for r in screen.sessions} == set(pids)  # not the plain idle one
@@ -148,7 +137,7 @@ async def test_x_terminates_the_listed_sessions_on_yes_and_none_on_no(
 
                 # yes: those listed go -- except one that committed while the question was on screen
                 await pilot.press("X")
-                await _wait(pilot, "the confirmation", lambda: isinstance(app.screen, IdleTxScreen))
+                await wait_for(pilot, "the confirmation", lambda: isinstance(app.screen, IdleTxScreen))
                 assert {r.pid for r in app.screen.sessions} == set(pids)  # type: ignore[attr-defined]
                 moved_on = stuck[2]
                 moved_on.commit()
@@ -160,7 +149,7 @@ async def test_x_terminates_the_listed_sessions_on_yes_and_none_on_no(
                     states = _states(server)
                     return pids[0] not in states and pids[1] not in states
 
-                await _wait(pilot, "the two idle-in-transaction sessions gone", gone)
+                await wait_for(pilot, "the two idle-in-transaction sessions gone", gone)
                 states = _states(server)
                 assert states.get(pids[2]) == "idle" and states.get(_pid(idle)) == "idle"
                 notes = [str(n.message) for n in app._notifications]
@@ -179,7 +168,7 @@ async def test_x_terminates_the_listed_sessions_on_yes_and_none_on_no(
                         f"terminate backend {pids[2]}" in m and "left alone" in m for m in messages
                     )
 
-                await _wait(pilot, "the outcomes recorded as events of the cluster", recorded)
+                await wait_for(pilot, "the outcomes recorded as events of the cluster", recorded)
                 await pilot.press("q")
     finally:
         for conn in [*stuck, idle]:

@@ -15,10 +15,10 @@ import pytest
 from pgiam_sandbox.postgres import LocalPostgres
 from psycopg import pq
 
-from helpers.local_pg import running_postgres
-from pgiam_tui.db.connection import Credential, InstanceConnection, QueryError, Statement
-from pgiam_tui.db.conninfo import ConnTarget
+from helpers.local_pg import monitor_connection, running_postgres
+from pgiam_tui.db.connection import InstanceConnection, QueryError, Statement
 from pgiam_tui.monitor.instances import InstanceWatch
+from pgiam_tui.monitor.parts import InstanceReading
 
 pytestmark = pytest.mark.skipif(pq.version() < 140000, reason="libpq trace flags need libpq 14")
 
@@ -27,28 +27,6 @@ pytestmark = pytest.mark.skipif(pq.version() < 140000, reason="libpq trace flags
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
     with running_postgres(tmp_path_factory.mktemp("round-trip")) as pg:
         yield pg
-
-
-def _monitor(pg: LocalPostgres) -> InstanceConnection:
-    assert pg.port is not None
-    target = ConnTarget(
-        cluster="local",
-        instance_id="local-writer",
-        role="writer",
-        endpoint=str(pg.socket_dir),
-        port=pg.port,
-        region=None,
-        database="demo",
-        user="pgmonitor",
-        auth="password",
-        sslmode="disable",
-        statement_timeout_ms=5000,
-    )
-
-    async def provide() -> Credential:
-        return Credential("unused-over-trust")
-
-    return InstanceConnection(target, provide)
 
 
 def _directions(trace: str) -> list[tuple[str, str]]:
@@ -61,40 +39,54 @@ def _directions(trace: str) -> list[tuple[str, str]]:
     return out
 
 
+async def _traced_read(
+    watch: InstanceWatch, conn: InstanceConnection, trace_path: Path
+) -> tuple[InstanceReading, list[tuple[str, str]]]:
+    """One `watch.read()` on CONN's open session, with libpq's protocol trace of it: (reading, messages)."""
+    session = conn._conn  # the psycopg connection under the watch (to trace its protocol)
+    assert session is not None
+    with trace_path.open("w") as trace_file:
+        session.pgconn.trace(trace_file.fileno())
+        session.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            reading = await watch.read()
+        finally:
+            session.pgconn.untrace()
+    assert conn._conn is session, "the round reconnected"
+    return reading, _directions(trace_path.read_text())
+
+
+def _assert_one_round_trip(messages: list[tuple[str, str]], statements: int, where: object) -> None:
+    """MESSAGES: the client sent STATEMENTS Executes and one Sync before the server's first reply, nothing
+    after it, and the server ended with one ReadyForQuery."""
+    sent = [m for d, m in messages if d == "F"]
+    assert sent.count("Execute") == statements and sent.count("Sync") == 1, (where, messages)
+    first_reply = next(i for i, (d, _) in enumerate(messages) if d == "B")
+    assert all(d == "B" for d, _ in messages[first_reply:]), (where, messages)  # nothing sent after
+    assert [m for d, m in messages if d == "B"].count("ReadyForQuery") == 1, (where, messages)
+
+
 async def test_sessions_and_health_in_one_round_trip(server: LocalPostgres, tmp_path: Path) -> None:
-    conn = _monitor(server)
+    conn = monitor_connection(server)
     watch = InstanceWatch(conn, "pgmonitor")
     try:
         first = await watch.read()  # connects (its own exchanges), then reads
         assert first.error is None and first.rows and first.health is not None
-        session = conn._conn  # the psycopg connection under the watch (to trace its protocol)
-        assert session is not None
-        trace_path = tmp_path / "libpq.trace"
         for n in range(3):
-            with trace_path.open("w") as trace_file:
-                session.pgconn.trace(trace_file.fileno())
-                session.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
-                before = conn.round_trips
-                reading = await watch.read()
-                session.pgconn.untrace()
+            before = conn.round_trips
+            reading, messages = await _traced_read(watch, conn, tmp_path / "libpq.trace")
             assert reading.error is None, reading.error
             assert any(r.usename for r in reading.rows)  # sessions
             health = reading.health
             assert health is not None and health.max_connections and health.connections  # and health
-            assert conn._conn is session, "the round reconnected"
-            messages = _directions(trace_path.read_text())
-            sent = [m for d, m in messages if d == "F"]
-            assert sent.count("Execute") == 2 and sent.count("Sync") == 1, (n, messages)
-            first_reply = next(i for i, (d, _) in enumerate(messages) if d == "B")
-            assert all(d == "B" for d, _ in messages[first_reply:]), (n, messages)  # nothing sent after
-            assert [m for d, m in messages if d == "B"].count("ReadyForQuery") == 1
+            _assert_one_round_trip(messages, statements=2, where=n)
             assert conn.round_trips == before + 1
     finally:
         await watch.close()
 
 
 async def test_a_failing_statement_leaves_the_ones_before_it(server: LocalPostgres) -> None:
-    conn = _monitor(server)
+    conn = monitor_connection(server)
     try:
         results = await conn.fetch_pipelined(
             [
@@ -112,7 +104,7 @@ async def test_a_failing_statement_leaves_the_ones_before_it(server: LocalPostgr
         await conn.close()
 
 
-async def test_aurora_replica_lag_rides_in_the_same_round_trip(server: LocalPostgres) -> None:
+async def test_aurora_replica_lag_rides_in_the_same_round_trip(server: LocalPostgres, tmp_path: Path) -> None:
     # aurora_replica_status() as Aurora PostgreSQL documents it (server_id, replica_lag_in_msec, ...):
     # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora_replica_status.html
     # Stood in by a SQL function of the same name and columns, so the real server takes the Aurora path.
@@ -122,15 +114,16 @@ async def test_aurora_replica_lag_rides_in_the_same_round_trip(server: LocalPost
         " RETURNS TABLE (server_id text, replica_lag_in_msec real)"
         " LANGUAGE sql AS $$ VALUES ('local-writer', 1250::real), ('another-reader', 9::real) $$"
     )
-    conn = _monitor(server)
+    conn = monitor_connection(server)
     watch = InstanceWatch(conn, "pgmonitor")
     try:
         first = await watch.read()
         assert first.health is not None and first.health.replica_lag_s == 1.25
-        for _ in range(2):
+        for n in range(2):
             before = conn.round_trips
-            reading = await watch.read()
+            reading, messages = await _traced_read(watch, conn, tmp_path / "libpq.trace")
             assert reading.health is not None and reading.health.replica_lag_s == 1.25
+            _assert_one_round_trip(messages, statements=3, where=n)  # activity, health and lag
             assert conn.round_trips == before + 1  # activity, health and lag: one pipeline
     finally:
         await watch.close()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 import pytest
 
+from helpers.aws_env import only_these_aws_files
 from pgiam_tui.aws.errors import AwsCredentialError, classify_aws_error
 from pgiam_tui.aws.profiles import list_profiles, resolve_identities
 from pgiam_tui.aws.session import SessionFactory
@@ -118,10 +119,7 @@ def aws_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     config.write_text(textwrap.dedent(CONFIG), encoding="utf-8")
     credentials = tmp_path / "credentials"
     credentials.write_text(textwrap.dedent(CREDENTIALS), encoding="utf-8")
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    only_these_aws_files(monkeypatch, config, credentials)
     return tmp_path
 
 

@@ -12,11 +12,9 @@ import psycopg
 import pytest
 from pgiam_sandbox.postgres import LocalPostgres
 
-from helpers.local_pg import running_postgres
+from helpers.local_pg import monitor_connection, running_postgres
 from pgiam_tui.collect.instance_round import InstanceRound
 from pgiam_tui.collect.server_health import parse_health
-from pgiam_tui.db.connection import Credential, InstanceConnection
-from pgiam_tui.db.conninfo import ConnTarget
 
 
 @pytest.fixture(scope="module")
@@ -25,30 +23,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
         yield pg
 
 
-def _monitor(pg: LocalPostgres) -> InstanceConnection:
-    assert pg.port is not None
-    target = ConnTarget(
-        cluster="local",
-        instance_id="local-writer",
-        role="writer",
-        endpoint=str(pg.socket_dir),
-        port=pg.port,
-        region=None,
-        database="demo",
-        user="pgmonitor",
-        auth="password",
-        sslmode="disable",
-        statement_timeout_ms=5000,
-    )
-
-    async def provide() -> Credential:
-        return Credential("unused-over-trust")
-
-    return InstanceConnection(target, provide)
-
-
 async def test_health_counts_connections_and_transactions(server: LocalPostgres, tmp_path: Path) -> None:
-    monitor = _monitor(server)
+    monitor = monitor_connection(server)
     reading = InstanceRound("local-writer", "pgmonitor")
     admin = await psycopg.AsyncConnection.connect(server.admin_dsn, autocommit=True)
     try:
