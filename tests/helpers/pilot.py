@@ -6,12 +6,22 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from pgiam_devtools.sample import cluster_configs, fixed_now, sample_check, sample_snapshots
+from pgiam_devtools.static_source import StaticSource
 from textual.pilot import Pilot
 from textual.widget import Widget
 
+from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.ui.app import PgiamApp
 
 WAIT_S = 90.0  # a generous bound on a condition the app reaches on its own (a liveness guard, not a timing)
+
+
+def sample_app(rounds: list[tuple[ClusterSnapshot, ...]] | None = None) -> tuple[PgiamApp, StaticSource]:
+    """The console on the sample clusters (a fixed clock, no 1 s tick) and its canned source: ROUNDS of
+    snapshots (by default the sample's one round; [] emits nothing until pushed), pgdemo-rds's check."""
+    source = StaticSource([sample_snapshots()] if rounds is None else rounds, {"pgdemo-rds": sample_check()})
+    return PgiamApp(source, cluster_configs(), now=fixed_now, tick=False), source
 
 
 async def settle(pilot: Pilot[int], app: PgiamApp, seen: int) -> None:

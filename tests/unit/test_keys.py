@@ -7,12 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pgiam_devtools.sample import cluster_configs, fixed_now, sample_check, sample_snapshots
-from pgiam_devtools.static_source import StaticSource
 from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Static
 
+from helpers.pilot import sample_app
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.keys import KEYS, markdown_table
 from pgiam_tui.ui.replay import ReplayApp
@@ -30,11 +29,6 @@ LOCAL_OWNERS: dict[str, type] = {
     "help": HelpScreen,
     "clusters": ClusterList,
 }
-
-
-def make_app() -> PgiamApp:
-    source = StaticSource([sample_snapshots()], {"pgdemo-rds": sample_check()})
-    return PgiamApp(source, cluster_configs(), now=fixed_now, tick=False)
 
 
 async def until(pilot: Pilot[int], condition: Callable[[], bool], what: str) -> None:
@@ -86,7 +80,7 @@ def footer_keys(app: PgiamApp) -> set[str]:
     ],
 )
 async def test_footer_follows_the_focused_pane(size: tuple[int, int]) -> None:
-    app = make_app()
+    app = sample_app()[0]
     async with app.run_test(size=size) as pilot:
         await until(pilot, lambda: app.snapshots_seen >= 3, "snapshots")
         app.cluster_list.focus()
@@ -105,7 +99,7 @@ async def test_footer_follows_the_focused_pane(size: tuple[int, int]) -> None:
 
 
 def test_palette_lists_each_title_once_and_every_cluster() -> None:
-    app = make_app()
+    app = sample_app()[0]
 
     async def run() -> None:
         async with app.run_test(size=(120, 40)) as pilot:
@@ -131,7 +125,7 @@ def test_palette_lists_each_title_once_and_every_cluster() -> None:
 @pytest.mark.parametrize("size", [(80, 24), pytest.param((120, 40), marks=pytest.mark.slow)])
 @pytest.mark.slow
 async def test_help_scrolls_to_everything_and_says_how_to_close(size: tuple[int, int]) -> None:
-    app = make_app()
+    app = sample_app()[0]
     async with app.run_test(size=size) as pilot:
         await until(pilot, lambda: app.snapshots_seen >= 3, "snapshots")
         await pilot.press("question_mark")

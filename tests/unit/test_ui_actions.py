@@ -3,27 +3,16 @@ cancel of an idle-in-transaction session, how `y` copied, and focus after the al
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from pgiam_devtools.sample import sample_snapshots
 from pgiam_devtools.static_source import StaticSource
-from test_ui_app import make_app
 from textual.widgets import DataTable
 
-from helpers.pilot import settle
-from pgiam_tui.model import ClusterSnapshot
+from helpers.pilot import running, sample_app
+from helpers.snapshot_variants import without_signal_right
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.screens.detail import SessionDetailScreen, copy_notice
 from pgiam_tui.ui.screens.modals import ConfirmScreen
-
-
-def _without_signal_right(snaps: tuple[ClusterSnapshot, ...]) -> tuple[ClusterSnapshot, ...]:
-    first = snaps[0]
-    instances = tuple(
-        replace(i, health=replace(i.health, can_signal=False)) if i.health else i for i in first.instances
-    )
-    return (replace(first, instances=instances), *snaps[1:])
 
 
 async def _cursor_on(app: PgiamApp, pid: int) -> None:
@@ -34,9 +23,8 @@ async def _cursor_on(app: PgiamApp, pid: int) -> None:
 
 
 async def test_cancel_says_before_the_attempt_when_the_user_cannot_signal_backends() -> None:
-    app, source = make_app([_without_signal_right(sample_snapshots())])
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, source = sample_app([without_signal_right(sample_snapshots())])
+    async with running(app) as pilot:
         await _cursor_on(app, 4105)
         await pilot.press("k")
         await pilot.pause()
@@ -50,9 +38,8 @@ async def test_cancel_says_before_the_attempt_when_the_user_cannot_signal_backen
 
 @pytest.mark.slow
 async def test_cancel_of_an_idle_in_transaction_session_offers_terminate() -> None:
-    app, source = make_app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, source = sample_app()
+    async with running(app) as pilot:
         await _cursor_on(app, 4102)  # idle in transaction, holding the lock others wait on
         await pilot.press("k")
         await pilot.pause()
@@ -75,9 +62,8 @@ def test_copy_notice_says_how_and_where_it_may_be_dropped() -> None:
 
 @pytest.mark.slow
 async def test_y_in_the_detail_does_not_claim_a_copy_arrived() -> None:
-    app, _ = make_app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, _ = sample_app()
+    async with running(app) as pilot:
         await _cursor_on(app, 4105)
         await pilot.press("enter")
         await pilot.pause()
@@ -91,8 +77,7 @@ async def test_y_in_the_detail_does_not_claim_a_copy_arrived() -> None:
 @pytest.mark.slow
 async def test_focus_comes_back_after_the_all_clusters_view() -> None:
     app = PgiamApp(StaticSource([sample_snapshots()]), (), tick=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    async with running(app) as pilot:
         for widget in (app.cluster_list, app.query_one("#events-table", DataTable)):
             widget.focus()
             await pilot.pause()

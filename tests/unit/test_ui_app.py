@@ -12,7 +12,6 @@ from pgiam_devtools.sample import (
     HOSTILE_QUERY,
     cluster_configs,
     fixed_now,
-    sample_check,
     sample_snapshots,
     session,
     with_activity,
@@ -23,10 +22,8 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 # lines and settle are re-exported: other test modules still take them from here
-from helpers.pilot import lines as lines
-from helpers.pilot import press, running
-from helpers.pilot import settle as settle
-from pgiam_tui.model import ClusterSnapshot
+from helpers.pilot import lines, press, running, sample_app, settle
+from helpers.snapshot_variants import with_reconnecting_reader
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.render import SortCell
 from pgiam_tui.ui.screens.all_sessions import AllSessionsScreen
@@ -36,11 +33,6 @@ from pgiam_tui.ui.screens.modals import CheckScreen, ConfirmScreen, MfaScreen
 from pgiam_tui.ui.widgets import filterable
 from pgiam_tui.ui.widgets.activity import ActivityTable
 from pgiam_tui.ui.widgets.events import EventsTable
-
-
-def make_app(rounds: list[tuple[ClusterSnapshot, ...]] | None = None) -> tuple[PgiamApp, StaticSource]:
-    source = StaticSource(rounds or [sample_snapshots()], {"pgdemo-rds": sample_check()})
-    return PgiamApp(source, cluster_configs(), now=fixed_now, tick=False), source
 
 
 def table_pids(table: ActivityTable) -> list[int]:
@@ -56,9 +48,8 @@ def index_of_pid(table: ActivityTable, pid: int) -> int:
 
 
 async def test_main_screen_shows_selected_cluster() -> None:
-    app, _ = make_app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, _ = sample_app()
+    async with running(app):
         table = app.activity.table
         assert table.row_count == 9
         # sorted by duration, longest first: the long query, then the lock holder
@@ -71,9 +62,8 @@ async def test_main_screen_shows_selected_cluster() -> None:
 
 
 async def test_hostile_text_is_literal_in_table_and_detail() -> None:
-    app, _ = make_app()
-    async with app.run_test(size=(300, 50)) as pilot:
-        await settle(pilot, app, 3)
+    app, _ = sample_app()
+    async with running(app, size=(300, 50)) as pilot:
         table = app.activity.table
         await pilot.click(ActivityTable, offset=(2, 1))  # a row (the header sorts)
         index = index_of_pid(table, 4107)
@@ -101,9 +91,8 @@ async def test_hostile_text_is_literal_in_table_and_detail() -> None:
 
 async def test_update_in_place_keeps_cursor_on_its_row() -> None:
     first = sample_snapshots()
-    app, source = make_app([first])
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, source = sample_app([first])
+    async with running(app) as pilot:
         table = app.activity.table
         await pilot.click(ActivityTable, offset=(2, 1))  # a row (the header sorts)
         table.move_cursor(row=index_of_pid(table, 4101))
@@ -128,9 +117,8 @@ async def test_filter_sort_hide_idle(monkeypatch: pytest.MonkeyPatch) -> None:
     # What a submitted filter does, not live filtering (test_ui_filter.py): no re-filter while typing, which
     # on a loaded machine could apply a prefix ("bo" of "bogus:1") before the enter (found in shuffled runs)
     monkeypatch.setattr(filterable, "FILTER_DEBOUNCE_S", 3600.0)
-    app, _ = make_app()
-    async with app.run_test(size=(160, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, _ = sample_app()
+    async with running(app, size=(160, 40)) as pilot:
         table = app.activity.table
         await pilot.click(ActivityTable, offset=(2, 1))  # a row (the header sorts)
         await pilot.press("i")
@@ -161,9 +149,8 @@ async def test_filter_sort_hide_idle(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.slow
 async def test_switching_clusters_shows_data_at_once_and_errors_explained() -> None:
-    app, _ = make_app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, _ = sample_app()
+    async with running(app) as pilot:
         await pilot.click("#clusters")
         await pilot.press("down")  # pgdemo-1 -> pgdemo-2
         await pilot.pause()
@@ -182,7 +169,7 @@ async def test_switching_clusters_shows_data_at_once_and_errors_explained() -> N
 
 @pytest.mark.slow
 async def test_blocking_tree_and_all_clusters_view() -> None:
-    app, _ = make_app()
+    app, _ = sample_app()
     async with running(app) as pilot:
         await press(pilot, "b")
         tree = app.activity.blocking_tree
@@ -206,9 +193,8 @@ async def test_blocking_tree_and_all_clusters_view() -> None:
 
 @pytest.mark.slow
 async def test_check_modal_shows_steps() -> None:
-    app, _ = make_app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, _ = sample_app()
+    async with running(app) as pilot:
         app.cluster_list.select("pgdemo-rds")
         await pilot.pause()
         await pilot.press("c")
@@ -225,9 +211,8 @@ async def test_check_modal_shows_steps() -> None:
 
 @pytest.mark.slow
 async def test_cancel_needs_permission_and_confirmation_and_is_recorded() -> None:
-    app, source = make_app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, source = sample_app()
+    async with running(app) as pilot:
         table = app.activity.table
         await pilot.click(ActivityTable, offset=(2, 1))  # a row (the header sorts)
         table.move_cursor(row=index_of_pid(table, 4102))
@@ -261,9 +246,8 @@ async def test_cancel_needs_permission_and_confirmation_and_is_recorded() -> Non
 async def test_pause_interval_refresh() -> None:
     snaps = sample_snapshots()
     second = (replace(snaps[0], activity=snaps[0].activity[:2]), *snaps[1:])
-    app, source = make_app([snaps, second])
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, source = sample_app([snaps, second])
+    async with running(app) as pilot:
         await pilot.press("p")
         assert source.paused and "PAUSED" in "".join(lines(app.query_one("#topbar")))
         await pilot.press("p")
@@ -279,9 +263,8 @@ async def test_pause_interval_refresh() -> None:
 
 @pytest.mark.slow
 async def test_usable_at_80x24_and_zoom() -> None:
-    app, _ = make_app()
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot, app, 3)
+    app, _ = sample_app()
+    async with running(app, size=(80, 24)) as pilot:
         assert app.has_class("-narrow")
         assert app.activity.table.size.height >= 3
         await pilot.click(ActivityTable, offset=(2, 1))  # a row (the header sorts)
@@ -300,7 +283,7 @@ async def test_usable_at_80x24_and_zoom() -> None:
 async def test_top_bar_shows_pause_and_heartbeat_in_every_view(size: tuple[int, int]) -> None:
     snaps = sample_snapshots()
     first = replace(snaps[0], round_ms=310.0, collected_at=fixed_now() - timedelta(seconds=4))
-    app, _ = make_app([(first, *snaps[1:])])
+    app, _ = sample_app([(first, *snaps[1:])])
     async with app.run_test(size=size) as pilot:
         await settle(pilot, app, 3)
         await pilot.press("p")
@@ -319,9 +302,8 @@ async def test_top_bar_shows_pause_and_heartbeat_in_every_view(size: tuple[int, 
 
 
 async def test_quit_exits_zero() -> None:
-    app, _ = make_app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, _ = sample_app()
+    async with running(app) as pilot:
         await pilot.press("q")
         await pilot.pause()
     assert app.return_value == 0
@@ -329,9 +311,8 @@ async def test_quit_exits_zero() -> None:
 
 @pytest.mark.slow
 async def test_events_filter_by_kind_and_user() -> None:
-    app, _ = make_app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, _ = sample_app()
+    async with running(app) as pilot:
         events = app.query_one(EventsTable)
         events.focus()
         await pilot.press("slash")
@@ -357,9 +338,8 @@ async def test_events_filter_by_kind_and_user() -> None:
 
 @pytest.mark.slow
 async def test_mfa_code_asked_in_a_modal_from_a_worker_thread() -> None:
-    app, _ = make_app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, _ = sample_app()
+    async with running(app) as pilot:
         loop = asyncio.get_running_loop()
         answer = loop.run_in_executor(
             None, app._ask_mfa, "Enter MFA code for arn:aws:iam::111111111111:mfa/dba: "
@@ -381,7 +361,7 @@ async def test_mfa_code_asked_in_a_modal_from_a_worker_thread() -> None:
 
 
 def test_every_key_action_is_in_the_command_palette() -> None:
-    app, _ = make_app()
+    app, _ = sample_app()
     titles = {c.title for c in app.get_system_commands(Screen())}
     for wanted in (
         "Help",
@@ -409,18 +389,16 @@ async def test_background_processes_hidden_until_asked() -> None:
         usename=None,
         backend_type="autovacuum worker",
     )
-    app, _ = make_app([(with_activity(snaps[0], (*snaps[0].activity, vacuum)), *snaps[1:])])
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, _ = sample_app([(with_activity(snaps[0], (*snaps[0].activity, vacuum)), *snaps[1:])])
+    async with running(app) as pilot:
         assert 99 not in table_pids(app.activity.table)
         await pilot.press("g")
         assert 99 in table_pids(app.activity.table)
 
 
 async def test_palette_command_runs_its_action() -> None:
-    app, source = make_app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, source = sample_app()
+    async with running(app):
         commands = {c.title: c for c in app.get_system_commands(app.screen)}
         await commands["Sort by pid"].callback()
         assert app.activity.table.sort_column == "pid"
@@ -431,9 +409,8 @@ async def test_palette_command_runs_its_action() -> None:
 @pytest.mark.slow
 async def test_detail_redraws_the_query_only_when_it_changed() -> None:
     first = sample_snapshots()
-    app, source = make_app([first])
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, source = sample_app([first])
+    async with running(app) as pilot:
         table = app.activity.table
         table.focus()
         table.move_cursor(row=index_of_pid(table, 4105))
@@ -459,9 +436,8 @@ async def test_detail_redraws_the_query_only_when_it_changed() -> None:
 
 @pytest.mark.slow
 async def test_detail_copies_full_query_to_clipboard() -> None:
-    app, _ = make_app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, _ = sample_app()
+    async with running(app) as pilot:
         table = app.activity.table
         table.focus()
         table.move_cursor(row=index_of_pid(table, 4107))
@@ -473,8 +449,7 @@ async def test_token_countdown_ticks_with_the_clock() -> None:
     clock = [fixed_now()]
     source = StaticSource([sample_snapshots()])
     app = PgiamApp(source, cluster_configs(), now=lambda: clock[0], tick=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    async with running(app) as pilot:
         assert "11:23" in "\n".join(lines(app.cluster_list))
         clock[0] += timedelta(minutes=10)
         app._tick()
@@ -513,12 +488,8 @@ def test_console_command_bad_config_is_one_line_exit_2(
 
 
 async def test_member_instance_trouble_is_explained() -> None:
-    snaps = sample_snapshots()
-    reader = replace(snaps[0].instances[1], status="reconnecting", error="connection refused (attempt 3)")
-    first = replace(snaps[0], instances=(snaps[0].instances[0], reader))
-    app, _ = make_app([(first, *snaps[1:])])
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, _ = sample_app([with_reconnecting_reader(sample_snapshots())])
+    async with running(app):
         banner = " ".join(" ".join(lines(app.query_one("#activity-error"))).split())
         assert "reader pgdemo-1-reader: reconnecting — connection refused (attempt 3)" in banner
         assert "◐" in "\n".join(lines(app.cluster_list))
@@ -592,9 +563,8 @@ async def test_big_diff_keeps_order_cursor_rendering_and_scroll_range() -> None:
 
 @pytest.mark.slow
 async def test_layout_at_120x40_narrow_cluster_list_and_query_takes_the_rest() -> None:
-    app, _ = make_app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, _ = sample_app()
+    async with running(app) as pilot:
         clusters = app.cluster_list
         assert 30 <= clusters.outer_size.width <= 34
         listed = lines(clusters)
@@ -616,18 +586,16 @@ async def test_layout_at_120x40_narrow_cluster_list_and_query_takes_the_rest() -
         header = lines(table)[0]
         assert "instance" not in header and " db " in header and "query" in header
         assert table.virtual_size.width == table.scrollable_content_region.width
-    app, _ = make_app()
-    async with app.run_test(size=(200, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, _ = sample_app()
+    async with running(app, size=(200, 40)) as pilot:
         header = lines(app.activity.table)[0]
         for label in ("instance", "pid", "user", " db ", "app", "state", "wait", "blk by", "dur", "query"):
             assert label in header, (label, header)
 
 
 async def test_iam_pane_text_keeps_its_spaces() -> None:
-    app, _ = make_app()
-    async with app.run_test(size=(160, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, _ = sample_app()
+    async with running(app, size=(160, 40)):
         title = "".join(lines(app.query_one("#iam-title")))
         assert "IAM auth enabled  resource cluster-" in title
         body = "\n".join(lines(app.query_one("#iam-findings")))

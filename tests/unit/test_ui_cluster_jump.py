@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pgiam_devtools.sample import LONG_NAMES, fixed_now, long_named, long_named_configs, sample_snapshots
 from pgiam_devtools.static_source import StaticSource
-from test_ui_app import lines, settle
 
+from helpers.pilot import lines, running, settle
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.cluster_jump import ClusterJump, find_cluster
 from pgiam_tui.ui.screens.all_sessions import AllSessionsScreen
@@ -71,8 +71,7 @@ async def test_typing_a_name_moves_the_list_and_says_so(size: tuple[int, int]) -
 @pytest.mark.slow
 async def test_any_other_key_ends_the_jump_and_does_its_work() -> None:
     app, _ = _app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    async with running(app) as pilot:
         await pilot.press("apostrophe")
         await _type(pilot, "orders")
         await pilot.pause()

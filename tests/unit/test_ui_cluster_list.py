@@ -17,7 +17,7 @@ from pgiam_devtools.sample import (
 )
 from pgiam_devtools.static_source import StaticSource
 
-from helpers.pilot import lines, settle
+from helpers.pilot import lines, running, settle
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.widgets.cluster_list import middle_cut
 
@@ -65,16 +65,14 @@ async def test_counts_are_never_cut() -> None:
     snaps = sample_snapshots()
     busy = (replace(snaps[0], activity=crowd + idle), *snaps[1:])
     app = PgiamApp(StaticSource([busy]), cluster_configs(), now=fixed_now, tick=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    async with running(app):
         assert any("1001/0/1008" in line for line in lines(app.cluster_list)), lines(app.cluster_list)
 
 
 @pytest.mark.slow
 async def test_health_at_a_glance_second_line() -> None:
     app, source = _app(long=False)
-    async with app.run_test(size=(200, 50)) as pilot:
-        await settle(pilot, app, 3)
+    async with running(app, size=(200, 50)) as pilot:
         text = "\n".join(lines(app.cluster_list))
         assert "query 5m12s" in text and "xact 3m10s" in text and "conn 9/500" in text
         assert "tps" not in text  # one sample: no rate yet, and none guessed
@@ -91,8 +89,7 @@ async def test_health_at_a_glance_second_line() -> None:
 @pytest.mark.slow
 async def test_down_over_a_heading_lands_on_the_next_cluster_every_time() -> None:
     app, _ = _app(long=False, rounds=1)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    async with running(app) as pilot:
         app.cluster_list.focus()
         assert app.selected == "pgdemo-1"
         await pilot.press("down", "down", "down")  # pgdemo-2, over "staging" to pgdemo-rds, stays
@@ -109,8 +106,7 @@ async def test_down_over_a_heading_lands_on_the_next_cluster_every_time() -> Non
 @pytest.mark.slow
 async def test_z_on_the_cluster_list_zooms_that_clusters_activity() -> None:
     app, _ = _app(long=False, rounds=1)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    async with running(app) as pilot:
         app.cluster_list.focus()
         await pilot.press("z")
         await pilot.pause()

@@ -5,23 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from pgiam_devtools.sample import cluster_configs, fixed_now, sample_check, sample_snapshots
-from pgiam_devtools.static_source import StaticSource
 from textual import events
 from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Input
 
+from helpers.pilot import sample_app
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.widgets.activity import ActivityTable
 from pgiam_tui.ui.widgets.events import EventsTable
 
 SIZES = [(80, 24), (120, 40), (200, 50)]
-
-
-def make_app() -> PgiamApp:
-    source = StaticSource([sample_snapshots()], {"pgdemo-rds": sample_check()})
-    return PgiamApp(source, cluster_configs(), now=fixed_now, tick=False)
 
 
 async def until(pilot: Pilot[int], condition: Callable[[], bool], what: str) -> None:
@@ -51,7 +45,7 @@ def burst(app: PgiamApp, text: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("size", SIZES)
 async def test_activity_filters_as_you_type_without_losing_a_key(size: tuple[int, int]) -> None:
-    app = make_app()
+    app = sample_app()[0]
     async with app.run_test(size=size) as pilot:
         await until(pilot, lambda: app.snapshots_seen >= 3, "snapshots")
         table = app.activity.table
@@ -82,7 +76,7 @@ async def test_activity_filters_as_you_type_without_losing_a_key(size: tuple[int
 
 
 async def test_enter_right_after_typing_applies_the_whole_filter() -> None:
-    app = make_app()
+    app = sample_app()[0]
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.snapshots_seen >= 3, "snapshots")
         app.activity.table.focus()
@@ -98,7 +92,7 @@ async def test_enter_right_after_typing_applies_the_whole_filter() -> None:
 
 @pytest.mark.slow
 async def test_events_pane_uses_the_same_language_live() -> None:
-    app = make_app()
+    app = sample_app()[0]
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.snapshots_seen >= 3, "snapshots")
         table = app.query_one(EventsTable)

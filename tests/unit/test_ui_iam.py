@@ -9,7 +9,7 @@ from pgiam_devtools.sample import cluster_configs, fixed_now, sample_snapshots
 from pgiam_devtools.static_source import StaticSource
 from textual.widgets import DataTable
 
-from helpers.pilot import lines, settle
+from helpers.pilot import lines, running, settle
 from pgiam_tui.model import ErrorInfo
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.screens.iam_detail import IamUserScreen
@@ -36,8 +36,7 @@ async def test_member_of_is_never_cut_mid_word(width: int, height: int) -> None:
 @pytest.mark.slow
 async def test_enter_on_an_iam_row_shows_principals_policy_findings_and_last_use() -> None:
     app = _app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    async with running(app) as pilot:
         table = app.query_one("#iam-users", DataTable)
         table.focus()
         table.move_cursor(row=table.get_row_index("pgmonitor"))
@@ -62,8 +61,7 @@ async def test_findings_of_a_cluster_whose_credentials_failed_say_not_read() -> 
         error=ErrorInfo("credentials", "No credentials found", "aws sso login"),
     )
     app = _app((snaps[0], snaps[1], failed))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    async with running(app) as pilot:
         app.cluster_list.select("pgdemo-rds")
         await pilot.pause()
         body = "\n".join(lines(app.query_one("#iam-findings")))

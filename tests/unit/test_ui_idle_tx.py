@@ -11,8 +11,9 @@ from dataclasses import replace
 import pytest
 from pgiam_devtools.sample import HOSTILE_QUERY, cluster_configs, fixed_now, sample_snapshots, session
 from pgiam_devtools.static_source import StaticSource
-from test_ui_app import settle
 
+from helpers.pilot import running, settle
+from helpers.snapshot_variants import without_signal_right
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.screens.idle_tx import IdleTxScreen, idle_tx_older_than, next_threshold
@@ -30,13 +31,8 @@ def _snaps(*, can_signal: bool = True) -> tuple[ClusterSnapshot, ...]:
                 xact_s=720.0),
         session(W, 4181, "oltp_rw_user", "idle", "COMMIT", duration_s=900.0),  # idle, no transaction
     )  # fmt: skip
-    first = replace(snaps[0], activity=snaps[0].activity + extra)
-    if not can_signal:
-        instances = tuple(
-            replace(i, health=replace(i.health, can_signal=False)) if i.health else i for i in first.instances
-        )
-        first = replace(first, instances=instances)
-    return (first, *snaps[1:])
+    with_extra = (replace(snaps[0], activity=snaps[0].activity + extra), *snaps[1:])
+    return with_extra if can_signal else without_signal_right(with_extra)
 
 
 def _app(*, can_signal: bool = True) -> tuple[PgiamApp, StaticSource]:
@@ -112,8 +108,7 @@ async def test_one_confirmation_lists_them_and_y_terminates_exactly_those(size: 
 @pytest.mark.slow
 async def test_refusing_terminates_nothing() -> None:
     app, source = _app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    async with running(app) as pilot:
         for refuse in ("n", "escape"):
             await pilot.press("X")
             await pilot.pause()
@@ -128,8 +123,7 @@ async def test_refusing_terminates_nothing() -> None:
 @pytest.mark.slow
 async def test_gated_like_cancel_and_terminate() -> None:
     app, source = _app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    async with running(app) as pilot:
         app.cluster_list.select("pgdemo-2")  # allow_actions is off there (the default)
         await pilot.pause()
         await pilot.press("X")
@@ -138,8 +132,7 @@ async def test_gated_like_cancel_and_terminate() -> None:
         notes = [str(n.message) for n in app._notifications]
         assert any("terminate is disabled for pgdemo-2: set allow_actions = true" in n for n in notes)
     app, source = _app(can_signal=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    async with running(app) as pilot:
         await pilot.press("X")
         await pilot.pause()
         assert not isinstance(app.screen, IdleTxScreen)
@@ -151,8 +144,7 @@ async def test_gated_like_cancel_and_terminate() -> None:
 @pytest.mark.slow
 async def test_none_old_enough_says_so_and_y_does_nothing() -> None:
     app, source = _app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    async with running(app) as pilot:
         await pilot.press("X")
         for _ in range(6):
             await pilot.press("plus")  # the longest age: 1h

@@ -12,8 +12,8 @@ import pytest
 from pgiam_devtools.sample import cluster_configs, fixed_now, sample_snapshots, session
 from pgiam_devtools.static_source import StaticSource
 from rich.cells import cell_len
-from test_ui_app import lines, settle
 
+from helpers.pilot import lines, running, settle
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.query_display import (
     FULL_INDENT,
@@ -122,8 +122,7 @@ async def test_v_cycles_truncated_wrapped_full(size: tuple[int, int]) -> None:
 
 async def test_hostile_query_stays_plain_text_in_every_display() -> None:
     app = _app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    async with running(app) as pilot:
         table = app.activity.table
         pids = [loc.row.pid for k in table.row_keys if (loc := table.located(k)) is not None]
         hostile = pids.index(4107)

@@ -9,19 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pgiam_devtools.sample import cluster_configs, fixed_now, sample_check, sample_snapshots
-from pgiam_devtools.static_source import StaticSource
 from textual.pilot import Pilot
 
+from helpers.pilot import sample_app
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.widgets.activity import ActivityTable
 
 SnapCompare = Callable[..., bool]
-
-
-def make_app() -> PgiamApp:
-    source = StaticSource([sample_snapshots()], {"pgdemo-rds": sample_check()})
-    return PgiamApp(source, cluster_configs(), now=fixed_now, tick=False)
 
 
 async def loaded(pilot: Pilot[Any]) -> None:
@@ -36,11 +30,11 @@ async def loaded(pilot: Pilot[Any]) -> None:
 
 
 def test_main_screen(snap_compare: SnapCompare) -> None:
-    assert snap_compare(make_app(), terminal_size=(120, 40), run_before=loaded)
+    assert snap_compare(sample_app()[0], terminal_size=(120, 40), run_before=loaded)
 
 
 def test_main_screen_80x24(snap_compare: SnapCompare) -> None:
-    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=loaded)
+    assert snap_compare(sample_app()[0], terminal_size=(80, 24), run_before=loaded)
 
 
 def test_detail_screen(snap_compare: SnapCompare) -> None:
@@ -57,7 +51,7 @@ def test_detail_screen(snap_compare: SnapCompare) -> None:
         await pilot.press("enter")
         await pilot.pause()
 
-    assert snap_compare(make_app(), terminal_size=(120, 40), run_before=open_detail)
+    assert snap_compare(sample_app()[0], terminal_size=(120, 40), run_before=open_detail)
 
 
 def test_iam_pane_with_findings(snap_compare: SnapCompare) -> None:
@@ -68,7 +62,7 @@ def test_iam_pane_with_findings(snap_compare: SnapCompare) -> None:
         await pilot.press("z")
         await pilot.pause()
 
-    assert snap_compare(make_app(), terminal_size=(120, 40), run_before=zoom_iam)
+    assert snap_compare(sample_app()[0], terminal_size=(120, 40), run_before=zoom_iam)
 
 
 def test_check_modal(snap_compare: SnapCompare) -> None:
@@ -83,4 +77,4 @@ def test_check_modal(snap_compare: SnapCompare) -> None:
         await app.workers.wait_for_complete()
         await pilot.pause()
 
-    assert snap_compare(make_app(), terminal_size=(120, 40), run_before=run_check)
+    assert snap_compare(sample_app()[0], terminal_size=(120, 40), run_before=run_check)

@@ -3,13 +3,12 @@ without their live colours, while the rows of the instances that answer keep the
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from pgiam_devtools.sample import sample_snapshots
 from rich.style import Style
-from test_ui_app import make_app, settle
 
+from helpers.pilot import running, sample_app
+from helpers.snapshot_variants import with_reconnecting_reader
 from pgiam_tui.ui.app import PgiamApp
 
 
@@ -22,19 +21,14 @@ def _row_styles(app: PgiamApp, pid: int) -> list[Style]:
 
 @pytest.mark.slow
 async def test_rows_of_a_reconnecting_reader_are_dimmed_the_writers_are_not() -> None:
-    snaps = sample_snapshots()
-    reader = replace(snaps[0].instances[1], status="reconnecting", error="connection refused (attempt 3)")
-    first = replace(snaps[0], instances=(snaps[0].instances[0], reader))
-    app, _ = make_app([(first, *snaps[1:])])
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, 3)
+    app, _ = sample_app([with_reconnecting_reader(sample_snapshots())])
+    async with running(app):
         reader_row = _row_styles(app, 5101)  # active, on the reader: green state when live
         assert reader_row and all(s.dim for s in reader_row), reader_row
         writer_row = _row_styles(app, 4104)  # waiting on a lock, on the writer: its live colour
         assert writer_row and not any(s.dim for s in writer_row)
         assert any(s.color is not None for s in writer_row)
 
-    live, _ = make_app()  # the same reader connected: its row is not dimmed
-    async with live.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, live, 3)
+    live, _ = sample_app()  # the same reader connected: its row is not dimmed
+    async with running(live):
         assert not any(s.dim for s in _row_styles(live, 5101))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pgiam_tui.collect.attempts import failure_counts, join_attempts
 from pgiam_tui.collect.iam_log import parse_iam_line
@@ -171,9 +172,15 @@ def _events(cluster: str) -> tuple[ConnEvent, ...]:
         )
     )
     events.append(
-        ConnEvent(T0 - timedelta(seconds=30), EventKind.CLIENT_CONNECT, "pgmonitor", "demo",
-                  source="client", message=f"connected to {cluster} writer")
-    )  # fmt: skip
+        ConnEvent(
+            T0 - timedelta(seconds=30),
+            EventKind.CLIENT_CONNECT,
+            "pgmonitor",
+            "demo",
+            source="client",
+            message=f"connected to {cluster} writer",
+        )
+    )
     return tuple(events)
 
 
@@ -205,26 +212,66 @@ def _iam(resource_id: str, *, enabled: bool = True) -> IamSnapshot:
         user="report_user",
     )
     users = (
-        DbUser("pgmonitor", True, ("pg_monitor", "rds_iam"), True,
-               iam_principals=(Grant(f"{role}/pg-monitor-role", "pg-db-monitor-policy",
-                                     "arn:aws:rds-db:us-east-1:111111111111:dbuser:*/pgmonitor",
-                                     last_used=T0 - timedelta(minutes=2)),),
-               findings=(wildcard,)),
-        DbUser("oltp_rw_user", True, ("oltp_rw_role", "rds_iam"), True,
-               iam_principals=(Grant(f"{role}/pgdemo-oltp-rw-role", "pgdemo-oltp-rw-policy",
-                                     f"arn:aws:rds-db:us-east-1:111111111111:dbuser:{resource_id}/oltp_rw_user",
-                                     last_used=T0 - timedelta(minutes=1)),)),
-        DbUser("oltp_ro_user", True, ("oltp_ro_role", "rds_iam"), True,
-               iam_principals=(Grant(f"{role}/pgdemo-oltp-ro-role", "pgdemo-oltp-ro-policy",
-                                     f"arn:aws:rds-db:us-east-1:111111111111:dbuser:{resource_id}/oltp_ro_user",
-                                     last_used=T0 - timedelta(days=90)),),
-               findings=(unused,)),
+        DbUser(
+            "pgmonitor",
+            True,
+            ("pg_monitor", "rds_iam"),
+            True,
+            iam_principals=(
+                Grant(
+                    f"{role}/pg-monitor-role",
+                    "pg-db-monitor-policy",
+                    "arn:aws:rds-db:us-east-1:111111111111:dbuser:*/pgmonitor",
+                    last_used=T0 - timedelta(minutes=2),
+                ),
+            ),
+            findings=(wildcard,),
+        ),
+        DbUser(
+            "oltp_rw_user",
+            True,
+            ("oltp_rw_role", "rds_iam"),
+            True,
+            iam_principals=(
+                Grant(
+                    f"{role}/pgdemo-oltp-rw-role",
+                    "pgdemo-oltp-rw-policy",
+                    f"arn:aws:rds-db:us-east-1:111111111111:dbuser:{resource_id}/oltp_rw_user",
+                    last_used=T0 - timedelta(minutes=1),
+                ),
+            ),
+        ),
+        DbUser(
+            "oltp_ro_user",
+            True,
+            ("oltp_ro_role", "rds_iam"),
+            True,
+            iam_principals=(
+                Grant(
+                    f"{role}/pgdemo-oltp-ro-role",
+                    "pgdemo-oltp-ro-policy",
+                    f"arn:aws:rds-db:us-east-1:111111111111:dbuser:{resource_id}/oltp_ro_user",
+                    last_used=T0 - timedelta(days=90),
+                ),
+            ),
+            findings=(unused,),
+        ),
         DbUser("app_password_user", False, (), True),
-        DbUser("report_user", False, (), True,
-               iam_principals=(Grant(f"{role}/report-role", "report-policy",
-                                     f"arn:aws:rds-db:us-east-1:111111111111:dbuser:{resource_id}/report_user"),),
-               findings=(no_iam,)),
-    )  # fmt: skip
+        DbUser(
+            "report_user",
+            False,
+            (),
+            True,
+            iam_principals=(
+                Grant(
+                    f"{role}/report-role",
+                    "report-policy",
+                    f"arn:aws:rds-db:us-east-1:111111111111:dbuser:{resource_id}/report_user",
+                ),
+            ),
+            findings=(no_iam,),
+        ),
+    )
     series = {
         "IamDbAuthConnectionRequests": (10, 12, 9, 14, 11, 13, 30, 12, 10, 11, 12, 9),
         "IamDbAuthConnectionSuccess": (10, 12, 9, 14, 11, 13, 22, 12, 10, 11, 12, 9),
@@ -238,9 +285,13 @@ def _iam(resource_id: str, *, enabled: bool = True) -> IamSnapshot:
         series={k: tuple(float(x) for x in v) for k, v in series.items()},
     )
     assume = (
-        AssumeRoleEvent(T0 - timedelta(minutes=3), "222222222222", "198.51.100.7",
-                        "arn:aws:sts::222222222222:assumed-role/pg-mgmt-role/i-0abc"),
-    )  # fmt: skip
+        AssumeRoleEvent(
+            T0 - timedelta(minutes=3),
+            "222222222222",
+            "198.51.100.7",
+            "arn:aws:sts::222222222222:assumed-role/pg-mgmt-role/i-0abc",
+        ),
+    )
     return IamSnapshot(
         iam_auth_enabled=enabled,
         resource_id=resource_id,
@@ -268,8 +319,8 @@ def _connected(name: str, role: InstanceRole, host: str, health: ServerHealth) -
     return InstanceInfo(name, role, host, 5432, "connected", health=health)
 
 
-def _healthy(name: str, region: str, token_left: timedelta) -> ClusterSnapshot:
-    """A cluster of the prod group that answered this round, before its own parts are put in."""
+def _healthy(name: str, region: str, token_left: timedelta, **parts: Any) -> ClusterSnapshot:
+    """A cluster of the prod group that answered this round, with its own PARTS (instances, activity, ...)."""
     return ClusterSnapshot(
         name=name,
         status="ok",
@@ -280,20 +331,31 @@ def _healthy(name: str, region: str, token_left: timedelta) -> ClusterSnapshot:
         identity_arn=MONITOR_ARN,
         server_version="15.8",
         token_expires_at=T0 + token_left,
+        **parts,
     )
 
 
 def sample_snapshots() -> tuple[ClusterSnapshot, ...]:
     """Three clusters: a busy healthy one, a quiet one, and one that cannot connect."""
     attempts = _attempts(_events("pgdemo-1"))
-    first = replace(
-        _healthy("pgdemo-1", "us-east-1", timedelta(minutes=11, seconds=23)),
+    first = _healthy(
+        "pgdemo-1",
+        "us-east-1",
+        timedelta(minutes=11, seconds=23),
         endpoint="pgdemo-1.cluster-abc.us-east-1.rds.amazonaws.com",
         instances=(
-            _connected("pgdemo-1-writer", "writer", "pgdemo-1-writer.abc.rds.amazonaws.com",
-                       ServerHealth(T0, 500, 9, 1_250_000, False, None)),
-            _connected("pgdemo-1-reader", "reader", "pgdemo-1-reader.abc.rds.amazonaws.com",
-                       ServerHealth(T0, 500, 3, 80_000, True, 0.02)),
+            _connected(
+                "pgdemo-1-writer",
+                "writer",
+                "pgdemo-1-writer.abc.rds.amazonaws.com",
+                ServerHealth(T0, 500, 9, 1_250_000, False, None),
+            ),
+            _connected(
+                "pgdemo-1-reader",
+                "reader",
+                "pgdemo-1-reader.abc.rds.amazonaws.com",
+                ServerHealth(T0, 500, 3, 80_000, True, 0.02),
+            ),
         ),
         activity=_activity("pgdemo-1-writer", "pgdemo-1-reader"),
         events=_events("pgdemo-1"),
@@ -301,20 +363,32 @@ def sample_snapshots() -> tuple[ClusterSnapshot, ...]:
         failures=failure_counts(attempts, now=T0),
         iam=_iam("cluster-ABCDEFGHIJKL0123456789"),
         actions_allowed=True,
-    )  # fmt: skip
-    second = replace(
-        _healthy("pgdemo-2", "us-east-2", timedelta(minutes=14, seconds=2)),
+    )
+    second = _healthy(
+        "pgdemo-2",
+        "us-east-2",
+        timedelta(minutes=14, seconds=2),
         instances=(
-            _connected("pgdemo-2-writer", "writer", "pgdemo-2-writer.def.rds.amazonaws.com",
-                       ServerHealth(T0, 100, 2, 5_000, False, None)),
+            _connected(
+                "pgdemo-2-writer",
+                "writer",
+                "pgdemo-2-writer.def.rds.amazonaws.com",
+                ServerHealth(T0, 100, 2, 5_000, False, None),
+            ),
         ),
         activity=(
-            session("pgdemo-2-writer", 7001, "oltp_ro_user", "active", "SELECT * FROM pgdemo.orders",
-                    duration_s=0.2),
+            session(
+                "pgdemo-2-writer",
+                7001,
+                "oltp_ro_user",
+                "active",
+                "SELECT * FROM pgdemo.orders",
+                duration_s=0.2,
+            ),
             session("pgdemo-2-writer", 7002, "pgmonitor", "idle", "SELECT 1"),
         ),
         iam=_iam("cluster-ZYXWVUTSRQPO9876543210"),
-    )  # fmt: skip
+    )
     third = ClusterSnapshot(
         name="pgdemo-rds",
         status="error",

@@ -15,7 +15,7 @@ from typing import Any
 from pgiam_sandbox.errors import SandboxError
 from pgiam_sandbox.fake_aws import DB_ACCOUNT, ClusterSpec, SeededCluster, SeedResult, StaticKey, client_for
 from pgiam_sandbox.idle_sessions import IdleSessions, headroom
-from pgiam_sandbox.server_plan import DEFAULT_MAX_SERVERS, plan_servers
+from pgiam_sandbox.server_plan import DEFAULT_MAX_SERVERS, ServerSlot, plan_servers
 from pgiam_sandbox.topology import SandboxCluster, SandboxInstance, Switches
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,6 @@ class Runtime:
         self.diagnostic_log = diagnostic_log
         self.servers: dict[str, Any] = {}  # instance id -> LocalPostgres
         self._template: Any = None
-        self._cloned: list[Any] = []  # every server copied from the template, started or not
         self._front_doors: list[Any] = []
         self._log_sinks: list[Any] = []
         self._verifier: Any = None
@@ -77,27 +76,26 @@ class Runtime:
         self._template = LocalPostgres.init_template(pg_root / "_template", bindir=self.bindir)
         wanted = [pair for spec in specs for pair in instance_ids(spec)]
         plan = plan_servers(wanted, self.max_servers)
-        slots = {plan[instance_id].name: plan[instance_id] for instance_id, _read_only in wanted}
+        instances_of: dict[ServerSlot, list[str]] = {}  # server slot -> the instance ids it serves
+        for instance_id, _read_only in wanted:
+            instances_of.setdefault(plan[instance_id], []).append(instance_id)
 
-        def clone_and_start(slot: Any) -> Any:
+        def clone_and_start(slot: ServerSlot) -> None:
             server = LocalPostgres.clone(self._template, pg_root / slot.name, read_only=slot.read_only)
             if self.sessions:
                 server.max_connections = headroom(self.sessions)
             with self._lock:  # known before it starts: stop() stops it even if a sibling fails
-                self._cloned.append(server)
+                for instance_id in instances_of[slot]:
+                    self.servers[instance_id] = server
             server.start()
-            return server
 
         # Copies (cp) and starts (waiting for "ready to accept connections") of every server overlap.
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-pg") as pool:
-            futures = {name: pool.submit(clone_and_start, slot) for name, slot in slots.items()}
-            by_slot = {name: future.result() for name, future in futures.items()}
-        for instance_id, _read_only in wanted:
-            with self._lock:
-                self.servers[instance_id] = by_slot[plan[instance_id].name]
+            for future in [pool.submit(clone_and_start, slot) for slot in instances_of]:
+                future.result()
         if self.sessions:
             self._idle = IdleSessions()
-            for server in by_slot.values():
+            for server in self.unique_servers():
                 self._idle.open(f"{server.socket_dir}/.s.PGSQL.{server.port}", self.sessions)
         self._reaper = threading.Thread(target=self._reap_forever, name="sandbox-reaper", daemon=True)
         self._reaper.start()
@@ -303,9 +301,7 @@ class Runtime:
             except Exception as exc:
                 errors.append(f"idle sessions: {exc}")
             self._idle = None
-        with self._lock:
-            cloned, self._cloned = self._cloned, []
-        servers = list({id(s): s for s in [*self.unique_servers(), *cloned]}.values())
+        servers = self.unique_servers()
         if self._template is not None:
             servers.append(self._template)
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-pg-stop") as pool:

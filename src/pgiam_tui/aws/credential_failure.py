@@ -15,10 +15,10 @@ import botocore.exceptions as bx
 import botocore.httpsession
 import botocore.session
 
-from pgiam_tui.aws.errors import AwsCredentialError, classify_aws_error, is_timeout
+from pgiam_tui.aws.errors import AwsCredentialError, classify_aws_error
 from pgiam_tui.aws.profile_dry_run import dry_run
 
-__all__ = ["credential_failure", "imds_reason", "is_timeout"]
+__all__ = ["credential_failure", "imds_reason"]
 
 _CREDENTIAL_KINDS = frozenset({"unknown_profile", "sso_expired", "imds_unreachable", "no_credentials"})
 _BOTOCORE_CREDENTIAL_ERRORS = (

@@ -17,9 +17,9 @@ from typing import Any, ClassVar
 import boto3
 import botocore.exceptions
 
-from pgiam_tui.aws.credential_failure import is_timeout
-from pgiam_tui.aws.errors import describe_aws_error
+from pgiam_tui.aws.errors import describe_aws_error, is_timeout
 from pgiam_tui.aws.policy import CONNECT_ACTION, MatchedStatement, NamedPolicy, connect_grants, evaluate
+from pgiam_tui.aws.session import cached_client
 from pgiam_tui.collect.iam_log import IAM_CODE_KINDS, parse_iam_line
 from pgiam_tui.errors import PgiamError
 from pgiam_tui.textsafe import clip
@@ -88,7 +88,8 @@ def newest_iam_log_line(
     CloudWatch delivers log events with a delay, so we look a few times within WAIT_S before saying "none".
     EvidenceUnavailable when the group cannot be read.
     """
-    logs = session.client("logs", region_name=region)
+    # the shared client: our timeouts (5 s connect, 20 s read), the request budget, made once per process
+    logs = cached_client(session, "logs", region)
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -155,7 +156,7 @@ def _doc(document: Any) -> Any:
 
 def principal_policies(session: boto3.Session, principal: Principal) -> list[NamedPolicy]:
     """Attached and inline identity policies of PRINCIPAL (a user's groups included)."""
-    iam: Any = session.client("iam")
+    iam: Any = cached_client(session, "iam", None)
     policies: list[NamedPolicy] = []
     try:
         if principal.kind == "role":

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
-from pgiam_tui.aws.credential_failure import credential_failure, is_timeout
+from pgiam_tui.aws.credential_failure import credential_failure
 from pgiam_tui.aws.endpoints import RDS_CA_BUNDLE_URL
-from pgiam_tui.aws.errors import AwsCredentialError, DiscoveryError, classify_aws_error
+from pgiam_tui.aws.errors import AwsCredentialError, DiscoveryError, classify_aws_error, is_timeout
 from pgiam_tui.diagnose.causes import Diagnosis
 from pgiam_tui.diagnose.context import SKEW_LIMIT_S, CheckContext
 from pgiam_tui.diagnose.probe import is_ip
