@@ -16,9 +16,10 @@ from pgiam_sandbox.idle_sessions import IdleSessions, headroom
 from pgiam_sandbox.postgres import LocalPostgres
 
 from helpers.faults import Snapshots, record_figure
+from helpers.local_pg import password_cluster
 from helpers.memory_keyring import MemoryKeyring, installed_keyring
 from pgiam_tui.aws.session import SessionFactory
-from pgiam_tui.config import ClusterConfig, Config
+from pgiam_tui.config import Config
 from pgiam_tui.model import ClusterSnapshot
 from pgiam_tui.monitor import Monitor
 
@@ -52,17 +53,7 @@ def crowded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]
 
 
 async def test_fifteen_hundred_sessions_on_one_server(crowded: LocalPostgres, tmp_path: Path) -> None:
-    cfg = ClusterConfig(
-        name="crowded",
-        region="us-east-1",
-        endpoint="crowded.db.local",
-        hostaddr="127.0.0.1",
-        local_port=crowded.port,
-        database="demo",
-        user=MON_USER,
-        auth="password",
-        sslmode="disable",
-    )
+    cfg = password_cluster("crowded", crowded.port, MON_USER)
     config = Config(path=None, clusters=(replace(cfg, refresh_s=0.5),))
     seen = Snapshots()
     with installed_keyring(MemoryKeyring()) as ring:

@@ -24,6 +24,7 @@ from pgiam_sandbox.postgres import LocalPostgres
 
 from helpers.check_support import RefusedPort
 from helpers.local_pg import running_postgres
+from helpers.memory_keyring import FileKeyring
 
 if TYPE_CHECKING:
     from pgiam_sandbox import Sandbox
@@ -31,40 +32,9 @@ if TYPE_CHECKING:
     from pgiam_tui.model import ClusterSnapshot
 
 PGIAM = str(Path(sys.executable).with_name("pgiam-tui"))
+TESTS = Path(__file__).resolve().parents[1]
 APP_USER = "app_password_user"
 APP_PASSWORD = "app-password"
-
-_FILE_KEYRING = '''
-"""A file-backed keyring backend for tests (selected with PYTHON_KEYRING_BACKEND)."""
-import json, os
-from keyring.backend import KeyringBackend
-
-
-class FileKeyring(KeyringBackend):
-    priority = 1
-
-    def _load(self):
-        try:
-            with open(os.environ["TEST_KEYRING_FILE"]) as f:
-                return json.load(f)
-        except FileNotFoundError:
-            return {}
-
-    def get_password(self, service, username):
-        return self._load().get(f"{service}/{username}")
-
-    def set_password(self, service, username, password):
-        data = self._load()
-        data[f"{service}/{username}"] = password
-        with open(os.environ["TEST_KEYRING_FILE"], "w") as f:
-            json.dump(data, f)
-
-    def delete_password(self, service, username):
-        data = self._load()
-        data.pop(f"{service}/{username}", None)
-        with open(os.environ["TEST_KEYRING_FILE"], "w") as f:
-            json.dump(data, f)
-'''
 
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -131,13 +101,12 @@ def _direct_setup(tmp_path: Path, pg: LocalPostgres, extra: str = "") -> tuple[P
         )
         + extra
     )
-    (tmp_path / "testkeyring.py").write_text(_FILE_KEYRING)
     env = _clean_env(tmp_path)
-    env["PYTHONPATH"] = str(tmp_path)
-    env["PYTHON_KEYRING_BACKEND"] = "testkeyring.FileKeyring"
-    env["TEST_KEYRING_FILE"] = str(tmp_path / "keyring.json")
+    env["PYTHONPATH"] = str(TESTS)  # helpers.memory_keyring
+    env["PYTHON_KEYRING_BACKEND"] = "helpers.memory_keyring.FileKeyring"
+    env[FileKeyring.ENV] = str(tmp_path / "keyring.json")
     (tmp_path / "keyring.json").write_text(
-        json.dumps({"pgiam-tui/local-a": APP_PASSWORD, "pgiam-tui/local-down": APP_PASSWORD})
+        json.dumps({"pgiam-tui\0local-a": APP_PASSWORD, "pgiam-tui\0local-down": APP_PASSWORD})
     )
     return config, env
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from pgiam_sandbox.postgres import LocalPostgres
 
+from pgiam_tui.config import ClusterConfig
 from pgiam_tui.db.connection import Credential, InstanceConnection
 from pgiam_tui.db.conninfo import ConnTarget
 
@@ -58,3 +61,20 @@ def password(value: str) -> Callable[[], Awaitable[Credential]]:
 def monitor_connection(pg: LocalPostgres) -> InstanceConnection:
     """The monitoring user's InstanceConnection to PG over its Unix socket (trust: the password is unused)."""
     return InstanceConnection(local_target(pg), password("unused-over-trust"))
+
+
+def password_cluster(name: str, port: int | None, user: str, **changes: Any) -> ClusterConfig:
+    """Cluster NAME as the console sees it: one PostgreSQL on loopback PORT (behind a made-up endpoint), USER
+    logging in with a password from the keyring, no TLS; CHANGES on top."""
+    cfg = ClusterConfig(
+        name=name,
+        region="us-east-1",
+        endpoint=f"{name}.db.local",
+        hostaddr="127.0.0.1",
+        local_port=port,
+        database="demo",
+        user=user,
+        auth="password",
+        sslmode="disable",
+    )
+    return replace(cfg, **changes)

@@ -1,5 +1,5 @@
 """The real `pgiam-tui` console script: config errors are one line and exit 2; `password set/delete`
-stores in the OS keyring (a keyring backend defined here, the library's own extension point), prompting
+stores in the OS keyring (helpers.memory_keyring's backends, the library's own extension point), prompting
 without echo on a terminal."""
 
 from __future__ import annotations
@@ -16,54 +16,14 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import keyring
-import keyring.backend
-import keyring.errors
 import pytest
 
-from helpers.memory_keyring import installed_keyring
+from helpers.memory_keyring import MemoryKeyring, installed_keyring
 from pgiam_tui import secrets
 from pgiam_tui.commands import password as password_command
 
 BIN = Path(sys.executable).parent
 TESTS = Path(__file__).resolve().parent
-
-
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    """A keyring that keeps secrets in a dict (or a JSON file named by $PGIAM_TEST_KEYRING, so that a
-    `pgiam-tui` subprocess and the test see the same store)."""
-
-    priority = 1
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.store: dict[str, str] = {}
-
-    def _load(self) -> dict[str, str]:
-        path = os.environ.get("PGIAM_TEST_KEYRING")
-        if path and Path(path).exists():
-            return dict(json.loads(Path(path).read_text(encoding="utf-8")))
-        return self.store
-
-    def _save(self, data: dict[str, str]) -> None:
-        path = os.environ.get("PGIAM_TEST_KEYRING")
-        if path:
-            Path(path).write_text(json.dumps(data), encoding="utf-8")
-        self.store = data
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self._load().get(f"{service}\0{username}")
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        data = self._load()
-        data[f"{service}\0{username}"] = password
-        self._save(data)
-
-    def delete_password(self, service: str, username: str) -> None:
-        data = self._load()
-        if data.pop(f"{service}\0{username}", None) is None:
-            raise keyring.errors.PasswordDeleteError("not found")
-        self._save(data)
 
 
 CONFIG = """
@@ -198,7 +158,7 @@ def test_password_set_get_delete(
 ) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO("s3cret-pw\n"))
     assert run_password(config, "set", "legacy", "--stdin") == 0
-    assert memory_keyring.store == {"pgiam-tui\0legacy": "s3cret-pw"}
+    assert memory_keyring.store == {("pgiam-tui", "legacy"): "s3cret-pw"}
     assert secrets.get_password("legacy") == "s3cret-pw"
     assert run_password(config, "delete", "legacy") == 0
     assert secrets.get_password("legacy") is None
@@ -257,8 +217,8 @@ def test_password_prompt_on_a_terminal_does_not_echo(config: Path, tmp_path: Pat
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         PGIAM_TEST_KEYRING=str(store),
-        PYTHON_KEYRING_BACKEND="test_cli_basic.MemoryKeyring",
-        PYTHONPATH=os.pathsep.join([str(TESTS), str(TESTS.parent)]),
+        PYTHON_KEYRING_BACKEND="helpers.memory_keyring.FileKeyring",
+        PYTHONPATH=str(TESTS.parent),
     )
     pid, fd = pty.fork()
     if pid == 0:  # child: the real console script on a terminal

@@ -17,11 +17,12 @@ import botocore.session
 import pytest
 
 from helpers.aws_env import only_these_aws_files
+from helpers.check_support import RefusedPort
 from pgiam_tui.aws import session as aws_session
 from pgiam_tui.aws.credential_failure import credential_failure
 from pgiam_tui.aws.session import SessionFactory
 from pgiam_tui.config import parse_config
-from pgiam_tui.diagnose import run_check
+from pgiam_tui.diagnose import CheckResult, CheckStep, run_check
 
 AWS_CONFIG = """
 [profile on-ec2]
@@ -98,12 +99,11 @@ def aws_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def closed_port_url() -> str:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return f"http://127.0.0.1:{port}/"
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """A URL whose port refuses every connection (held by the test, so no other process can listen there)."""
+    with RefusedPort() as port:
+        yield f"http://127.0.0.1:{port}/"
 
 
 @pytest.fixture
@@ -135,8 +135,8 @@ def botocore_failure(profile: str) -> BaseException:
     raise AssertionError("botocore found credentials")
 
 
-def test_refused_imds_is_named(aws_files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", closed_port_url())
+def test_refused_imds_is_named(aws_files: Path, monkeypatch: pytest.MonkeyPatch, refused_url: str) -> None:
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", refused_url)
     exc = botocore_failure("on-ec2")
     assert "No credentials found" in str(exc)  # all botocore says
     err = credential_failure(exc, "on-ec2")
@@ -162,14 +162,23 @@ def test_not_a_credentials_problem_is_left_alone() -> None:
     assert credential_failure(ValueError("x"), "p") is None
 
 
-async def test_check_reports_imds_outage_under_credentials(
-    aws_files: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", closed_port_url())
-    cfg = parse_config(CLUSTERS, aws_files / "profiles.toml").cluster("via-ec2")
+async def _check_failing_at_credentials(
+    aws_files: Path, name: str
+) -> tuple[CheckResult, dict[str, CheckStep]]:
+    """`check` of cluster NAME of CLUSTERS (a private CLI cache), which must fail at its credentials step:
+    the result and its steps by name."""
+    cfg = parse_config(CLUSTERS, aws_files / "profiles.toml").cluster(name)
     result = await run_check(cfg, SessionFactory(cache_dir=aws_files / "cache"))
     steps = {s.name: s for s in result.steps}
     assert steps["credentials"].status == "failed", result.steps
+    return result, steps
+
+
+async def test_check_reports_imds_outage_under_credentials(
+    aws_files: Path, monkeypatch: pytest.MonkeyPatch, refused_url: str
+) -> None:
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", refused_url)
+    result, steps = await _check_failing_at_credentials(aws_files, "via-ec2")
     assert result.cause == "imds_unreachable"
     assert "cannot be reached" in (steps["credentials"].detail or "")
     assert steps["discovery"].status == "skipped"
@@ -183,10 +192,7 @@ async def test_check_reports_a_stalled_sts_as_a_timeout(
     monkeypatch.setattr(
         aws_session, "_CLIENT_CONFIG", botocore.config.Config(connect_timeout=1, read_timeout=1)
     )
-    cfg = parse_config(CLUSTERS, aws_files / "profiles.toml").cluster("via-static")
-    result = await run_check(cfg, SessionFactory(cache_dir=aws_files / "cache"))
-    steps = {s.name: s for s in result.steps}
-    assert steps["credentials"].status == "failed", result.steps
+    result, steps = await _check_failing_at_credentials(aws_files, "via-static")
     assert result.cause == "aws_timeout"
     assert "did not answer in time" in (steps["credentials"].detail or "")
     assert "permission" not in (result.fix or "").replace("says nothing about permissions", "")

@@ -16,11 +16,11 @@ from pgiam_sandbox.postgres import LocalPostgres
 from psycopg import sql
 
 from helpers.aws_env import only_these_aws_files
-from helpers.local_pg import running_postgres
+from helpers.local_pg import password_cluster, running_postgres
 from helpers.memory_keyring import MemoryKeyring, installed_keyring
 from helpers.pilot import wait_for
 from pgiam_tui.aws.session import SessionFactory
-from pgiam_tui.config import ClusterConfig, Config
+from pgiam_tui.config import Config
 from pgiam_tui.ui.app import PgiamApp
 from pgiam_tui.ui.screens.idle_tx import IdleTxScreen
 from pgiam_tui.ui.source import MonitorSource
@@ -53,19 +53,7 @@ def no_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def _app(server: LocalPostgres, tmp_path: Path) -> PgiamApp:
-    cfg = ClusterConfig(
-        name=CLUSTER,
-        region="us-east-1",
-        endpoint="local-pg.db.local",
-        hostaddr="127.0.0.1",
-        local_port=server.port,
-        database="demo",
-        user=MON_USER,
-        auth="password",
-        sslmode="disable",
-        allow_actions=True,
-        refresh_s=0.5,
-    )
+    cfg = password_cluster(CLUSTER, server.port, MON_USER, allow_actions=True, refresh_s=0.5)
     source = MonitorSource(
         Config(path=None, clusters=(cfg,)),
         SessionFactory(cache_dir=tmp_path / "cache"),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from helpers.check_support import RefusedPort
 
 # Runs `pgiam-tui ARGS...` through the real entry point (every command's parser is registered, `sandbox` and
 # `demo` included), then reports the exit code and the loaded modules that matter (textual/rich, our UI, the
@@ -42,9 +43,8 @@ print(json.dumps({{"code": code, "loaded": loaded}}))
 @pytest.fixture(scope="module")
 def closed_port() -> Iterator[int]:
     """A loopback port that is bound but never listens: every connection to it is refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield int(sock.getsockname()[1])
+    with RefusedPort() as port:
+        yield port
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import asyncio
 import json
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import pytest
 from pgiam_sandbox.postgres import LocalPostgres
 
 from helpers import faults
+from helpers.local_pg import password_cluster
 from helpers.memory_keyring import MemoryKeyring, installed_keyring
 from pgiam_tui.aws.session import SessionFactory
 from pgiam_tui.config import ClusterConfig, Config, ConfigError
@@ -67,22 +67,8 @@ def passwords() -> Iterator[MemoryKeyring]:
 
 
 def _cluster(name: str, port: int | None, **over: Any) -> ClusterConfig:
-    cfg = ClusterConfig(
-        name=name,
-        region="us-east-1",
-        endpoint=f"{name}.db.local",
-        port=5432,
-        hostaddr="127.0.0.1",
-        local_port=port,
-        database="demo",
-        user=MON_USER,
-        auth="password",
-        sslmode="disable",
-        connect_timeout_s=2.0,
-        statement_timeout_ms=2000,
-        refresh_s=0.5,
-    )
-    return replace(cfg, **over)
+    quick = {"connect_timeout_s": 2.0, "statement_timeout_ms": 2000, "refresh_s": 0.5}
+    return password_cluster(name, port, MON_USER, **{**quick, **over})
 
 
 def _config(*clusters: ClusterConfig) -> Config:
